@@ -1,0 +1,56 @@
+# The appliance's build. `make run` serves; `make test` passes the tests. Both install what they need.
+SHELL := /bin/bash
+CONFIG ?= Release
+DOTNET ?= dotnet
+APPLIANCE := server/Appliance.Server/bin/$(CONFIG)/net10.0/appliance.dll
+export DOTNET_CLI_TELEMETRY_OPTOUT := 1
+export DOTNET_NOLOGO := 1
+
+.PHONY: all build restore run test check bench publish format-check peers clean sdk
+
+all: build
+
+sdk:
+	@command -v $(DOTNET) >/dev/null || { echo "make: the .NET 10 SDK (dotnet) is not installed. Install it: https://learn.microsoft.com/dotnet/core/install/linux-debian"; exit 1; }
+
+restore: sdk
+	$(DOTNET) restore Appliance.sln --verbosity quiet
+
+build: restore
+	$(DOTNET) build Appliance.sln -c $(CONFIG) --no-restore --nologo -v quiet -clp:NoSummary
+
+## run: serve the embedded default (NTP on 127.0.0.1:11123 and [::1]:11123, metrics on 127.0.0.1:9975).
+##      Pass arguments with ARGS, e.g. make run ARGS="--config my.yaml"
+run: sdk
+	$(DOTNET) build server/Appliance.Server -c $(CONFIG) --nologo -v quiet -clp:NoSummary
+	$(DOTNET) $(APPLIANCE) serve $(ARGS)
+
+## peers: install the real peers the tests use (apt: chrony, ntpsec-ntpdig, ...; NTPsec's ntpq extracted)
+peers:
+	tests/peers/install.sh
+
+TEST_PROJECTS := $(sort $(wildcard tests/*.Tests/*.csproj))
+
+## test: every test project, one after the other (they share two cores); TRX results in out/test-results
+test: peers build
+	rm -rf out/test-results
+	@rc=0; for p in $(TEST_PROJECTS); do \
+	  n=$$(basename $$p .csproj); echo "== $$n"; \
+	  $(DOTNET) test $$p -c $(CONFIG) --no-build --nologo --logger "trx;LogFileName=$$n.trx" \
+	    --logger "console;verbosity=normal" --results-directory out/test-results | grep -vE '^\s+Passed |^$$' || rc=1; \
+	done; exit $$rc
+
+## bench: BenchmarkDotNet suites; results to docs/benchmarks.md
+bench: build
+	tests/Appliance.Benchmarks/bench.sh
+
+## publish: the self-contained `appliance` executable at out/bin/appliance
+publish: restore
+	$(DOTNET) publish server/Appliance.Server -c Release -r linux-x64 --self-contained -o out/bin --nologo -v quiet
+
+format-check: restore
+	$(DOTNET) format Appliance.sln --verify-no-changes --no-restore
+
+clean:
+	rm -rf out
+	$(DOTNET) clean Appliance.sln -v quiet

@@ -1,0 +1,47 @@
+using Appliance.Protocol;
+using Appliance.Timestamping;
+
+namespace Appliance.Engine;
+
+/// <summary>
+/// One worker's counters. Written by that worker alone with plain increments (DESIGN.md boundary 5:
+/// one increment on the hot path); read at scrape time, where a slightly stale value is fine
+/// (64-bit reads are atomic on x86-64).
+/// </summary>
+public sealed class WorkerCounters
+{
+    private readonly long[] _outcomes = new long[OutcomeNames.ActionCount * OutcomeNames.ReasonCount];
+    private readonly long[] _timestampSources = new long[3];
+    private long _received;
+    private long _sendErrors;
+    private long _receiveErrors;
+    private long _allocatedBytes;
+
+    public long Received => Volatile.Read(ref _received);
+    public long SendErrors => Volatile.Read(ref _sendErrors);
+    public long ReceiveErrors => Volatile.Read(ref _receiveErrors);
+
+    /// <summary>Packets whose receive time came from <paramref name="source"/>.</summary>
+    public long Timestamps(TimestampSource source) => Volatile.Read(ref _timestampSources[(int)source]);
+
+    /// <summary>Bytes this worker's thread has allocated since it started (GC.GetAllocatedBytesForCurrentThread).</summary>
+    public long AllocatedBytes => Volatile.Read(ref _allocatedBytes);
+
+    public long Get(ResponseAction action, ResponseReason reason) =>
+        Volatile.Read(ref _outcomes[Index(action, reason)]);
+
+    public void CountReceived(int packets) => _received += packets;
+
+    public void Count(Outcome outcome) => _outcomes[Index(outcome.Action, outcome.Reason)]++;
+
+    public void CountSendErrors(int errors) => _sendErrors += errors;
+
+    public void CountReceiveError() => _receiveErrors++;
+
+    public void CountTimestamp(TimestampSource source) => _timestampSources[(int)source]++;
+
+    public void SetAllocatedBytes(long bytes) => Volatile.Write(ref _allocatedBytes, bytes);
+
+    private static int Index(ResponseAction action, ResponseReason reason) =>
+        ((int)action * OutcomeNames.ReasonCount) + (int)reason;
+}

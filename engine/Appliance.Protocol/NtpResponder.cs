@@ -1,0 +1,125 @@
+using System.Buffers.Binary;
+
+namespace Appliance.Protocol;
+
+/// <summary>
+/// The server side of NTP (RFC 5905 §8, §9.2 "fast_xmit"): turns one client request into a response in
+/// place, or into nothing. Pure and allocation-free: the caller passes the receive time, the current
+/// <see cref="ServerState"/> and the policy, and stamps the transmit time as late as possible with
+/// <see cref="StampTransmit"/>.
+/// </summary>
+public static class NtpResponder
+{
+    /// <summary>Length of a crypto-NAK MAC: a key id of zero and no digest (RFC 5905 §7.3).</summary>
+    public const int CryptoNakLength = 4;
+
+    /// <summary>
+    /// Handles the request in <paramref name="buffer"/>[..<paramref name="requestLength"/>] and writes
+    /// the response over it. The response is never longer than the request (anti-amplification,
+    /// RFC 8915 §5.7 applies the same rule to NTS).
+    /// </summary>
+    public static Outcome Respond<TPolicy>(
+        Span<byte> buffer,
+        int requestLength,
+        in RequestContext context,
+        ServerState state,
+        ref TPolicy policy,
+        out int responseLength)
+        where TPolicy : struct, IClientPolicy
+    {
+        responseLength = 0;
+        if (requestLength <= 0 || requestLength > buffer.Length)
+        {
+            return Outcome.Drop(ResponseReason.TooShort);
+        }
+        ReadOnlySpan<byte> request = buffer[..requestLength];
+
+        // Mode 6/7 queries are short (12 bytes for ntpq), so look at the mode before the length.
+        var mode = (NtpMode)(request[0] & 7);
+        if (mode == NtpMode.Control)
+        {
+            return Outcome.Drop(ResponseReason.ControlQuery);
+        }
+        if (mode == NtpMode.Private)
+        {
+            return Outcome.Drop(ResponseReason.PrivateQuery);
+        }
+        if (requestLength < NtpHeader.Length)
+        {
+            return Outcome.Drop(ResponseReason.TooShort);
+        }
+        if (mode != NtpMode.Client)
+        {
+            return Outcome.Drop(ResponseReason.UnexpectedMode);
+        }
+        byte version = (byte)((request[0] >> 3) & 7);
+        if (version is not (3 or 4))
+        {
+            return Outcome.Drop(ResponseReason.UnsupportedVersion);
+        }
+        if (!ExtensionFields.TryGetLayout(request[NtpHeader.Length..], version, out ExtensionLayout layout))
+        {
+            return Outcome.Drop(ResponseReason.MalformedExtensionField);
+        }
+
+        // Everything the response needs from the request is read before it is overwritten.
+        sbyte poll = (sbyte)request[2];
+        var clientTransmit = NtpTimestamp.Read(request[NtpHeader.TransmitOffset..]);
+
+        switch (policy.Evaluate(context))
+        {
+            case PolicyVerdict.Allow:
+                break;
+            case PolicyVerdict.DenyIgnore:
+                return Outcome.Drop(ResponseReason.Denied);
+            case PolicyVerdict.DenyKiss:
+                responseLength = KissOfDeath.Write(buffer, version, poll, clientTransmit, KissCode.Deny);
+                return new Outcome(ResponseAction.KissOfDeath, ResponseReason.Denied);
+            case PolicyVerdict.RestrictKiss:
+                responseLength = KissOfDeath.Write(buffer, version, poll, clientTransmit, KissCode.Restrict);
+                return new Outcome(ResponseAction.KissOfDeath, ResponseReason.Denied);
+            case PolicyVerdict.RateDrop:
+                return Outcome.Drop(ResponseReason.RateLimited);
+            case PolicyVerdict.RateKiss:
+                responseLength = KissOfDeath.Write(buffer, version, poll, clientTransmit, KissCode.Rate);
+                return new Outcome(ResponseAction.KissOfDeath, ResponseReason.RateLimited);
+            default:
+                return Outcome.Drop(ResponseReason.Denied);
+        }
+
+        bool synchronised = state.IsSynchronised;
+        var header = new NtpHeader
+        {
+            Leap = synchronised ? state.Leap : LeapIndicator.Unsynchronised,
+            Version = version,
+            Mode = NtpMode.Server,
+            Stratum = synchronised ? state.Stratum : ServerState.UnsynchronisedStratum,
+            Poll = poll,
+            Precision = state.Precision,
+            RootDelay = NtpShort.FromSeconds(state.RootDelay),
+            RootDispersion = NtpShort.FromSeconds(state.RootDispersionAt(context.ReceiveUnixNanoseconds)),
+            ReferenceId = synchronised ? state.ReferenceId : 0,
+            Reference = synchronised ? state.ReferenceTime : NtpTimestamp.Zero,
+            Origin = clientTransmit,
+            Receive = context.ReceiveTime,
+            // Provisional: the caller overwrites it with StampTransmit just before sending.
+            Transmit = context.ReceiveTime,
+        };
+        header.Write(buffer);
+        responseLength = NtpHeader.Length;
+
+        if (layout.HasMac)
+        {
+            // Symmetric keys are not offered: answer a MAC with a crypto-NAK (RFC 5905 §7.3), which
+            // the client recognises and does not use as time.
+            BinaryPrimitives.WriteUInt32BigEndian(buffer[NtpHeader.Length..], 0);
+            responseLength += CryptoNakLength;
+            return new Outcome(ResponseAction.Respond, ResponseReason.UnknownKey);
+        }
+        return new Outcome(ResponseAction.Respond, synchronised ? ResponseReason.Served : ResponseReason.Unsynchronised);
+    }
+
+    /// <summary>Writes the transmit timestamp (T3) of a response built by <see cref="Respond"/>.</summary>
+    public static void StampTransmit(Span<byte> response, NtpTimestamp transmit) =>
+        transmit.Write(response[NtpHeader.TransmitOffset..]);
+}

@@ -1,0 +1,313 @@
+using System.Globalization;
+using System.Net;
+using System.Reflection;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Appliance.Server.Configuration;
+
+/// <summary>
+/// Loads the YAML configuration into <see cref="ApplianceConfig"/>, collecting every error with its
+/// line, column and fix instead of stopping at the first. Unknown keys are errors.
+/// </summary>
+public static class ConfigLoader
+{
+    public const string EmbeddedDefaultName = "(embedded default)";
+
+    public static string EmbeddedDefaultText { get; } = ReadEmbeddedDefault();
+
+    public static ConfigResult LoadEmbeddedDefault() => Parse(EmbeddedDefaultText);
+
+    public static ConfigResult LoadFile(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return new ConfigResult(null, [new ConfigError(0, 0, $"cannot read the configuration: {e.Message}",
+                "check the path and that the file is readable by this user")]);
+        }
+        return Parse(text);
+    }
+
+    public static ConfigResult Parse(string text)
+    {
+        var stream = new YamlStream();
+        var parser = new TrackingParser(new Parser(new StringReader(text)));
+        try
+        {
+            stream.Load(parser);
+        }
+        catch (YamlException e)
+        {
+            return new ConfigResult(null, [new ConfigError((int)e.Start.Line, (int)e.Start.Column,
+                $"YAML syntax: {e.InnerException?.Message ?? e.Message}", "fix the YAML syntax at this position")]);
+        }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet throws this without a position for some malformed input: report where parsing stopped.
+            return new ConfigResult(null, [new ConfigError((int)parser.LastGood.Line, (int)parser.LastGood.Column,
+                "YAML syntax: the document does not parse after this point", "check the brackets, quotes and indentation here")]);
+        }
+
+        var binder = new Binder();
+        YamlNode root = stream.Documents.Count == 0 ? new YamlMappingNode() : stream.Documents[0].RootNode;
+        if (stream.Documents.Count > 1)
+        {
+            binder.Error(stream.Documents[1].RootNode, "more than one YAML document", "keep a single document (remove '---')");
+        }
+        ApplianceConfig? config = binder.Bind(root);
+        return binder.Errors.Count == 0 ? new ConfigResult(config, []) : new ConfigResult(null, binder.Errors);
+    }
+
+    /// <summary>Remembers where the last well-formed YAML event ended, for errors that carry no position.</summary>
+    private sealed class TrackingParser(IParser inner) : IParser
+    {
+        public YamlDotNet.Core.Events.ParsingEvent? Current => inner.Current;
+
+        public Mark LastGood { get; private set; } = Mark.Empty;
+
+        public bool MoveNext()
+        {
+            bool moved = inner.MoveNext();
+            if (inner.Current is { } current)
+            {
+                LastGood = current.End;
+            }
+            return moved;
+        }
+    }
+
+    private static string ReadEmbeddedDefault()
+    {
+        using Stream stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("default.yaml")
+            ?? throw new InvalidOperationException("the embedded default configuration is missing from the build");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>Walks the YAML tree against <see cref="ConfigSchema"/>, applying defaults.</summary>
+    private sealed class Binder
+    {
+        public List<ConfigError> Errors { get; } = [];
+
+        public void Error(YamlNode node, string message, string fix) =>
+            Errors.Add(new ConfigError((int)node.Start.Line, (int)node.Start.Column, message, fix));
+
+        public ApplianceConfig Bind(YamlNode root)
+        {
+            Dictionary<string, YamlNode> top = Mapping(root, "") ?? [];
+            return new ApplianceConfig(BindNtp(top), BindClock(top, root), BindMetrics(top));
+        }
+
+        private NtpConfig BindNtp(Dictionary<string, YamlNode> top)
+        {
+            Dictionary<string, YamlNode> ntp = Section(top, "ntp");
+            var listen = new List<IPEndPoint>();
+            if (ntp.TryGetValue("listen", out YamlNode? node))
+            {
+                foreach (YamlNode item in Sequence(node, "ntp.listen"))
+                {
+                    if (Endpoint(item, "ntp.listen") is { } endPoint)
+                    {
+                        listen.Add(endPoint);
+                    }
+                }
+                if (node is YamlSequenceNode { Children.Count: 0 })
+                {
+                    Error(node, "ntp.listen is empty", "list at least one address, e.g. [\"0.0.0.0:123\", \"[::]:123\"]");
+                }
+            }
+            else
+            {
+                listen.Add(new IPEndPoint(IPAddress.Any, 123));
+                listen.Add(new IPEndPoint(IPAddress.IPv6Any, 123));
+            }
+            return new NtpConfig(listen);
+        }
+
+        private ClockConfig BindClock(Dictionary<string, YamlNode> top, YamlNode root)
+        {
+            Dictionary<string, YamlNode> clock = Section(top, "clock");
+            var mode = ClockMode.Kernel;
+            if (clock.TryGetValue("mode", out YamlNode? modeNode) && Scalar(modeNode, "clock.mode") is { } modeText)
+            {
+                switch (modeText)
+                {
+                    case "kernel": mode = ClockMode.Kernel; break;
+                    case "software": mode = ClockMode.Software; break;
+                    default:
+                        Error(modeNode, $"clock.mode is '{modeText}'", "use 'kernel' (steer the system clock) or 'software' (never touch it)");
+                        break;
+                }
+            }
+            LocalReferenceConfig? local = null;
+            if (clock.TryGetValue("local", out YamlNode? localNode) && !IsNull(localNode))
+            {
+                Dictionary<string, YamlNode>? map = Mapping(localNode, "clock.local");
+                if (map is not null)
+                {
+                    byte stratum = 10;
+                    if (map.TryGetValue("stratum", out YamlNode? stratumNode))
+                    {
+                        stratum = (byte)Integer(stratumNode, "clock.local.stratum", 1, 15, 10);
+                    }
+                    local = new LocalReferenceConfig(stratum);
+                }
+            }
+            if (local is null)
+            {
+                Error(top.GetValueOrDefault("clock") ?? root,
+                    "no time source: clock.local is not set",
+                    "set clock.local: { stratum: 10 } to serve the host clock (upstream and reference-clock sources are not in this build yet)");
+            }
+            return new ClockConfig(mode, local);
+        }
+
+        private MetricsConfig BindMetrics(Dictionary<string, YamlNode> top)
+        {
+            Dictionary<string, YamlNode> metrics = Section(top, "metrics");
+            IPEndPoint? listen = new(IPAddress.Loopback, 9975);
+            if (metrics.TryGetValue("listen", out YamlNode? node))
+            {
+                listen = IsNull(node) || node is YamlScalarNode { Value: "off" } ? null : Endpoint(node, "metrics.listen");
+            }
+            return new MetricsConfig(listen);
+        }
+
+        private Dictionary<string, YamlNode> Section(Dictionary<string, YamlNode> parent, string path) =>
+            parent.TryGetValue(path[(path.LastIndexOf('.') + 1)..], out YamlNode? node) && !IsNull(node)
+                ? Mapping(node, path) ?? []
+                : [];
+
+        /// <summary>A mapping whose keys are checked against the schema; null (and an error) otherwise.</summary>
+        private Dictionary<string, YamlNode>? Mapping(YamlNode node, string path)
+        {
+            string where = path.Length == 0 ? "the top level" : $"'{path}'";
+            if (node is not YamlMappingNode mapping)
+            {
+                Error(node, $"{where} must be a mapping of keys to values", $"write {where} as 'key: value' lines or {{ key: value }}");
+                return null;
+            }
+            IReadOnlyList<string> allowed = ConfigSchema.ChildrenOf(path);
+            var result = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
+            foreach ((YamlNode keyNode, YamlNode value) in mapping.Children)
+            {
+                string key = (keyNode as YamlScalarNode)?.Value ?? "";
+                string full = path.Length == 0 ? key : $"{path}.{key}";
+                if (!allowed.Contains(key))
+                {
+                    string suggestion = Closest(key, allowed) is { } near ? $"did you mean '{near}'? " : "";
+                    Error(keyNode, $"unknown key '{full}'",
+                        $"{suggestion}keys allowed in {where}: {string.Join(", ", allowed)} (see docs/configuration.md)");
+                }
+                else if (!result.TryAdd(key, value))
+                {
+                    Error(keyNode, $"duplicate key '{full}'", "keep one of them");
+                }
+            }
+            return result;
+        }
+
+        private IEnumerable<YamlNode> Sequence(YamlNode node, string path)
+        {
+            if (node is YamlSequenceNode sequence)
+            {
+                return sequence.Children;
+            }
+            Error(node, $"'{path}' must be a list", $"write it as [\"a\", \"b\"] or as lines starting with '- '");
+            return [];
+        }
+
+        private string? Scalar(YamlNode node, string path)
+        {
+            if (node is YamlScalarNode { Value: { } value })
+            {
+                return value;
+            }
+            Error(node, $"'{path}' must be a single value", "write one value, not a list or mapping");
+            return null;
+        }
+
+        private int Integer(YamlNode node, string path, int min, int max, int fallback)
+        {
+            string? text = Scalar(node, path);
+            if (text is null)
+            {
+                return fallback;
+            }
+            if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value < min || value > max)
+            {
+                Error(node, $"'{path}' is '{text}'", $"use a whole number from {min} to {max}");
+                return fallback;
+            }
+            return value;
+        }
+
+        private IPEndPoint? Endpoint(YamlNode node, string path)
+        {
+            string? text = Scalar(node, path);
+            if (text is null)
+            {
+                return null;
+            }
+            if (IPEndPoint.TryParse(text, out IPEndPoint? endPoint) && HasExplicitPort(text))
+            {
+                return endPoint;
+            }
+            Error(node, $"'{path}' has '{text}', which is not an address:port",
+                "write an IP literal and a port: \"127.0.0.1:123\", \"[::1]:123\", \"0.0.0.0:123\" or \"[::]:123\"");
+            return null;
+        }
+
+        private static bool HasExplicitPort(string text)
+        {
+            int colon = text.LastIndexOf(':');
+            int bracket = text.LastIndexOf(']');
+            return colon > 0 && colon > bracket && (text.Contains('.', StringComparison.Ordinal) || bracket > 0);
+        }
+
+        private static bool IsNull(YamlNode node) =>
+            node is YamlScalarNode { Style: ScalarStyle.Plain, Value: null or "" or "~" or "null" };
+
+        private static string? Closest(string key, IReadOnlyList<string> candidates)
+        {
+            string? best = null;
+            int bestDistance = 3;
+            foreach (string candidate in candidates)
+            {
+                int distance = Levenshtein(key, candidate);
+                if (distance < bestDistance)
+                {
+                    best = candidate;
+                    bestDistance = distance;
+                }
+            }
+            return best;
+        }
+
+        private static int Levenshtein(string a, string b)
+        {
+            var previous = new int[b.Length + 1];
+            var current = new int[b.Length + 1];
+            for (int j = 0; j <= b.Length; j++)
+            {
+                previous[j] = j;
+            }
+            for (int i = 1; i <= a.Length; i++)
+            {
+                current[0] = i;
+                for (int j = 1; j <= b.Length; j++)
+                {
+                    int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                    current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + cost);
+                }
+                (previous, current) = (current, previous);
+            }
+            return previous[b.Length];
+        }
+    }
+}

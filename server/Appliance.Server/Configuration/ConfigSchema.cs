@@ -1,0 +1,35 @@
+namespace Appliance.Server.Configuration;
+
+/// <summary>
+/// Every key the configuration accepts, by dotted path. The loader rejects any other key, and a test
+/// fails when one of these is missing from docs/configuration.md.
+/// </summary>
+public static class ConfigSchema
+{
+    public static IReadOnlyList<string> Keys { get; } =
+    [
+        "ntp",
+        "ntp.listen",
+        "clock",
+        "clock.mode",
+        "clock.local",
+        "clock.local.stratum",
+        "metrics",
+        "metrics.listen",
+    ];
+
+    /// <summary>The names allowed directly under <paramref name="path"/> ("" for the top level).</summary>
+    public static IReadOnlyList<string> ChildrenOf(string path)
+    {
+        string prefix = path.Length == 0 ? "" : path + ".";
+        var children = new List<string>();
+        foreach (string key in Keys)
+        {
+            if (key.StartsWith(prefix, StringComparison.Ordinal) && key.IndexOf('.', prefix.Length) < 0)
+            {
+                children.Add(key[prefix.Length..]);
+            }
+        }
+        return children;
+    }
+}

@@ -1,0 +1,138 @@
+using System.Net;
+using System.Net.Sockets;
+using Appliance.Protocol;
+using Appliance.Server.Clock;
+using Appliance.Server.Configuration;
+using Appliance.Server.Metrics;
+using Appliance.Server.Ntp;
+using Appliance.Timestamping;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Prometheus;
+
+namespace Appliance.Server.Hosting;
+
+/// <summary>
+/// The running appliance: sockets bound first (a bad address fails before anything starts), then the
+/// Generic Host with the NTP listeners, the time reference and the metrics endpoint.
+/// </summary>
+public sealed class ApplianceServer : IAsyncDisposable
+{
+    private readonly IHost _host;
+    private readonly MetricServer? _metricServer;
+
+    private ApplianceServer(IHost host, NtpListeners listeners, MetricServer? metricServer, IPEndPoint? metricsEndPoint, ServerStateCell state)
+    {
+        _host = host;
+        Listeners = listeners;
+        _metricServer = metricServer;
+        MetricsEndPoint = metricsEndPoint;
+        State = state;
+    }
+
+    public NtpListeners Listeners { get; }
+
+    public IReadOnlyList<IPEndPoint> NtpEndPoints => Listeners.Workers.Select(r => r.LocalEndPoint).ToList();
+
+    public IPEndPoint? MetricsEndPoint { get; }
+
+    public ServerStateCell State { get; }
+
+    /// <summary>Binds, builds and starts. Throws <see cref="BindFailedException"/> when an address cannot be bound.</summary>
+    public static async Task<ApplianceServer> StartAsync(ApplianceConfig config, Action<ILoggingBuilder>? logging = null, CancellationToken cancellationToken = default)
+    {
+        var state = new ServerStateCell(ServerState.Unsynchronised(SystemClock.MeasurePrecision()));
+        NtpListeners listeners = NtpListeners.Bind(config.Ntp.Listen, state);
+        MetricServer? metricServer = null;
+        IPEndPoint? metricsEndPoint = null;
+        try
+        {
+            var metrics = new ApplianceMetrics(listeners, state);
+            if (config.Metrics.Listen is { } listen)
+            {
+                (metricServer, metricsEndPoint) = StartMetricServer(listen, metrics.Registry);
+            }
+
+            HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+            {
+                DisableDefaults = true,
+                ContentRootPath = AppContext.BaseDirectory,
+            });
+            builder.Services.AddSystemd();
+            builder.Logging.ClearProviders();
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                o.UseUtcTimestamp = true;
+            });
+            builder.Logging.SetMinimumLevel(LogLevel.Information);
+            logging?.Invoke(builder.Logging);
+            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+            builder.Services.AddSingleton(config);
+            builder.Services.AddSingleton(state);
+            builder.Services.AddSingleton(listeners);
+            builder.Services.AddSingleton(metrics);
+            if (config.Clock.Local is { } local)
+            {
+                builder.Services.AddSingleton(local);
+                builder.Services.AddHostedService<LocalReferenceService>();
+            }
+            builder.Services.AddHostedService<NtpService>();
+            IHost host = builder.Build();
+            await host.StartAsync(cancellationToken);
+            if (metricsEndPoint is not null)
+            {
+                host.Services.GetRequiredService<ILogger<ApplianceServer>>()
+                    .LogInformation("metrics on http://{EndPoint}/metrics", metricsEndPoint);
+            }
+            return new ApplianceServer(host, listeners, metricServer, metricsEndPoint, state);
+        }
+        catch
+        {
+            metricServer?.Dispose();
+            listeners.Dispose();
+            throw;
+        }
+    }
+
+    private static (MetricServer, IPEndPoint) StartMetricServer(IPEndPoint listen, CollectorRegistry registry)
+    {
+        int port = listen.Port;
+        if (port == 0)
+        {
+            // HttpListener cannot bind port 0: pick a free port the kernel offers.
+            using var probe = new TcpListener(listen.Address, 0);
+            probe.Start();
+            port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        }
+        string host = listen.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{listen.Address}]" : listen.Address.ToString();
+        var server = new MetricServer(host, port, "metrics/", registry);
+        try
+        {
+            server.Start();
+        }
+        catch (HttpListenerException e)
+        {
+            server.Dispose();
+            throw new BindFailedException("metrics on TCP", new IPEndPoint(listen.Address, port),
+                $"{e.Message} (stop the other program, or change metrics.listen)", e);
+        }
+        return (server, new IPEndPoint(listen.Address, port));
+    }
+
+    /// <summary>Waits until the host stops (SIGTERM, SIGINT, or a fatal listener error).</summary>
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _host.WaitForShutdownAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _host.StopAsync();
+        _host.Dispose();
+        if (_metricServer is not null)
+        {
+            await _metricServer.StopAsync();
+        }
+        Listeners.Dispose();
+    }
+}

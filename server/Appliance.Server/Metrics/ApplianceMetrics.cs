@@ -1,0 +1,98 @@
+using Appliance.Engine;
+using Appliance.Protocol;
+using Appliance.Server.Ntp;
+using Prometheus;
+
+namespace Appliance.Server.Metrics;
+
+/// <summary>
+/// The /metrics exposition. Workers only increment their own counters (DESIGN.md boundary 5); this
+/// sums them when Prometheus scrapes.
+/// </summary>
+public sealed class ApplianceMetrics
+{
+    private readonly NtpListeners _listeners;
+    private readonly ServerStateCell _state;
+    private readonly Counter _requests;
+    private readonly Counter _responses;
+    private readonly Counter _drops;
+    private readonly Counter _sendErrors;
+    private readonly Counter _allocated;
+    private readonly Counter _workerAllocated;
+    private readonly Gauge _stratum;
+    private readonly Gauge _leap;
+    private readonly Gauge _synchronised;
+    private readonly Gauge _rootDelay;
+    private readonly Gauge _rootDispersion;
+
+    public ApplianceMetrics(NtpListeners listeners, ServerStateCell state)
+    {
+        _listeners = listeners;
+        _state = state;
+        Registry = Prometheus.Metrics.NewCustomRegistry();
+        MetricFactory factory = Prometheus.Metrics.WithCustomRegistry(Registry);
+        _requests = factory.CreateCounter("appliance_ntp_requests_total", "NTP datagrams received.");
+        _responses = factory.CreateCounter("appliance_ntp_responses_total",
+            "NTP responses sent, by kind (respond, kod) and reason.", "kind", "reason");
+        _drops = factory.CreateCounter("appliance_ntp_drops_total", "NTP datagrams dropped without a response, by reason.", "reason");
+        _sendErrors = factory.CreateCounter("appliance_ntp_send_errors_total", "Responses the kernel refused to send.");
+        _allocated = factory.CreateCounter("appliance_process_allocated_bytes_total",
+            "Bytes allocated on the managed heap by the whole process (GC.GetTotalAllocatedBytes).");
+        _workerAllocated = factory.CreateCounter("appliance_ntp_worker_allocated_bytes_total",
+            "Bytes allocated by the NTP worker threads themselves: stays flat when the request path allocates nothing.");
+        _stratum = factory.CreateGauge("appliance_stratum", "Stratum served (16 = unsynchronised).");
+        _leap = factory.CreateGauge("appliance_leap_indicator", "Leap indicator served (3 = unsynchronised).");
+        _synchronised = factory.CreateGauge("appliance_synchronised", "1 when clients are served synchronised time.");
+        _rootDelay = factory.CreateGauge("appliance_root_delay_seconds", "Root delay served.");
+        _rootDispersion = factory.CreateGauge("appliance_root_dispersion_seconds", "Root dispersion served, grown to now.");
+        Prometheus.DotNetStats.Register(Registry);
+        Registry.AddBeforeCollectCallback(Update);
+    }
+
+    public CollectorRegistry Registry { get; }
+
+    private void Update()
+    {
+        long received = 0, sendErrors = 0, workerAllocated = 0;
+        var outcomes = new long[OutcomeNames.ActionCount, OutcomeNames.ReasonCount];
+        foreach (WorkerCounters counters in _listeners.Counters)
+        {
+            received += counters.Received;
+            sendErrors += counters.SendErrors;
+            workerAllocated += counters.AllocatedBytes;
+            for (int a = 0; a < OutcomeNames.ActionCount; a++)
+            {
+                for (int r = 0; r < OutcomeNames.ReasonCount; r++)
+                {
+                    outcomes[a, r] += counters.Get((ResponseAction)a, (ResponseReason)r);
+                }
+            }
+        }
+        _requests.IncTo(received);
+        _sendErrors.IncTo(sendErrors);
+        _workerAllocated.IncTo(workerAllocated);
+        _allocated.IncTo(GC.GetTotalAllocatedBytes(precise: true));
+        for (int r = 0; r < OutcomeNames.ReasonCount; r++)
+        {
+            string reason = OutcomeNames.Reason((ResponseReason)r);
+            if (outcomes[(int)ResponseAction.Drop, r] > 0)
+            {
+                _drops.WithLabels(reason).IncTo(outcomes[(int)ResponseAction.Drop, r]);
+            }
+            foreach (ResponseAction kind in (ReadOnlySpan<ResponseAction>)[ResponseAction.Respond, ResponseAction.KissOfDeath])
+            {
+                if (outcomes[(int)kind, r] > 0)
+                {
+                    _responses.WithLabels(OutcomeNames.Action(kind), reason).IncTo(outcomes[(int)kind, r]);
+                }
+            }
+        }
+
+        ServerState state = _state.Current;
+        _stratum.Set(state.IsSynchronised ? state.Stratum : ServerState.UnsynchronisedStratum);
+        _leap.Set(state.IsSynchronised ? (int)state.Leap : (int)LeapIndicator.Unsynchronised);
+        _synchronised.Set(state.IsSynchronised ? 1 : 0);
+        _rootDelay.Set(state.RootDelay);
+        _rootDispersion.Set(state.RootDispersionAt(Timestamping.SystemClock.RealtimeNanoseconds()));
+    }
+}

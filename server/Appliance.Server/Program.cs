@@ -1,0 +1,91 @@
+using System.CommandLine;
+using System.Reflection;
+using Appliance.Server.Configuration;
+using Appliance.Server.Hosting;
+using Appliance.Server.Ntp;
+
+namespace Appliance.Server;
+
+/// <summary>The <c>appliance</c> command line: serve, validate, version.</summary>
+public static class Program
+{
+    /// <summary>Exit code for a configuration or start-up error the operator can fix.</summary>
+    public const int ExitConfigError = 2;
+
+    public static int Main(string[] args) => BuildCommand().Parse(args).Invoke();
+
+    public static RootCommand BuildCommand()
+    {
+        var root = new RootCommand("appliance: an NTP/NTS server. Run 'appliance serve' to serve the embedded default configuration.");
+
+        var configOption = new Option<FileInfo?>("--config", "-c")
+        {
+            Description = "YAML configuration file (default: the embedded default: NTP on 127.0.0.1:11123 and [::1]:11123, metrics on 127.0.0.1:9975, local stratum 10)",
+        };
+        var serve = new Command("serve", "Serve time until SIGTERM or SIGINT.") { configOption };
+        serve.SetAction((parse, token) => ServeAsync(parse.GetValue(configOption), token));
+        root.Subcommands.Add(serve);
+
+        var fileArgument = new Argument<FileInfo>("FILE") { Description = "the YAML configuration to check" };
+        var validate = new Command("validate", "Check a configuration file; print every error with its line, column and fix.") { fileArgument };
+        validate.SetAction(parse => Validate(parse.GetValue(fileArgument)!));
+        root.Subcommands.Add(validate);
+
+        var version = new Command("version", "Print the version.");
+        version.SetAction(_ =>
+        {
+            Console.WriteLine($"appliance {Version}");
+            return 0;
+        });
+        root.Subcommands.Add(version);
+        return root;
+    }
+
+    public static string Version =>
+        typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "unknown";
+
+    private static int Validate(FileInfo file)
+    {
+        ConfigResult result = ConfigLoader.LoadFile(file.FullName);
+        if (result.IsValid)
+        {
+            Console.WriteLine($"{file.Name}: valid");
+            return 0;
+        }
+        foreach (ConfigError error in result.Errors)
+        {
+            Console.Error.WriteLine(error.Format(file.FullName));
+        }
+        Console.Error.WriteLine($"{file.Name}: {result.Errors.Count} error(s)");
+        return ExitConfigError;
+    }
+
+    private static async Task<int> ServeAsync(FileInfo? file, CancellationToken token)
+    {
+        ConfigResult result = file is null ? ConfigLoader.LoadEmbeddedDefault() : ConfigLoader.LoadFile(file.FullName);
+        string source = file?.FullName ?? ConfigLoader.EmbeddedDefaultName;
+        if (!result.IsValid)
+        {
+            foreach (ConfigError error in result.Errors)
+            {
+                Console.Error.WriteLine(error.Format(source));
+            }
+            return ExitConfigError;
+        }
+        ApplianceServer server;
+        try
+        {
+            server = await ApplianceServer.StartAsync(result.Config!, cancellationToken: token);
+        }
+        catch (BindFailedException e)
+        {
+            Console.Error.WriteLine($"appliance: {e.Message}");
+            return ExitConfigError;
+        }
+        await using (server)
+        {
+            await server.WaitForShutdownAsync(token);
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,110 @@
+using System.Net;
+using Appliance.Server.Configuration;
+
+namespace Appliance.Server.Tests;
+
+public class ConfigTests
+{
+    [Fact]
+    public void EmbeddedDefault_ServesLoopback11123_Metrics9975_LocalStratum10()
+    {
+        ConfigResult result = ConfigLoader.LoadEmbeddedDefault();
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        ApplianceConfig config = result.Config!;
+        Assert.Equal([IPEndPoint.Parse("127.0.0.1:11123"), IPEndPoint.Parse("[::1]:11123")], config.Ntp.Listen);
+        Assert.Equal(IPEndPoint.Parse("127.0.0.1:9975"), config.Metrics.Listen);
+        Assert.Equal(new LocalReferenceConfig(10), config.Clock.Local);
+        Assert.Equal(ClockMode.Software, config.Clock.Mode);
+    }
+
+    [Fact]
+    public void Parse_OmittedKeys_TakeDocumentedDefaults()
+    {
+        ConfigResult result = ConfigLoader.Parse("clock: { local: {} }\n");
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        Assert.Equal([IPEndPoint.Parse("0.0.0.0:123"), IPEndPoint.Parse("[::]:123")], result.Config!.Ntp.Listen);
+        Assert.Equal(ClockMode.Kernel, result.Config.Clock.Mode);
+        Assert.Equal(10, result.Config.Clock.Local!.Stratum);
+        Assert.Equal(IPEndPoint.Parse("127.0.0.1:9975"), result.Config.Metrics.Listen);
+    }
+
+    [Fact]
+    public void Parse_UnknownKey_IsErrorWithPositionAndSuggestion()
+    {
+        ConfigResult result = ConfigLoader.Parse("ntp:\n  lissten: [\"127.0.0.1:123\"]\nclock: { local: {} }\n");
+        ConfigError error = Assert.Single(result.Errors);
+        Assert.Equal(2, error.Line);
+        Assert.Equal(3, error.Column);
+        Assert.Contains("unknown key 'ntp.lissten'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("did you mean 'listen'", error.Fix, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_SeveralMistakes_ReportsEveryOne()
+    {
+        const string yaml = """
+            ntp:
+              listen: ["127.0.0.1", "[::1]:123"]
+            clock:
+              mode: wall
+              local: { stratum: 16 }
+            metrics:
+              listen: "localhost:9975"
+            sources: []
+            """;
+        ConfigResult result = ConfigLoader.Parse(yaml);
+        Assert.False(result.IsValid);
+        Assert.Equal(
+            [(2, 12), (4, 9), (5, 21), (7, 11), (8, 1)],
+            result.Errors.Select(e => (e.Line, e.Column)).Order().ToArray());
+        Assert.All(result.Errors, e => Assert.False(string.IsNullOrWhiteSpace(e.Fix)));
+    }
+
+    [Fact]
+    public void Parse_YamlSyntaxError_GivesPosition()
+    {
+        ConfigResult result = ConfigLoader.Parse("ntp:\n  listen: [\"127.0.0.1:123\"\nclock: {}\n");
+        ConfigError error = Assert.Single(result.Errors);
+        Assert.Contains("YAML syntax", error.Message, StringComparison.Ordinal);
+        Assert.True(error.Line >= 2);
+    }
+
+    [Fact]
+    public void Parse_NoTimeSource_IsError()
+    {
+        ConfigResult result = ConfigLoader.Parse("clock: { mode: software }\n");
+        ConfigError error = Assert.Single(result.Errors);
+        Assert.Contains("clock.local", error.Fix, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_MetricsOff_DisablesEndpoint()
+    {
+        ConfigResult result = ConfigLoader.Parse("clock: { local: {} }\nmetrics: { listen: off }\n");
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        Assert.Null(result.Config!.Metrics.Listen);
+    }
+
+    [Fact]
+    public void ConfigurationReference_DocumentsEveryKey()
+    {
+        string docs = File.ReadAllText(Testing.Repo.Path("docs", "configuration.md"));
+        string[] undocumented = ConfigSchema.Keys.Where(k => !docs.Contains($"`{k}`", StringComparison.Ordinal)).ToArray();
+        Assert.True(undocumented.Length == 0, $"undocumented keys in docs/configuration.md: {string.Join(", ", undocumented)}");
+    }
+
+    [Fact]
+    public void ShippedConfigs_AreValid()
+    {
+        // Every YAML the project ships is checked by the server's own loader (as `appliance validate` does).
+        string[] files = Directory.GetFiles(Testing.Repo.Path("appliance-image"), "*.yaml", SearchOption.AllDirectories)
+            .Concat(Directory.GetFiles(Testing.Repo.Path("docs"), "*.yaml", SearchOption.AllDirectories))
+            .ToArray();
+        Assert.NotEmpty(files);
+        foreach (string file in files)
+        {
+            ConfigResult result = ConfigLoader.LoadFile(file);
+            Assert.True(result.IsValid, $"{file}:\n{string.Join("\n", result.Errors.Select(e => e.Format(file)))}");
+        }
+    }
+}

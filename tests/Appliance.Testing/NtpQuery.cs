@@ -1,0 +1,37 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Appliance.Testing;
+
+/// <summary>A minimal NTP client for tests: sends raw bytes, returns the reply (or null on timeout).</summary>
+public static class NtpQuery
+{
+    /// <summary>A mode-3 NTPv4 request with the given transmit timestamp (a nonce for the origin check).</summary>
+    public static byte[] ClientRequest(ulong transmit, byte version = 4)
+    {
+        var packet = new byte[48];
+        packet[0] = (byte)((version << 3) | 3);
+        packet[2] = 6;
+        BinaryPrimitives.WriteUInt64BigEndian(packet.AsSpan(40), transmit);
+        return packet;
+    }
+
+    public static async Task<byte[]?> ExchangeAsync(IPEndPoint server, byte[] request, TimeSpan timeout)
+    {
+        using var socket = new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        socket.Bind(new IPEndPoint(server.AddressFamily == AddressFamily.InterNetwork ? IPAddress.Loopback : IPAddress.IPv6Loopback, 0));
+        await socket.SendToAsync(request, server);
+        var buffer = new byte[2048];
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            SocketReceiveFromResult result = await socket.ReceiveFromAsync(buffer, SocketFlags.None, server, cts.Token);
+            return buffer[..result.ReceivedBytes];
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+}

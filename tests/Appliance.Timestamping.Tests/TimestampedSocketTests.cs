@@ -1,0 +1,102 @@
+using System.Net;
+using System.Net.Sockets;
+using Appliance.Protocol;
+
+namespace Appliance.Timestamping.Tests;
+
+public class TimestampedSocketTests
+{
+    private static long NowNs() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
+
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("::1")]
+    public void Receive_BatchOfDatagrams_WithKernelTimestampsAndDestination(string address)
+    {
+        var ip = IPAddress.Parse(address);
+        using var socket = TimestampedSocket.Open(new IPEndPoint(ip, 0), new TimestampedSocketOptions());
+        using var batch = new PacketBatch(16);
+        using var client = new Socket(ip.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        client.Bind(new IPEndPoint(ip, 0));
+        long before = NowNs();
+        for (byte i = 0; i < 8; i++)
+        {
+            client.SendTo(new byte[] { i, 1, 2, 3 }, socket.LocalEndPoint);
+        }
+        Thread.Sleep(50);
+
+        int n = socket.Receive(batch);
+        long after = NowNs();
+
+        Assert.Equal(8, n);
+        Assert.True(socket.KernelTimestamps);
+        for (int i = 0; i < n; i++)
+        {
+            Assert.Equal(4, batch.Length(i));
+            Assert.Equal(i, batch.Payload(i)[0]);
+            Assert.Equal(TimestampSource.KernelSoftware, batch.TimestampSource(i));
+            Assert.InRange(batch.ReceiveTimestamp(i), before - 1_000_000, after);
+            Assert.Equal(NetAddress.FromIPAddress(ip), batch.Source(i));
+            Assert.Equal(((IPEndPoint)client.LocalEndPoint!).Port, batch.SourcePort(i));
+            Assert.Equal(NetAddress.FromIPAddress(ip), batch.Destination(i));
+        }
+    }
+
+    [Fact]
+    public void Send_RepliesFromTheAddressTheRequestCameTo()
+    {
+        // Bound to the wildcard, the socket gets a datagram sent to 127.0.0.2: IP_PKTINFO makes the
+        // reply leave from 127.0.0.2, not from the route's default 127.0.0.1 (multi-homed hosts).
+        using var socket = TimestampedSocket.Open(new IPEndPoint(IPAddress.Any, 0), new TimestampedSocketOptions());
+        using var batch = new PacketBatch(4);
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        client.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        client.ReceiveTimeout = 2000;
+        var target = new IPEndPoint(IPAddress.Parse("127.0.0.2"), socket.LocalEndPoint.Port);
+        client.SendTo(new byte[] { 42 }, target);
+
+        Assert.Equal(1, socket.Receive(batch));
+        Assert.Equal(NetAddress.FromIPAddress(IPAddress.Parse("127.0.0.2")), batch.Destination(0));
+        batch.Payload(0)[0] = 43;
+        batch.SetResponse(0, 1);
+        Assert.Equal(0, socket.Send(batch));
+
+        var buffer = new byte[16];
+        EndPoint from = new IPEndPoint(IPAddress.Any, 0);
+        int length = client.ReceiveFrom(buffer, ref from);
+        Assert.Equal(1, length);
+        Assert.Equal(43, buffer[0]);
+        Assert.Equal(target, from);
+    }
+
+    [Fact]
+    public void Receive_NothingQueued_ReturnsZeroAfterTimeout()
+    {
+        using var socket = TimestampedSocket.Open(new IPEndPoint(IPAddress.Loopback, 0),
+            new TimestampedSocketOptions { ReceiveTimeout = TimeSpan.FromMilliseconds(50) });
+        using var batch = new PacketBatch(4);
+        Assert.Equal(0, socket.Receive(batch));
+        Assert.Equal(0, batch.Count);
+    }
+
+    [Fact]
+    public void Receive_DatagramLongerThanSlot_IsMarkedTruncated()
+    {
+        using var socket = TimestampedSocket.Open(new IPEndPoint(IPAddress.Loopback, 0), new TimestampedSocketOptions());
+        using var batch = new PacketBatch(2);
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        client.SendTo(new byte[PacketBatch.SlotSize + 100], socket.LocalEndPoint);
+        Assert.Equal(1, socket.Receive(batch));
+        Assert.True(batch.Truncated(0));
+        Assert.Equal(PacketBatch.SlotSize, batch.Length(0));
+    }
+
+    [Fact]
+    public void Open_AddressInUse_ThrowsAddressAlreadyInUse()
+    {
+        using var first = TimestampedSocket.Open(new IPEndPoint(IPAddress.Loopback, 0), new TimestampedSocketOptions());
+        var e = Assert.ThrowsAny<SocketException>(() => TimestampedSocket.Open(first.LocalEndPoint, new TimestampedSocketOptions()));
+        Assert.Equal(SocketError.AddressAlreadyInUse, e.SocketErrorCode);
+        Assert.Contains("bind", e.Message, StringComparison.Ordinal);
+    }
+}

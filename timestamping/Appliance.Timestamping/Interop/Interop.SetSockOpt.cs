@@ -1,0 +1,43 @@
+using System.Runtime.InteropServices;
+
+namespace Appliance.Timestamping.Interop;
+
+internal static unsafe partial class Libc
+{
+    internal const int SolSocket = 1;
+    internal const int SoRcvBuf = 8;
+    internal const int SoSndBuf = 7;
+    internal const int SoReusePort = 15;
+    internal const int SoRcvTimeo = 20;
+    internal const int SoRcvBufForce = 33;
+    internal const int SoTimestampNs = 35;
+    internal const int SoTimestamping = 37;
+    internal const int SoAttachReusePortCbpf = 51;
+
+    internal const int IpProtoIp = 0;
+    internal const int IpPktInfo = 8;
+    internal const int IpProtoIpv6 = 41;
+    internal const int Ipv6V6Only = 26;
+    internal const int Ipv6RecvPktInfo = 49;
+    internal const int Ipv6PktInfo = 50;
+
+    /// <summary>SO_TIMESTAMPING flags (linux/net_tstamp.h).</summary>
+    internal const int SofTimestampingRxHardware = 1 << 2;
+    internal const int SofTimestampingRxSoftware = 1 << 3;
+    internal const int SofTimestampingSoftware = 1 << 4;
+    internal const int SofTimestampingRawHardware = 1 << 6;
+
+    /// <summary>setsockopt(2).</summary>
+    [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
+    internal static partial int SetSockOpt(int fd, int level, int name, void* value, uint length);
+
+    internal static int SetSockOptInt(int fd, int level, int name, int value) => SetSockOpt(fd, level, name, &value, sizeof(int));
+}
+
+/// <summary>struct timeval (16 bytes), for SO_RCVTIMEO.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct Timeval
+{
+    public long Seconds;
+    public long Microseconds;
+}

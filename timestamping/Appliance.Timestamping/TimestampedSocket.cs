@@ -1,0 +1,225 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Appliance.Timestamping.Interop;
+
+namespace Appliance.Timestamping;
+
+/// <summary>Options for a <see cref="TimestampedSocket"/>.</summary>
+public sealed record TimestampedSocketOptions
+{
+    /// <summary>Join an SO_REUSEPORT group (one socket per worker on the same address).</summary>
+    public bool ReusePort { get; init; }
+
+    /// <summary>Kernel receive buffer; large so that bursts are queued, not dropped.</summary>
+    public int ReceiveBufferBytes { get; init; } = 4 << 20;
+
+    /// <summary>Use the NIC's hardware receive timestamps when it offers them.</summary>
+    public bool HardwareTimestamps { get; init; }
+
+    /// <summary>How long a receive blocks with nothing to read, so the worker can notice a stop request.</summary>
+    public TimeSpan ReceiveTimeout { get; init; } = TimeSpan.FromMilliseconds(250);
+}
+
+/// <summary>
+/// A UDP socket that receives and sends in batches (recvmmsg/sendmmsg) with kernel receive timestamps
+/// (SO_TIMESTAMPING) and the destination address of every datagram (IP_PKTINFO/IPV6_RECVPKTINFO).
+/// Safe API over the native calls: callers see spans and <see cref="PacketBatch"/>, never pointers.
+/// </summary>
+public sealed unsafe class TimestampedSocket : IDisposable
+{
+    private readonly SocketFd _fd;
+    private readonly bool _preferHardware;
+
+    private TimestampedSocket(SocketFd fd, IPEndPoint localEndPoint, bool preferHardware, bool kernelTimestamps)
+    {
+        _fd = fd;
+        LocalEndPoint = localEndPoint;
+        _preferHardware = preferHardware;
+        KernelTimestamps = kernelTimestamps;
+    }
+
+    public IPEndPoint LocalEndPoint { get; }
+
+    public bool IsIPv6 => LocalEndPoint.AddressFamily == AddressFamily.InterNetworkV6;
+
+    /// <summary>True when the kernel stamps received datagrams (SO_TIMESTAMPING or SO_TIMESTAMPNS accepted).</summary>
+    public bool KernelTimestamps { get; }
+
+    /// <summary>The file descriptor, for attaching a reuseport program (<see cref="ReusePortSteering"/>).</summary>
+    internal int Fd => _fd.Value;
+
+    /// <summary>Opens and binds; throws <see cref="SocketException"/> with the reason when that fails.</summary>
+    public static TimestampedSocket Open(IPEndPoint endPoint, TimestampedSocketOptions options)
+    {
+        bool ipv6 = endPoint.AddressFamily == AddressFamily.InterNetworkV6;
+        int fd = Libc.Socket(ipv6 ? Libc.AfInet6 : Libc.AfInet, Libc.SockDgram | Libc.SockCloexec, Libc.IpProtoUdp);
+        if (fd < 0)
+        {
+            throw NativeErrors.Socket(Marshal.GetLastPInvokeError(), "socket");
+        }
+        var handle = new SocketFd(fd);
+        try
+        {
+            if (ipv6)
+            {
+                // One socket per family: an IPv6 socket never takes IPv4 traffic (DESIGN.md listens on both).
+                Check(Libc.SetSockOptInt(fd, Libc.IpProtoIpv6, Libc.Ipv6V6Only, 1), "IPV6_V6ONLY");
+                Check(Libc.SetSockOptInt(fd, Libc.IpProtoIpv6, Libc.Ipv6RecvPktInfo, 1), "IPV6_RECVPKTINFO");
+            }
+            else
+            {
+                Check(Libc.SetSockOptInt(fd, Libc.IpProtoIp, Libc.IpPktInfo, 1), "IP_PKTINFO");
+            }
+            if (options.ReusePort)
+            {
+                Check(Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoReusePort, 1), "SO_REUSEPORT");
+            }
+            bool kernelTimestamps = EnableTimestamps(fd, options.HardwareTimestamps);
+            // SO_RCVBUFFORCE exceeds rmem_max when we are privileged; fall back to what the limit allows.
+            if (Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoRcvBufForce, options.ReceiveBufferBytes) != 0)
+            {
+                Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoRcvBuf, options.ReceiveBufferBytes);
+            }
+            var timeout = new Timeval
+            {
+                Seconds = (long)options.ReceiveTimeout.TotalSeconds,
+                Microseconds = options.ReceiveTimeout.Milliseconds * 1000L,
+            };
+            Check(Libc.SetSockOpt(fd, Libc.SolSocket, Libc.SoRcvTimeo, &timeout, (uint)sizeof(Timeval)), "SO_RCVTIMEO");
+
+            byte* address = stackalloc byte[SockAddr.StorageSize];
+            int length = SockAddr.Write(new Span<byte>(address, SockAddr.StorageSize), endPoint);
+            if (Libc.Bind(fd, address, (uint)length) != 0)
+            {
+                throw NativeErrors.Socket(Marshal.GetLastPInvokeError(), $"bind {endPoint}");
+            }
+            uint nameLength = SockAddr.StorageSize;
+            Check(Libc.GetSockName(fd, address, &nameLength), "getsockname");
+            IPEndPoint bound = SockAddr.ToEndPoint(new ReadOnlySpan<byte>(address, (int)nameLength));
+            return new TimestampedSocket(handle, bound, options.HardwareTimestamps, kernelTimestamps);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    private static bool EnableTimestamps(int fd, bool hardware)
+    {
+        int flags = Libc.SofTimestampingRxSoftware | Libc.SofTimestampingSoftware;
+        if (hardware)
+        {
+            flags |= Libc.SofTimestampingRxHardware | Libc.SofTimestampingRawHardware;
+        }
+        if (Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoTimestamping, flags) == 0)
+        {
+            return true;
+        }
+        return Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoTimestampNs, 1) == 0;
+    }
+
+    private static void Check(int result, string what)
+    {
+        if (result != 0)
+        {
+            throw NativeErrors.Socket(Marshal.GetLastPInvokeError(), what);
+        }
+    }
+
+    /// <summary>
+    /// Receives up to a batch of datagrams with one recvmmsg. Blocks until one arrives or the receive
+    /// timeout passes; takes what is already queued after the first (MSG_WAITFORONE).
+    /// Returns the count, 0 on timeout or signal, or −errno on failure. Never allocates.
+    /// </summary>
+    public int Receive(PacketBatch batch)
+    {
+        MMsgHdr* messages = batch.PrepareReceive();
+        int n = Libc.RecvMMsg(_fd.Value, messages, (uint)batch.Capacity, Libc.MsgWaitForOne, null);
+        if (n < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            batch.CompleteReceive(0, _preferHardware);
+            return errno is Errno.EAGAIN or Errno.EINTR ? 0 : -errno;
+        }
+        batch.CompleteReceive(n, _preferHardware);
+        return n;
+    }
+
+    /// <summary>
+    /// Sends every response marked in the batch with one sendmmsg (more only when the kernel takes part
+    /// of the batch). A datagram the kernel refuses is skipped and counted. Returns the number refused.
+    /// </summary>
+    public int Send(PacketBatch batch)
+    {
+        MMsgHdr* messages;
+        int count = batch.PrepareSend(&messages, IsIPv6);
+        int errors = 0;
+        int offset = 0;
+        while (offset < count)
+        {
+            int sent = Libc.SendMMsg(_fd.Value, messages + offset, (uint)(count - offset), Libc.MsgDontWait);
+            if (sent > 0)
+            {
+                offset += sent;
+                continue;
+            }
+            if (sent < 0 && Marshal.GetLastPInvokeError() == Errno.EINTR)
+            {
+                continue;
+            }
+            // The first remaining message failed (full buffer, unreachable...): drop it, go on.
+            errors++;
+            offset++;
+        }
+        return errors;
+    }
+
+    /// <summary>
+    /// Runs the send and receive paths once for real (the generated P/Invoke stubs, the kernel's
+    /// first-send work) by sending one byte to a throwaway loopback socket, so that the first client's
+    /// transmit timestamp is not followed by one-time work: a one-shot client would see that as
+    /// path asymmetry. Best effort: without loopback it only compiles the code.
+    /// </summary>
+    public void WarmUp(PacketBatch batch)
+    {
+        IPAddress loopback = IsIPv6 ? IPAddress.IPv6Loopback : IPAddress.Loopback;
+        TimestampedSocket? sink = null;
+        try
+        {
+            sink = Open(new IPEndPoint(loopback, 0), new TimestampedSocketOptions { ReceiveTimeout = TimeSpan.FromMilliseconds(100) });
+        }
+        catch (SocketException)
+        {
+        }
+        batch.Clear();
+        if (sink is not null)
+        {
+            batch.Load(0, [0], sink.LocalEndPoint, 0);
+            batch.SetResponse(0, 1);
+        }
+        Send(batch);
+        if (sink is not null)
+        {
+            sink.Receive(batch);
+            sink.Dispose();
+        }
+        batch.Clear();
+    }
+
+    public void Dispose() => _fd.Dispose();
+
+    /// <summary>Owns the descriptor; closes it exactly once. The worker stops using it before disposing.</summary>
+    private sealed class SocketFd : SafeHandle
+    {
+        public SocketFd(int fd)
+            : base(-1, ownsHandle: true) => SetHandle(fd);
+
+        public int Value => (int)handle;
+
+        public override bool IsInvalid => handle == -1;
+
+        protected override bool ReleaseHandle() => Libc.Close((int)handle) == 0;
+    }
+}
