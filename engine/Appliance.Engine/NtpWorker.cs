@@ -1,74 +1,139 @@
-using System.Net;
+using System.Security.Cryptography;
 using Appliance.Protocol;
 using Appliance.Timestamping;
 
 namespace Appliance.Engine;
 
 /// <summary>
-/// One worker: a thread that owns one socket and one batch. Each turn receives a batch with one
-/// recvmmsg (kernel receive timestamps), answers every request in place with the pure responder, takes
-/// the transmit timestamp once just before sending, and sends the batch with one sendmmsg.
-/// Nothing on that path allocates.
+/// One worker: a thread that owns one socket per listen address, one batch, one rate-limit table and
+/// its counters. Each turn receives a batch with one recvmmsg (kernel receive timestamps), answers
+/// every request in place with the pure responder, takes the transmit timestamp once just before
+/// sending, and sends the batch with one sendmmsg. Nothing on that path allocates.
 /// </summary>
 public sealed class NtpWorker : IDisposable
 {
-    private readonly TimestampedSocket _socket;
+    private static readonly TimeSpan s_maxBackoff = TimeSpan.FromSeconds(30);
+
+    private readonly TimestampedSocket[] _sockets;
     private readonly ServerStateCell _state;
     private readonly PacketBatch _batch;
     private readonly bool[] _stamp;
+    private readonly Poller? _poller;
+    private readonly int? _cpu;
+    private readonly AccessList? _access;
+    private readonly DenyAction _denyAction;
     private Thread? _thread;
     private volatile bool _stopping;
 
-    public NtpWorker(TimestampedSocket socket, ServerStateCell state, int batchSize = 64)
+    public NtpWorker(int index, IReadOnlyList<TimestampedSocket> sockets, ServerStateCell state, EngineOptions options)
     {
-        _socket = socket;
+        Index = index;
+        _sockets = [.. sockets];
         _state = state;
-        _batch = new PacketBatch(batchSize);
-        _stamp = new bool[batchSize];
+        _batch = new PacketBatch(options.BatchSize);
+        _stamp = new bool[options.BatchSize];
+        _poller = _sockets.Length > 1 ? new Poller(_sockets) : null;
+        _cpu = options.CpuAffinity is { Count: > 0 } cpus ? cpus[index % cpus.Count] : null;
+        _access = options.Access;
+        _denyAction = options.DenyAction;
+        if (options.RateLimit is { } rate)
+        {
+            // Each worker owns its share of the client table; the hash key is random per worker.
+            int share = Math.Max(64, rate.Clients / Math.Max(1, options.Workers));
+            Span<ulong> seeds = stackalloc ulong[2];
+            RandomNumberGenerator.Fill(System.Runtime.InteropServices.MemoryMarshal.AsBytes(seeds));
+            RateLimiter = new RateLimiter(rate, share, seeds[0], seeds[1]);
+        }
     }
 
-    public IPEndPoint LocalEndPoint => _socket.LocalEndPoint;
+    public int Index { get; }
 
     public WorkerCounters Counters { get; } = new();
 
-    /// <summary>Called with the exception when the loop fails for a reason other than shutdown.</summary>
-    public Action<Exception>? OnFault { get; set; }
+    /// <summary>This worker's client table, or null without rate limiting.</summary>
+    public RateLimiter? RateLimiter { get; }
+
+    public IReadOnlyList<TimestampedSocket> Sockets => _sockets;
+
+    /// <summary>Told about every failure of the loop; the worker restarts itself after a back-off.</summary>
+    public Action<NtpWorker, Exception>? OnFault { get; set; }
+
+    /// <summary>Called before each batch is answered. Tests use it to inject a failure.</summary>
+    internal Action<NtpWorker>? BeforeBatch { get; set; }
 
     public void Start()
     {
-        _thread = new Thread(Run) { IsBackground = true, Name = $"ntp {LocalEndPoint}" };
+        _thread = new Thread(Run) { IsBackground = true, Name = $"ntp worker {Index}" };
         _thread.Start();
     }
 
     private void Run()
     {
-        try
+        if (_cpu is int cpu && !ThreadAffinity.PinCurrentThread(cpu, out string error))
         {
-            Warmup.RequestPath(_state.Current);
-            _socket.WarmUp(_batch);
-            var policy = default(AllowAllPolicy);
-            while (!_stopping)
+            OnFault?.Invoke(this, new InvalidOperationException($"cannot pin worker {Index} to CPU {cpu}: {error}"));
+        }
+        TimeSpan backoff = TimeSpan.FromMilliseconds(100);
+        while (!_stopping)
+        {
+            try
             {
-                int n = _socket.Receive(_batch);
-                if (n <= 0)
-                {
-                    if (n < 0)
-                    {
-                        Counters.CountReceiveError();
-                    }
-                    continue;
-                }
-                ServerState state = _state.Current;
-                ProcessBatch(_batch, state, ref policy, Counters, _stamp);
-                StampTransmit(_batch, state, _stamp, SystemClock.RealtimeNanoseconds());
-                Counters.CountSendErrors(_socket.Send(_batch));
-                Counters.SetAllocatedBytes(GC.GetAllocatedBytesForCurrentThread());
+                Warmup.RequestPath(_state.Current);
+                _sockets[0].WarmUp(_batch);
+                Loop();
+            }
+            catch (Exception e)
+            {
+                // A worker's failure is logged and the worker restarted, never the process lost.
+                Counters.CountRestart();
+                OnFault?.Invoke(this, e);
+                Thread.Sleep(backoff);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, s_maxBackoff.Ticks));
             }
         }
-        catch (Exception e)
+    }
+
+    private void Loop()
+    {
+        var policy = new ServerPolicy(_access, _denyAction, RateLimiter);
+        while (!_stopping)
         {
-            OnFault?.Invoke(e);
+            if (_poller is null)
+            {
+                Serve(_sockets[0], _sockets[0].Receive(_batch), ref policy);
+                continue;
+            }
+            // Several sockets: drain each without blocking; sleep in epoll only when all were empty.
+            bool any = false;
+            foreach (TimestampedSocket socket in _sockets)
+            {
+                int n = socket.ReceiveNoWait(_batch);
+                any |= n > 0;
+                Serve(socket, n, ref policy);
+            }
+            if (!any)
+            {
+                _poller.Wait(250);
+            }
         }
+    }
+
+    private void Serve(TimestampedSocket socket, int received, ref ServerPolicy policy)
+    {
+        if (received <= 0)
+        {
+            if (received < 0)
+            {
+                Counters.CountReceiveError();
+            }
+            return;
+        }
+        BeforeBatch?.Invoke(this);
+        ServerState state = _state.Current;
+        ProcessBatch(_batch, state, ref policy, Counters, _stamp);
+        StampTransmit(_batch, state, _stamp, SystemClock.RealtimeNanoseconds());
+        Counters.CountSendErrors(socket.Send(_batch));
+        Counters.SetAllocatedBytes(GC.GetAllocatedBytesForCurrentThread());
     }
 
     /// <summary>
@@ -118,13 +183,17 @@ public sealed class NtpWorker : IDisposable
         }
     }
 
+    /// <summary>Stops the thread (it wakes within the receive timeout), then frees the sockets and buffers.</summary>
     public void Dispose()
     {
         _stopping = true;
-        // The receive wakes within its timeout (SO_RCVTIMEO); only then are the socket and batch freed.
         if (_thread is null || _thread.Join(TimeSpan.FromSeconds(5)))
         {
-            _socket.Dispose();
+            foreach (TimestampedSocket socket in _sockets)
+            {
+                socket.Dispose();
+            }
+            _poller?.Dispose();
             _batch.Dispose();
         }
     }

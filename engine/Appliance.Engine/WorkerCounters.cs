@@ -15,11 +15,15 @@ public sealed class WorkerCounters
     private long _received;
     private long _sendErrors;
     private long _receiveErrors;
+    private long _restarts;
     private long _allocatedBytes;
 
     public long Received => Volatile.Read(ref _received);
     public long SendErrors => Volatile.Read(ref _sendErrors);
     public long ReceiveErrors => Volatile.Read(ref _receiveErrors);
+
+    /// <summary>Times the worker's loop failed and was restarted.</summary>
+    public long Restarts => Volatile.Read(ref _restarts);
 
     /// <summary>Packets whose receive time came from <paramref name="source"/>.</summary>
     public long Timestamps(TimestampSource source) => Volatile.Read(ref _timestampSources[(int)source]);
@@ -37,6 +41,8 @@ public sealed class WorkerCounters
     public void CountSendErrors(int errors) => _sendErrors += errors;
 
     public void CountReceiveError() => _receiveErrors++;
+
+    public void CountRestart() => Interlocked.Increment(ref _restarts);
 
     public void CountTimestamp(TimestampSource source) => _timestampSources[(int)source]++;
 

@@ -19,6 +19,9 @@ public enum PolicyVerdict : byte
 
     /// <summary>Over its rate: KoD RATE.</summary>
     RateKiss,
+
+    /// <summary>Over its rate, but answered anyway (the 1 in 2^leak that keeps a spoofed victim served).</summary>
+    RateLeak,
 }
 
 /// <summary>The per-request context a worker passes to the responder.</summary>
@@ -37,4 +40,39 @@ public interface IClientPolicy
 public struct AllowAllPolicy : IClientPolicy
 {
     public readonly PolicyVerdict Evaluate(in RequestContext context) => PolicyVerdict.Allow;
+}
+
+/// <summary>What to do with a denied client.</summary>
+public enum DenyAction : byte
+{
+    /// <summary>Send nothing.</summary>
+    Ignore,
+
+    /// <summary>Send a KoD DENY (RFC 5905 §7.4).</summary>
+    Kod,
+}
+
+/// <summary>
+/// The server's policy: access control first (denied clients never touch the rate table), then the
+/// worker's own rate limiter. Either part may be absent.
+/// </summary>
+public readonly struct ServerPolicy(AccessList? access, DenyAction denyAction, RateLimiter? limiter) : IClientPolicy
+{
+    public PolicyVerdict Evaluate(in RequestContext context)
+    {
+        if (access is not null && !access.Allows(context.Client))
+        {
+            return denyAction == DenyAction.Kod ? PolicyVerdict.DenyKiss : PolicyVerdict.DenyIgnore;
+        }
+        if (limiter is null)
+        {
+            return PolicyVerdict.Allow;
+        }
+        return limiter.Check(context.Client, context.ReceiveUnixNanoseconds) switch
+        {
+            RateDecision.Allow => PolicyVerdict.Allow,
+            RateDecision.Leak => limiter.Settings.Kod ? PolicyVerdict.RateKiss : PolicyVerdict.RateLeak,
+            _ => PolicyVerdict.RateDrop,
+        };
+    }
 }

@@ -66,9 +66,13 @@ public static class NtpResponder
         sbyte poll = (sbyte)request[2];
         var clientTransmit = NtpTimestamp.Read(request[NtpHeader.TransmitOffset..]);
 
+        ResponseReason answered = ResponseReason.Served;
         switch (policy.Evaluate(context))
         {
             case PolicyVerdict.Allow:
+                break;
+            case PolicyVerdict.RateLeak:
+                answered = ResponseReason.RateLimited;
                 break;
             case PolicyVerdict.DenyIgnore:
                 return Outcome.Drop(ResponseReason.Denied);
@@ -116,7 +120,7 @@ public static class NtpResponder
             responseLength += CryptoNakLength;
             return new Outcome(ResponseAction.Respond, ResponseReason.UnknownKey);
         }
-        return new Outcome(ResponseAction.Respond, synchronised ? ResponseReason.Served : ResponseReason.Unsynchronised);
+        return new Outcome(ResponseAction.Respond, !synchronised ? ResponseReason.Unsynchronised : answered);
     }
 
     /// <summary>Writes the transmit timestamp (T3) of a response built by <see cref="Respond"/>.</summary>

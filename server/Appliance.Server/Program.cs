@@ -84,7 +84,7 @@ public static class Program
         }
         await using (server)
         {
-            await server.WaitForShutdownAsync(token);
+            await server.RunUntilShutdownAsync(token);
         }
         return 0;
     }

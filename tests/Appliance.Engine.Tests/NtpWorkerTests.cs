@@ -8,30 +8,20 @@ namespace Appliance.Engine.Tests;
 
 public class NtpWorkerTests
 {
-    internal static ServerStateCell SyncedCell() => new(new ServerState
-    {
-        Leap = LeapIndicator.NoWarning,
-        Stratum = 3,
-        ReferenceId = 0x0A000001,
-        ReferenceTime = NtpTimestamp.FromUnixNanoseconds(SystemClock.RealtimeNanoseconds() - 1_000_000_000),
-        UpdatedAtUnixNanoseconds = SystemClock.RealtimeNanoseconds(),
-        Precision = -20,
-    });
-
     [Theory]
     [InlineData("127.0.0.1")]
     [InlineData("::1")]
     public async Task Worker_AnswersAndCountsPerOutcome(string address)
     {
-        var socket = TimestampedSocket.Open(new IPEndPoint(IPAddress.Parse(address), 0), new TimestampedSocketOptions());
-        using var worker = new NtpWorker(socket, SyncedCell());
-        worker.Start();
+        using NtpEngine engine = EngineFixture.Start(EngineFixture.Options(address));
+        IPEndPoint server = engine.LocalEndPoints[0];
+        NtpWorker worker = engine.Workers[0];
 
-        byte[]? reply = await NtpQuery.ExchangeAsync(worker.LocalEndPoint, NtpQuery.ClientRequest(99), TimeSpan.FromSeconds(5));
+        byte[]? reply = await NtpQuery.ExchangeAsync(server, NtpQuery.ClientRequest(99), TimeSpan.FromSeconds(5));
         Assert.NotNull(reply);
         Assert.Equal(3, reply[1]);
-        Assert.Null(await NtpQuery.ExchangeAsync(worker.LocalEndPoint, NtpQuery.ClientRequest(99, version: 6), TimeSpan.FromMilliseconds(200)));
-        Assert.Null(await NtpQuery.ExchangeAsync(worker.LocalEndPoint, new byte[PacketBatch.SlotSize + 1], TimeSpan.FromMilliseconds(200)));
+        Assert.Null(await NtpQuery.ExchangeAsync(server, NtpQuery.ClientRequest(99, version: 6), TimeSpan.FromMilliseconds(200)));
+        Assert.Null(await NtpQuery.ExchangeAsync(server, new byte[PacketBatch.SlotSize + 1], TimeSpan.FromMilliseconds(200)));
 
         Assert.Equal(3, worker.Counters.Received);
         Assert.Equal(3, worker.Counters.Timestamps(TimestampSource.KernelSoftware));
@@ -41,32 +31,68 @@ public class NtpWorkerTests
     }
 
     [Fact]
-    public async Task Worker_TransmitTimestamp_IsAfterReceiveTimestamp()
+    public async Task Worker_ProcessingTime_IsPositiveAndSmall()
     {
-        var socket = TimestampedSocket.Open(new IPEndPoint(IPAddress.Loopback, 0), new TimestampedSocketOptions());
-        using var worker = new NtpWorker(socket, SyncedCell());
-        worker.Start();
+        using NtpEngine engine = EngineFixture.Start(EngineFixture.Options());
         for (int i = 0; i < 20; i++)
         {
-            byte[]? reply = await NtpQuery.ExchangeAsync(worker.LocalEndPoint, NtpQuery.ClientRequest((ulong)i), TimeSpan.FromSeconds(5));
+            byte[]? reply = await NtpQuery.ExchangeAsync(engine.LocalEndPoints[0], NtpQuery.ClientRequest((ulong)i), TimeSpan.FromSeconds(5));
             var header = NtpHeader.Read(reply);
-            double processing = header.Transmit.SecondsSince(header.Receive);
-            Assert.InRange(processing, 0, 0.1);
+            Assert.InRange(header.Transmit.SecondsSince(header.Receive), 0, 0.1);
         }
     }
 
     [Fact]
     public void Dispose_StopsTheLoopWithinTheReceiveTimeout()
     {
-        var socket = TimestampedSocket.Open(new IPEndPoint(IPAddress.Loopback, 0), new TimestampedSocketOptions());
-        var worker = new NtpWorker(socket, SyncedCell());
+        NtpEngine engine = EngineFixture.Start(EngineFixture.Options());
         Exception? fault = null;
-        worker.OnFault = e => fault = e;
-        worker.Start();
+        engine.Workers[0].OnFault = (_, e) => fault = e;
         Thread.Sleep(100);
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        worker.Dispose();
+        engine.Dispose();
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(4), "the receive loop did not stop");
+        Assert.Null(fault);
+    }
+
+    [Fact]
+    public async Task Worker_FailingBatch_IsLoggedAndRestarted()
+    {
+        using NtpEngine engine = NtpEngine.Bind(EngineFixture.Options(), EngineFixture.SyncedCell());
+        NtpWorker worker = engine.Workers[0];
+        var faults = new List<Exception>();
+        int calls = 0;
+        worker.OnFault = (_, e) => { lock (faults) { faults.Add(e); } };
+        worker.BeforeBatch = _ =>
+        {
+            if (Interlocked.Increment(ref calls) == 1)
+            {
+                throw new InvalidOperationException("injected failure");
+            }
+        };
+        engine.Start();
+
+        Assert.Null(await NtpQuery.ExchangeAsync(engine.LocalEndPoints[0], NtpQuery.ClientRequest(1), TimeSpan.FromMilliseconds(300)));
+        byte[]? reply = null;
+        for (int i = 0; i < 50 && reply is null; i++)
+        {
+            reply = await NtpQuery.ExchangeAsync(engine.LocalEndPoints[0], NtpQuery.ClientRequest(2), TimeSpan.FromMilliseconds(200));
+        }
+
+        Assert.NotNull(reply);
+        Assert.Equal(1, worker.Counters.Restarts);
+        Assert.Contains(faults, e => e.Message == "injected failure");
+    }
+
+    [Fact]
+    public async Task Worker_PinnedToCpu0_ServesWithoutFault()
+    {
+        var options = EngineFixture.Options() with { CpuAffinity = [0] };
+        using NtpEngine engine = NtpEngine.Bind(options, EngineFixture.SyncedCell());
+        Exception? fault = null;
+        engine.Workers[0].OnFault = (_, e) => fault = e;
+        engine.Start();
+        Assert.NotNull(await NtpQuery.ExchangeAsync(engine.LocalEndPoints[0], NtpQuery.ClientRequest(1), TimeSpan.FromSeconds(5)));
         Assert.Null(fault);
     }
 
@@ -80,17 +106,27 @@ public class NtpWorkerTests
         long rx = 1_795_435_203_000_000_000;
         batch.Load(0, NtpQuery.ClientRequest(1), source, rx);
         batch.Load(1, new byte[10], source, rx);
-        var policy = default(AllowAllPolicy);
+        batch.Load(2, NtpQuery.ClientRequest(2), new IPEndPoint(IPAddress.Parse("192.0.2.66"), 1), rx);
+        var policy = new ServerPolicy(new AccessList([new AccessRule(default, 0, true), Deny("192.0.2.66/32")]), DenyAction.Kod, null);
+        ServerState state = EngineFixture.SyncedCell().Current;
 
-        NtpWorker.ProcessBatch(batch, SyncedCell().Current, ref policy, counters, stamp);
-        NtpWorker.StampTransmit(batch, SyncedCell().Current, stamp, rx + 5000);
+        NtpWorker.ProcessBatch(batch, state, ref policy, counters, stamp);
+        NtpWorker.StampTransmit(batch, state, stamp, rx + 5000);
 
         Assert.Equal(48, batch.ResponseLength(0));
         Assert.Equal(0, batch.ResponseLength(1));
-        Assert.Equal(NetAddress.FromIPAddress(source.Address), batch.Source(0));
+        Assert.Equal(48, batch.ResponseLength(2));
         var response = NtpHeader.Read(batch.Payload(0));
         Assert.Equal(NtpTimestamp.FromUnixNanoseconds(rx), response.Receive);
         Assert.Equal(NtpTimestamp.FromUnixNanoseconds(rx + 5000), response.Transmit);
-        Assert.Equal(2, counters.Received);
+        Assert.Equal(KissCode.Deny, KissOfDeath.Read(batch.Payload(2)));
+        Assert.Equal(NtpQuery.ClientRequest(2).AsSpan(40, 8).ToArray(), batch.Payload(2).Slice(40, 8).ToArray()); // KoD transmit not stamped
+        Assert.Equal(3, counters.Received);
+    }
+
+    private static AccessRule Deny(string prefix)
+    {
+        Assert.True(AccessRule.TryParse(prefix, false, out AccessRule rule));
+        return rule;
     }
 }

@@ -66,7 +66,7 @@ public class CliTests
         await server.TerminateAsync();
 
         Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(20)));
-        Assert.Contains("NTP listeners closed", server.Output, StringComparison.Ordinal);
+        Assert.Contains("NTP workers stopped", server.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("fail", server.Output, StringComparison.OrdinalIgnoreCase);
     }
 }

@@ -29,6 +29,67 @@ public class ConfigTests
     }
 
     [Fact]
+    public void Parse_EngineKeys()
+    {
+        const string yaml = """
+            ntp:
+              workers: 3
+              batch: 32
+              cpu-affinity: [1, 0]
+              hardware-timestamps: true
+              rate-limit: { interval: 500ms, burst: 4, leak: 3, kod: true, clients: 65536 }
+              access: { allow: ["192.0.2.0/24", "2001:db8::/32"], deny: ["192.0.2.66"], deny-action: kod }
+            clock: { local: {} }
+            """;
+        ConfigResult result = ConfigLoader.Parse(yaml);
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        NtpConfig ntp = result.Config!.Ntp;
+        Assert.Equal(3, ntp.EffectiveWorkers);
+        Assert.Equal(32, ntp.Batch);
+        Assert.Equal([1, 0], ntp.CpuAffinity);
+        Assert.True(ntp.HardwareTimestamps);
+        Assert.Equal(new Appliance.Protocol.RateLimitSettings(TimeSpan.FromMilliseconds(500), 4, 3, true, 65536), ntp.RateLimit);
+        Assert.Equal(Appliance.Protocol.DenyAction.Kod, ntp.DenyAction);
+        Assert.True(ntp.Access.Allows(Appliance.Protocol.NetAddress.FromIPAddress(IPAddress.Parse("192.0.2.1"))));
+        Assert.False(ntp.Access.Allows(Appliance.Protocol.NetAddress.FromIPAddress(IPAddress.Parse("192.0.2.66"))));
+        Assert.False(ntp.Access.Allows(Appliance.Protocol.NetAddress.FromIPAddress(IPAddress.Parse("198.51.100.1"))));
+    }
+
+    [Fact]
+    public void Parse_EngineDefaults_AutoWorkersRateLimitOnAllowAll()
+    {
+        ConfigResult result = ConfigLoader.Parse("clock: { local: {} }\n");
+        NtpConfig ntp = result.Config!.Ntp;
+        Assert.Equal(Environment.ProcessorCount, ntp.EffectiveWorkers);
+        Assert.Equal(64, ntp.Batch);
+        Assert.Null(ntp.CpuAffinity);
+        Assert.Equal(Appliance.Protocol.RateLimitSettings.Default, ntp.RateLimit);
+        Assert.Same(Appliance.Protocol.AccessList.AllowAll, ntp.Access);
+    }
+
+    [Fact]
+    public void Parse_RateLimitOff_DisablesIt()
+    {
+        ConfigResult result = ConfigLoader.Parse("ntp: { rate-limit: off, workers: auto }\nclock: { local: {} }\n");
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        Assert.Null(result.Config!.Ntp.RateLimit);
+    }
+
+    [Fact]
+    public void Parse_BadEngineValues_EachReported()
+    {
+        const string yaml = """
+            ntp:
+              workers: many
+              rate-limit: { interval: 2 parsecs, kod: maybe }
+              access: { allow: ["192.0.2.0/40"], deny-action: shout }
+            clock: { local: {} }
+            """;
+        ConfigResult result = ConfigLoader.Parse(yaml);
+        Assert.Equal([(2, 12), (3, 27), (3, 43), (4, 21), (4, 51)], result.Errors.Select(e => (e.Line, e.Column)).Order().ToArray());
+    }
+
+    [Fact]
     public void Parse_UnknownKey_IsErrorWithPositionAndSuggestion()
     {
         ConfigResult result = ConfigLoader.Parse("ntp:\n  lissten: [\"127.0.0.1:123\"]\nclock: { local: {} }\n");

@@ -14,7 +14,7 @@ public class ServerTests
     {
         int port = Ports.FreeUdpPort();
         ConfigResult result = ConfigLoader.Parse($"""
-            ntp: {"{"} listen: ["127.0.0.1:{port}", "[::1]:{port}"] {"}"}
+            ntp: {"{"} listen: ["127.0.0.1:{port}", "[::1]:{port}"], workers: 2, rate-limit: off {"}"}
             clock: {"{"} mode: software, local: {"{"} stratum: 10 {"}"} {"}"}
             metrics: {"{"} listen: "127.0.0.1:0" {"}"}
             {extraYaml}

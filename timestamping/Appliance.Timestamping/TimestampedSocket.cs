@@ -133,10 +133,15 @@ public sealed unsafe class TimestampedSocket : IDisposable
     /// timeout passes; takes what is already queued after the first (MSG_WAITFORONE).
     /// Returns the count, 0 on timeout or signal, or −errno on failure. Never allocates.
     /// </summary>
-    public int Receive(PacketBatch batch)
+    public int Receive(PacketBatch batch) => Receive(batch, Libc.MsgWaitForOne);
+
+    /// <summary>As <see cref="Receive(PacketBatch)"/>, but returns 0 at once when nothing is queued.</summary>
+    public int ReceiveNoWait(PacketBatch batch) => Receive(batch, Libc.MsgDontWait);
+
+    private int Receive(PacketBatch batch, int flags)
     {
         MMsgHdr* messages = batch.PrepareReceive();
-        int n = Libc.RecvMMsg(_fd.Value, messages, (uint)batch.Capacity, Libc.MsgWaitForOne, null);
+        int n = Libc.RecvMMsg(_fd.Value, messages, (uint)batch.Capacity, flags, null);
         if (n < 0)
         {
             int errno = Marshal.GetLastPInvokeError();

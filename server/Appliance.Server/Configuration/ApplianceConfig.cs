@@ -1,11 +1,27 @@
 using System.Net;
+using Appliance.Protocol;
 
 namespace Appliance.Server.Configuration;
 
 /// <summary>The whole configuration, validated. Every key is documented in docs/configuration.md.</summary>
 public sealed record ApplianceConfig(NtpConfig Ntp, ClockConfig Clock, MetricsConfig Metrics);
 
-public sealed record NtpConfig(IReadOnlyList<IPEndPoint> Listen);
+/// <param name="Workers">Worker threads; 0 means one per core.</param>
+/// <param name="CpuAffinity">CPUs to pin workers to, or null for no pinning.</param>
+/// <param name="RateLimit">Null when rate limiting is off.</param>
+public sealed record NtpConfig(
+    IReadOnlyList<IPEndPoint> Listen,
+    int Workers,
+    int Batch,
+    IReadOnlyList<int>? CpuAffinity,
+    bool HardwareTimestamps,
+    RateLimitSettings? RateLimit,
+    AccessList Access,
+    DenyAction DenyAction)
+{
+    /// <summary>The worker count with "auto" resolved to the cores this process may use.</summary>
+    public int EffectiveWorkers => Workers > 0 ? Workers : Environment.ProcessorCount;
+}
 
 public enum ClockMode
 {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Reflection;
+using Appliance.Protocol;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -126,7 +127,107 @@ public static class ConfigLoader
                 listen.Add(new IPEndPoint(IPAddress.Any, 123));
                 listen.Add(new IPEndPoint(IPAddress.IPv6Any, 123));
             }
-            return new NtpConfig(listen);
+
+            int workers = 0;
+            if (ntp.TryGetValue("workers", out YamlNode? workersNode) && workersNode is not YamlScalarNode { Value: "auto" })
+            {
+                workers = Integer(workersNode, "ntp.workers", 1, 256, 0, "or 'auto' for one per core");
+            }
+            int batch = ntp.TryGetValue("batch", out YamlNode? batchNode) ? Integer(batchNode, "ntp.batch", 1, 1024, 64) : 64;
+            IReadOnlyList<int>? affinity = null;
+            if (ntp.TryGetValue("cpu-affinity", out YamlNode? affinityNode))
+            {
+                affinity = affinityNode switch
+                {
+                    YamlScalarNode { Value: "off" } => null,
+                    YamlScalarNode { Value: "auto" } => Enumerable.Range(0, Environment.ProcessorCount).ToArray(),
+                    YamlSequenceNode list => list.Children.Select(c => Integer(c, "ntp.cpu-affinity", 0, 1023, 0)).ToArray(),
+                    _ => BadAffinity(affinityNode),
+                };
+            }
+            bool hardware = ntp.TryGetValue("hardware-timestamps", out YamlNode? hwNode) && Boolean(hwNode, "ntp.hardware-timestamps");
+            return new NtpConfig(listen, workers, batch, affinity, hardware, BindRateLimit(ntp), BindAccess(ntp, out DenyAction action), action);
+        }
+
+        private int[]? BadAffinity(YamlNode node)
+        {
+            Error(node, "'ntp.cpu-affinity' must be off, auto, or a list of CPU numbers", "write cpu-affinity: auto, or cpu-affinity: [0, 1]");
+            return null;
+        }
+
+        private RateLimitSettings? BindRateLimit(Dictionary<string, YamlNode> ntp)
+        {
+            RateLimitSettings defaults = RateLimitSettings.Default;
+            if (!ntp.TryGetValue("rate-limit", out YamlNode? node))
+            {
+                return defaults;
+            }
+            if (node is YamlScalarNode { Value: "off" })
+            {
+                return null;
+            }
+            Dictionary<string, YamlNode> map = Mapping(node, "ntp.rate-limit") ?? [];
+            return new RateLimitSettings(
+                map.TryGetValue("interval", out YamlNode? i) ? Duration(i, "ntp.rate-limit.interval", TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1), defaults.Interval) : defaults.Interval,
+                map.TryGetValue("burst", out YamlNode? b) ? Integer(b, "ntp.rate-limit.burst", 1, 1000, defaults.Burst) : defaults.Burst,
+                map.TryGetValue("leak", out YamlNode? l) ? Integer(l, "ntp.rate-limit.leak", 0, 16, defaults.Leak) : defaults.Leak,
+                map.TryGetValue("kod", out YamlNode? k) ? Boolean(k, "ntp.rate-limit.kod") : defaults.Kod,
+                map.TryGetValue("clients", out YamlNode? c) ? Integer(c, "ntp.rate-limit.clients", 1024, 1 << 26, defaults.Clients) : defaults.Clients);
+        }
+
+        private AccessList BindAccess(Dictionary<string, YamlNode> ntp, out DenyAction action)
+        {
+            action = DenyAction.Ignore;
+            if (!ntp.TryGetValue("access", out YamlNode? node))
+            {
+                return AccessList.AllowAll;
+            }
+            Dictionary<string, YamlNode> map = Mapping(node, "ntp.access") ?? [];
+            var rules = new List<AccessRule>();
+            if (map.TryGetValue("allow", out YamlNode? allow))
+            {
+                rules.AddRange(Prefixes(allow, "ntp.access.allow", true));
+            }
+            else
+            {
+                rules.AddRange(AccessList.AllowAll.Rules);
+            }
+            if (map.TryGetValue("deny", out YamlNode? deny))
+            {
+                rules.AddRange(Prefixes(deny, "ntp.access.deny", false));
+            }
+            if (map.TryGetValue("deny-action", out YamlNode? actionNode) && Scalar(actionNode, "ntp.access.deny-action") is { } text)
+            {
+                switch (text)
+                {
+                    case "ignore": action = DenyAction.Ignore; break;
+                    case "kod": action = DenyAction.Kod; break;
+                    default:
+                        Error(actionNode, $"'ntp.access.deny-action' is '{text}'", "use 'ignore' (send nothing) or 'kod' (send a KoD DENY)");
+                        break;
+                }
+            }
+            return new AccessList(rules);
+        }
+
+        private List<AccessRule> Prefixes(YamlNode node, string path, bool allow)
+        {
+            var rules = new List<AccessRule>();
+            foreach (YamlNode item in Sequence(node, path))
+            {
+                if (Scalar(item, path) is { } text)
+                {
+                    if (AccessRule.TryParse(text, allow, out AccessRule rule))
+                    {
+                        rules.Add(rule);
+                    }
+                    else
+                    {
+                        Error(item, $"'{path}' has '{text}', which is not an address or prefix", "write an address or a CIDR prefix: \"192.0.2.0/24\", \"2001:db8::/32\", \"0.0.0.0/0\"");
+                    }
+                }
+            }
+            return rules;
         }
 
         private ClockConfig BindClock(Dictionary<string, YamlNode> top, YamlNode root)
@@ -232,7 +333,7 @@ public static class ConfigLoader
             return null;
         }
 
-        private int Integer(YamlNode node, string path, int min, int max, int fallback)
+        private int Integer(YamlNode node, string path, int min, int max, int fallback, string alternative = "")
         {
             string? text = Scalar(node, path);
             if (text is null)
@@ -241,10 +342,39 @@ public static class ConfigLoader
             }
             if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value < min || value > max)
             {
-                Error(node, $"'{path}' is '{text}'", $"use a whole number from {min} to {max}");
+                Error(node, $"'{path}' is '{text}'", $"use a whole number from {min} to {max}{(alternative.Length > 0 ? " " + alternative : "")}");
                 return fallback;
             }
             return value;
+        }
+
+        private bool Boolean(YamlNode node, string path)
+        {
+            switch (Scalar(node, path))
+            {
+                case "true": return true;
+                case "false": return false;
+                case null: return false;
+                case string text:
+                    Error(node, $"'{path}' is '{text}'", "use true or false");
+                    return false;
+            }
+        }
+
+        /// <summary>A duration such as 500ms, 2s, 15m, 24h, 7d.</summary>
+        private TimeSpan Duration(YamlNode node, string path, TimeSpan min, TimeSpan max, TimeSpan fallback)
+        {
+            string? text = Scalar(node, path);
+            if (text is null)
+            {
+                return fallback;
+            }
+            if (DurationText.TryParse(text, out TimeSpan value) && value >= min && value <= max)
+            {
+                return value;
+            }
+            Error(node, $"'{path}' is '{text}'", $"write a duration from {DurationText.Format(min)} to {DurationText.Format(max)} with a unit: ms, s, m, h or d (e.g. 2s, 24h)");
+            return fallback;
         }
 
         private IPEndPoint? Endpoint(YamlNode node, string path)

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Appliance.Engine;
 using Appliance.Protocol;
 using Appliance.Server.Clock;
 using Appliance.Server.Configuration;
@@ -22,18 +23,20 @@ public sealed class ApplianceServer : IAsyncDisposable
     private readonly IHost _host;
     private readonly MetricServer? _metricServer;
 
-    private ApplianceServer(IHost host, NtpListeners listeners, MetricServer? metricServer, IPEndPoint? metricsEndPoint, ServerStateCell state)
+    private bool _stopped;
+
+    private ApplianceServer(IHost host, NtpEngine engine, MetricServer? metricServer, IPEndPoint? metricsEndPoint, ServerStateCell state)
     {
         _host = host;
-        Listeners = listeners;
+        Engine = engine;
         _metricServer = metricServer;
         MetricsEndPoint = metricsEndPoint;
         State = state;
     }
 
-    public NtpListeners Listeners { get; }
+    public NtpEngine Engine { get; }
 
-    public IReadOnlyList<IPEndPoint> NtpEndPoints => Listeners.Workers.Select(r => r.LocalEndPoint).ToList();
+    public IReadOnlyList<IPEndPoint> NtpEndPoints => Engine.LocalEndPoints;
 
     public IPEndPoint? MetricsEndPoint { get; }
 
@@ -43,12 +46,12 @@ public sealed class ApplianceServer : IAsyncDisposable
     public static async Task<ApplianceServer> StartAsync(ApplianceConfig config, Action<ILoggingBuilder>? logging = null, CancellationToken cancellationToken = default)
     {
         var state = new ServerStateCell(ServerState.Unsynchronised(SystemClock.MeasurePrecision()));
-        NtpListeners listeners = NtpListeners.Bind(config.Ntp.Listen, state);
+        NtpEngine engine = BindEngine(config.Ntp, state);
         MetricServer? metricServer = null;
         IPEndPoint? metricsEndPoint = null;
         try
         {
-            var metrics = new ApplianceMetrics(listeners, state);
+            var metrics = new ApplianceMetrics(engine, state);
             if (config.Metrics.Listen is { } listen)
             {
                 (metricServer, metricsEndPoint) = StartMetricServer(listen, metrics.Registry);
@@ -72,7 +75,7 @@ public sealed class ApplianceServer : IAsyncDisposable
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
             builder.Services.AddSingleton(config);
             builder.Services.AddSingleton(state);
-            builder.Services.AddSingleton(listeners);
+            builder.Services.AddSingleton(engine);
             builder.Services.AddSingleton(metrics);
             if (config.Clock.Local is { } local)
             {
@@ -87,13 +90,36 @@ public sealed class ApplianceServer : IAsyncDisposable
                 host.Services.GetRequiredService<ILogger<ApplianceServer>>()
                     .LogInformation("metrics on http://{EndPoint}/metrics", metricsEndPoint);
             }
-            return new ApplianceServer(host, listeners, metricServer, metricsEndPoint, state);
+            return new ApplianceServer(host, engine, metricServer, metricsEndPoint, state);
         }
         catch
         {
             metricServer?.Dispose();
-            listeners.Dispose();
+            engine.Dispose();
             throw;
+        }
+    }
+
+    private static NtpEngine BindEngine(NtpConfig ntp, ServerStateCell state)
+    {
+        var options = new EngineOptions
+        {
+            Listen = ntp.Listen,
+            Workers = ntp.EffectiveWorkers,
+            BatchSize = ntp.Batch,
+            CpuAffinity = ntp.CpuAffinity,
+            HardwareTimestamps = ntp.HardwareTimestamps,
+            Access = ntp.Access,
+            DenyAction = ntp.DenyAction,
+            RateLimit = ntp.RateLimit,
+        };
+        try
+        {
+            return NtpEngine.Bind(options, state);
+        }
+        catch (EngineBindException e)
+        {
+            throw new BindFailedException("NTP on UDP", e.EndPoint, EngineBindException.Describe((SocketException)e.InnerException!), e);
         }
     }
 
@@ -122,17 +148,25 @@ public sealed class ApplianceServer : IAsyncDisposable
         return (server, new IPEndPoint(listen.Address, port));
     }
 
-    /// <summary>Waits until the host stops (SIGTERM, SIGINT, or a fatal listener error).</summary>
-    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _host.WaitForShutdownAsync(cancellationToken);
+    /// <summary>Waits until the host stops (SIGTERM, SIGINT), then releases everything.</summary>
+    public async Task RunUntilShutdownAsync(CancellationToken cancellationToken = default)
+    {
+        await _host.WaitForShutdownAsync(cancellationToken);
+        _stopped = true;
+    }
 
     public async ValueTask DisposeAsync()
     {
-        await _host.StopAsync();
+        if (!_stopped)
+        {
+            await _host.StopAsync();
+            _stopped = true;
+        }
         _host.Dispose();
         if (_metricServer is not null)
         {
             await _metricServer.StopAsync();
         }
-        Listeners.Dispose();
+        Engine.Dispose();
     }
 }

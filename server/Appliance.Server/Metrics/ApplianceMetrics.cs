@@ -1,6 +1,7 @@
+using System.Globalization;
 using Appliance.Engine;
 using Appliance.Protocol;
-using Appliance.Server.Ntp;
+using Appliance.Timestamping;
 using Prometheus;
 
 namespace Appliance.Server.Metrics;
@@ -11,12 +12,20 @@ namespace Appliance.Server.Metrics;
 /// </summary>
 public sealed class ApplianceMetrics
 {
-    private readonly NtpListeners _listeners;
+    private static readonly string[] s_timestampSources = ["user_space", "kernel_software", "hardware"];
+
+    private readonly NtpEngine _engine;
     private readonly ServerStateCell _state;
     private readonly Counter _requests;
+    private readonly Counter _workerRequests;
     private readonly Counter _responses;
     private readonly Counter _drops;
     private readonly Counter _sendErrors;
+    private readonly Counter _receiveErrors;
+    private readonly Counter _restarts;
+    private readonly Counter _timestamps;
+    private readonly Gauge _rateTableEntries;
+    private readonly Gauge _rateTableCapacity;
     private readonly Counter _allocated;
     private readonly Counter _workerAllocated;
     private readonly Gauge _stratum;
@@ -25,17 +34,24 @@ public sealed class ApplianceMetrics
     private readonly Gauge _rootDelay;
     private readonly Gauge _rootDispersion;
 
-    public ApplianceMetrics(NtpListeners listeners, ServerStateCell state)
+    public ApplianceMetrics(NtpEngine engine, ServerStateCell state)
     {
-        _listeners = listeners;
+        _engine = engine;
         _state = state;
         Registry = Prometheus.Metrics.NewCustomRegistry();
         MetricFactory factory = Prometheus.Metrics.WithCustomRegistry(Registry);
         _requests = factory.CreateCounter("appliance_ntp_requests_total", "NTP datagrams received.");
+        _workerRequests = factory.CreateCounter("appliance_ntp_worker_requests_total", "NTP datagrams received, by worker.", "worker");
         _responses = factory.CreateCounter("appliance_ntp_responses_total",
             "NTP responses sent, by kind (respond, kod) and reason.", "kind", "reason");
         _drops = factory.CreateCounter("appliance_ntp_drops_total", "NTP datagrams dropped without a response, by reason.", "reason");
         _sendErrors = factory.CreateCounter("appliance_ntp_send_errors_total", "Responses the kernel refused to send.");
+        _receiveErrors = factory.CreateCounter("appliance_ntp_receive_errors_total", "Failed receive calls (other than timeouts).");
+        _restarts = factory.CreateCounter("appliance_ntp_worker_restarts_total", "Times a worker failed and was restarted.");
+        _timestamps = factory.CreateCounter("appliance_ntp_receive_timestamps_total",
+            "Requests by where their receive timestamp came from.", "source");
+        _rateTableEntries = factory.CreateGauge("appliance_ntp_rate_limit_clients", "Clients tracked in the rate-limit tables.");
+        _rateTableCapacity = factory.CreateGauge("appliance_ntp_rate_limit_capacity", "Room in the rate-limit tables (their fixed bound).");
         _allocated = factory.CreateCounter("appliance_process_allocated_bytes_total",
             "Bytes allocated on the managed heap by the whole process (GC.GetTotalAllocatedBytes).");
         _workerAllocated = factory.CreateCounter("appliance_ntp_worker_allocated_bytes_total",
@@ -53,13 +69,24 @@ public sealed class ApplianceMetrics
 
     private void Update()
     {
-        long received = 0, sendErrors = 0, workerAllocated = 0;
+        long received = 0, sendErrors = 0, receiveErrors = 0, restarts = 0, workerAllocated = 0, tableEntries = 0, tableCapacity = 0;
+        var timestamps = new long[s_timestampSources.Length];
         var outcomes = new long[OutcomeNames.ActionCount, OutcomeNames.ReasonCount];
-        foreach (WorkerCounters counters in _listeners.Counters)
+        foreach (NtpWorker worker in _engine.Workers)
         {
+            WorkerCounters counters = worker.Counters;
             received += counters.Received;
+            _workerRequests.WithLabels(worker.Index.ToString(CultureInfo.InvariantCulture)).IncTo(counters.Received);
             sendErrors += counters.SendErrors;
+            receiveErrors += counters.ReceiveErrors;
+            restarts += counters.Restarts;
             workerAllocated += counters.AllocatedBytes;
+            tableEntries += worker.RateLimiter?.Count ?? 0;
+            tableCapacity += worker.RateLimiter?.Capacity ?? 0;
+            for (int s = 0; s < timestamps.Length; s++)
+            {
+                timestamps[s] += counters.Timestamps((TimestampSource)s);
+            }
             for (int a = 0; a < OutcomeNames.ActionCount; a++)
             {
                 for (int r = 0; r < OutcomeNames.ReasonCount; r++)
@@ -70,8 +97,19 @@ public sealed class ApplianceMetrics
         }
         _requests.IncTo(received);
         _sendErrors.IncTo(sendErrors);
+        _receiveErrors.IncTo(receiveErrors);
+        _restarts.IncTo(restarts);
         _workerAllocated.IncTo(workerAllocated);
+        _rateTableEntries.Set(tableEntries);
+        _rateTableCapacity.Set(tableCapacity);
         _allocated.IncTo(GC.GetTotalAllocatedBytes(precise: true));
+        for (int s = 0; s < timestamps.Length; s++)
+        {
+            if (timestamps[s] > 0)
+            {
+                _timestamps.WithLabels(s_timestampSources[s]).IncTo(timestamps[s]);
+            }
+        }
         for (int r = 0; r < OutcomeNames.ReasonCount; r++)
         {
             string reason = OutcomeNames.Reason((ResponseReason)r);
@@ -93,6 +131,6 @@ public sealed class ApplianceMetrics
         _leap.Set(state.IsSynchronised ? (int)state.Leap : (int)LeapIndicator.Unsynchronised);
         _synchronised.Set(state.IsSynchronised ? 1 : 0);
         _rootDelay.Set(state.RootDelay);
-        _rootDispersion.Set(state.RootDispersionAt(Timestamping.SystemClock.RealtimeNanoseconds()));
+        _rootDispersion.Set(state.RootDispersionAt(SystemClock.RealtimeNanoseconds()));
     }
 }

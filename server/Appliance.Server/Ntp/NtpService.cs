@@ -4,28 +4,25 @@ using Microsoft.Extensions.Logging;
 
 namespace Appliance.Server.Ntp;
 
-/// <summary>Runs the NTP listeners for the lifetime of the host.</summary>
-internal sealed class NtpService(NtpListeners listeners, IHostApplicationLifetime lifetime, ILogger<NtpService> logger) : IHostedService
+/// <summary>Runs the packet engine for the lifetime of the host.</summary>
+internal sealed class NtpService(NtpEngine engine, ILogger<NtpService> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        foreach (NtpWorker worker in listeners.Workers)
+        foreach (NtpWorker worker in engine.Workers)
         {
-            worker.OnFault = e =>
-            {
-                logger.LogCritical(e, "NTP listener {EndPoint} failed; stopping", worker.LocalEndPoint);
-                lifetime.StopApplication();
-            };
-            worker.Start();
+            worker.OnFault = (w, e) => logger.LogError(e, "NTP worker {Worker} failed; restarting it", w.Index);
         }
-        logger.LogInformation("serving NTP on UDP {EndPoints}", string.Join(", ", listeners.Workers.Select(r => r.LocalEndPoint)));
+        engine.Start();
+        logger.LogInformation("serving NTP on UDP {EndPoints} with {Workers} worker(s)",
+            string.Join(", ", engine.LocalEndPoints), engine.Workers.Count);
         return Task.CompletedTask;
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
-        listeners.Dispose();
-        logger.LogInformation("NTP listeners closed");
+        engine.Dispose();
+        logger.LogInformation("NTP workers stopped");
         return Task.CompletedTask;
     }
 }

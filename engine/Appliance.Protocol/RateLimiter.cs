@@ -1,0 +1,174 @@
+namespace Appliance.Protocol;
+
+/// <summary>
+/// Rate-limit settings with chrony's <c>ratelimit</c> semantics: each client may average one request
+/// per <see cref="Interval"/> with bursts of <see cref="Burst"/>; beyond that one request in
+/// 2^<see cref="Leak"/> is still answered (none when it is 0), so a flood spoofing a victim's address
+/// cannot cut the victim off; with <see cref="Kod"/> those answers are KoD RATE (RFC 5905 §7.4).
+/// </summary>
+public sealed record RateLimitSettings(TimeSpan Interval, int Burst, int Leak, bool Kod, int Clients)
+{
+    public static RateLimitSettings Default { get; } = new(TimeSpan.FromSeconds(2), 8, 2, false, 1 << 20);
+}
+
+/// <summary>What the rate limiter says about one request.</summary>
+public enum RateDecision : byte
+{
+    Allow,
+
+    /// <summary>Over the rate, but this one is the 1 in 2^leak that is answered anyway.</summary>
+    Leak,
+
+    /// <summary>Over the rate: no response.</summary>
+    Drop,
+}
+
+/// <summary>
+/// Per-client token buckets in a bounded, lossy, O(1) table: 4-way set-associative, indexed by a keyed
+/// hash with a random seed (so an attacker cannot aim at one set), evicting the least recently seen
+/// entry of a set. A flood of spoofed sources only evicts; the table never grows. IPv6 clients are
+/// keyed by their /64, IPv4 by the address. One table per worker: no locks.
+/// </summary>
+public sealed class RateLimiter
+{
+    private const int Ways = 4;
+    private const long TokenUnit = 1 << 16;
+
+    private readonly Entry[] _entries;
+    private readonly int _setMask;
+    private readonly ulong _k0;
+    private readonly ulong _k1;
+    private readonly long _intervalMicros;
+    private readonly long _capacityTokens;
+    private readonly uint _leakMask;
+    private readonly bool _leakNever;
+    private ulong _random;
+    private int _used;
+
+    /// <param name="capacity">Entries (rounded up to a power of two, at least 4).</param>
+    /// <param name="seed0">Random bits for the hash key and the leak draw: randomness is passed in.</param>
+    public RateLimiter(RateLimitSettings settings, int capacity, ulong seed0, ulong seed1)
+    {
+        Settings = settings;
+        int size = (int)Math.Max(Ways, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(capacity, 1)));
+        _entries = new Entry[size];
+        _setMask = (size / Ways) - 1;
+        _k0 = seed0;
+        _k1 = seed1;
+        _random = Mix(seed0 ^ seed1) | 1;
+        _intervalMicros = Math.Max(1, (long)settings.Interval.TotalMicroseconds);
+        _capacityTokens = Math.Max(1, settings.Burst) * TokenUnit;
+        _leakNever = settings.Leak <= 0;
+        _leakMask = (1u << Math.Clamp(settings.Leak, 0, 30)) - 1;
+    }
+
+    public RateLimitSettings Settings { get; }
+
+    /// <summary>Entries the table holds (its bound).</summary>
+    public int Capacity => _entries.Length;
+
+    /// <summary>Entries in use; never more than <see cref="Capacity"/>. Readable from any thread.</summary>
+    public int Count => Volatile.Read(ref _used);
+
+    /// <summary>True when the table currently tracks this client (tests and diagnostics).</summary>
+    public bool Tracks(NetAddress client)
+    {
+        ulong key = Key(client, out int set);
+        for (int w = 0; w < Ways; w++)
+        {
+            if (_entries[(set * Ways) + w].Key == key)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>Charges one request to the client's bucket at <paramref name="nowUnixNanoseconds"/>.</summary>
+    public RateDecision Check(NetAddress client, long nowUnixNanoseconds)
+    {
+        ulong key = Key(client, out int set);
+        long now = nowUnixNanoseconds / 1000;
+        int start = set * Ways;
+        int slot = -1;
+        int victim = start;
+        for (int w = start; w < start + Ways; w++)
+        {
+            if (_entries[w].Key == key)
+            {
+                slot = w;
+                break;
+            }
+            if (_entries[w].Key == 0 || (_entries[victim].Key != 0 && _entries[w].Time < _entries[victim].Time))
+            {
+                victim = w;
+            }
+        }
+        ref Entry entry = ref _entries[slot >= 0 ? slot : victim];
+        if (slot < 0)
+        {
+            // A new (or evicted and returning) client starts with a full bucket.
+            if (entry.Key == 0)
+            {
+                _used++;
+            }
+            entry.Key = key;
+            entry.Tokens = _capacityTokens;
+        }
+        else
+        {
+            long elapsed = now - entry.Time;
+            if (elapsed > 0)
+            {
+                long refill = elapsed >= _intervalMicros * Math.Max(1, Settings.Burst)
+                    ? _capacityTokens
+                    : elapsed * TokenUnit / _intervalMicros;
+                entry.Tokens = Math.Min(_capacityTokens, entry.Tokens + refill);
+            }
+        }
+        entry.Time = Math.Max(entry.Time, now);
+        if (entry.Tokens >= TokenUnit)
+        {
+            entry.Tokens -= TokenUnit;
+            return RateDecision.Allow;
+        }
+        return !_leakNever && (NextRandom() & _leakMask) == 0 ? RateDecision.Leak : RateDecision.Drop;
+    }
+
+    private ulong Key(NetAddress client, out int set)
+    {
+        ulong upper = client.Upper;
+        // IPv6 by /64 (one subscriber's prefix); IPv4 (mapped) by the whole address.
+        ulong lower = client.IsIPv4 ? (ulong)client.Value : 0;
+        ulong h = Mix(upper ^ _k0) ^ Mix(lower ^ _k1 ^ 0x9E3779B97F4A7C15UL);
+        set = (int)(h >> 40) & _setMask;
+        return h | 1;
+    }
+
+    /// <summary>The MurmurHash3 64-bit finalizer: every input bit affects every output bit.</summary>
+    private static ulong Mix(ulong x)
+    {
+        x ^= x >> 33;
+        x *= 0xFF51AFD7ED558CCDUL;
+        x ^= x >> 33;
+        x *= 0xC4CEB9FE1A85EC53UL;
+        x ^= x >> 33;
+        return x;
+    }
+
+    /// <summary>xorshift64*: enough for the leak draw, seeded from the caller's randomness.</summary>
+    private uint NextRandom()
+    {
+        _random ^= _random >> 12;
+        _random ^= _random << 25;
+        _random ^= _random >> 27;
+        return (uint)((_random * 0x2545F4914F6CDD1DUL) >> 32);
+    }
+
+    private struct Entry
+    {
+        public ulong Key;
+        public long Time;
+        public long Tokens;
+    }
+}

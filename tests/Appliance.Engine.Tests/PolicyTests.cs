@@ -1,0 +1,166 @@
+using System.Net;
+using System.Net.Sockets;
+using Appliance.Engine;
+using Appliance.Protocol;
+using Appliance.Testing;
+using Appliance.Timestamping;
+
+namespace Appliance.Engine.Tests;
+
+/// <summary>Access control and rate limiting through real sockets.</summary>
+public class PolicyTests
+{
+    private static AccessList Rules(params (string Prefix, bool Allow)[] rules) =>
+        new(rules.Select(r => AccessRule.TryParse(r.Prefix, r.Allow, out AccessRule rule) ? rule : throw new ArgumentException(r.Prefix)));
+
+    private static async Task<byte[]?> AskFrom(string source, IPEndPoint server, ulong nonce, int timeoutMs = 300)
+    {
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        client.Bind(new IPEndPoint(IPAddress.Parse(source), 0));
+        await client.SendToAsync(NtpQuery.ClientRequest(nonce), server);
+        var buffer = new byte[256];
+        using var cts = new CancellationTokenSource(timeoutMs);
+        try
+        {
+            int n = await client.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+            return buffer[..n];
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
+    [Fact]
+    public async Task Access_DeniedClientIgnored_AllowedClientServed()
+    {
+        var options = EngineFixture.Options() with { Access = Rules(("127.0.0.0/24", true), ("127.0.0.66", false)) };
+        using NtpEngine engine = EngineFixture.Start(options);
+        IPEndPoint server = new(IPAddress.Loopback, engine.LocalEndPoints[0].Port);
+
+        Assert.NotNull(await AskFrom("127.0.0.5", server, 1));
+        Assert.Null(await AskFrom("127.0.0.66", server, 2));   // denied by the more specific rule
+        Assert.Null(await AskFrom("127.0.1.5", server, 3));    // matches no rule: denied
+
+        WorkerCounters counters = engine.Workers[0].Counters;
+        Assert.Equal(1, counters.Get(ResponseAction.Respond, ResponseReason.Served));
+        Assert.Equal(2, counters.Get(ResponseAction.Drop, ResponseReason.Denied));
+    }
+
+    [Fact]
+    public async Task Access_DenyActionKod_SendsKissOfDeathDeny()
+    {
+        var options = EngineFixture.Options() with { Access = Rules(("0.0.0.0/0", true), ("127.0.0.66", false)), DenyAction = DenyAction.Kod };
+        using NtpEngine engine = EngineFixture.Start(options);
+        byte[]? reply = await AskFrom("127.0.0.66", new IPEndPoint(IPAddress.Loopback, engine.LocalEndPoints[0].Port), 7);
+        Assert.NotNull(reply);
+        Assert.Equal(KissCode.Deny, KissOfDeath.Read(reply));
+        Assert.Equal(new NtpTimestamp(7), NtpHeader.Read(reply).Origin);
+        Assert.Equal(1, engine.Workers[0].Counters.Get(ResponseAction.KissOfDeath, ResponseReason.Denied));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task RateLimit_BurstThenOneInFourLeaks(bool kod)
+    {
+        var options = EngineFixture.Options() with { RateLimit = new RateLimitSettings(TimeSpan.FromSeconds(60), 3, 2, kod, 4096) };
+        using NtpEngine engine = EngineFixture.Start(options);
+        IPEndPoint server = new(IPAddress.Loopback, engine.LocalEndPoints[0].Port);
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        client.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.9"), 0));
+        const int sent = 203;
+        for (int i = 0; i < sent; i++)
+        {
+            client.SendTo(NtpQuery.ClientRequest((ulong)i), server);
+            await Task.Delay(1);
+        }
+        var buffer = new byte[256];
+        int times = 0, kisses = 0;
+        client.ReceiveTimeout = 500;
+        try
+        {
+            while (true)
+            {
+                int n = client.Receive(buffer);
+                if (KissOfDeath.Read(buffer.AsSpan(0, n)) == KissCode.Rate)
+                {
+                    kisses++;
+                }
+                else
+                {
+                    times++;
+                }
+            }
+        }
+        catch (SocketException)
+        {
+        }
+
+        WorkerCounters counters = engine.Workers[0].Counters;
+        long leaked = kod ? counters.Get(ResponseAction.KissOfDeath, ResponseReason.RateLimited) : counters.Get(ResponseAction.Respond, ResponseReason.RateLimited);
+        long dropped = counters.Get(ResponseAction.Drop, ResponseReason.RateLimited);
+        Assert.Equal(3, counters.Get(ResponseAction.Respond, ResponseReason.Served));
+        Assert.Equal(sent - 3, leaked + dropped);
+        // 200 limited requests, each leaking with p = 1/4: 50 expected; [25, 80] holds with overwhelming probability.
+        Assert.InRange(leaked, 25, 80);
+        Assert.Equal(kod ? 3 : 3 + leaked, times);
+        Assert.Equal(kod ? leaked : 0, kisses);
+    }
+
+    [Fact]
+    public async Task HostileInput_GetsNothingAndIsCounted()
+    {
+        using NtpEngine engine = EngineFixture.Start(EngineFixture.Options());
+        IPEndPoint server = engine.LocalEndPoints[0];
+        var ask = (byte[] p) => NtpQuery.ExchangeAsync(server, p, TimeSpan.FromMilliseconds(200));
+        byte[] badExtension = new byte[48 + 12];
+        NtpQuery.ClientRequest(5).CopyTo(badExtension, 0);
+        byte[] server4 = NtpQuery.ClientRequest(6);
+        server4[0] = 0x24; // mode 4
+
+        Assert.Null(await ask(new byte[47]));                          // truncated header
+        Assert.Null(await ask(badExtension));                          // malformed extension area
+        Assert.Null(await ask(new byte[PacketBatch.SlotSize + 10]));   // oversized
+        Assert.Null(await ask(server4));                               // wrong mode
+        Assert.Null(await ask([0x16, 0x02, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0])); // mode 6
+        Assert.NotNull(await ask(NtpQuery.ClientRequest(7)));          // and a good one still answered
+
+        WorkerCounters c = engine.Workers[0].Counters;
+        Assert.Equal(1, c.Get(ResponseAction.Drop, ResponseReason.TooShort));
+        Assert.Equal(1, c.Get(ResponseAction.Drop, ResponseReason.MalformedExtensionField));
+        Assert.Equal(1, c.Get(ResponseAction.Drop, ResponseReason.Oversized));
+        Assert.Equal(1, c.Get(ResponseAction.Drop, ResponseReason.UnexpectedMode));
+        Assert.Equal(1, c.Get(ResponseAction.Drop, ResponseReason.ControlQuery));
+        Assert.Equal(6, c.Received);
+    }
+
+    [Fact]
+    public void SpoofedSourceFlood_LeavesTheClientTableAtItsBound()
+    {
+        // 400,000 distinct sources through the whole batch path of one worker whose table holds 4,096.
+        using var batch = new PacketBatch(64);
+        var limiter = new RateLimiter(RateLimitSettings.Default with { Clients = 4096 }, 4096, 0x1234, 0x5678);
+        var policy = new ServerPolicy(null, DenyAction.Ignore, limiter);
+        var counters = new WorkerCounters();
+        var stamp = new bool[64];
+        ServerState state = EngineFixture.SyncedCell().Current;
+        byte[] request = NtpQuery.ClientRequest(1);
+        long rx = 1_795_435_203_000_000_000;
+        for (int b = 0; b < 400_000 / 64; b++)
+        {
+            batch.Clear();
+            for (int i = 0; i < 64; i++)
+            {
+                uint spoofed = 0x0A000000u + (uint)((b * 64) + i);
+                batch.Load(i, request, new IPEndPoint(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(spoofed), 123), rx);
+            }
+            NtpWorker.ProcessBatch(batch, state, ref policy, counters, stamp);
+            Assert.InRange(limiter.Count, 0, limiter.Capacity);
+        }
+        Assert.Equal(4096, limiter.Capacity);
+        Assert.Equal(limiter.Capacity, limiter.Count);
+        // Every spoofed source is new, so each got its first (burst) answer: nobody was blackholed.
+        Assert.Equal(400_000 / 64 * 64, counters.Get(ResponseAction.Respond, ResponseReason.Served));
+    }
+}

@@ -1,0 +1,128 @@
+using System.Net;
+using Appliance.Protocol;
+
+namespace Appliance.Protocol.Tests;
+
+public class RateLimiterTests
+{
+    private const long Second = 1_000_000_000;
+    private static readonly NetAddress s_client = NetAddress.FromIPAddress(IPAddress.Parse("192.0.2.1"));
+
+    private static RateLimiter Limiter(int burst = 4, int leak = 0, int interval = 2, int capacity = 1024) =>
+        new(new RateLimitSettings(TimeSpan.FromSeconds(interval), burst, leak, false, capacity), capacity, 42, 43);
+
+    [Fact]
+    public void Burst_ThenDrop_ThenRefillAtOnePerInterval()
+    {
+        RateLimiter limiter = Limiter(burst: 4);
+        long t = 1000 * Second;
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t));
+        }
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, t));
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, t + Second));      // half a token
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t + (2 * Second))); // one token
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, t + (2 * Second)));
+        // A long pause refills to the burst, never beyond.
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t + (3600 * Second)));
+        }
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, t + (3600 * Second)));
+    }
+
+    [Fact]
+    public void SteadyClientAtTheAllowedRate_IsNeverLimited()
+    {
+        RateLimiter limiter = Limiter(burst: 1, interval: 2);
+        for (int i = 0; i < 1000; i++)
+        {
+            Assert.Equal(RateDecision.Allow, limiter.Check(s_client, (1000 + (2L * i)) * Second));
+        }
+    }
+
+    [Fact]
+    public void Leak2_AnswersAboutOneInFourLimitedRequests()
+    {
+        RateLimiter limiter = Limiter(burst: 1, leak: 2);
+        int leaked = 0;
+        for (int i = 0; i < 40_000; i++)
+        {
+            leaked += limiter.Check(s_client, 1000 * Second) == RateDecision.Leak ? 1 : 0;
+        }
+        Assert.InRange(leaked, 9_000, 11_000);
+    }
+
+    [Fact]
+    public void Leak0_NeverAnswersLimitedRequests()
+    {
+        RateLimiter limiter = Limiter(burst: 1, leak: 0);
+        limiter.Check(s_client, 1000 * Second);
+        for (int i = 0; i < 1000; i++)
+        {
+            Assert.Equal(RateDecision.Drop, limiter.Check(s_client, 1000 * Second));
+        }
+    }
+
+    [Fact]
+    public void IPv6_SharesOneBucketPerSlash64()
+    {
+        RateLimiter limiter = Limiter(burst: 2);
+        var a = NetAddress.FromIPAddress(IPAddress.Parse("2001:db8:1:2::1"));
+        var b = NetAddress.FromIPAddress(IPAddress.Parse("2001:db8:1:2:ffff::9"));
+        var other = NetAddress.FromIPAddress(IPAddress.Parse("2001:db8:1:3::1"));
+        Assert.Equal(RateDecision.Allow, limiter.Check(a, Second));
+        Assert.Equal(RateDecision.Allow, limiter.Check(b, Second));
+        Assert.Equal(RateDecision.Drop, limiter.Check(a, Second));
+        Assert.Equal(RateDecision.Allow, limiter.Check(other, Second));
+    }
+
+    [Fact]
+    public void Flood_OfDistinctSources_NeverGrowsTheTable()
+    {
+        RateLimiter limiter = Limiter(capacity: 1000);
+        Assert.Equal(1024, limiter.Capacity);
+        for (uint i = 0; i < 1_000_000; i++)
+        {
+            Assert.NotEqual(RateDecision.Drop, limiter.Check(NetAddress.FromIPv4(0x0A000000 + i), Second));
+        }
+        Assert.Equal(1024, limiter.Count);
+    }
+
+    [Fact]
+    public void Flood_EvictsOldClientsButARecentlyActiveOneKeepsItsBucket()
+    {
+        // 4-way sets evict the least recently seen entry: a client that keeps polling is not pushed
+        // out by a flood of one-shot spoofed sources that arrive before it.
+        RateLimiter limiter = Limiter(burst: 1, capacity: 4096);
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, 10 * Second));
+        for (uint i = 0; i < 100_000; i++)
+        {
+            limiter.Check(NetAddress.FromIPv4(0x0A000000 + i), 5 * Second);
+        }
+        Assert.True(limiter.Tracks(s_client));
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, 10 * Second));
+    }
+
+    [Fact]
+    public void HashSeed_DecidesWhereClientsLand()
+    {
+        // Different seeds give different sets: an attacker cannot precompute collisions.
+        var a = new RateLimiter(RateLimitSettings.Default, 64, 1, 2);
+        var b = new RateLimiter(RateLimitSettings.Default, 64, 3, 4);
+        int differ = 0;
+        for (uint i = 0; i < 64; i++)
+        {
+            var client = NetAddress.FromIPv4(0xC0000200 + i);
+            a.Check(client, Second);
+            b.Check(client, Second);
+        }
+        for (uint i = 0; i < 64; i++)
+        {
+            var client = NetAddress.FromIPv4(0xC0000200 + i);
+            differ += a.Tracks(client) != b.Tracks(client) ? 1 : 0;
+        }
+        Assert.True(differ > 0);
+    }
+}
