@@ -19,6 +19,13 @@ public sealed record EngineOptions
 
     public bool HardwareTimestamps { get; init; }
 
+    /// <summary>
+    /// How long a worker keeps polling its sockets without blocking after the last datagram. A worker
+    /// that sleeps pays the kernel's (and, in a VM, the hypervisor's) wake-up latency on the next
+    /// packet, which lands between its receive and transmit timestamps. Zero: always block.
+    /// </summary>
+    public TimeSpan BusyPoll { get; init; } = TimeSpan.FromMicroseconds(50);
+
     /// <summary>Null: every client is allowed.</summary>
     public AccessList? Access { get; init; }
 

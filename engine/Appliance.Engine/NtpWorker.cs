@@ -22,6 +22,7 @@ public sealed class NtpWorker : IDisposable
     private readonly int? _cpu;
     private readonly AccessList? _access;
     private readonly DenyAction _denyAction;
+    private readonly long _busyPollNanoseconds;
     private Thread? _thread;
     private volatile bool _stopping;
 
@@ -36,6 +37,7 @@ public sealed class NtpWorker : IDisposable
         _cpu = options.CpuAffinity is { Count: > 0 } cpus ? cpus[index % cpus.Count] : null;
         _access = options.Access;
         _denyAction = options.DenyAction;
+        _busyPollNanoseconds = (long)(options.BusyPoll.TotalMicroseconds * 1000);
         if (options.RateLimit is { } rate)
         {
             // Each worker owns its share of the client table; the hash key is random per worker.
@@ -96,14 +98,10 @@ public sealed class NtpWorker : IDisposable
     private void Loop()
     {
         var policy = new ServerPolicy(_access, _denyAction, RateLimiter);
+        long lastActive = 0;
         while (!_stopping)
         {
-            if (_poller is null)
-            {
-                Serve(_sockets[0], _sockets[0].Receive(_batch), ref policy);
-                continue;
-            }
-            // Several sockets: drain each without blocking; sleep in epoll only when all were empty.
+            // Drain every socket without blocking; block only after BusyPoll with nothing to do.
             bool any = false;
             foreach (TimestampedSocket socket in _sockets)
             {
@@ -111,9 +109,22 @@ public sealed class NtpWorker : IDisposable
                 any |= n > 0;
                 Serve(socket, n, ref policy);
             }
-            if (!any)
+            long now = _busyPollNanoseconds > 0 ? SystemClock.MonotonicNanoseconds() : 0;
+            if (any)
             {
-                _poller.Wait(250);
+                lastActive = now;
+            }
+            else if (now - lastActive >= _busyPollNanoseconds)
+            {
+                if (_poller is null)
+                {
+                    Serve(_sockets[0], _sockets[0].Receive(_batch), ref policy);
+                }
+                else
+                {
+                    _poller.Wait(250);
+                }
+                lastActive = SystemClock.MonotonicNanoseconds();
             }
         }
     }

@@ -130,3 +130,40 @@ public class NtpWorkerTests
         return rule;
     }
 }
+
+public class AllocationTests
+{
+    [Fact]
+    public void ProcessBatch_SteadyState_AllocatesNothing()
+    {
+        // Not a timing test: the allocation counter is exact. Budget from DESIGN.md: 0 B per request.
+        using var batch = new PacketBatch(64);
+        var counters = new WorkerCounters();
+        var stamp = new bool[64];
+        byte[] request = NtpQuery.ClientRequest(42);
+        for (int i = 0; i < 64; i++)
+        {
+            batch.Load(i, request, new IPEndPoint(IPAddress.Parse($"192.0.2.{i + 1}"), 123), 1_795_435_203_000_000_000);
+        }
+        var limiter = new RateLimiter(RateLimitSettings.Default with { Burst = 1000 }, 4096, 1, 2);
+        var policy = new ServerPolicy(AccessList.AllowAll, DenyAction.Ignore, limiter);
+        ServerState state = EngineFixture.SyncedCell().Current;
+        void Round()
+        {
+            for (int i = 0; i < 64; i++)
+            {
+                request.CopyTo(batch.Payload(i));
+            }
+            NtpWorker.ProcessBatch(batch, state, ref policy, counters, stamp);
+            NtpWorker.StampTransmit(batch, state, stamp, 1_795_435_203_000_050_000);
+        }
+        Round();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int r = 0; r < 500; r++)
+        {
+            Round();
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(64 * 501, counters.Get(ResponseAction.Respond, ResponseReason.Served));
+    }
+}

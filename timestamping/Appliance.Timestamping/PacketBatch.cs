@@ -111,14 +111,15 @@ public sealed unsafe class PacketBatch : IDisposable
     private Span<byte> Name(int slot) => new(_names + ((nint)slot * SockAddr.StorageSize), SockAddr.StorageSize);
 
     /// <summary>
-    /// Puts a datagram into a slot as if it had been received: the in-memory engine for tests and
-    /// benchmarks runs the same worker code with no socket.
+    /// Puts a datagram into a slot as if it had been received from <paramref name="peer"/>: the
+    /// in-memory engine for tests and benchmarks runs the same worker code with no socket. A client
+    /// (the load generator) uses it to address a datagram to <paramref name="peer"/>.
     /// </summary>
-    public void Load(int slot, ReadOnlySpan<byte> datagram, System.Net.IPEndPoint source, long receiveTimestamp)
+    public void Load(int slot, ReadOnlySpan<byte> datagram, System.Net.IPEndPoint peer, long receiveTimestamp)
     {
         int copied = Math.Min(datagram.Length, SlotSize);
         datagram[..copied].CopyTo(Payload(slot));
-        int nameLength = SockAddr.Write(Name(slot), source);
+        int nameLength = SockAddr.Write(Name(slot), peer);
         _recv[slot].Header.NameLength = (uint)nameLength;
         _length[slot] = copied;
         _truncated[slot] = datagram.Length > SlotSize;
@@ -129,6 +130,35 @@ public sealed unsafe class PacketBatch : IDisposable
         _responseLength[slot] = 0;
         Count = Math.Max(Count, slot + 1);
     }
+
+    /// <summary>
+    /// Writes a datagram for <paramref name="peer"/> (a raw sockaddr from <see cref="PeerAddress"/>)
+    /// into a slot, sent from <paramref name="localAddress"/> (IP_PKTINFO; default: the routing
+    /// table's choice). The load generator's send path: nothing allocated.
+    /// </summary>
+    public Span<byte> Prepare(int slot, ReadOnlySpan<byte> peer, NetAddress localAddress, int length)
+    {
+        peer.CopyTo(Name(slot));
+        _recv[slot].Header.NameLength = (uint)peer.Length;
+        _destination[slot] = localAddress;
+        _ifIndex[slot] = 0;
+        _responseLength[slot] = length;
+        _length[slot] = 0;
+        Count = Math.Max(Count, slot + 1);
+        return Payload(slot)[..length];
+    }
+
+    /// <summary>The raw sockaddr for an address, for <see cref="Prepare"/>.</summary>
+    public static byte[] PeerAddress(System.Net.IPEndPoint endPoint)
+    {
+        var buffer = new byte[SockAddr.StorageSize];
+        int length = SockAddr.Write(buffer, endPoint);
+        return buffer[..length];
+    }
+
+    /// <summary>True when the datagram in the slot came from exactly this raw sockaddr.</summary>
+    public bool CameFrom(int slot, ReadOnlySpan<byte> peer) =>
+        _recv[slot].Header.NameLength == peer.Length && Name(slot)[..peer.Length].SequenceEqual(peer);
 
     /// <summary>Empties the batch (for <see cref="Load"/>).</summary>
     public void Clear() => Count = 0;

@@ -43,6 +43,9 @@ public sealed unsafe class Poller : IDisposable
         return n < 0 ? 0 : n;
     }
 
+    /// <summary>After <see cref="Wait"/>: the index (in the constructor's list) of the i-th ready socket.</summary>
+    public int Ready(int i) => (int)_events[i].Data;
+
     public void Dispose()
     {
         if (!_disposed)

@@ -15,6 +15,7 @@ public sealed record NtpConfig(
     int Batch,
     IReadOnlyList<int>? CpuAffinity,
     bool HardwareTimestamps,
+    TimeSpan BusyPoll,
     RateLimitSettings? RateLimit,
     AccessList Access,
     DenyAction DenyAction)

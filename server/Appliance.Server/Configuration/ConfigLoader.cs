@@ -146,7 +146,14 @@ public static class ConfigLoader
                 };
             }
             bool hardware = ntp.TryGetValue("hardware-timestamps", out YamlNode? hwNode) && Boolean(hwNode, "ntp.hardware-timestamps");
-            return new NtpConfig(listen, workers, batch, affinity, hardware, BindRateLimit(ntp), BindAccess(ntp, out DenyAction action), action);
+            TimeSpan busyPoll = TimeSpan.FromMicroseconds(50);
+            if (ntp.TryGetValue("busy-poll", out YamlNode? pollNode))
+            {
+                busyPoll = pollNode is YamlScalarNode { Value: "off" }
+                    ? TimeSpan.Zero
+                    : Duration(pollNode, "ntp.busy-poll", TimeSpan.Zero, TimeSpan.FromMilliseconds(10), busyPoll);
+            }
+            return new NtpConfig(listen, workers, batch, affinity, hardware, busyPoll, BindRateLimit(ntp), BindAccess(ntp, out DenyAction action), action);
         }
 
         private int[]? BadAffinity(YamlNode node)

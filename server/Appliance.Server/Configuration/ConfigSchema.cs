@@ -14,6 +14,7 @@ public static class ConfigSchema
         "ntp.batch",
         "ntp.cpu-affinity",
         "ntp.hardware-timestamps",
+        "ntp.busy-poll",
         "ntp.rate-limit",
         "ntp.rate-limit.interval",
         "ntp.rate-limit.burst",

@@ -8,11 +8,11 @@ public static class DurationText
     public static bool TryParse(string text, out TimeSpan value)
     {
         value = default;
-        (string unit, double seconds)[] units = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)];
+        (string unit, double seconds)[] units = [("us", 1e-6), ("µs", 1e-6), ("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)];
         foreach ((string unit, double seconds) in units)
         {
             if (text.EndsWith(unit, StringComparison.Ordinal)
-                && !(unit == "s" && text.EndsWith("ms", StringComparison.Ordinal))
+                && !(unit == "s" && (text.EndsWith("ms", StringComparison.Ordinal) || text.EndsWith("us", StringComparison.Ordinal) || text.EndsWith("µs", StringComparison.Ordinal)))
                 && double.TryParse(text[..^unit.Length], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double number))
             {
                 value = TimeSpan.FromSeconds(number * seconds);
@@ -28,6 +28,7 @@ public static class DurationText
         { TotalHours: >= 1 } when value.TotalHours == Math.Floor(value.TotalHours) => $"{value.TotalHours}h",
         { TotalMinutes: >= 1 } when value.TotalMinutes == Math.Floor(value.TotalMinutes) => $"{value.TotalMinutes}m",
         { TotalSeconds: >= 1 } when value.TotalSeconds == Math.Floor(value.TotalSeconds) => $"{value.TotalSeconds}s",
-        _ => $"{value.TotalMilliseconds}ms",
+        { TotalMilliseconds: >= 1 } => $"{value.TotalMilliseconds}ms",
+        _ => $"{value.TotalMicroseconds}us",
     };
 }

@@ -109,6 +109,7 @@ public sealed class ApplianceServer : IAsyncDisposable
             BatchSize = ntp.Batch,
             CpuAffinity = ntp.CpuAffinity,
             HardwareTimestamps = ntp.HardwareTimestamps,
+            BusyPoll = ntp.BusyPoll,
             Access = ntp.Access,
             DenyAction = ntp.DenyAction,
             RateLimit = ntp.RateLimit,

@@ -1,0 +1,399 @@
+using System.Net;
+using System.Net.Sockets;
+using Appliance.Protocol;
+using Appliance.Timestamping;
+
+namespace Appliance.LoadTest;
+
+/// <summary>Where to send, and the client population to simulate.</summary>
+internal sealed record GeneratorOptions
+{
+    /// <summary>Source addresses (IP_PKTINFO per datagram): the simulated clients' addresses.</summary>
+    public required IReadOnlyList<IPAddress> Sources { get; init; }
+
+    /// <summary>Source ports (one socket each).</summary>
+    public int Ports { get; init; } = 4;
+
+    public int BatchSize { get; init; } = 64;
+
+    /// <summary>Pin the generator thread to this CPU.</summary>
+    public int? Cpu { get; init; }
+
+    /// <summary>Create the sockets inside this network namespace.</summary>
+    public string? Namespace { get; init; }
+
+    /// <summary>How long to keep receiving after the last request of a step.</summary>
+    public TimeSpan Drain { get; init; } = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>
+    /// Traffic at the step's rate before measuring starts: lets both ends reach steady state (caches,
+    /// page faults, a freshly started generator) so the step measures the server, not the start-up.
+    /// </summary>
+    public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>A snapshot for the live progress line.</summary>
+internal readonly record struct Progress(string Target, double Rate, double Elapsed, long Sent, long Answered, double DelayP50Micros, double DelayP99Micros);
+
+/// <summary>
+/// The open-loop generator: sends at the target rate whatever the answers, from K source addresses ×
+/// M source ports, in sendmmsg batches (IP_PKTINFO picks each datagram's source address), and reads
+/// answers with recvmmsg and kernel receive timestamps. Every request carries a sequence number in
+/// the low bits of its transmit timestamp, so each answer is matched to its request exactly.
+/// </summary>
+internal sealed class Generator : IDisposable
+{
+    private const int RingBits = 20;
+    private const int RingSize = 1 << RingBits;
+    private const ulong RingMask = RingSize - 1;
+    private const byte Closed = 0;
+    private const byte Measured = 1;
+    private const byte Warming = 2;
+
+    private readonly GeneratorOptions _options;
+    private readonly Dictionary<IPEndPoint, (TimestampedSocket[] Sockets, Poller Poller)> _sockets = [];
+    private readonly PacketBatch _send;
+    private readonly byte[] _segments = GC.AllocateArray<byte>(TimestampedSocket.MaxSegments * PacketBatch.SlotSize, pinned: true);
+    private readonly PacketBatch _receive;
+    private readonly long[] _ringT1 = new long[RingSize];
+    private readonly ulong[] _ringTransmit = new ulong[RingSize];
+    private readonly int[] _ringClient = new int[RingSize];
+    private readonly byte[] _ringState = new byte[RingSize];
+    private readonly Reservoir _delay = new(200_000);
+    private readonly Reservoir _offset = new(200_000);
+    private readonly Reservoir _absOffset = new(200_000);
+    private readonly Reservoir _processing = new(200_000);
+    private ulong _sequence;
+    private bool _pinned;
+
+    public Generator(GeneratorOptions options)
+    {
+        _options = options;
+        _send = new PacketBatch(Math.Min(options.BatchSize, TimestampedSocket.MaxSegments));
+        _receive = new PacketBatch(options.BatchSize);
+    }
+
+    public int Clients => _options.Sources.Count * _options.Ports;
+
+    /// <summary>
+    /// One socket per simulated client (source address × port), bound to its source address and
+    /// connected to the target: the kernel then skips the per-datagram route lookup, which is most of
+    /// the generator's cost on loopback, and only the target's answers reach it.
+    /// </summary>
+    private (TimestampedSocket[] Sockets, Poller Poller) SocketsFor(IPEndPoint target, int segmentSize)
+    {
+        if (_sockets.TryGetValue(target, out var existing))
+        {
+            return existing;
+        }
+        TimestampedSocket[] Open()
+        {
+            var sockets = new TimestampedSocket[_options.Sources.Count * _options.Ports];
+            var options = new TimestampedSocketOptions { ReceiveBufferBytes = 4 << 20, ReceiveTimeout = TimeSpan.FromMilliseconds(50) };
+            for (int i = 0; i < sockets.Length; i++)
+            {
+                sockets[i] = TimestampedSocket.Open(new IPEndPoint(_options.Sources[i % _options.Sources.Count], 0), options);
+                sockets[i].Connect(target);
+                if (segmentSize > 0)
+                {
+                    sockets[i].EnableSegmentation(segmentSize);
+                }
+            }
+            return sockets;
+        }
+        TimestampedSocket[] opened = _options.Namespace is { } ns ? NetworkNamespaceThread.Run(ns, Open) : Open();
+        var entry = (opened, new Poller(opened));
+        _sockets[target] = entry;
+        return entry;
+    }
+
+    /// <summary>
+    /// Sends at <paramref name="rate"/> per second for the warm-up and then <paramref name="duration"/>,
+    /// drains, and reports on the measured part.
+    /// </summary>
+    public StepResult Run(IPEndPoint target, IRequestCodec codec, double rate, TimeSpan duration, ProcessProbe? server,
+        Action<Progress>? progress, CancellationToken cancellationToken)
+    {
+        if (_options.Cpu is int cpu && !_pinned)
+        {
+            _pinned = ThreadAffinity.PinCurrentThread(cpu, out _);
+        }
+        int segmentSize = codec.FixedRequestLength;
+        (TimestampedSocket[] sockets, Poller poller) = SocketsFor(target, segmentSize);
+        byte[] peer = PacketBatch.PeerAddress(target);
+        DrainStale(sockets);
+        Array.Clear(_ringState);
+        _delay.Clear();
+        _offset.Clear();
+        _absOffset.Clear();
+        _processing.Clear();
+
+        var invalid = new Dictionary<string, long>();
+        var kod = new Dictionary<string, long>();
+        long sent = 0, sendErrors = 0, received = 0, answered = 0, valid = 0, invalidCount = 0, kodCount = 0;
+        double cpuBefore = server?.CpuSeconds() ?? double.NaN;
+
+        long warmupNs = (long)_options.Warmup.TotalMilliseconds * 1_000_000L;
+        long start = SystemClock.MonotonicNanoseconds();
+        long measureFrom = start + warmupNs;
+        long durationNs = (long)duration.TotalMilliseconds * 1_000_000L;
+        long end = measureFrom + durationNs;
+        long warmupSent = 0;
+        bool measuring = warmupNs == 0;
+        long drainEnd = end + ((long)_options.Drain.TotalMilliseconds * 1_000_000L);
+        long nextProgress = start + 500_000_000L;
+        double perNs = rate / 1e9;
+        int socketIndex = 0;
+        long sendingStoppedAt = end;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            long now = SystemClock.MonotonicNanoseconds();
+            bool busy = false;
+            if (!measuring && now >= measureFrom)
+            {
+                measuring = true;
+                warmupSent = sent;
+                cpuBefore = server?.CpuSeconds() ?? double.NaN;
+            }
+            if (now < end)
+            {
+                long due = (long)((now - start) * perNs) - sent;
+                if (due > 0)
+                {
+                    int n = (int)Math.Min(due, _send.Capacity);
+                    TimestampedSocket socket = sockets[socketIndex];
+                    _send.Clear();
+                    long t1 = SystemClock.RealtimeNanoseconds();
+                    ulong t1Ntp = NtpTimestamp.FromUnixNanoseconds(t1).Value & ~RingMask;
+                    for (int i = 0; i < n; i++)
+                    {
+                        ulong seq = _sequence++ & RingMask;
+                        ulong transmit = t1Ntp | seq;
+                        int client = socketIndex;
+                        if (segmentSize > 0)
+                        {
+                            codec.WriteRequest(_segments.AsSpan(i * segmentSize, segmentSize), client, transmit);
+                        }
+                        else
+                        {
+                            int length = codec.WriteRequest(_send.Payload(i), client, transmit);
+                            _send.Prepare(i, [], default, length);
+                        }
+                        _ringT1[seq] = t1;
+                        _ringTransmit[seq] = transmit;
+                        _ringClient[seq] = client;
+                        _ringState[seq] = measuring ? Measured : Warming;
+                    }
+                    // Equal-sized requests leave as one segmented send (UDP GSO): the generator's
+                    // send cost per datagram drops several-fold, so it can outrun a server core.
+                    sendErrors += segmentSize > 0
+                        ? (socket.SendSegmented(_segments.AsSpan(0, n * segmentSize)) == 0 ? 0 : n)
+                        : socket.Send(_send);
+                    sent += n;
+                    socketIndex = (socketIndex + 1) % sockets.Length;
+                    busy = true;
+                }
+            }
+            else if (now >= drainEnd || (answered == sent - warmupSent && now >= end + 20_000_000L))
+            {
+                sendingStoppedAt = Math.Min(sendingStoppedAt, now);
+                break;
+            }
+
+            int ready = poller.Wait(0);
+            for (int r = 0; r < ready; r++)
+            {
+                int n = sockets[poller.Ready(r)].ReceiveNoWait(_receive);
+                if (n <= 0)
+                {
+                    continue;
+                }
+                busy = true;
+                received += n;
+                for (int i = 0; i < n; i++)
+                {
+                    string? bad = Check(i, peer, codec, out bool matched, out bool warming, out string? kodCode);
+                    if (warming)
+                    {
+                        continue;
+                    }
+                    answered += matched ? 1 : 0;
+                    if (kodCode is not null)
+                    {
+                        kodCount++;
+                        kod[kodCode] = kod.GetValueOrDefault(kodCode) + 1;
+                    }
+                    else if (bad is not null)
+                    {
+                        invalidCount++;
+                        invalid[bad] = invalid.GetValueOrDefault(bad) + 1;
+                    }
+                    else
+                    {
+                        valid++;
+                    }
+                }
+            }
+
+            if (progress is not null && now >= nextProgress)
+            {
+                nextProgress = now + 500_000_000L;
+                double[] q = _delay.Quantiles([0.5, 0.99]);
+                progress(new Progress(target.ToString(), rate, (now - start) / 1e9, sent, answered, q[0] / 1000, q[1] / 1000));
+            }
+            if (!busy)
+            {
+                long nextDue = now < end ? start + (long)((sent + 1) / perNs) : drainEnd;
+                if (nextDue - now > 2_000_000)
+                {
+                    poller.Wait(1);
+                }
+                else
+                {
+                    // Yield rather than spin: on loopback the kernel delivers packets in softirq
+                    // context, and a spinning generator starves ksoftirqd on its core, which shows
+                    // up as milliseconds of queueing charged to the server (T3 − T2).
+                    Thread.Yield();
+                }
+            }
+        }
+
+        sent -= warmupSent;
+        double seconds = durationNs / 1e9;
+        double cpuAfter = server?.CpuSeconds() ?? double.NaN;
+        double[] delay = _delay.Quantiles([0.5, 0.99, 0.999]);
+        double[] processing = _processing.Quantiles([0.5, 0.9, 0.99, 0.999]);
+        return new StepResult
+        {
+            Target = target.ToString(),
+            Protocol = codec.Name,
+            TargetRate = rate,
+            DurationSeconds = seconds,
+            Sent = sent,
+            SendErrors = sendErrors,
+            Received = received,
+            Answered = answered,
+            Valid = valid,
+            Invalid = invalidCount,
+            InvalidReasons = invalid,
+            Kod = kodCount,
+            KodCodes = kod,
+            SentRate = sent / seconds,
+            ValidRate = valid / seconds,
+            LossPercent = sent == 0 ? 0 : 100.0 * (sent - answered) / sent,
+            InvalidPercent = sent == 0 ? 0 : 100.0 * invalidCount / sent,
+            DelayP50Micros = delay[0] / 1000,
+            DelayP99Micros = delay[1] / 1000,
+            DelayP999Micros = delay[2] / 1000,
+            OffsetP50Micros = _offset.Quantile(0.5) / 1000,
+            OffsetP99Micros = _absOffset.Quantile(0.99) / 1000,
+            ProcessingP50Micros = processing[0] / 1000,
+            ProcessingP90Micros = processing[1] / 1000,
+            ProcessingP99Micros = processing[2] / 1000,
+            ProcessingP999Micros = processing[3] / 1000,
+            ServerCpuMicrosPerResponse = server is null || answered == 0 ? null : (cpuAfter - cpuBefore) * 1e6 / answered,
+            ServerPeakRssMiB = server is null ? null : server.PeakRssBytes() / (1 << 20),
+            GeneratorLimited = sent < rate * seconds * 0.97,
+        };
+    }
+
+    /// <summary>
+    /// Validates one received datagram: from the target, a mode-4 NTPv4 answer to a request of ours
+    /// (origin = that request's transmit), synchronised, or a KoD. Returns the reason it is invalid.
+    /// </summary>
+    private string? Check(int slot, byte[] peer, IRequestCodec codec, out bool matched, out bool warming, out string? kodCode)
+    {
+        matched = false;
+        warming = false;
+        kodCode = null;
+        if (!_receive.CameFrom(slot, peer))
+        {
+            return "source";
+        }
+        ReadOnlySpan<byte> response = _receive.Payload(slot)[.._receive.Length(slot)];
+        if (response.Length < NtpHeader.Length)
+        {
+            return "short";
+        }
+        var header = NtpHeader.Read(response);
+        ulong seq = header.Origin.Value & RingMask;
+        if (_ringState[seq] == Closed || _ringTransmit[seq] != header.Origin.Value)
+        {
+            return "origin";
+        }
+        warming = _ringState[seq] == Warming;
+        _ringState[seq] = Closed;
+        if (warming)
+        {
+            return null;
+        }
+        matched = true;
+        if (header.Mode != NtpMode.Server)
+        {
+            return "mode";
+        }
+        if (header.Version != 4)
+        {
+            return "version";
+        }
+        if (header.Stratum == 0)
+        {
+            kodCode = KissCodeText(header.ReferenceId);
+            return null;
+        }
+        if (header.Leap == LeapIndicator.Unsynchronised || header.Stratum >= 16)
+        {
+            return "unsynchronised";
+        }
+        if (codec.CheckResponse(response, _ringClient[seq], out string? reason) != CodecVerdict.Ok)
+        {
+            return reason ?? codec.Name;
+        }
+        long t1 = _ringT1[seq];
+        long t4 = _receive.ReceiveTimestamp(slot) != 0 ? _receive.ReceiveTimestamp(slot) : SystemClock.RealtimeNanoseconds();
+        long t2 = header.Receive.ToUnixNanoseconds(t1);
+        long t3 = header.Transmit.ToUnixNanoseconds(t1);
+        long processing = t3 - t2;
+        long delay = t4 - t1 - processing;
+        double offset = ((t2 - t1) + (double)(t3 - t4)) / 2;
+        _delay.Add(delay);
+        _offset.Add(offset);
+        _absOffset.Add(Math.Abs(offset));
+        _processing.Add(processing);
+        return null;
+    }
+
+    private static string KissCodeText(uint code) => string.Create(4, code, static (span, c) =>
+    {
+        for (int i = 0; i < 4; i++)
+        {
+            byte b = (byte)(c >> (24 - (8 * i)));
+            span[i] = b is >= 0x20 and < 0x7F ? (char)b : '?';
+        }
+    });
+
+    /// <summary>Discards answers still arriving from an earlier step.</summary>
+    private void DrainStale(TimestampedSocket[] sockets)
+    {
+        foreach (TimestampedSocket socket in sockets)
+        {
+            while (socket.ReceiveNoWait(_receive) > 0)
+            {
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach ((TimestampedSocket[] sockets, Poller poller) in _sockets.Values)
+        {
+            foreach (TimestampedSocket socket in sockets)
+            {
+                socket.Dispose();
+            }
+            poller.Dispose();
+        }
+        _send.Dispose();
+        _receive.Dispose();
+    }
+}

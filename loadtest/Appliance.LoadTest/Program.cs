@@ -1,0 +1,225 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Appliance.LoadTest;
+
+/// <summary>
+/// appliance-loadtest: an open-loop NTP (and NTS) load generator. `run` holds one rate; `ramp` steps
+/// the rate until loss passes a threshold; `--vs` alternates two servers step by step in one run.
+/// </summary>
+public static class Program
+{
+    private const int ExitUsage = 2;
+    private static readonly TimeSpan s_maxStep = TimeSpan.FromMinutes(10);
+    private const int MaxSteps = 200;
+
+    public static int Main(string[] args) => BuildCommand().Parse(args).Invoke();
+
+    private sealed record Common(
+        IPEndPoint Target, IPEndPoint? Versus, int Clients, string? Source, int Ports, int Batch, int? Cpu,
+        int? Pid, int? VersusPid, string? Json, string? Plot, string? Namespace, bool AllowRemote, double Loss, TimeSpan Warmup);
+
+    public static RootCommand BuildCommand()
+    {
+        var target = new Argument<string>("TARGET") { Description = "server address:port, e.g. 127.0.0.1:11123 or [::1]:123" };
+        var versus = new Option<string?>("--vs") { Description = "a second server, alternated with TARGET step by step (adds a ratio column)" };
+        var clients = new Option<int>("--clients") { DefaultValueFactory = _ => 64, Description = "source addresses (simulated client hosts)" };
+        var source = new Option<string?>("--source") { Description = "where source addresses start (default 127.100.0.1 for IPv4, ::1 for IPv6); they must be local addresses" };
+        var ports = new Option<int>("--ports") { DefaultValueFactory = _ => 4, Description = "source ports per address (one socket each)" };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 64, Description = "datagrams per sendmmsg/recvmmsg" };
+        var cpu = new Option<int?>("--cpu") { Description = "pin the generator to this CPU" };
+        var pid = new Option<int?>("--pid") { Description = "TARGET's process id: report its CPU µs per response and peak RSS" };
+        var versusPid = new Option<int?>("--vs-pid") { Description = "the --vs server's process id" };
+        var json = new Option<string?>("--json") { Description = "write the results as JSON to this file ('-' for standard output)" };
+        var plot = new Option<string?>("--plot") { Description = "draw rate against loss and p99 delay into this SVG file" };
+        var netns = new Option<string?>("--netns") { Description = "create the generator's sockets inside this network namespace" };
+        var allowRemote = new Option<bool>("--allow-remote") { Description = $"allow targets outside {TargetGuard.SafeRanges}" };
+        var loss = new Option<double>("--loss") { DefaultValueFactory = _ => 1.0, Description = "loss threshold in percent for 'held'" };
+        var warmup = new Option<string>("--warmup") { DefaultValueFactory = _ => "1s", Description = "traffic at each step's rate before measuring (0s: none)" };
+
+        Common Read(ParseResult p) => new(
+            ParseEndPoint(p.GetValue(target)!), p.GetValue(versus) is { } v ? ParseEndPoint(v) : null,
+            p.GetValue(clients), p.GetValue(source), p.GetValue(ports), p.GetValue(batch), p.GetValue(cpu), p.GetValue(pid),
+            p.GetValue(versusPid), p.GetValue(json), p.GetValue(plot), p.GetValue(netns), p.GetValue(allowRemote), p.GetValue(loss),
+            ParseDuration(p.GetValue(warmup)!));
+
+        void AddCommon(Command c)
+        {
+            c.Arguments.Add(target);
+            foreach (Option o in (Option[])[versus, clients, source, ports, batch, cpu, pid, versusPid, json, plot, netns, allowRemote, loss, warmup])
+            {
+                c.Options.Add(o);
+            }
+        }
+
+        var rate = new Option<double>("--rate") { Required = true, Description = "requests per second" };
+        var duration = new Option<string>("--duration") { DefaultValueFactory = _ => "5s", Description = "how long (e.g. 5s, 1m; at most 10m)" };
+        var run = new Command("run", "Send at one rate for a fixed time.") { rate, duration };
+        AddCommon(run);
+        run.SetAction((p, token) => Execute(Read(p), "run", [p.GetValue(rate)], ParseDuration(p.GetValue(duration)!), token));
+
+        var from = new Option<double>("--from") { DefaultValueFactory = _ => 10_000, Description = "first rate" };
+        var to = new Option<double>("--to") { DefaultValueFactory = _ => 2_000_000, Description = "last rate (stops earlier when loss passes --loss)" };
+        var step = new Option<double?>("--step") { Description = "add this much each step (default: multiply by --factor)" };
+        var factor = new Option<double>("--factor") { DefaultValueFactory = _ => 1.25, Description = "multiply the rate by this each step" };
+        var stepDuration = new Option<string>("--step-duration") { DefaultValueFactory = _ => "3s", Description = "time per step" };
+        var ramp = new Command("ramp", "Step the rate up until loss passes --loss; report the highest rate held.") { from, to, step, factor, stepDuration };
+        AddCommon(ramp);
+        ramp.SetAction((p, token) =>
+        {
+            var rates = new List<double>();
+            for (double r = p.GetValue(from); r <= p.GetValue(to) && rates.Count < MaxSteps; r = p.GetValue(step) is { } s ? r + s : r * p.GetValue(factor))
+            {
+                rates.Add(Math.Round(r));
+            }
+            return Execute(Read(p), "ramp", rates, ParseDuration(p.GetValue(stepDuration)!), token);
+        });
+
+        var root = new RootCommand("appliance-loadtest: open-loop NTP load from many simulated clients, with every response validated.");
+        root.Subcommands.Add(run);
+        root.Subcommands.Add(ramp);
+        return root;
+    }
+
+    private static async Task<int> Execute(Common c, string mode, IReadOnlyList<double> rates, TimeSpan stepDuration, CancellationToken token)
+    {
+        foreach (IPEndPoint? t in (IPEndPoint?[])[c.Target, c.Versus])
+        {
+            if (t is not null && !c.AllowRemote && !TargetGuard.IsSafe(t.Address))
+            {
+                Console.Error.WriteLine($"appliance-loadtest: refusing to load {t}: only {TargetGuard.SafeRanges} without --allow-remote");
+                return ExitUsage;
+            }
+        }
+        if (stepDuration <= TimeSpan.Zero || stepDuration > s_maxStep)
+        {
+            Console.Error.WriteLine($"appliance-loadtest: a step lasts between 1 ms and {s_maxStep.TotalMinutes} minutes");
+            return ExitUsage;
+        }
+        if (c.Versus is not null && c.Versus.AddressFamily != c.Target.AddressFamily)
+        {
+            Console.Error.WriteLine("appliance-loadtest: TARGET and --vs must be the same address family");
+            return ExitUsage;
+        }
+
+        IReadOnlyList<IPAddress> sources = Sources(c);
+        using var generator = new Generator(new GeneratorOptions
+        {
+            Sources = sources,
+            Ports = c.Ports,
+            BatchSize = c.Batch,
+            Cpu = c.Cpu,
+            Namespace = c.Namespace,
+            Warmup = c.Warmup,
+        });
+        var codec = new NtpCodec();
+        var probes = new Dictionary<IPEndPoint, ProcessProbe?>
+        {
+            [c.Target] = c.Pid is int p ? new ProcessProbe(p) : null,
+        };
+        if (c.Versus is not null)
+        {
+            probes[c.Versus] = c.VersusPid is int vp ? new ProcessProbe(vp) : null;
+        }
+        bool live = !Console.IsErrorRedirected;
+        Console.Error.WriteLine(Inv($"appliance-loadtest: {mode}, {sources.Count} source address(es) × {c.Ports} port(s) = {generator.Clients} clients, {rates.Count} step(s) of {stepDuration.TotalSeconds:0.###} s"));
+
+        var steps = new List<StepResult>();
+        var failed = new HashSet<IPEndPoint>();
+        // The generator runs on its own thread so that it can be pinned and never shares a core with continuations.
+        await Task.Factory.StartNew(() =>
+        {
+            foreach (double rate in rates)
+            {
+                foreach (IPEndPoint target in probes.Keys)
+                {
+                    if (token.IsCancellationRequested || (mode == "ramp" && failed.Contains(target)))
+                    {
+                        continue;
+                    }
+                    StepResult result = generator.Run(target, codec, rate, stepDuration, probes[target],
+                        live ? p => Console.Error.Write(Inv($"\r{p.Target} {p.Rate:0}/s {p.Elapsed:0.0}s sent {p.Sent} loss {(p.Sent == 0 ? 0 : 100.0 * (p.Sent - p.Answered) / p.Sent):0.00}% delay p50 {p.DelayP50Micros:0}µs p99 {p.DelayP99Micros:0}µs   ")) : null,
+                        token);
+                    steps.Add(result);
+                    if (live)
+                    {
+                        Console.Error.Write('\r');
+                    }
+                    Console.Error.WriteLine(Inv($"{result.Target} {rate:0}/s: valid {result.ValidRate:0}/s, loss {result.LossPercent:0.000}%, invalid {result.Invalid}, KoD {result.Kod}, delay p99 {result.DelayP99Micros:0.0} µs{(result.GeneratorLimited ? " (generator-limited)" : "")}"));
+                    if (!result.Held(c.Loss))
+                    {
+                        failed.Add(target);
+                    }
+                }
+                if (mode == "ramp" && probes.Keys.All(failed.Contains))
+                {
+                    break;
+                }
+            }
+        }, token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+        var report = new RunReport(mode, c.Loss, steps);
+        if (c.Json == "-")
+        {
+            Console.WriteLine(Report.Json(report));
+        }
+        else
+        {
+            Console.WriteLine(Report.Table(report));
+            if (c.Versus is not null)
+            {
+                Console.WriteLine(Report.Comparison(report, c.Target.ToString(), c.Versus.ToString()));
+            }
+            Console.WriteLine(Report.Summary(report));
+            if (c.Json is { } path)
+            {
+                await File.WriteAllTextAsync(path, Report.Json(report), token);
+            }
+        }
+        if (c.Plot is { } svg)
+        {
+            await File.WriteAllTextAsync(svg, Report.Svg(report), token);
+        }
+        return 0;
+    }
+
+    private static IReadOnlyList<IPAddress> Sources(Common c)
+    {
+        bool v6 = c.Target.AddressFamily == AddressFamily.InterNetworkV6;
+        IPAddress first = c.Source is { } s ? IPAddress.Parse(s) : v6 ? IPAddress.IPv6Loopback : IPAddress.Parse("127.100.0.1");
+        int count = v6 && c.Source is null ? 1 : Math.Max(1, c.Clients);
+        byte[] bytes = first.GetAddressBytes();
+        var list = new List<IPAddress>(count);
+        for (int i = 0; i < count; i++)
+        {
+            list.Add(new IPAddress(bytes));
+            for (int b = bytes.Length - 1; b >= 0 && ++bytes[b] == 0; b--)
+            {
+            }
+        }
+        return list;
+    }
+
+    internal static IPEndPoint ParseEndPoint(string text) =>
+        IPEndPoint.TryParse(text, out IPEndPoint? ep) && ep.Port != 0
+            ? ep
+            : throw new ArgumentException($"'{text}' is not address:port (e.g. 127.0.0.1:11123 or [::1]:123)");
+
+    internal static TimeSpan ParseDuration(string text)
+    {
+        (string unit, double seconds)[] units = [("ms", 0.001), ("s", 1), ("m", 60)];
+        foreach ((string unit, double seconds) in units)
+        {
+            if (text.EndsWith(unit, StringComparison.Ordinal) && !(unit == "s" && text.EndsWith("ms", StringComparison.Ordinal))
+                && double.TryParse(text[..^unit.Length], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double n))
+            {
+                return TimeSpan.FromSeconds(n * seconds);
+            }
+        }
+        throw new ArgumentException($"'{text}' is not a duration (e.g. 500ms, 5s, 1m)");
+    }
+
+    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+}

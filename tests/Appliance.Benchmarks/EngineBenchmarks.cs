@@ -1,0 +1,71 @@
+using System.Buffers.Binary;
+using System.Net;
+using Appliance.Engine;
+using Appliance.Protocol;
+using Appliance.Timestamping;
+using BenchmarkDotNet.Attributes;
+
+namespace Appliance.Benchmarks;
+
+/// <summary>
+/// The whole per-batch path of a worker through the in-memory engine (no sockets): 64 requests from
+/// 64 clients, access list and rate limiter on, answered in place and stamped. Budget: 0 B per request.
+/// </summary>
+[MemoryDiagnoser]
+public class EngineBenchmarks
+{
+    private const int Batch = 64;
+    private readonly byte[] _request = new byte[48];
+    private readonly bool[] _stamp = new bool[Batch];
+    private readonly WorkerCounters _counters = new();
+    private PacketBatch _batch = null!;
+    private ServerPolicy _policy;
+    private ServerState _state = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _request[0] = NtpHeader.FirstOctet(LeapIndicator.Unsynchronised, 4, NtpMode.Client);
+        BinaryPrimitives.WriteUInt64BigEndian(_request.AsSpan(40), 0x0123456789ABCDEF);
+        _batch = new PacketBatch(Batch);
+        for (int i = 0; i < Batch; i++)
+        {
+            _batch.Load(i, _request, new IPEndPoint(IPAddress.Parse($"192.0.2.{i + 1}"), 40000 + i), 1_795_435_203_000_000_000);
+        }
+        Assert(AccessRule.TryParse("0.0.0.0/0", true, out AccessRule v4));
+        Assert(AccessRule.TryParse("192.0.2.200/32", false, out AccessRule deny));
+        var limiter = new RateLimiter(RateLimitSettings.Default with { Burst = 1000, Interval = TimeSpan.FromMilliseconds(1) }, 1 << 16, 1, 2);
+        _policy = new ServerPolicy(new AccessList([v4, deny]), DenyAction.Ignore, limiter);
+        _state = new ServerState
+        {
+            Leap = LeapIndicator.NoWarning,
+            Stratum = 2,
+            ReferenceId = 0xC0000201,
+            Precision = -24,
+            RootDelay = 0.001,
+            RootDispersion = 0.0005,
+        };
+    }
+
+    private static void Assert(bool condition)
+    {
+        if (!condition)
+        {
+            throw new InvalidOperationException("benchmark setup failed");
+        }
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _batch.Dispose();
+
+    [Benchmark(OperationsPerInvoke = Batch, Description = "ProcessBatch+StampTransmit, per request")]
+    public void WholeBatchPath()
+    {
+        for (int i = 0; i < Batch; i++)
+        {
+            _request.CopyTo(_batch.Payload(i));
+        }
+        NtpWorker.ProcessBatch(_batch, _state, ref _policy, _counters, _stamp);
+        NtpWorker.StampTransmit(_batch, _state, _stamp, 1_795_435_203_000_050_000);
+    }
+}

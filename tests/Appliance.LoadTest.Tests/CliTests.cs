@@ -1,0 +1,54 @@
+using Appliance.Testing;
+
+namespace Appliance.LoadTest.Tests;
+
+/// <summary>appliance-loadtest as a person (or a script) uses it.</summary>
+public class CliTests
+{
+    private static string Dll => Path.Combine(AppContext.BaseDirectory, "appliance-loadtest.dll");
+
+    private static Task<CommandResult> LoadTest(params string[] args) => Run.CommandAsync("dotnet", [Dll, .. args], TimeSpan.FromSeconds(120));
+
+    [Theory]
+    [InlineData("8.8.8.8:123")]
+    [InlineData("[2001:4860::8888]:123")]
+    public async Task RemoteTarget_IsRefusedWithoutAllowRemote(string target)
+    {
+        CommandResult result = await LoadTest("run", target, "--rate", "10", "--duration", "1s");
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("refusing", result.StdErr, StringComparison.Ordinal);
+        Assert.Contains("--allow-remote", result.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task StepLongerThanTenMinutes_IsRefused()
+    {
+        CommandResult result = await LoadTest("run", "127.0.0.1:9", "--rate", "10", "--duration", "11m");
+        Assert.Equal(2, result.ExitCode);
+    }
+
+    [Fact]
+    public async Task Ramp_VersusTwoServers_WritesTableRatioJsonAndPlot()
+    {
+        using var a = new MisbehavingServer(Misbehaviour.Correct);
+        using var b = new MisbehavingServer(Misbehaviour.Silent);
+        string json = Path.GetTempFileName();
+        string svg = Path.ChangeExtension(json, ".svg");
+        CommandResult result = await LoadTest("ramp", a.EndPoint.ToString(), "--vs", b.EndPoint.ToString(),
+            "--from", "500", "--factor", "2", "--to", "2000", "--step-duration", "500ms", "--warmup", "0s", "--clients", "16", "--ports", "1",
+            "--json", json, "--plot", svg);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("| rate/s |", result.StdOut, StringComparison.Ordinal);
+        Assert.Contains("ratio", result.StdOut, StringComparison.Ordinal);
+        Assert.Contains($"{a.EndPoint}: highest rate held with loss ≤ 1%: 2000/s", result.StdOut, StringComparison.Ordinal);
+        Assert.Contains($"{b.EndPoint}: highest rate held with loss ≤ 1%: none", result.StdOut, StringComparison.Ordinal);
+        using var doc = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(json));
+        Assert.Equal(2000, doc.RootElement.GetProperty("MaxHeldRate").GetProperty(a.EndPoint.ToString()).GetDouble());
+        // The silent server fails at the first step, so the ramp stops sending to it: 3 + 1 steps.
+        Assert.Equal(4, doc.RootElement.GetProperty("Steps").GetArrayLength());
+        string plot = await File.ReadAllTextAsync(svg);
+        Assert.StartsWith("<svg", plot, StringComparison.Ordinal);
+        Assert.Contains("polyline", plot, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,117 @@
+using System.Globalization;
+using System.Net;
+using System.Text.RegularExpressions;
+using Appliance.Server.Configuration;
+using Appliance.Server.Hosting;
+using Appliance.Testing;
+using Microsoft.Extensions.Logging;
+
+namespace Appliance.LoadTest.Tests;
+
+/// <summary>The harness against servers whose truth is known: its counts must be theirs.</summary>
+public partial class GeneratorTests
+{
+    private static Generator NewGenerator(int clients = 16) => new(new GeneratorOptions
+    {
+        Sources = Enumerable.Range(0, clients).Select(i => IPAddress.Parse($"127.100.0.{i + 1}")).ToArray(),
+        Ports = 1,
+        Warmup = TimeSpan.Zero,
+    });
+
+    private static StepResult Run(IPEndPoint target, double rate = 2000, double seconds = 1.5)
+    {
+        using Generator generator = NewGenerator();
+        return generator.Run(target, new NtpCodec(), rate, TimeSpan.FromSeconds(seconds), null, null, CancellationToken.None);
+    }
+
+    [Theory]
+    [InlineData(Misbehaviour.WrongOrigin, "origin")]
+    [InlineData(Misbehaviour.WrongMode, "mode")]
+    [InlineData(Misbehaviour.Unsynchronised, "unsynchronised")]
+    public void Misbehaving_AnswersAreInvalidNotSuccess(Misbehaviour how, string reason)
+    {
+        using var server = new MisbehavingServer(how);
+        StepResult result = Run(server.EndPoint);
+        Assert.True(result.Sent > 2000);
+        Assert.Equal(0, result.Valid);
+        Assert.Equal(result.Received, result.InvalidReasons[reason]);
+        Assert.True(result.Received >= result.Sent * 0.98, $"received {result.Received} of {result.Sent}");
+        Assert.False(result.Held(1.0));
+    }
+
+    [Fact]
+    public void KissOfDeath_IsCountedAsKodWithItsCode()
+    {
+        using var server = new MisbehavingServer(Misbehaviour.KissRate);
+        StepResult result = Run(server.EndPoint);
+        Assert.Equal(0, result.Valid);
+        Assert.Equal(result.Kod, result.KodCodes["RATE"]);
+        Assert.True(result.Kod >= result.Sent * 0.98);
+    }
+
+    [Fact]
+    public void SilentServer_IsAllLoss()
+    {
+        using var server = new MisbehavingServer(Misbehaviour.Silent);
+        StepResult result = Run(server.EndPoint, seconds: 1);
+        Assert.Equal(100, result.LossPercent);
+        Assert.Equal(result.Sent, Interlocked.Read(ref server.Received));
+    }
+
+    [Fact]
+    public void CorrectServer_IsAllValid_AndItsCountMatches()
+    {
+        using var server = new MisbehavingServer(Misbehaviour.Correct);
+        StepResult result = Run(server.EndPoint);
+        Assert.Equal(result.Sent, result.Valid);
+        Assert.Equal(result.Sent, Interlocked.Read(ref server.Received));
+        Assert.Equal(0, result.LossPercent);
+    }
+
+    [Fact]
+    public async Task Appliance_HarnessCountsAgreeWithItsMetrics()
+    {
+        int port = Ports.FreeUdpPort();
+        ConfigResult config = ConfigLoader.Parse($"ntp: {{ listen: [\"127.0.0.1:{port}\"], workers: 2, rate-limit: off }}\nclock: {{ mode: software, local: {{}} }}\nmetrics: {{ listen: \"127.0.0.1:0\" }}\n");
+        await using ApplianceServer server = await ApplianceServer.StartAsync(config.Config!, l => l.ClearProviders());
+        StepResult result = Run(server.NtpEndPoints[0], rate: 5000, seconds: 2);
+        MetricsScrape scrape = await MetricsScrape.FetchAsync($"http://{server.MetricsEndPoint}/metrics");
+        double served = scrape["appliance_ntp_responses_total{kind=\"respond\",reason=\"served\"}"];
+        Assert.InRange(served, result.Valid * 0.98, result.Valid * 1.02);
+        Assert.InRange(scrape["appliance_ntp_requests_total"], result.Sent * 0.98, result.Sent * 1.02);
+        Assert.True(result.Valid >= result.Sent * 0.99);
+        Assert.InRange(result.ProcessingP50Micros, 0, 5000);
+        Assert.True(Math.Abs(result.OffsetP50Micros) < 1000, $"offset p50 {result.OffsetP50Micros} µs on loopback");
+    }
+
+    [GeneratedRegex(@"NTP packets received\s*:\s*(\d+)")]
+    private static partial Regex ChronyReceived();
+
+    [Fact]
+    public async Task Chronyd_HarnessCountsAgreeWithServerstats()
+    {
+        string dir = Directory.CreateTempSubdirectory("lt-chrony").FullName;
+        await Run_("chmod", "755", dir);
+        string run = Path.Combine(dir, "run");
+        Directory.CreateDirectory(run);
+        await Run_("chown", "_chrony:_chrony", run);
+        await Run_("chmod", "750", run);
+        int port = Ports.FreeUdpPort();
+        string conf = Path.Combine(dir, "chrony.conf");
+        await File.WriteAllTextAsync(conf, $"port {port}\nbindaddress 127.0.0.1\nlocal stratum 1\nallow 127.0.0.0/8\ncmdport 0\nbindcmdaddress {run}/chronyd.sock\npidfile {run}/chronyd.pid\n");
+        await using var chronyd = new PeerProcess("chronyd", ["-x", "-d", "-f", conf]);
+        await chronyd.WaitForOutputAsync("chronyd version", TimeSpan.FromSeconds(10));
+        await Task.Delay(500);
+
+        StepResult result = Run(new IPEndPoint(IPAddress.Loopback, port), rate: 3000, seconds: 2);
+        CommandResult stats = await Testing.Run.CommandAsync("chronyc", ["-h", $"{run}/chronyd.sock", "serverstats"], TimeSpan.FromSeconds(10));
+
+        Match m = ChronyReceived().Match(stats.StdOut);
+        Assert.True(m.Success, stats.ToString());
+        long chronyReceived = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.InRange(chronyReceived, result.Sent * 0.98, result.Sent * 1.02);
+        Assert.InRange(result.Valid, chronyReceived * 0.98, chronyReceived * 1.02);
+    }
+
+    private static Task<CommandResult> Run_(string file, params string[] args) => Testing.Run.CheckedAsync(file, args);
+}
