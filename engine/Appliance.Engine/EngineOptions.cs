@@ -1,5 +1,6 @@
 using System.Net;
 using Appliance.Protocol;
+using Appliance.Protocol.Nts;
 
 namespace Appliance.Engine;
 
@@ -33,4 +34,10 @@ public sealed record EngineOptions
 
     /// <summary>Null: no rate limiting.</summary>
     public RateLimitSettings? RateLimit { get; init; }
+
+    /// <summary>The NTS cookie keys; null: NTS requests are answered as plain NTP (clients reject that).</summary>
+    public CookieKeyRingCell? NtsKeys { get; init; }
+
+    /// <summary>Listen addresses (by index in <see cref="Listen"/>) that answer NTS requests only.</summary>
+    public IReadOnlySet<int> RequireNts { get; init; } = new HashSet<int>();
 }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Appliance.Protocol;
+using Appliance.Protocol.Nts;
 using Appliance.Timestamping;
 
 namespace Appliance.Engine;
@@ -17,7 +18,8 @@ public sealed class NtpWorker : IDisposable
     private readonly TimestampedSocket[] _sockets;
     private readonly ServerStateCell _state;
     private readonly PacketBatch _batch;
-    private readonly bool[] _stamp;
+    private readonly BatchScratch _scratch;
+    private readonly bool[] _requireNts;
     private readonly Poller? _poller;
     private readonly int? _cpu;
     private readonly AccessList? _access;
@@ -32,7 +34,9 @@ public sealed class NtpWorker : IDisposable
         _sockets = [.. sockets];
         _state = state;
         _batch = new PacketBatch(options.BatchSize);
-        _stamp = new bool[options.BatchSize];
+        NtsPacketHandler? nts = options.NtsKeys is { } keys ? new NtsPacketHandler(keys, new CsprngBuffer()) : null;
+        _scratch = new BatchScratch(options.BatchSize, nts);
+        _requireNts = Enumerable.Range(0, _sockets.Length).Select(options.RequireNts.Contains).ToArray();
         _poller = _sockets.Length > 1 ? new Poller(_sockets) : null;
         _cpu = options.CpuAffinity is { Count: > 0 } cpus ? cpus[index % cpus.Count] : null;
         _access = options.Access;
@@ -80,7 +84,7 @@ public sealed class NtpWorker : IDisposable
         {
             try
             {
-                Warmup.RequestPath(_state.Current);
+                Warmup.RequestPath(_state.Current, _scratch.Nts);
                 _sockets[0].WarmUp(_batch);
                 Loop();
             }
@@ -103,11 +107,11 @@ public sealed class NtpWorker : IDisposable
         {
             // Drain every socket without blocking; block only after BusyPoll with nothing to do.
             bool any = false;
-            foreach (TimestampedSocket socket in _sockets)
+            for (int s = 0; s < _sockets.Length; s++)
             {
-                int n = socket.ReceiveNoWait(_batch);
+                int n = _sockets[s].ReceiveNoWait(_batch);
                 any |= n > 0;
-                Serve(socket, n, ref policy);
+                Serve(s, n, ref policy);
             }
             long now = _busyPollNanoseconds > 0 ? SystemClock.MonotonicNanoseconds() : 0;
             if (any)
@@ -118,7 +122,7 @@ public sealed class NtpWorker : IDisposable
             {
                 if (_poller is null)
                 {
-                    Serve(_sockets[0], _sockets[0].Receive(_batch), ref policy);
+                    Serve(0, _sockets[0].Receive(_batch), ref policy);
                 }
                 else
                 {
@@ -129,7 +133,7 @@ public sealed class NtpWorker : IDisposable
         }
     }
 
-    private void Serve(TimestampedSocket socket, int received, ref ServerPolicy policy)
+    private void Serve(int socketIndex, int received, ref ServerPolicy policy)
     {
         if (received <= 0)
         {
@@ -141,9 +145,9 @@ public sealed class NtpWorker : IDisposable
         }
         BeforeBatch?.Invoke(this);
         ServerState state = _state.Current;
-        ProcessBatch(_batch, state, ref policy, Counters, _stamp);
-        StampTransmit(_batch, state, _stamp, SystemClock.RealtimeNanoseconds());
-        Counters.CountSendErrors(socket.Send(_batch));
+        ProcessBatch(_batch, state, ref policy, Counters, _scratch, _requireNts[socketIndex]);
+        StampAndSeal(_batch, state, _scratch, Counters);
+        Counters.CountSendErrors(_sockets[socketIndex].Send(_batch));
         Counters.SetAllocatedBytes(GC.GetAllocatedBytesForCurrentThread());
     }
 
@@ -151,7 +155,7 @@ public sealed class NtpWorker : IDisposable
     /// Answers every datagram of the batch in place and marks the responses to send. The same code
     /// serves the socket loop and the in-memory engine of the benchmarks.
     /// </summary>
-    internal static void ProcessBatch<TPolicy>(PacketBatch batch, ServerState state, ref TPolicy policy, WorkerCounters counters, bool[] stamp)
+    internal static void ProcessBatch<TPolicy>(PacketBatch batch, ServerState state, ref TPolicy policy, WorkerCounters counters, BatchScratch scratch, bool requireNts = false)
         where TPolicy : struct, IClientPolicy
     {
         int count = batch.Count;
@@ -159,7 +163,7 @@ public sealed class NtpWorker : IDisposable
         long fallback = 0;
         for (int i = 0; i < count; i++)
         {
-            stamp[i] = false;
+            scratch.Kind[i] = SlotKind.None;
             TimestampSource source = batch.TimestampSource(i);
             counters.CountTimestamp(source);
             long rx = batch.ReceiveTimestamp(i);
@@ -174,20 +178,45 @@ public sealed class NtpWorker : IDisposable
                 continue;
             }
             var context = new RequestContext(batch.Source(i), rx, NtpTimestamp.FromUnixNanoseconds(state.Transform.Apply(rx)));
-            Outcome outcome = NtpResponder.Respond(batch.Payload(i), batch.Length(i), context, state, ref policy, out int length);
+            Outcome outcome = NtpResponder.Respond(batch.Payload(i), batch.Length(i), context, state, ref policy,
+                scratch.Nts, requireNts, scratch.S2cKey(i), out scratch.Jobs[i], out int length);
             counters.Count(outcome);
             batch.SetResponse(i, length);
-            stamp[i] = outcome.Action == ResponseAction.Respond;
+            if (outcome.Action == ResponseAction.Respond)
+            {
+                scratch.Kind[i] = outcome.Nts ? SlotKind.Nts : SlotKind.Plain;
+            }
         }
     }
 
-    /// <summary>Writes one transmit timestamp, read just before the send, into every time response (not KoDs).</summary>
-    internal static void StampTransmit(PacketBatch batch, ServerState state, bool[] stamp, long nowUnixNanoseconds)
+    /// <summary>
+    /// Transmit timestamps as late as possible: each NTS response reads the clock just before it is
+    /// sealed (the timestamp is inside what the authenticator covers), then one reading, taken after
+    /// all sealing and just before the send, goes into every plain time response. KoDs get none.
+    /// </summary>
+    internal static void StampAndSeal(PacketBatch batch, ServerState state, BatchScratch scratch, WorkerCounters counters)
+    {
+        for (int i = 0; i < batch.Count; i++)
+        {
+            if (scratch.Kind[i] == SlotKind.Nts)
+            {
+                Span<byte> response = batch.Payload(i);
+                NtpResponder.StampTransmit(response, NtpTimestamp.FromUnixNanoseconds(state.Transform.Apply(SystemClock.RealtimeNanoseconds())));
+                scratch.Nts!.Seal(response, scratch.Jobs[i], scratch.S2cKey(i));
+                scratch.S2cKey(i).Clear();
+                counters.CountCookies(scratch.Jobs[i].Cookies);
+            }
+        }
+        StampTransmit(batch, state, scratch, SystemClock.RealtimeNanoseconds());
+    }
+
+    /// <summary>Writes one transmit timestamp into every plain time response.</summary>
+    internal static void StampTransmit(PacketBatch batch, ServerState state, BatchScratch scratch, long nowUnixNanoseconds)
     {
         var transmit = NtpTimestamp.FromUnixNanoseconds(state.Transform.Apply(nowUnixNanoseconds));
         for (int i = 0; i < batch.Count; i++)
         {
-            if (stamp[i])
+            if (scratch.Kind[i] == SlotKind.Plain)
             {
                 NtpResponder.StampTransmit(batch.Payload(i), transmit);
             }

@@ -10,12 +10,13 @@ namespace Appliance.Engine;
 /// </summary>
 public sealed class WorkerCounters
 {
-    private readonly long[] _outcomes = new long[OutcomeNames.ActionCount * OutcomeNames.ReasonCount];
+    private readonly long[] _outcomes = new long[2 * OutcomeNames.ActionCount * OutcomeNames.ReasonCount];
     private readonly long[] _timestampSources = new long[3];
     private long _received;
     private long _sendErrors;
     private long _receiveErrors;
     private long _restarts;
+    private long _cookiesIssued;
     private long _allocatedBytes;
 
     public long Received => Volatile.Read(ref _received);
@@ -31,12 +32,20 @@ public sealed class WorkerCounters
     /// <summary>Bytes this worker's thread has allocated since it started (GC.GetAllocatedBytesForCurrentThread).</summary>
     public long AllocatedBytes => Volatile.Read(ref _allocatedBytes);
 
-    public long Get(ResponseAction action, ResponseReason reason) =>
-        Volatile.Read(ref _outcomes[Index(action, reason)]);
+    /// <summary>Fresh NTS cookies sent in responses.</summary>
+    public long CookiesIssued => Volatile.Read(ref _cookiesIssued);
+
+    /// <summary>Plain and NTS requests together.</summary>
+    public long Get(ResponseAction action, ResponseReason reason) => Get(action, reason, false) + Get(action, reason, true);
+
+    public long Get(ResponseAction action, ResponseReason reason, bool nts) =>
+        Volatile.Read(ref _outcomes[Index(action, reason, nts)]);
 
     public void CountReceived(int packets) => _received += packets;
 
-    public void Count(Outcome outcome) => _outcomes[Index(outcome.Action, outcome.Reason)]++;
+    public void Count(Outcome outcome) => _outcomes[Index(outcome.Action, outcome.Reason, outcome.Nts)]++;
+
+    public void CountCookies(int cookies) => _cookiesIssued += cookies;
 
     public void CountSendErrors(int errors) => _sendErrors += errors;
 
@@ -48,6 +57,6 @@ public sealed class WorkerCounters
 
     public void SetAllocatedBytes(long bytes) => Volatile.Write(ref _allocatedBytes, bytes);
 
-    private static int Index(ResponseAction action, ResponseReason reason) =>
-        ((int)action * OutcomeNames.ReasonCount) + (int)reason;
+    private static int Index(ResponseAction action, ResponseReason reason, bool nts) =>
+        (((nts ? OutcomeNames.ActionCount : 0) + (int)action) * OutcomeNames.ReasonCount) + (int)reason;
 }

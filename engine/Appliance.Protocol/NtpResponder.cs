@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Appliance.Protocol.Nts;
 
 namespace Appliance.Protocol;
 
@@ -25,9 +26,30 @@ public static class NtpResponder
         ServerState state,
         ref TPolicy policy,
         out int responseLength)
+        where TPolicy : struct, IClientPolicy =>
+        Respond(buffer, requestLength, context, state, ref policy, null, false, [], out _, out responseLength);
+
+    /// <summary>
+    /// As above, with NTS (RFC 8915): an NTS request goes to <paramref name="nts"/>, which leaves the
+    /// S2C key in <paramref name="s2cKey"/> and the rest of the work in <paramref name="sealJob"/>
+    /// (the caller stamps the transmit time, then calls <see cref="NtsPacketHandler.Seal"/>). With
+    /// <paramref name="requireNts"/>, plain requests get nothing.
+    /// </summary>
+    public static Outcome Respond<TPolicy>(
+        Span<byte> buffer,
+        int requestLength,
+        in RequestContext context,
+        ServerState state,
+        ref TPolicy policy,
+        NtsPacketHandler? nts,
+        bool requireNts,
+        Span<byte> s2cKey,
+        out NtsSealJob sealJob,
+        out int responseLength)
         where TPolicy : struct, IClientPolicy
     {
         responseLength = 0;
+        sealJob = default;
         if (requestLength <= 0 || requestLength > buffer.Length)
         {
             return Outcome.Drop(ResponseReason.TooShort);
@@ -91,6 +113,36 @@ public static class NtpResponder
                 return Outcome.Drop(ResponseReason.Denied);
         }
 
+        if (nts is not null && layout.HasFields && NtsPacketHandler.LooksLikeNts(buffer.Slice(NtpHeader.Length, layout.FieldsLength)))
+        {
+            return nts.Respond(buffer, requestLength, layout, version, poll, clientTransmit, context, state, answered, s2cKey, out sealJob, out responseLength);
+        }
+        if (requireNts)
+        {
+            return Outcome.Drop(ResponseReason.NtsRequired);
+        }
+
+        bool synchronised = WriteTimeHeader(buffer, version, poll, clientTransmit, context, state);
+        responseLength = NtpHeader.Length;
+
+        if (layout.HasMac)
+        {
+            // Symmetric keys are not offered: answer a MAC with a crypto-NAK (RFC 5905 §7.3), which
+            // the client recognises and does not use as time.
+            BinaryPrimitives.WriteUInt32BigEndian(buffer[NtpHeader.Length..], 0);
+            responseLength += CryptoNakLength;
+            return new Outcome(ResponseAction.Respond, ResponseReason.UnknownKey);
+        }
+        return new Outcome(ResponseAction.Respond, !synchronised ? ResponseReason.Unsynchronised : answered);
+    }
+
+    /// <summary>
+    /// Writes a server-mode header (RFC 5905 §9.2 "fast_xmit"): leap, stratum, precision, root delay and
+    /// dispersion grown to the receive time, reference, origin = client transmit, receive time. The
+    /// transmit timestamp is provisional. Returns whether the time is synchronised.
+    /// </summary>
+    internal static bool WriteTimeHeader(Span<byte> buffer, byte version, sbyte poll, NtpTimestamp clientTransmit, in RequestContext context, ServerState state)
+    {
         bool synchronised = state.IsSynchronised;
         var header = new NtpHeader
         {
@@ -110,17 +162,7 @@ public static class NtpResponder
             Transmit = context.ReceiveTime,
         };
         header.Write(buffer);
-        responseLength = NtpHeader.Length;
-
-        if (layout.HasMac)
-        {
-            // Symmetric keys are not offered: answer a MAC with a crypto-NAK (RFC 5905 §7.3), which
-            // the client recognises and does not use as time.
-            BinaryPrimitives.WriteUInt32BigEndian(buffer[NtpHeader.Length..], 0);
-            responseLength += CryptoNakLength;
-            return new Outcome(ResponseAction.Respond, ResponseReason.UnknownKey);
-        }
-        return new Outcome(ResponseAction.Respond, !synchronised ? ResponseReason.Unsynchronised : answered);
+        return synchronised;
     }
 
     /// <summary>Writes the transmit timestamp (T3) of a response built by <see cref="Respond"/>.</summary>

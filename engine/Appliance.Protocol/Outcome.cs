@@ -51,12 +51,30 @@ public enum ResponseReason : byte
 
     /// <summary>Longer than the receive buffer: cut by the kernel, so never parsed.</summary>
     Oversized,
+
+    /// <summary>A plain NTP request to a listener that requires NTS.</summary>
+    NtsRequired,
+
+    /// <summary>NTS fields present but not as RFC 8915 §5.7 requires (one UID, one cookie, the authenticator last).</summary>
+    NtsMalformed,
+
+    /// <summary>NAK: the cookie's key is not in the ring (rotated out, or never ours).</summary>
+    NtsCookieUnknownKey,
+
+    /// <summary>NAK: the cookie does not authenticate.</summary>
+    NtsCookieInvalid,
+
+    /// <summary>The request's authenticator does not verify under the cookie's C2S key.</summary>
+    NtsBadAuthenticator,
 }
 
-/// <summary>One typed outcome per packet: the action taken and the reason (DESIGN.md boundary 6).</summary>
-public readonly record struct Outcome(ResponseAction Action, ResponseReason Reason)
+/// <summary>
+/// One typed outcome per packet: the action taken, the reason, and whether the request was NTS
+/// (DESIGN.md boundary 6): a ready-made metric label set.
+/// </summary>
+public readonly record struct Outcome(ResponseAction Action, ResponseReason Reason, bool Nts = false)
 {
-    public static Outcome Drop(ResponseReason reason) => new(ResponseAction.Drop, reason);
+    public static Outcome Drop(ResponseReason reason, bool nts = false) => new(ResponseAction.Drop, reason, nts);
 }
 
 /// <summary>Metric label values for outcomes; stable strings, allocated once.</summary>
@@ -68,6 +86,7 @@ public static class OutcomeNames
     [
         "served", "unsynchronised", "unknown_key", "too_short", "unsupported_version", "unexpected_mode",
         "control_query", "private_query", "malformed_extension_field", "denied", "rate_limited", "oversized",
+        "nts_required", "nts_malformed", "nts_cookie_unknown_key", "nts_cookie_invalid", "nts_bad_authenticator",
     ];
 
     public static int ActionCount => s_actions.Length;

@@ -77,7 +77,7 @@ public static class Program
         {
             server = await ApplianceServer.StartAsync(result.Config!, cancellationToken: token);
         }
-        catch (BindFailedException e)
+        catch (StartupFailedException e)
         {
             Console.Error.WriteLine($"appliance: {e.Message}");
             return ExitConfigError;

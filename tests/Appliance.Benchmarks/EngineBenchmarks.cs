@@ -16,7 +16,7 @@ public class EngineBenchmarks
 {
     private const int Batch = 64;
     private readonly byte[] _request = new byte[48];
-    private readonly bool[] _stamp = new bool[Batch];
+    private readonly BatchScratch _stamp = new(Batch, null);
     private readonly WorkerCounters _counters = new();
     private PacketBatch _batch = null!;
     private ServerPolicy _policy;

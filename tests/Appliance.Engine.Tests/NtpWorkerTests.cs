@@ -101,7 +101,7 @@ public class NtpWorkerTests
     {
         using var batch = new PacketBatch(4);
         var counters = new WorkerCounters();
-        var stamp = new bool[4];
+        var stamp = new BatchScratch(4, null);
         var source = new IPEndPoint(IPAddress.Parse("192.0.2.7"), 40000);
         long rx = 1_795_435_203_000_000_000;
         batch.Load(0, NtpQuery.ClientRequest(1), source, rx);
@@ -139,7 +139,7 @@ public class AllocationTests
         // Not a timing test: the allocation counter is exact. Budget from DESIGN.md: 0 B per request.
         using var batch = new PacketBatch(64);
         var counters = new WorkerCounters();
-        var stamp = new bool[64];
+        var stamp = new BatchScratch(64, null);
         byte[] request = NtpQuery.ClientRequest(42);
         for (int i = 0; i < 64; i++)
         {

@@ -143,7 +143,7 @@ public class PolicyTests
         var limiter = new RateLimiter(RateLimitSettings.Default with { Clients = 4096 }, 4096, 0x1234, 0x5678);
         var policy = new ServerPolicy(null, DenyAction.Ignore, limiter);
         var counters = new WorkerCounters();
-        var stamp = new bool[64];
+        var stamp = new BatchScratch(64, null);
         ServerState state = EngineFixture.SyncedCell().Current;
         byte[] request = NtpQuery.ClientRequest(1);
         long rx = 1_795_435_203_000_000_000;

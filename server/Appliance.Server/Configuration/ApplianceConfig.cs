@@ -4,13 +4,15 @@ using Appliance.Protocol;
 namespace Appliance.Server.Configuration;
 
 /// <summary>The whole configuration, validated. Every key is documented in docs/configuration.md.</summary>
-public sealed record ApplianceConfig(NtpConfig Ntp, ClockConfig Clock, MetricsConfig Metrics);
+public sealed record ApplianceConfig(NtpConfig Ntp, NtsKeConfig? NtsKe, ClockConfig Clock, MetricsConfig Metrics);
 
 /// <param name="Workers">Worker threads; 0 means one per core.</param>
 /// <param name="CpuAffinity">CPUs to pin workers to, or null for no pinning.</param>
 /// <param name="RateLimit">Null when rate limiting is off.</param>
+/// <param name="RequireNts">Per listen address (same order): answer NTS requests only.</param>
 public sealed record NtpConfig(
     IReadOnlyList<IPEndPoint> Listen,
+    IReadOnlyList<bool> RequireNts,
     int Workers,
     int Batch,
     IReadOnlyList<int>? CpuAffinity,
@@ -40,3 +42,24 @@ public sealed record LocalReferenceConfig(byte Stratum);
 
 /// <summary>Where /metrics is served; null when off.</summary>
 public sealed record MetricsConfig(IPEndPoint? Listen);
+
+/// <summary>The NTS-KE server (RFC 8915 §4) and the cookie keys the NTP path shares with it.</summary>
+/// <param name="NtpServer">Host for the NTPv4 Server record, or null to name none.</param>
+/// <param name="NtpPort">Port for the NTPv4 Port record, or null to send none.</param>
+public sealed record NtsKeConfig(
+    IReadOnlyList<IPEndPoint> Listen,
+    string Certificate,
+    string PrivateKey,
+    NtsKeysConfig Keys,
+    string? NtpServer,
+    ushort? NtpPort,
+    int MaxConnections,
+    TimeSpan HandshakeTimeout,
+    TimeSpan IdleTimeout,
+    int MaxRequest,
+    int ClientConnections,
+    TimeSpan ClientInterval);
+
+/// <summary>The master-key ring: where it is kept, how often it turns, how many old keys still open cookies.</summary>
+/// <param name="FleetSecret">A file holding the fleet secret, or null for random keys of this appliance alone.</param>
+public sealed record NtsKeysConfig(string Storage, TimeSpan Rotation, int Keep, string? FleetSecret);

@@ -101,20 +101,41 @@ public static class ConfigLoader
         public ApplianceConfig Bind(YamlNode root)
         {
             Dictionary<string, YamlNode> top = Mapping(root, "") ?? [];
-            return new ApplianceConfig(BindNtp(top), BindClock(top, root), BindMetrics(top));
+            NtpConfig ntp = BindNtp(top);
+            return new ApplianceConfig(ntp, BindNtsKe(top, ntp), BindClock(top, root), BindMetrics(top));
         }
 
         private NtpConfig BindNtp(Dictionary<string, YamlNode> top)
         {
             Dictionary<string, YamlNode> ntp = Section(top, "ntp");
+            bool requireNtsDefault = ntp.TryGetValue("require-nts", out YamlNode? rn) && Boolean(rn, "ntp.require-nts");
             var listen = new List<IPEndPoint>();
+            var requireNts = new List<bool>();
             if (ntp.TryGetValue("listen", out YamlNode? node))
             {
                 foreach (YamlNode item in Sequence(node, "ntp.listen"))
                 {
-                    if (Endpoint(item, "ntp.listen") is { } endPoint)
+                    // An entry is "address:port", or { address: "address:port", require-nts: true }.
+                    YamlNode addressNode = item;
+                    bool require = requireNtsDefault;
+                    if (item is YamlMappingNode)
+                    {
+                        Dictionary<string, YamlNode> entry = Mapping(item, "ntp.listen[]") ?? [];
+                        if (!entry.TryGetValue("address", out YamlNode? a))
+                        {
+                            Error(item, "a listen entry has no address", "write { address: \"0.0.0.0:123\", require-nts: true }");
+                            continue;
+                        }
+                        addressNode = a;
+                        if (entry.TryGetValue("require-nts", out YamlNode? r))
+                        {
+                            require = Boolean(r, "ntp.listen[].require-nts");
+                        }
+                    }
+                    if (Endpoint(addressNode, "ntp.listen") is { } endPoint)
                     {
                         listen.Add(endPoint);
+                        requireNts.Add(require);
                     }
                 }
                 if (node is YamlSequenceNode { Children.Count: 0 })
@@ -126,6 +147,7 @@ public static class ConfigLoader
             {
                 listen.Add(new IPEndPoint(IPAddress.Any, 123));
                 listen.Add(new IPEndPoint(IPAddress.IPv6Any, 123));
+                requireNts.AddRange([requireNtsDefault, requireNtsDefault]);
             }
 
             int workers = 0;
@@ -153,7 +175,7 @@ public static class ConfigLoader
                     ? TimeSpan.Zero
                     : Duration(pollNode, "ntp.busy-poll", TimeSpan.Zero, TimeSpan.FromMilliseconds(10), busyPoll);
             }
-            return new NtpConfig(listen, workers, batch, affinity, hardware, busyPoll, BindRateLimit(ntp), BindAccess(ntp, out DenyAction action), action);
+            return new NtpConfig(listen, requireNts, workers, batch, affinity, hardware, busyPoll, BindRateLimit(ntp), BindAccess(ntp, out DenyAction action), action);
         }
 
         private int[]? BadAffinity(YamlNode node)
@@ -235,6 +257,98 @@ public static class ConfigLoader
                 }
             }
             return rules;
+        }
+
+        private NtsKeConfig? BindNtsKe(Dictionary<string, YamlNode> top, NtpConfig ntp)
+        {
+            if (!top.TryGetValue("nts-ke", out YamlNode? sectionNode) || IsNull(sectionNode))
+            {
+                if (ntp.RequireNts.Any(r => r))
+                {
+                    Error(top.GetValueOrDefault("ntp") ?? sectionNode ?? new YamlScalarNode(), "require-nts is set but NTS is not configured",
+                        "add an nts-ke section (certificate, private-key, keys) or remove require-nts");
+                }
+                return null;
+            }
+            Dictionary<string, YamlNode> nts = Mapping(sectionNode, "nts-ke") ?? [];
+            var listen = new List<IPEndPoint>();
+            if (nts.TryGetValue("listen", out YamlNode? listenNode))
+            {
+                foreach (YamlNode item in Sequence(listenNode, "nts-ke.listen"))
+                {
+                    if (Endpoint(item, "nts-ke.listen") is { } endPoint)
+                    {
+                        listen.Add(endPoint);
+                    }
+                }
+            }
+            else
+            {
+                listen.Add(new IPEndPoint(IPAddress.Any, 4460));
+                listen.Add(new IPEndPoint(IPAddress.IPv6Any, 4460));
+            }
+            string certificate = RequiredFile(nts, sectionNode, "certificate", "the PEM certificate chain (leaf first), e.g. /etc/appliance/tls/fullchain.pem");
+            string privateKey = RequiredFile(nts, sectionNode, "private-key", "the PEM private key, e.g. /etc/appliance/tls/key.pem");
+
+            Dictionary<string, YamlNode> keys = nts.TryGetValue("keys", out YamlNode? keysNode) ? Mapping(keysNode, "nts-ke.keys") ?? [] : [];
+            string storage = keys.TryGetValue("storage", out YamlNode? st) ? Scalar(st, "nts-ke.keys.storage") ?? "" : "/var/lib/appliance/nts-keys";
+            TimeSpan rotation = keys.TryGetValue("rotation", out YamlNode? rot)
+                ? Duration(rot, "nts-ke.keys.rotation", TimeSpan.FromMinutes(1), TimeSpan.FromDays(30), TimeSpan.FromHours(24))
+                : TimeSpan.FromHours(24);
+            int keep = keys.TryGetValue("keep", out YamlNode? kp) ? Integer(kp, "nts-ke.keys.keep", 1, 1000, 7) : 7;
+            string? fleet = keys.TryGetValue("fleet-secret", out YamlNode? fs) && !IsNull(fs) ? Scalar(fs, "nts-ke.keys.fleet-secret") : null;
+            if (fleet is not null && !File.Exists(fleet))
+            {
+                Error(fs!, $"nts-ke.keys.fleet-secret: no file {fleet}", "point it at a file of at least 32 random bytes, e.g. made with: head -c 32 /dev/urandom > fleet.key; chmod 600 fleet.key");
+            }
+
+            string? ntpServer = null;
+            ushort? ntpPort = ntp.Listen.Count > 0 && ntp.Listen[0].Port != 123 ? (ushort)ntp.Listen[0].Port : null;
+            if (nts.TryGetValue("ntp-server", out YamlNode? ns) && !IsNull(ns) && Scalar(ns, "nts-ke.ntp-server") is { } server)
+            {
+                // "host" or "host:port" (an IPv6 literal in brackets): the Server and Port records (RFC 8915 §4.1.7, §4.1.8).
+                int colon = server.LastIndexOf(':');
+                if (colon > 0 && colon > server.LastIndexOf(']') && ushort.TryParse(server[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out ushort p))
+                {
+                    ntpServer = server[..colon].Trim('[', ']');
+                    ntpPort = p == 123 ? null : p;
+                }
+                else
+                {
+                    ntpServer = server.Trim('[', ']');
+                    ntpPort = null;
+                }
+                if (ntpServer.Length == 0 || !System.Text.Ascii.IsValid(ntpServer))
+                {
+                    Error(ns, $"'nts-ke.ntp-server' is '{server}'", "write a host name or address, optionally with :port, e.g. ntp.example.net or 192.0.2.1:123");
+                }
+            }
+            int maxConnections = nts.TryGetValue("max-connections", out YamlNode? mc) ? Integer(mc, "nts-ke.max-connections", 1, 100_000, 1000) : 1000;
+            TimeSpan handshake = nts.TryGetValue("handshake-timeout", out YamlNode? ht)
+                ? Duration(ht, "nts-ke.handshake-timeout", TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(1), TimeSpan.FromSeconds(5)) : TimeSpan.FromSeconds(5);
+            TimeSpan idle = nts.TryGetValue("idle-timeout", out YamlNode? it)
+                ? Duration(it, "nts-ke.idle-timeout", TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(1), TimeSpan.FromSeconds(5)) : TimeSpan.FromSeconds(5);
+            int maxRequest = nts.TryGetValue("max-request", out YamlNode? mr) ? Integer(mr, "nts-ke.max-request", 64, 65536, 1024) : 1024;
+            Dictionary<string, YamlNode> clientLimit = nts.TryGetValue("client-limit", out YamlNode? cl) ? Mapping(cl, "nts-ke.client-limit") ?? [] : [];
+            int clientConnections = clientLimit.TryGetValue("connections", out YamlNode? cc) ? Integer(cc, "nts-ke.client-limit.connections", 1, 100_000, 20) : 20;
+            TimeSpan clientInterval = clientLimit.TryGetValue("interval", out YamlNode? ci)
+                ? Duration(ci, "nts-ke.client-limit.interval", TimeSpan.FromSeconds(1), TimeSpan.FromHours(1), TimeSpan.FromSeconds(10)) : TimeSpan.FromSeconds(10);
+            return new NtsKeConfig(listen, certificate, privateKey, new NtsKeysConfig(storage, rotation, keep, fleet), ntpServer, ntpPort,
+                maxConnections, handshake, idle, maxRequest, clientConnections, clientInterval);
+        }
+
+        private string RequiredFile(Dictionary<string, YamlNode> section, YamlNode sectionNode, string key, string what)
+        {
+            if (!section.TryGetValue(key, out YamlNode? node) || Scalar(node, $"nts-ke.{key}") is not { } path)
+            {
+                Error(sectionNode, $"nts-ke.{key} is missing", $"set nts-ke.{key} to {what}");
+                return "";
+            }
+            if (!File.Exists(path))
+            {
+                Error(node, $"nts-ke.{key}: no file {path}", $"set it to {what}, readable by the appliance");
+            }
+            return path;
         }
 
         private ClockConfig BindClock(Dictionary<string, YamlNode> top, YamlNode root)

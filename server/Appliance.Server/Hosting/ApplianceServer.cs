@@ -2,10 +2,12 @@ using System.Net;
 using System.Net.Sockets;
 using Appliance.Engine;
 using Appliance.Protocol;
+using Appliance.Protocol.Nts;
 using Appliance.Server.Clock;
 using Appliance.Server.Configuration;
 using Appliance.Server.Metrics;
 using Appliance.Server.Ntp;
+using Appliance.Server.Nts;
 using Appliance.Timestamping;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -25,10 +27,11 @@ public sealed class ApplianceServer : IAsyncDisposable
 
     private bool _stopped;
 
-    private ApplianceServer(IHost host, NtpEngine engine, MetricServer? metricServer, IPEndPoint? metricsEndPoint, ServerStateCell state)
+    private ApplianceServer(IHost host, NtpEngine engine, NtsKeServer? ntsKe, MetricServer? metricServer, IPEndPoint? metricsEndPoint, ServerStateCell state)
     {
         _host = host;
         Engine = engine;
+        NtsKe = ntsKe;
         _metricServer = metricServer;
         MetricsEndPoint = metricsEndPoint;
         State = state;
@@ -38,6 +41,9 @@ public sealed class ApplianceServer : IAsyncDisposable
 
     public IReadOnlyList<IPEndPoint> NtpEndPoints => Engine.LocalEndPoints;
 
+    /// <summary>The NTS-KE listener, when NTS is configured.</summary>
+    public NtsKeServer? NtsKe { get; }
+
     public IPEndPoint? MetricsEndPoint { get; }
 
     public ServerStateCell State { get; }
@@ -46,12 +52,27 @@ public sealed class ApplianceServer : IAsyncDisposable
     public static async Task<ApplianceServer> StartAsync(ApplianceConfig config, Action<ILoggingBuilder>? logging = null, CancellationToken cancellationToken = default)
     {
         var state = new ServerStateCell(ServerState.Unsynchronised(SystemClock.MeasurePrecision()));
-        NtpEngine engine = BindEngine(config.Ntp, state);
+        var ntsMetrics = new NtsMetrics();
+        var keyCell = new CookieKeyRingCell();
+        KeyRingStore? keyStore = null;
+        CertificateStore? certificates = null;
+        using ILoggerFactory startupLogs = LoggerFactory.Create(b => { b.AddSimpleConsole(o => o.SingleLine = true); logging?.Invoke(b); });
+        if (config.NtsKe is { } ntsConfig)
+        {
+            (keyStore, certificates) = await PrepareNtsAsync(ntsConfig, keyCell, startupLogs, cancellationToken);
+        }
+        NtsKeServer? ntsKe = null;
+        NtpEngine? engine = null;
         MetricServer? metricServer = null;
         IPEndPoint? metricsEndPoint = null;
         try
         {
-            var metrics = new ApplianceMetrics(engine, state);
+            engine = BindEngine(config.Ntp, state, config.NtsKe is null ? null : keyCell);
+            if (config.NtsKe is { } nts)
+            {
+                ntsKe = NtsKeServer.Bind(nts, certificates!, keyCell, ntsMetrics, startupLogs.CreateLogger<NtsKeServer>());
+            }
+            var metrics = new ApplianceMetrics(engine, state, ntsMetrics, ntsKe);
             if (config.Metrics.Listen is { } listen)
             {
                 (metricServer, metricsEndPoint) = StartMetricServer(listen, metrics.Registry);
@@ -76,6 +97,16 @@ public sealed class ApplianceServer : IAsyncDisposable
             builder.Services.AddSingleton(config);
             builder.Services.AddSingleton(state);
             builder.Services.AddSingleton(engine);
+            builder.Services.AddSingleton(ntsMetrics);
+            builder.Services.AddSingleton(keyCell);
+            if (ntsKe is not null)
+            {
+                builder.Services.AddSingleton(keyStore!);
+                builder.Services.AddSingleton(certificates!);
+                builder.Services.AddSingleton(ntsKe);
+                builder.Services.AddHostedService<KeyRingService>();
+                builder.Services.AddHostedService<NtsKeService>();
+            }
             builder.Services.AddSingleton(metrics);
             if (config.Clock.Local is { } local)
             {
@@ -90,17 +121,56 @@ public sealed class ApplianceServer : IAsyncDisposable
                 host.Services.GetRequiredService<ILogger<ApplianceServer>>()
                     .LogInformation("metrics on http://{EndPoint}/metrics", metricsEndPoint);
             }
-            return new ApplianceServer(host, engine, metricServer, metricsEndPoint, state);
+            return new ApplianceServer(host, engine, ntsKe, metricServer, metricsEndPoint, state);
         }
         catch
         {
             metricServer?.Dispose();
-            engine.Dispose();
+            engine?.Dispose();
+            if (ntsKe is not null)
+            {
+                await ntsKe.DisposeAsync();
+            }
+            certificates?.Dispose();
             throw;
         }
     }
 
-    private static NtpEngine BindEngine(NtpConfig ntp, ServerStateCell state)
+    /// <summary>Keys first, then the certificate, then the exporter self-test: each failure is one clear line.</summary>
+    private static async Task<(KeyRingStore, CertificateStore)> PrepareNtsAsync(NtsKeConfig nts, CookieKeyRingCell cell, ILoggerFactory logs, CancellationToken cancellationToken)
+    {
+        KeyRingStore store;
+        try
+        {
+            store = new KeyRingStore(nts.Keys);
+            KeyRingService.Initialise(store, cell);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or System.Text.Json.JsonException or FormatException)
+        {
+            throw new StartupFailedException($"cannot load the NTS cookie keys ({nts.Keys.Storage}): {e.Message}", e);
+        }
+        CertificateStore certificates;
+        try
+        {
+            certificates = new CertificateStore(nts.Certificate, nts.PrivateKey, logs.CreateLogger<CertificateStore>());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            throw new StartupFailedException($"cannot load the NTS-KE certificate {nts.Certificate} with key {nts.PrivateKey}: {e.Message}", e);
+        }
+        try
+        {
+            await NtsKeServer.SelfTestAsync(certificates.Current, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            certificates.Dispose();
+            throw new StartupFailedException($"NTS-KE self-test failed, refusing to serve NTS: {e.Message}", e);
+        }
+        return (store, certificates);
+    }
+
+    private static NtpEngine BindEngine(NtpConfig ntp, ServerStateCell state, CookieKeyRingCell? ntsKeys)
     {
         var options = new EngineOptions
         {
@@ -113,6 +183,8 @@ public sealed class ApplianceServer : IAsyncDisposable
             Access = ntp.Access,
             DenyAction = ntp.DenyAction,
             RateLimit = ntp.RateLimit,
+            NtsKeys = ntsKeys,
+            RequireNts = ntp.RequireNts.Select((required, index) => (required, index)).Where(x => x.required).Select(x => x.index).ToHashSet(),
         };
         try
         {

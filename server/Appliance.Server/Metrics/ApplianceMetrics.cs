@@ -1,6 +1,7 @@
 using System.Globalization;
 using Appliance.Engine;
 using Appliance.Protocol;
+using Appliance.Server.Nts;
 using Appliance.Timestamping;
 using Prometheus;
 
@@ -33,11 +34,20 @@ public sealed class ApplianceMetrics
     private readonly Gauge _synchronised;
     private readonly Gauge _rootDelay;
     private readonly Gauge _rootDispersion;
+    private readonly NtsMetrics _nts;
+    private readonly NtsKeServer? _ntsKe;
+    private readonly Counter _ntsRequests;
+    private readonly Counter _cookies;
+    private readonly Counter _handshakes;
+    private readonly Gauge _ntsKeConnections;
+    private readonly Counter _rotations;
 
-    public ApplianceMetrics(NtpEngine engine, ServerStateCell state)
+    public ApplianceMetrics(NtpEngine engine, ServerStateCell state, NtsMetrics nts, NtsKeServer? ntsKe)
     {
         _engine = engine;
         _state = state;
+        _nts = nts;
+        _ntsKe = ntsKe;
         Registry = Prometheus.Metrics.NewCustomRegistry();
         MetricFactory factory = Prometheus.Metrics.WithCustomRegistry(Registry);
         _requests = factory.CreateCounter("appliance_ntp_requests_total", "NTP datagrams received.");
@@ -61,6 +71,13 @@ public sealed class ApplianceMetrics
         _synchronised = factory.CreateGauge("appliance_synchronised", "1 when clients are served synchronised time.");
         _rootDelay = factory.CreateGauge("appliance_root_delay_seconds", "Root delay served.");
         _rootDispersion = factory.CreateGauge("appliance_root_dispersion_seconds", "Root dispersion served, grown to now.");
+        _ntsRequests = factory.CreateCounter("appliance_nts_requests_total",
+            "NTS requests on the NTP path, by kind (respond, kod = NTS NAK, drop) and reason.", "kind", "reason");
+        _cookies = factory.CreateCounter("appliance_nts_cookies_issued_total", "NTS cookies handed out, by path (ntske, ntp).", "via");
+        _handshakes = factory.CreateCounter("appliance_ntske_handshakes_total",
+            "NTS-KE connections by result (ok, error = an Error record sent, closed = dropped) and reason.", "result", "reason");
+        _ntsKeConnections = factory.CreateGauge("appliance_ntske_connections", "NTS-KE connections open now.");
+        _rotations = factory.CreateCounter("appliance_nts_key_rotations_total", "NTS master-key rotations.");
         Prometheus.DotNetStats.Register(Registry);
         Registry.AddBeforeCollectCallback(Update);
     }
@@ -69,7 +86,8 @@ public sealed class ApplianceMetrics
 
     private void Update()
     {
-        long received = 0, sendErrors = 0, receiveErrors = 0, restarts = 0, workerAllocated = 0, tableEntries = 0, tableCapacity = 0;
+        long received = 0, sendErrors = 0, receiveErrors = 0, restarts = 0, workerAllocated = 0, tableEntries = 0, tableCapacity = 0, cookies = 0;
+        var nts = new long[OutcomeNames.ActionCount, OutcomeNames.ReasonCount];
         var timestamps = new long[s_timestampSources.Length];
         var outcomes = new long[OutcomeNames.ActionCount, OutcomeNames.ReasonCount];
         foreach (NtpWorker worker in _engine.Workers)
@@ -81,6 +99,7 @@ public sealed class ApplianceMetrics
             receiveErrors += counters.ReceiveErrors;
             restarts += counters.Restarts;
             workerAllocated += counters.AllocatedBytes;
+            cookies += counters.CookiesIssued;
             tableEntries += worker.RateLimiter?.Count ?? 0;
             tableCapacity += worker.RateLimiter?.Capacity ?? 0;
             for (int s = 0; s < timestamps.Length; s++)
@@ -92,6 +111,7 @@ public sealed class ApplianceMetrics
                 for (int r = 0; r < OutcomeNames.ReasonCount; r++)
                 {
                     outcomes[a, r] += counters.Get((ResponseAction)a, (ResponseReason)r);
+                    nts[a, r] += counters.Get((ResponseAction)a, (ResponseReason)r, nts: true);
                 }
             }
         }
@@ -125,6 +145,25 @@ public sealed class ApplianceMetrics
                 }
             }
         }
+
+        for (int a = 0; a < OutcomeNames.ActionCount; a++)
+        {
+            for (int r = 0; r < OutcomeNames.ReasonCount; r++)
+            {
+                if (nts[a, r] > 0)
+                {
+                    _ntsRequests.WithLabels(OutcomeNames.Action((ResponseAction)a), OutcomeNames.Reason((ResponseReason)r)).IncTo(nts[a, r]);
+                }
+            }
+        }
+        _cookies.WithLabels("ntp").IncTo(cookies);
+        _cookies.WithLabels("ntske").IncTo(_nts.CookiesIssued);
+        foreach (KeyValuePair<(string Result, string Reason), long> handshake in _nts.Handshakes)
+        {
+            _handshakes.WithLabels(handshake.Key.Result, handshake.Key.Reason).IncTo(handshake.Value);
+        }
+        _ntsKeConnections.Set(_ntsKe?.ActiveConnections ?? 0);
+        _rotations.IncTo(_nts.Rotations);
 
         ServerState state = _state.Current;
         _stratum.Set(state.IsSynchronised ? state.Stratum : ServerState.UnsynchronisedStratum);

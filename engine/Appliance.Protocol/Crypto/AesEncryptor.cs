@@ -1,0 +1,169 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Appliance.Protocol.Crypto;
+
+/// <summary>
+/// The AES forward cipher (FIPS 197) for 128- and 256-bit keys, on AES-NI when the CPU has it and in
+/// portable managed code otherwise. Only encryption is needed: CMAC and CTR, the two halves of
+/// AES-SIV, never run the inverse cipher. The key schedule is expanded once into arrays owned by the
+/// instance; encrypting allocates nothing and does not mutate the instance (safe to share for reading).
+/// </summary>
+public sealed class AesEncryptor
+{
+    private readonly Vector128<byte>[] _roundKeys = new Vector128<byte>[15];
+    private readonly byte[] _softwareKeys = new byte[15 * 16];
+    private readonly bool _useAesNi;
+
+    public AesEncryptor(ReadOnlySpan<byte> key, bool allowHardware = true)
+    {
+        _useAesNi = allowHardware && Aes.IsSupported && Sse2.IsSupported;
+        SetKey(key);
+    }
+
+    /// <summary>True when this instance runs on AES-NI.</summary>
+    public bool IsHardwareAccelerated => _useAesNi;
+
+    public int Rounds { get; private set; }
+
+    /// <summary>Re-keys in place (16 or 32 bytes) without allocating.</summary>
+    public void SetKey(ReadOnlySpan<byte> key)
+    {
+        if (key.Length is not (16 or 32))
+        {
+            throw new ArgumentException("AES keys here are 128 or 256 bits", nameof(key));
+        }
+        Rounds = key.Length == 16 ? 10 : 14;
+        SoftwareExpand(key, _softwareKeys, Rounds);
+        if (_useAesNi)
+        {
+            for (int r = 0; r <= Rounds; r++)
+            {
+                _roundKeys[r] = Vector128.Create(_softwareKeys.AsSpan(r * 16, 16));
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector128<byte> Encrypt(Vector128<byte> block)
+    {
+        if (_useAesNi)
+        {
+            Vector128<byte>[] rk = _roundKeys;
+            block ^= rk[0];
+            int last = Rounds;
+            for (int r = 1; r < last; r++)
+            {
+                block = Aes.Encrypt(block, rk[r]);
+            }
+            return Aes.EncryptLast(block, rk[last]);
+        }
+        Span<byte> state = stackalloc byte[16];
+        block.CopyTo(state);
+        SoftwareEncrypt(state, _softwareKeys, Rounds);
+        return Vector128.Create((ReadOnlySpan<byte>)state);
+    }
+
+    public void EncryptBlock(ReadOnlySpan<byte> input, Span<byte> output) =>
+        Encrypt(Vector128.Create(input[..16])).CopyTo(output);
+
+    // ---- portable implementation (FIPS 197 §5.1, §5.2) ----
+
+    private static ReadOnlySpan<byte> SBox =>
+    [
+        0x63, 0x7c, 0x77, 0x7b, 0xf2, 0x6b, 0x6f, 0xc5, 0x30, 0x01, 0x67, 0x2b, 0xfe, 0xd7, 0xab, 0x76,
+        0xca, 0x82, 0xc9, 0x7d, 0xfa, 0x59, 0x47, 0xf0, 0xad, 0xd4, 0xa2, 0xaf, 0x9c, 0xa4, 0x72, 0xc0,
+        0xb7, 0xfd, 0x93, 0x26, 0x36, 0x3f, 0xf7, 0xcc, 0x34, 0xa5, 0xe5, 0xf1, 0x71, 0xd8, 0x31, 0x15,
+        0x04, 0xc7, 0x23, 0xc3, 0x18, 0x96, 0x05, 0x9a, 0x07, 0x12, 0x80, 0xe2, 0xeb, 0x27, 0xb2, 0x75,
+        0x09, 0x83, 0x2c, 0x1a, 0x1b, 0x6e, 0x5a, 0xa0, 0x52, 0x3b, 0xd6, 0xb3, 0x29, 0xe3, 0x2f, 0x84,
+        0x53, 0xd1, 0x00, 0xed, 0x20, 0xfc, 0xb1, 0x5b, 0x6a, 0xcb, 0xbe, 0x39, 0x4a, 0x4c, 0x58, 0xcf,
+        0xd0, 0xef, 0xaa, 0xfb, 0x43, 0x4d, 0x33, 0x85, 0x45, 0xf9, 0x02, 0x7f, 0x50, 0x3c, 0x9f, 0xa8,
+        0x51, 0xa3, 0x40, 0x8f, 0x92, 0x9d, 0x38, 0xf5, 0xbc, 0xb6, 0xda, 0x21, 0x10, 0xff, 0xf3, 0xd2,
+        0xcd, 0x0c, 0x13, 0xec, 0x5f, 0x97, 0x44, 0x17, 0xc4, 0xa7, 0x7e, 0x3d, 0x64, 0x5d, 0x19, 0x73,
+        0x60, 0x81, 0x4f, 0xdc, 0x22, 0x2a, 0x90, 0x88, 0x46, 0xee, 0xb8, 0x14, 0xde, 0x5e, 0x0b, 0xdb,
+        0xe0, 0x32, 0x3a, 0x0a, 0x49, 0x06, 0x24, 0x5c, 0xc2, 0xd3, 0xac, 0x62, 0x91, 0x95, 0xe4, 0x79,
+        0xe7, 0xc8, 0x37, 0x6d, 0x8d, 0xd5, 0x4e, 0xa9, 0x6c, 0x56, 0xf4, 0xea, 0x65, 0x7a, 0xae, 0x08,
+        0xba, 0x78, 0x25, 0x2e, 0x1c, 0xa6, 0xb4, 0xc6, 0xe8, 0xdd, 0x74, 0x1f, 0x4b, 0xbd, 0x8b, 0x8a,
+        0x70, 0x3e, 0xb5, 0x66, 0x48, 0x03, 0xf6, 0x0e, 0x61, 0x35, 0x57, 0xb9, 0x86, 0xc1, 0x1d, 0x9e,
+        0xe1, 0xf8, 0x98, 0x11, 0x69, 0xd9, 0x8e, 0x94, 0x9b, 0x1e, 0x87, 0xe9, 0xce, 0x55, 0x28, 0xdf,
+        0x8c, 0xa1, 0x89, 0x0d, 0xbf, 0xe6, 0x42, 0x68, 0x41, 0x99, 0x2d, 0x0f, 0xb0, 0x54, 0xbb, 0x16,
+    ];
+
+    private static void SoftwareExpand(ReadOnlySpan<byte> key, Span<byte> w, int rounds)
+    {
+        int nk = key.Length / 4;
+        key.CopyTo(w);
+        byte rcon = 1;
+        Span<byte> t = stackalloc byte[4];
+        for (int i = nk; i < 4 * (rounds + 1); i++)
+        {
+            w.Slice((i - 1) * 4, 4).CopyTo(t);
+            if (i % nk == 0)
+            {
+                byte first = t[0];
+                t[0] = (byte)(SBox[t[1]] ^ rcon);
+                t[1] = SBox[t[2]];
+                t[2] = SBox[t[3]];
+                t[3] = SBox[first];
+                rcon = XTime(rcon);
+            }
+            else if (nk > 6 && i % nk == 4)
+            {
+                for (int j = 0; j < 4; j++)
+                {
+                    t[j] = SBox[t[j]];
+                }
+            }
+            for (int j = 0; j < 4; j++)
+            {
+                w[(i * 4) + j] = (byte)(w[((i - nk) * 4) + j] ^ t[j]);
+            }
+        }
+    }
+
+    private static byte XTime(byte b) => (byte)((b << 1) ^ ((b & 0x80) != 0 ? 0x1b : 0));
+
+    private static void SoftwareEncrypt(Span<byte> s, ReadOnlySpan<byte> w, int rounds)
+    {
+        AddRoundKey(s, w[..16]);
+        Span<byte> tmp = stackalloc byte[16];
+        for (int round = 1; round <= rounds; round++)
+        {
+            // SubBytes and ShiftRows together: the state is column-major, row r shifts left by r.
+            for (int c = 0; c < 4; c++)
+            {
+                for (int r = 0; r < 4; r++)
+                {
+                    tmp[(c * 4) + r] = SBox[s[(((c + r) & 3) * 4) + r]];
+                }
+            }
+            if (round != rounds)
+            {
+                for (int c = 0; c < 4; c++)
+                {
+                    int o = c * 4;
+                    byte a0 = tmp[o], a1 = tmp[o + 1], a2 = tmp[o + 2], a3 = tmp[o + 3];
+                    byte all = (byte)(a0 ^ a1 ^ a2 ^ a3);
+                    s[o] = (byte)(a0 ^ all ^ XTime((byte)(a0 ^ a1)));
+                    s[o + 1] = (byte)(a1 ^ all ^ XTime((byte)(a1 ^ a2)));
+                    s[o + 2] = (byte)(a2 ^ all ^ XTime((byte)(a2 ^ a3)));
+                    s[o + 3] = (byte)(a3 ^ all ^ XTime((byte)(a3 ^ a0)));
+                }
+            }
+            else
+            {
+                tmp.CopyTo(s);
+            }
+            AddRoundKey(s, w.Slice(round * 16, 16));
+        }
+    }
+
+    private static void AddRoundKey(Span<byte> s, ReadOnlySpan<byte> k)
+    {
+        for (int i = 0; i < 16; i++)
+        {
+            s[i] ^= k[i];
+        }
+    }
+}

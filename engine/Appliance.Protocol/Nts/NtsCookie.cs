@@ -1,0 +1,85 @@
+using System.Buffers.Binary;
+using Appliance.Protocol.Crypto;
+
+namespace Appliance.Protocol.Nts;
+
+/// <summary>Why a cookie could not be used; a NAK reason (RFC 8915 §5.7).</summary>
+public enum CookieFailure : byte
+{
+    None,
+
+    /// <summary>Its key id is not in the ring: the key rotated out (or was never ours).</summary>
+    UnknownKey,
+
+    /// <summary>It does not authenticate under its key, or its contents are malformed.</summary>
+    Invalid,
+}
+
+/// <summary>
+/// NTS cookies (RFC 8915 §6): key id (4) ‖ nonce (16) ‖ AES-SIV(master key, AD = key id, nonce,
+/// plaintext = AEAD id (2) ‖ reserved (2) ‖ C2S ‖ S2C). The reserved word keeps cookies a multiple of
+/// four octets, so an extension field carries them with no padding. 104 bytes for AEAD 15.
+/// </summary>
+public static class NtsCookie
+{
+    public const int NonceLength = 16;
+    private const int HeaderLength = 4 + NonceLength;
+
+    public static int Length(AeadAlgorithm aead) => HeaderLength + AesSiv.TagLength + 4 + (2 * AeadAlgorithms.KeyLength(aead));
+
+    /// <summary>Largest cookie this server makes (AEAD 17).</summary>
+    public static int MaxLength => Length(AeadAlgorithm.AesSivCmac512);
+
+    /// <summary>Seals the keys into <paramref name="cookie"/>; returns its length. <paramref name="nonce"/> must be fresh random.</summary>
+    public static int Seal(CookieKey key, ReadOnlySpan<byte> nonce, AeadAlgorithm aead, ReadOnlySpan<byte> c2s, ReadOnlySpan<byte> s2c, Span<byte> cookie)
+    {
+        int keyLength = AeadAlgorithms.KeyLength(aead);
+        int length = Length(aead);
+        Span<byte> plaintext = stackalloc byte[4 + (2 * 64)];
+        plaintext = plaintext[..(4 + (2 * keyLength))];
+        BinaryPrimitives.WriteUInt16BigEndian(plaintext, (ushort)aead);
+        plaintext[2] = 0;
+        plaintext[3] = 0;
+        c2s[..keyLength].CopyTo(plaintext[4..]);
+        s2c[..keyLength].CopyTo(plaintext[(4 + keyLength)..]);
+        BinaryPrimitives.WriteUInt32BigEndian(cookie, key.Id);
+        nonce[..NonceLength].CopyTo(cookie[4..]);
+        key.Cipher.Encrypt(cookie[..4], nonce[..NonceLength], plaintext, cookie[HeaderLength..length]);
+        plaintext.Clear();
+        return length;
+    }
+
+    /// <summary>Opens a cookie with the ring; on success the keys are in <paramref name="c2s"/>/<paramref name="s2c"/> (64 bytes each, room for AEAD 17).</summary>
+    public static CookieFailure Open(CookieKeyRing ring, ReadOnlySpan<byte> cookie, Span<byte> c2s, Span<byte> s2c, out AeadAlgorithm aead)
+    {
+        aead = default;
+        if (cookie.Length < Length(AeadAlgorithm.AesSivCmac256) || cookie.Length > MaxLength)
+        {
+            return CookieFailure.Invalid;
+        }
+        CookieKey? key = ring.Find(BinaryPrimitives.ReadUInt32BigEndian(cookie));
+        if (key is null)
+        {
+            return CookieFailure.UnknownKey;
+        }
+        ReadOnlySpan<byte> sealedPart = cookie[HeaderLength..];
+        Span<byte> plaintext = stackalloc byte[4 + (2 * 64)];
+        plaintext = plaintext[..(sealedPart.Length - AesSiv.TagLength)];
+        if (!key.Cipher.Decrypt(cookie[..4], cookie.Slice(4, NonceLength), sealedPart, plaintext))
+        {
+            return CookieFailure.Invalid;
+        }
+        ushort id = BinaryPrimitives.ReadUInt16BigEndian(plaintext);
+        int keyLength = AeadAlgorithms.KeyLength((AeadAlgorithm)id);
+        if (keyLength == 0 || plaintext.Length != 4 + (2 * keyLength))
+        {
+            plaintext.Clear();
+            return CookieFailure.Invalid;
+        }
+        aead = (AeadAlgorithm)id;
+        plaintext.Slice(4, keyLength).CopyTo(c2s);
+        plaintext.Slice(4 + keyLength, keyLength).CopyTo(s2c);
+        plaintext.Clear();
+        return CookieFailure.None;
+    }
+}

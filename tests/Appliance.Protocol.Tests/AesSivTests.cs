@@ -1,0 +1,165 @@
+using System.Runtime.Intrinsics;
+using Appliance.Protocol.Crypto;
+using CsCheck;
+using Org.BouncyCastle.Crypto.Engines;
+using Org.BouncyCastle.Crypto.Macs;
+using Org.BouncyCastle.Crypto.Parameters;
+
+namespace Appliance.Protocol.Tests;
+
+public class AesSivTests
+{
+    private static byte[] H(string hex) => Convert.FromHexString(hex.Replace(" ", "", StringComparison.Ordinal));
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Aes_Fips197AppendixC(bool hardware)
+    {
+        byte[] plaintext = H("00112233445566778899aabbccddeeff");
+        var output = new byte[16];
+        new AesEncryptor(H("000102030405060708090a0b0c0d0e0f"), hardware).EncryptBlock(plaintext, output);
+        Assert.Equal(H("69c4e0d86a7b0430d8cdb78070b4c55a"), output);
+        new AesEncryptor(H("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"), hardware).EncryptBlock(plaintext, output);
+        Assert.Equal(H("8ea2b7ca516745bfeafc49904b496089"), output);
+    }
+
+    [Fact]
+    public void AesNi_IsUsedOnThisMachine() => Assert.True(new AesEncryptor(new byte[16]).IsHardwareAccelerated);
+
+    [Theory]
+    [InlineData("", "bb1d6929e95937287fa37d129b756746")]
+    [InlineData("6bc1bee22e409f96e93d7e117393172a", "070a16b46b4d4144f79bdd9dd04a287c")]
+    [InlineData("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411", "dfa66747de9ae63030ca32611497c827")]
+    public void Cmac_Rfc4493Vectors(string message, string mac)
+    {
+        // CMAC runs with the first half of the SIV key; put the RFC 4493 key there.
+        var siv = new AesSiv(H("2b7e151628aed2a6abf7158809cf4f3c" + "00000000000000000000000000000000"));
+        var output = new byte[16];
+        siv.Cmac(H(message)).CopyTo(output);
+        Assert.Equal(H(mac), output);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Siv_Rfc5297A1_Deterministic(bool hardware)
+    {
+        var siv = new AesSiv(H("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"), hardware);
+        byte[] plaintext = H("112233445566778899aabbccddee");
+        var output = new byte[16 + plaintext.Length];
+        siv.EncryptComponents([H("101112131415161718191a1b1c1d1e1f2021222324252627")], plaintext, output);
+        Assert.Equal(H("85632d07c6e8f37f950acd320a2ecc9340c02b9690c4dc04daef7f6afe5c"), output);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Siv_Rfc5297A2_NonceBased(bool hardware)
+    {
+        var siv = new AesSiv(H("7f7e7d7c7b7a79787776757473727170404142434445464748494a4b4c4d4e4f"), hardware);
+        byte[] ad1 = H("00112233445566778899aabbccddeeffdeaddadadeaddadaffeeddccbbaa99887766554433221100");
+        byte[] ad2 = H("102030405060708090a0");
+        byte[] nonce = H("09f911029d74e35bd84156c5635688c0");
+        byte[] plaintext = H("7468697320697320736f6d6520706c61696e7465787420746f20656e6372797074207573696e67205349562d414553");
+        var output = new byte[16 + plaintext.Length];
+        siv.EncryptComponents([ad1, ad2, nonce], plaintext, output);
+        Assert.Equal(H("7bdb6e3b432667eb06f4d14bff2fbd0fcb900f2fddbe404326601965c889bf17dba77ceb094fa663b7a3f748ba8af829ea64ad544a272e9c485b62a3fd5c0d"), output);
+    }
+
+    [Fact]
+    public void Siv_EmptyInput_IsCmacOfOne()
+    {
+        var siv = new AesSiv(H("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"));
+        var output = new byte[16];
+        siv.EncryptComponents([], [], output);
+        Assert.Equal(H("f2007a5beb2b8900c588a7adf599f172"), output);
+    }
+
+    [Fact]
+    public void Aead_EncryptThenDecrypt_RoundTripsAndRejectsTampering()
+    {
+        var siv = new AesSiv(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
+        byte[] ad = "an NTP header and extension fields"u8.ToArray();
+        byte[] nonce = Enumerable.Range(100, 16).Select(i => (byte)i).ToArray();
+        byte[] plaintext = Enumerable.Range(0, 104).Select(i => (byte)(i * 7)).ToArray();
+        var sealedBytes = new byte[16 + plaintext.Length];
+        siv.Encrypt(ad, nonce, plaintext, sealedBytes);
+        var opened = new byte[plaintext.Length];
+        Assert.True(siv.Decrypt(ad, nonce, sealedBytes, opened));
+        Assert.Equal(plaintext, opened);
+
+        // Every single-bit change in tag, ciphertext, AD or nonce is detected.
+        for (int i = 0; i < sealedBytes.Length; i++)
+        {
+            sealedBytes[i] ^= 1;
+            Assert.False(siv.Decrypt(ad, nonce, sealedBytes, opened));
+            sealedBytes[i] ^= 1;
+        }
+        ad[3] ^= 0x40;
+        Assert.False(siv.Decrypt(ad, nonce, sealedBytes, opened));
+        ad[3] ^= 0x40;
+        nonce[0] ^= 1;
+        Assert.False(siv.Decrypt(ad, nonce, sealedBytes, opened));
+    }
+
+    [Fact]
+    public void Aead_EqualsComponentsAdThenNonce_And512BitKeysWork()
+    {
+        byte[] key512 = Enumerable.Range(0, 64).Select(i => (byte)(255 - i)).ToArray();
+        foreach (byte[] key in (byte[][])[key512[..32], key512])
+        {
+            var siv = new AesSiv(key);
+            byte[] ad = [1, 2, 3], nonce = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6], plaintext = [];
+            var a = new byte[16];
+            var b = new byte[16];
+            siv.Encrypt(ad, nonce, plaintext, a);
+            siv.EncryptComponents([ad, nonce], plaintext, b);
+            Assert.Equal(a, b);
+        }
+    }
+
+    [Fact]
+    public void Cmac_CrossCheckedAgainstBouncyCastle() =>
+        Gen.Select(Gen.Byte.Array[16], Gen.Byte.Array[0, 300]).Sample((key, message) =>
+        {
+            var bc = new CMac(new AesEngine());
+            bc.Init(new KeyParameter(key));
+            bc.BlockUpdate(message, 0, message.Length);
+            var expected = new byte[16];
+            bc.DoFinal(expected, 0);
+            var actual = new byte[16];
+            new AesSiv([.. key, .. new byte[16]]).Cmac(message).CopyTo(actual);
+            Assert.Equal(expected, actual);
+        }, iter: 2000);
+
+    [Fact]
+    public void Siv_HardwareAndPortableAgree() =>
+        Gen.Select(Gen.Byte.Array[32], Gen.Byte.Array[0, 100], Gen.Byte.Array[0, 200]).Sample((key, ad, plaintext) =>
+        {
+            var a = new byte[16 + plaintext.Length];
+            var b = new byte[16 + plaintext.Length];
+            new AesSiv(key, allowHardware: true).Encrypt(ad, key.AsSpan(0, 16), plaintext, a);
+            new AesSiv(key, allowHardware: false).Encrypt(ad, key.AsSpan(0, 16), plaintext, b);
+            Assert.Equal(a, b);
+        }, iter: 500);
+
+    [Fact]
+    public void Siv_ReKeyedInPlace_AllocatesNothing()
+    {
+        var siv = new AesSiv(new byte[32]);
+        byte[] key = new byte[32], ad = new byte[68], nonce = new byte[16], plaintext = new byte[216], output = new byte[232], opened = new byte[216];
+        siv.SetKey(key);
+        siv.Encrypt(ad, nonce, plaintext, output);
+        siv.Decrypt(ad, nonce, output, opened);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            key[0] = (byte)i;
+            siv.SetKey(key);
+            siv.Encrypt(ad, nonce, plaintext, output);
+            Assert.True(siv.Decrypt(ad, nonce, output, opened));
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}

@@ -1,0 +1,366 @@
+using System.Buffers.Binary;
+using Appliance.Protocol;
+using Appliance.Protocol.Crypto;
+using Appliance.Protocol.Nts;
+using CsCheck;
+
+namespace Appliance.Protocol.Tests;
+
+/// <summary>A deterministic random source for tests (the engine uses OS randomness).</summary>
+internal sealed class CountingRandom : IRandomSource
+{
+    private byte _next;
+
+    public void Fill(Span<byte> destination)
+    {
+        foreach (ref byte b in destination)
+        {
+            b = _next++;
+        }
+    }
+}
+
+/// <summary>An NTS client's view for tests: keys, a cookie, and request building.</summary>
+internal sealed class NtsFixture
+{
+    public NtsFixture(AeadAlgorithm aead = AeadAlgorithm.AesSivCmac256, uint keyId = 100)
+    {
+        Aead = aead;
+        int n = AeadAlgorithms.KeyLength(aead);
+        C2S = Enumerable.Range(1, n).Select(i => (byte)i).ToArray();
+        S2C = Enumerable.Range(101, n).Select(i => (byte)i).ToArray();
+        Key = new CookieKey(keyId, Enumerable.Range(7, 32).Select(i => (byte)i).ToArray());
+        Ring = new CookieKeyRing(Key, []);
+        Cookie = new byte[NtsCookie.Length(aead)];
+        NtsCookie.Seal(Key, new byte[16], aead, C2S, S2C, Cookie);
+        Handler = new NtsPacketHandler(new CookieKeyRingCell(Ring), new CountingRandom());
+    }
+
+    public AeadAlgorithm Aead { get; }
+    public byte[] C2S { get; }
+    public byte[] S2C { get; }
+    public CookieKey Key { get; }
+    public CookieKeyRing Ring { get; }
+    public byte[] Cookie { get; }
+    public NtsPacketHandler Handler { get; }
+    public byte[] Uid { get; } = Enumerable.Range(200, 32).Select(i => (byte)i).ToArray();
+
+    public byte[] Request(int placeholders = 0, ulong transmit = 0x1122334455667788, byte[]? cookie = null)
+    {
+        var packet = new byte[2048];
+        int n = NtsClientPacket.WriteRequest(packet, transmit, Uid, cookie ?? Cookie, placeholders, new byte[16], new AesSiv(C2S));
+        return packet[..n];
+    }
+
+    public Outcome Respond(byte[] buffer, int length, out NtsSealJob job, out int responseLength, Span<byte> s2c)
+    {
+        var policy = default(AllowAllPolicy);
+        return NtpResponder.Respond(buffer, length, Packets.Context(), Packets.SyncedState(), ref policy, Handler, false, s2c, out job, out responseLength);
+    }
+
+    /// <summary>Answers and seals (as the worker does after stamping), then checks as a client would.</summary>
+    public (Outcome Outcome, NtsResponseCheck Check, int Cookies, byte[] Response) Exchange(byte[] request)
+    {
+        byte[] buffer = [.. request, .. new byte[64]];
+        var s2c = new byte[64];
+        Outcome outcome = Respond(buffer, request.Length, out NtsSealJob job, out int length, s2c);
+        if (outcome.Action == ResponseAction.Respond)
+        {
+            NtpResponder.StampTransmit(buffer, NtpTimestamp.FromUnixNanoseconds(Packets.ReceiveUnixNs + 1000));
+            Handler.Seal(buffer, job, s2c);
+        }
+        byte[] response = buffer[..length];
+        NtsResponseCheck check = length == 0
+            ? NtsResponseCheck.Invalid
+            : NtsClientPacket.CheckResponse(response, Uid, new AesSiv(S2C), new byte[2048], out int cookies);
+        return (outcome, check, length == 0 ? 0 : CountCookies(response), response);
+    }
+
+    private int CountCookies(byte[] response) =>
+        NtsClientPacket.CheckResponse(response, Uid, new AesSiv(S2C), new byte[2048], out int cookies) == NtsResponseCheck.Authentic ? cookies : 0;
+}
+
+public class NtsPacketTests
+{
+    [Theory]
+    [InlineData(AeadAlgorithm.AesSivCmac256, 0)]
+    [InlineData(AeadAlgorithm.AesSivCmac256, 3)]
+    [InlineData(AeadAlgorithm.AesSivCmac512, 1)]
+    public void Request_WithCookie_GetsAuthenticResponseWithOneCookiePerCookieAndPlaceholder(AeadAlgorithm aead, int placeholders)
+    {
+        var nts = new NtsFixture(aead);
+        byte[] request = nts.Request(placeholders);
+        var (outcome, check, cookies, response) = nts.Exchange(request);
+
+        Assert.Equal(new Outcome(ResponseAction.Respond, ResponseReason.Served, Nts: true), outcome);
+        Assert.Equal(NtsResponseCheck.Authentic, check);
+        Assert.Equal(1 + placeholders, cookies);
+        Assert.True(response.Length <= request.Length, "a response is never larger than its request");
+        var header = NtpHeader.Read(response);
+        Assert.Equal(NtpMode.Server, header.Mode);
+        Assert.Equal(new NtpTimestamp(0x1122334455667788), header.Origin);
+    }
+
+    [Fact]
+    public void NewCookies_OpenWithTheRingToTheSameKeys()
+    {
+        var nts = new NtsFixture();
+        var (_, _, _, response) = nts.Exchange(nts.Request(1));
+        var found = new List<byte[]>();
+        NtsClientPacket.CheckResponse(response, nts.Uid, new AesSiv(nts.S2C), new byte[2048], out _, c => found.Add(c.ToArray()));
+        Assert.Equal(2, found.Count);
+        Assert.NotEqual(found[0], found[1]); // fresh nonces: unlinkable cookies (RFC 8915 §6)
+        foreach (byte[] cookie in found)
+        {
+            var c2s = new byte[64];
+            var s2c = new byte[64];
+            Assert.Equal(CookieFailure.None, NtsCookie.Open(nts.Ring, cookie, c2s, s2c, out AeadAlgorithm aead));
+            Assert.Equal(nts.C2S, c2s[..32]);
+            Assert.Equal(nts.S2C, s2c[..32]);
+            Assert.Equal(AeadAlgorithm.AesSivCmac256, aead);
+        }
+    }
+
+    [Fact]
+    public void CookieOfUnknownKey_GetsNtsNakEchoingTheUniqueIdentifier()
+    {
+        var nts = new NtsFixture();
+        var stranger = new CookieKey(999, new byte[32]);
+        var cookie = new byte[NtsCookie.Length(AeadAlgorithm.AesSivCmac256)];
+        NtsCookie.Seal(stranger, new byte[16], AeadAlgorithm.AesSivCmac256, nts.C2S, nts.S2C, cookie);
+        var (outcome, check, _, response) = nts.Exchange(nts.Request(cookie: cookie));
+
+        Assert.Equal(new Outcome(ResponseAction.KissOfDeath, ResponseReason.NtsCookieUnknownKey, Nts: true), outcome);
+        Assert.Equal(NtsResponseCheck.Nak, check);
+        Assert.Equal(KissCode.NtsNak, KissOfDeath.Read(response));
+    }
+
+    [Fact]
+    public void TamperedCookie_GetsNak_TamperedAuthenticator_GetsNothing()
+    {
+        var nts = new NtsFixture();
+        byte[] request = nts.Request();
+        int cookieAt = 48 + 36 + 4 + 30;
+        request[cookieAt] ^= 1;
+        Assert.Equal(ResponseReason.NtsCookieInvalid, nts.Exchange(request).Outcome.Reason);
+
+        request = nts.Request();
+        request[^1] ^= 1; // the authenticator's tag
+        var (outcome, _, _, response) = nts.Exchange(request);
+        Assert.Equal(Outcome.Drop(ResponseReason.NtsBadAuthenticator, nts: true), outcome);
+        Assert.Empty(response);
+
+        request = nts.Request();
+        request[40] ^= 1; // the transmit timestamp: covered by the authenticator
+        Assert.Equal(ResponseReason.NtsBadAuthenticator, nts.Exchange(request).Outcome.Reason);
+    }
+
+    [Fact]
+    public void MissingOrDuplicatedFields_AreMalformed()
+    {
+        var nts = new NtsFixture();
+        byte[] request = nts.Request();
+        // Drop the Unique Identifier: move everything after it up and fix nothing else.
+        byte[] noUid = [.. request[..48], .. request[(48 + 36)..]];
+        Assert.Equal(ResponseReason.NtsMalformed, nts.Exchange(noUid).Outcome.Reason);
+        // Two cookies.
+        byte[] twoCookies = [.. request[..(48 + 36)], .. request[(48 + 36)..(48 + 36 + 108)], .. request[(48 + 36)..]];
+        Assert.Equal(ResponseReason.NtsMalformed, nts.Exchange(twoCookies).Outcome.Reason);
+    }
+
+    [Fact]
+    public void RequireNts_DropsPlainRequests_ButAnswersNts()
+    {
+        var nts = new NtsFixture();
+        var policy = default(AllowAllPolicy);
+        byte[] plain = Packets.Request();
+        Outcome outcome = NtpResponder.Respond(plain, plain.Length, Packets.Context(), Packets.SyncedState(), ref policy, nts.Handler, true, new byte[64], out _, out _);
+        Assert.Equal(Outcome.Drop(ResponseReason.NtsRequired), outcome);
+        byte[] request = nts.Request();
+        outcome = NtpResponder.Respond(request, request.Length, Packets.Context(), Packets.SyncedState(), ref policy, nts.Handler, true, new byte[64], out _, out _);
+        Assert.Equal(ResponseAction.Respond, outcome.Action);
+    }
+
+    [Fact]
+    public void ResponseTooSmallForACookie_StillAuthenticatesWithNone()
+    {
+        // A request whose placeholders are shorter than our cookies cannot carry more than it brought.
+        var nts = new NtsFixture();
+        byte[] shortCookie = nts.Cookie; // normal size; response room equals the request's
+        var (outcome, check, cookies, response) = nts.Exchange(nts.Request(cookie: shortCookie));
+        Assert.Equal(NtsResponseCheck.Authentic, check);
+        Assert.Equal(1, cookies);
+        Assert.Equal(ResponseAction.Respond, outcome.Action);
+        Assert.True(response.Length <= nts.Request().Length);
+    }
+
+    [Fact]
+    public void NtsRequestPath_AllocatesNothing()
+    {
+        var nts = new NtsFixture();
+        byte[] request = nts.Request(1);
+        byte[] buffer = new byte[request.Length];
+        var s2c = new byte[64];
+        var policy = default(AllowAllPolicy);
+        void Round()
+        {
+            request.CopyTo(buffer, 0);
+            NtpResponder.Respond(buffer, request.Length, Packets.Context(), Packets.SyncedState(), ref policy, nts.Handler, false, s2c, out NtsSealJob job, out _);
+            nts.Handler.Seal(buffer, job, s2c);
+        }
+        Round();
+        ServerState state = Packets.SyncedState();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 200; i++)
+        {
+            request.CopyTo(buffer, 0);
+            NtpResponder.Respond(buffer, request.Length, Packets.Context(), state, ref policy, nts.Handler, false, s2c, out NtsSealJob job, out _);
+            nts.Handler.Seal(buffer, job, s2c);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void MutatedNtsRequests_NeverThrowNorAmplify()
+    {
+        var nts = new NtsFixture();
+        byte[] seed = nts.Request(2);
+        Gen.Select(Gen.Int[0, 6].SelectMany(n => Gen.Select(Gen.Int[0, seed.Length - 1], Gen.Byte).Array[n]), Gen.Int[-40, 40])
+            .Sample((flips, resize) =>
+            {
+                var packet = new byte[Math.Clamp(seed.Length + resize, 0, seed.Length + 40)];
+                seed.AsSpan(0, Math.Min(seed.Length, packet.Length)).CopyTo(packet);
+                foreach ((int index, byte value) in flips)
+                {
+                    packet[index % packet.Length] ^= value;
+                }
+                byte[] buffer = (byte[])packet.Clone();
+                var s2c = new byte[64];
+                Outcome outcome = nts.Respond(buffer, packet.Length, out NtsSealJob job, out int length, s2c);
+                if (outcome.Action == ResponseAction.Respond && outcome.Nts)
+                {
+                    nts.Handler.Seal(buffer, job, s2c);
+                }
+                Assert.InRange(length, 0, packet.Length);
+            }, iter: 100_000);
+    }
+}
+
+public class NtsKeCodecTests
+{
+    private static byte[] Records(params (bool Critical, NtsKeRecordType Type, byte[] Body)[] records)
+    {
+        var buffer = new byte[1024];
+        int n = 0;
+        foreach (var r in records)
+        {
+            n += NtsKeRecords.Write(buffer.AsSpan(n), r.Critical, r.Type, r.Body);
+        }
+        return buffer[..n];
+    }
+
+    private static byte[] U16(params ushort[] values)
+    {
+        var b = new byte[values.Length * 2];
+        for (int i = 0; i < values.Length; i++)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan(i * 2), values[i]);
+        }
+        return b;
+    }
+
+    [Fact]
+    public void ChronyStyleRequest_IsCompleteWithNtpV4AndAead15()
+    {
+        byte[] request = Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16(30, 15)), (true, NtsKeRecordType.EndOfMessage, []));
+        NtsKeRequest parsed = NtsKeRequest.Parse(request);
+        Assert.Equal(NtsKeRequestStatus.Complete, parsed.Status);
+        Assert.True(parsed.NtpV4);
+        Assert.Equal(AeadAlgorithm.AesSivCmac256, parsed.Aead);
+        Assert.Equal(request.Length, parsed.Length);
+    }
+
+    [Fact]
+    public void ClientOrder_PicksTheFirstSupported()
+    {
+        byte[] request = Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16(17, 15)), (true, NtsKeRecordType.EndOfMessage, []));
+        Assert.Equal(AeadAlgorithm.AesSivCmac512, NtsKeRequest.Parse(request).Aead);
+    }
+
+    [Fact]
+    public void PartialRequest_IsIncomplete()
+    {
+        byte[] request = Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16(15)), (true, NtsKeRecordType.EndOfMessage, []));
+        for (int n = 0; n < request.Length; n++)
+        {
+            Assert.Equal(NtsKeRequestStatus.Incomplete, NtsKeRequest.Parse(request.AsSpan(0, n)).Status);
+        }
+    }
+
+    [Theory]
+    [InlineData("missing next protocol", NtsKeErrorCode.BadRequest)]
+    [InlineData("missing aead", NtsKeErrorCode.BadRequest)]
+    [InlineData("unknown critical", NtsKeErrorCode.UnrecognizedCriticalRecord)]
+    [InlineData("duplicate next protocol", NtsKeErrorCode.BadRequest)]
+    [InlineData("error from client", NtsKeErrorCode.BadRequest)]
+    public void MalformedRequests_GetTheRightErrorCode(string what, NtsKeErrorCode code)
+    {
+        byte[] request = what switch
+        {
+            "missing next protocol" => Records((true, NtsKeRecordType.AeadAlgorithm, U16(15)), (true, NtsKeRecordType.EndOfMessage, [])),
+            "missing aead" => Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.EndOfMessage, [])),
+            "unknown critical" => Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, (NtsKeRecordType)0x4000, [1]), (true, NtsKeRecordType.EndOfMessage, [])),
+            "duplicate next protocol" => Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.EndOfMessage, [])),
+            _ => Records((true, NtsKeRecordType.Error, U16(1)), (true, NtsKeRecordType.EndOfMessage, [])),
+        };
+        NtsKeRequest parsed = NtsKeRequest.Parse(request);
+        Assert.Equal(NtsKeRequestStatus.Error, parsed.Status);
+        Assert.Equal(code, parsed.Error);
+    }
+
+    [Fact]
+    public void UnknownNonCriticalRecord_IsIgnored()
+    {
+        byte[] request = Records((true, NtsKeRecordType.NextProtocol, U16(0)), (false, (NtsKeRecordType)0x1234, [1, 2, 3]),
+            (true, NtsKeRecordType.AeadAlgorithm, U16(15)), (true, NtsKeRecordType.EndOfMessage, []));
+        Assert.Equal(NtsKeRequestStatus.Complete, NtsKeRequest.Parse(request).Status);
+    }
+
+    [Fact]
+    public void Response_HasNextProtocolAeadPortCookiesAndEnd()
+    {
+        var request = new NtsKeRequest(NtsKeRequestStatus.Complete, default, "", true, AeadAlgorithm.AesSivCmac256, 0);
+        byte[] cookies = Enumerable.Range(0, 8 * 104).Select(i => (byte)i).ToArray();
+        var buffer = new byte[2048];
+        int n = NtsKeResponse.Write(buffer, request, cookies, 104, null, 11123);
+        var types = new List<(bool, NtsKeRecordType, int)>();
+        int offset = 0;
+        while (NtsKeRecords.TryRead(buffer.AsSpan(offset, n - offset), out NtsKeRecord record, out int consumed))
+        {
+            types.Add((record.Critical, (NtsKeRecordType)record.Type, record.Body.Length));
+            offset += consumed;
+        }
+        Assert.Equal(n, offset);
+        Assert.Equal((true, NtsKeRecordType.NextProtocol, 2), types[0]);
+        Assert.Equal((true, NtsKeRecordType.AeadAlgorithm, 2), types[1]);
+        Assert.Equal((true, NtsKeRecordType.Port, 2), types[2]);
+        Assert.Equal(8, types.Count(t => t.Item2 == NtsKeRecordType.NewCookie && t.Item3 == 104));
+        Assert.Equal((true, NtsKeRecordType.EndOfMessage, 0), types[^1]);
+    }
+
+    [Fact]
+    public void RandomAndMutatedRequests_NeverThrow_AndErrorsAreAnsweredWithAnErrorRecord() =>
+        Gen.Byte.Array[0, 300].Sample(bytes =>
+        {
+            NtsKeRequest parsed = NtsKeRequest.Parse(bytes);
+            Assert.InRange(parsed.Length, 0, bytes.Length);
+            if (parsed.Status == NtsKeRequestStatus.Error)
+            {
+                var reply = new byte[16];
+                int n = NtsKeRecords.WriteError(reply, parsed.Error);
+                Assert.Equal(10, n); // Error (4 + 2) and End of Message (4)
+                Assert.True(NtsKeRecords.TryRead(reply, out NtsKeRecord record, out _));
+                Assert.Equal((ushort)NtsKeRecordType.Error, record.Type);
+            }
+        }, iter: 100_000);
+}
