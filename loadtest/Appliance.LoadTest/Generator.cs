@@ -51,7 +51,7 @@ internal sealed class Generator : IDisposable
     private const byte Warming = 2;
 
     private readonly GeneratorOptions _options;
-    private readonly Dictionary<IPEndPoint, (TimestampedSocket[] Sockets, Poller Poller)> _sockets = [];
+    private readonly Dictionary<(IPEndPoint, int), (TimestampedSocket[] Sockets, Poller Poller)> _sockets = [];
     private readonly PacketBatch _send;
     private readonly byte[] _segments = GC.AllocateArray<byte>(TimestampedSocket.MaxSegments * PacketBatch.SlotSize, pinned: true);
     private readonly PacketBatch _receive;
@@ -82,7 +82,7 @@ internal sealed class Generator : IDisposable
     /// </summary>
     private (TimestampedSocket[] Sockets, Poller Poller) SocketsFor(IPEndPoint target, int segmentSize)
     {
-        if (_sockets.TryGetValue(target, out var existing))
+        if (_sockets.TryGetValue((target, segmentSize), out var existing))
         {
             return existing;
         }
@@ -103,7 +103,7 @@ internal sealed class Generator : IDisposable
         }
         TimestampedSocket[] opened = _options.Namespace is { } ns ? NetworkNamespaceThread.Run(ns, Open) : Open();
         var entry = (opened, new Poller(opened));
-        _sockets[target] = entry;
+        _sockets[(target, segmentSize)] = entry;
         return entry;
     }
 
@@ -112,7 +112,7 @@ internal sealed class Generator : IDisposable
     /// drains, and reports on the measured part.
     /// </summary>
     public StepResult Run(IPEndPoint target, IRequestCodec codec, double rate, TimeSpan duration, ProcessProbe? server,
-        Action<Progress>? progress, CancellationToken cancellationToken)
+        Action<Progress>? progress, CancellationToken cancellationToken, string? label = null)
     {
         if (_options.Cpu is int cpu && !_pinned)
         {
@@ -265,7 +265,7 @@ internal sealed class Generator : IDisposable
         double[] processing = _processing.Quantiles([0.5, 0.9, 0.99, 0.999]);
         return new StepResult
         {
-            Target = target.ToString(),
+            Target = label ?? target.ToString(),
             Protocol = codec.Name,
             TargetRate = rate,
             DurationSeconds = seconds,
@@ -294,6 +294,7 @@ internal sealed class Generator : IDisposable
             ServerCpuMicrosPerResponse = server is null || answered == 0 ? null : (cpuAfter - cpuBefore) * 1e6 / answered,
             ServerPeakRssMiB = server is null ? null : server.PeakRssBytes() / (1 << 20),
             GeneratorLimited = sent < rate * seconds * 0.97,
+            Extra = codec.TakeCounts(),
         };
     }
 
@@ -345,7 +346,7 @@ internal sealed class Generator : IDisposable
         {
             return "unsynchronised";
         }
-        if (codec.CheckResponse(response, _ringClient[seq], out string? reason) != CodecVerdict.Ok)
+        if (codec.CheckResponse(response, _ringClient[seq], header.Origin.Value, out string? reason) != CodecVerdict.Ok)
         {
             return reason ?? codec.Name;
         }

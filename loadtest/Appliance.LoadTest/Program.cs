@@ -19,7 +19,11 @@ public static class Program
 
     private sealed record Common(
         IPEndPoint Target, IPEndPoint? Versus, int Clients, string? Source, int Ports, int Batch, int? Cpu,
-        int? Pid, int? VersusPid, string? Json, string? Plot, string? Namespace, bool AllowRemote, double Loss, TimeSpan Warmup);
+        int? Pid, int? VersusPid, string? Json, string? Plot, string? Namespace, bool AllowRemote, double Loss, TimeSpan Warmup,
+        bool Nts, NtsKeTarget? Ke, NtsKeTarget? VersusKe, string? VersusProtocol);
+
+    /// <summary>Where a target's NTS-KE is, the name its certificate carries, and what to trust.</summary>
+    private sealed record NtsKeTarget(IPEndPoint EndPoint, string Name, System.Security.Cryptography.X509Certificates.X509Certificate2Collection? Trust);
 
     public static RootCommand BuildCommand()
     {
@@ -38,17 +42,27 @@ public static class Program
         var allowRemote = new Option<bool>("--allow-remote") { Description = $"allow targets outside {TargetGuard.SafeRanges}" };
         var loss = new Option<double>("--loss") { DefaultValueFactory = _ => 1.0, Description = "loss threshold in percent for 'held'" };
         var warmup = new Option<string>("--warmup") { DefaultValueFactory = _ => "1s", Description = "traffic at each step's rate before measuring (0s: none)" };
+        var nts = new Option<bool>("--nts") { Description = "send NTS-authenticated requests (each client does its own NTS-KE first)" };
+        var ntske = new Option<string?>("--ntske") { Description = "TARGET's NTS-KE address:port (with --nts)" };
+        var ntskeName = new Option<string>("--ntske-name") { DefaultValueFactory = _ => "localhost", Description = "the name TARGET's certificate must carry" };
+        var ca = new Option<string?>("--ca") { Description = "PEM file of certificates to trust for TARGET's NTS-KE (default: the system's)" };
+        var vsNtske = new Option<string?>("--vs-ntske") { Description = "the --vs server's NTS-KE address:port" };
+        var vsNtskeName = new Option<string>("--vs-ntske-name") { DefaultValueFactory = _ => "localhost", Description = "the name the --vs server's certificate must carry" };
+        var vsCa = new Option<string?>("--vs-ca") { Description = "PEM file to trust for the --vs server's NTS-KE" };
+        var vsProtocol = new Option<string?>("--vs-protocol") { Description = "ntp or nts for the --vs target (default: as TARGET); with --vs TARGET itself this compares NTS with plain NTP on one server" };
 
         Common Read(ParseResult p) => new(
             ParseEndPoint(p.GetValue(target)!), p.GetValue(versus) is { } v ? ParseEndPoint(v) : null,
             p.GetValue(clients), p.GetValue(source), p.GetValue(ports), p.GetValue(batch), p.GetValue(cpu), p.GetValue(pid),
             p.GetValue(versusPid), p.GetValue(json), p.GetValue(plot), p.GetValue(netns), p.GetValue(allowRemote), p.GetValue(loss),
-            ParseDuration(p.GetValue(warmup)!));
+            ParseDuration(p.GetValue(warmup)!), p.GetValue(nts),
+            KeTarget(p.GetValue(ntske), p.GetValue(ntskeName)!, p.GetValue(ca)),
+            KeTarget(p.GetValue(vsNtske), p.GetValue(vsNtskeName)!, p.GetValue(vsCa)), p.GetValue(vsProtocol));
 
         void AddCommon(Command c)
         {
             c.Arguments.Add(target);
-            foreach (Option o in (Option[])[versus, clients, source, ports, batch, cpu, pid, versusPid, json, plot, netns, allowRemote, loss, warmup])
+            foreach (Option o in (Option[])[versus, clients, source, ports, batch, cpu, pid, versusPid, json, plot, netns, allowRemote, loss, warmup, nts, ntske, ntskeName, ca, vsNtske, vsNtskeName, vsCa, vsProtocol])
             {
                 c.Options.Add(o);
             }
@@ -80,6 +94,7 @@ public static class Program
         var root = new RootCommand("appliance-loadtest: open-loop NTP load from many simulated clients, with every response validated.");
         root.Subcommands.Add(run);
         root.Subcommands.Add(ramp);
+        root.Subcommands.Add(HandshakeCommand.Build());
         return root;
     }
 
@@ -114,34 +129,59 @@ public static class Program
             Namespace = c.Namespace,
             Warmup = c.Warmup,
         });
-        var codec = new NtpCodec();
-        var probes = new Dictionary<IPEndPoint, ProcessProbe?>
+        // Each target: where it is, how it is spoken to, what it is called in the report.
+        var targets = new List<(IPEndPoint EndPoint, IRequestCodec Codec, ProcessProbe? Probe, string Label)>();
+        foreach ((IPEndPoint? endPoint, NtsKeTarget? ke, bool nts, int? pid) in (ValueTuple<IPEndPoint?, NtsKeTarget?, bool, int?>[])
+            [(c.Target, c.Ke, c.Nts, c.Pid), (c.Versus, c.VersusKe ?? c.Ke, c.VersusProtocol is null ? c.Nts : c.VersusProtocol == "nts", c.VersusPid ?? c.Pid)])
         {
-            [c.Target] = c.Pid is int p ? new ProcessProbe(p) : null,
-        };
-        if (c.Versus is not null)
-        {
-            probes[c.Versus] = c.VersusPid is int vp ? new ProcessProbe(vp) : null;
+            if (endPoint is null)
+            {
+                continue;
+            }
+            IRequestCodec codec;
+            if (!nts)
+            {
+                codec = new NtpCodec();
+            }
+            else if (ke is null)
+            {
+                Console.Error.WriteLine($"appliance-loadtest: NTS to {endPoint} needs its NTS-KE address (--ntske / --vs-ntske)");
+                return ExitUsage;
+            }
+            else
+            {
+                Console.Error.WriteLine($"appliance-loadtest: NTS-KE with {ke.EndPoint} for {generator.Clients} clients");
+                codec = await NtsCodec.CreateAsync(ke.EndPoint, ke.Name, ke.Trust, generator.Clients, token);
+            }
+            string label = c.Versus is not null && c.Versus.Equals(c.Target) ? $"{endPoint} ({codec.Name})" : endPoint.ToString();
+            targets.Add((endPoint, codec, pid is int id ? new ProcessProbe(id) : null, label));
         }
         bool live = !Console.IsErrorRedirected;
         Console.Error.WriteLine(Inv($"appliance-loadtest: {mode}, {sources.Count} source address(es) × {c.Ports} port(s) = {generator.Clients} clients, {rates.Count} step(s) of {stepDuration.TotalSeconds:0.###} s"));
 
         var steps = new List<StepResult>();
-        var failed = new HashSet<IPEndPoint>();
+        var failed = new HashSet<string>();
         // The generator runs on its own thread so that it can be pinned and never shares a core with continuations.
         await Task.Factory.StartNew(() =>
         {
             foreach (double rate in rates)
             {
-                foreach (IPEndPoint target in probes.Keys)
+                foreach ((IPEndPoint target, IRequestCodec codec, ProcessProbe? probe, string label) in targets)
                 {
-                    if (token.IsCancellationRequested || (mode == "ramp" && failed.Contains(target)))
+                    if (token.IsCancellationRequested || (mode == "ramp" && failed.Contains(label)))
                     {
                         continue;
                     }
-                    StepResult result = generator.Run(target, codec, rate, stepDuration, probes[target],
-                        live ? p => Console.Error.Write(Inv($"\r{p.Target} {p.Rate:0}/s {p.Elapsed:0.0}s sent {p.Sent} loss {(p.Sent == 0 ? 0 : 100.0 * (p.Sent - p.Answered) / p.Sent):0.00}% delay p50 {p.DelayP50Micros:0}µs p99 {p.DelayP99Micros:0}µs   ")) : null,
-                        token);
+                    Action<Progress>? show = live
+                        ? p => Console.Error.Write(Inv($"\r{p.Target} {p.Rate:0}/s {p.Elapsed:0.0}s sent {p.Sent} loss {(p.Sent == 0 ? 0 : 100.0 * (p.Sent - p.Answered) / p.Sent):0.00}% delay p50 {p.DelayP50Micros:0}µs p99 {p.DelayP99Micros:0}µs   "))
+                        : null;
+                    StepResult result = generator.Run(target, codec, rate, stepDuration, probe, show, token, label);
+                    if (mode == "ramp" && !result.Held(c.Loss) && !result.GeneratorLimited && !token.IsCancellationRequested)
+                    {
+                        // One retry: a shared host stalls now and then, and one stall should not end a ramp.
+                        Console.Error.WriteLine(Inv($"{label} {rate:0}/s: loss {result.LossPercent:0.000}%, trying the step once more"));
+                        result = generator.Run(target, codec, rate, stepDuration, probe, show, token, label);
+                    }
                     steps.Add(result);
                     if (live)
                     {
@@ -150,10 +190,10 @@ public static class Program
                     Console.Error.WriteLine(Inv($"{result.Target} {rate:0}/s: valid {result.ValidRate:0}/s, loss {result.LossPercent:0.000}%, invalid {result.Invalid}, KoD {result.Kod}, delay p99 {result.DelayP99Micros:0.0} µs{(result.GeneratorLimited ? " (generator-limited)" : "")}"));
                     if (!result.Held(c.Loss))
                     {
-                        failed.Add(target);
+                        failed.Add(label);
                     }
                 }
-                if (mode == "ramp" && probes.Keys.All(failed.Contains))
+                if (mode == "ramp" && targets.All(t => failed.Contains(t.Label)))
                 {
                     break;
                 }
@@ -168,9 +208,9 @@ public static class Program
         else
         {
             Console.WriteLine(Report.Table(report));
-            if (c.Versus is not null)
+            if (targets.Count == 2)
             {
-                Console.WriteLine(Report.Comparison(report, c.Target.ToString(), c.Versus.ToString()));
+                Console.WriteLine(Report.Comparison(report, targets[0].Label, targets[1].Label));
             }
             Console.WriteLine(Report.Summary(report));
             if (c.Json is { } path)
@@ -200,6 +240,21 @@ public static class Program
             }
         }
         return list;
+    }
+
+    private static NtsKeTarget? KeTarget(string? endPoint, string name, string? ca)
+    {
+        if (endPoint is null)
+        {
+            return null;
+        }
+        System.Security.Cryptography.X509Certificates.X509Certificate2Collection? trust = null;
+        if (ca is not null)
+        {
+            trust = [];
+            trust.ImportFromPemFile(ca);
+        }
+        return new NtsKeTarget(ParseEndPoint(endPoint), name, trust);
     }
 
     internal static IPEndPoint ParseEndPoint(string text) =>

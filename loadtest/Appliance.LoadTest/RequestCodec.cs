@@ -24,8 +24,11 @@ internal interface IRequestCodec
     /// <summary>Writes a client request whose transmit timestamp field is <paramref name="transmit"/>; returns its length.</summary>
     int WriteRequest(Span<byte> destination, int client, ulong transmit);
 
-    /// <summary>Checks what only this protocol can (e.g. an authenticator).</summary>
-    CodecVerdict CheckResponse(ReadOnlySpan<byte> response, int client, out string? reason);
+    /// <summary>Checks what only this protocol can (e.g. an authenticator) for the request sent with <paramref name="transmit"/>.</summary>
+    CodecVerdict CheckResponse(ReadOnlySpan<byte> response, int client, ulong transmit, out string? reason);
+
+    /// <summary>Protocol-specific counts for the report (cookies, NAKs), reset per step.</summary>
+    Dictionary<string, long> TakeCounts();
 }
 
 /// <summary>Plain NTPv4 client mode requests (RFC 5905 §7.3), 48 bytes.</summary>
@@ -44,9 +47,11 @@ internal sealed class NtpCodec : IRequestCodec
         return NtpHeader.Length;
     }
 
-    public CodecVerdict CheckResponse(ReadOnlySpan<byte> response, int client, out string? reason)
+    public CodecVerdict CheckResponse(ReadOnlySpan<byte> response, int client, ulong transmit, out string? reason)
     {
         reason = null;
         return CodecVerdict.Ok;
     }
+
+    public Dictionary<string, long> TakeCounts() => [];
 }

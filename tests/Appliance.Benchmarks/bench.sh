@@ -21,14 +21,18 @@ cpus=$(nproc)
 server_cpu=$(( cpus > 1 ? 1 : 0 ))
 
 echo "== BenchmarkDotNet (in-memory request path)"
-export BDN CMD_REF CMD_CHRONY CMD_HALF CMD_ALLOC
+export BDN CMD_REF CMD_CHRONY CMD_HALF CMD_ALLOC CMD_NTS CMD_NTS_CHRONY CMD_NTSKE
 bdn="dotnet tests/Appliance.Benchmarks/bin/$CONFIG/net10.0/Appliance.Benchmarks.dll --filter '*' --job short --memory --exporters github --artifacts $out/bdn"
 BDN=$bdn
 eval "$bdn" > "$out/bdn.log" 2>&1 || { tail -30 "$out/bdn.log"; exit 1; }
 
 echo "== servers"
 gcc -O2 -pthread -o "$W/ntpref" tests/Appliance.Benchmarks/ntpref/ntpref.c
-p_app=$(free_port); p_ref=$(free_port); p_chrony=$(free_port); p_metrics=$(free_port)
+p_app=$(free_port); p_ref=$(free_port); p_chrony=$(free_port); p_metrics=$(free_port); p_ke=$(free_port); p_chrony_ke=$(free_port)
+# One self-signed certificate for both NTS-KE servers; chronyd reads it as _chrony.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$W/server.key" -out "$W/server.crt" \
+  -days 30 -subj "/CN=ntp.test" -addext "subjectAltName=DNS:ntp.test,IP:127.0.0.1" 2>/dev/null
+chown root:_chrony "$W/server.key" "$W/server.crt"; chmod 640 "$W/server.key"; chmod 644 "$W/server.crt"
 cat > "$W/appliance.yaml" <<YAML
 ntp:
   listen: ["127.0.0.1:$p_app"]
@@ -37,6 +41,12 @@ ntp:
   rate-limit: off
 clock: { mode: software, local: { stratum: 1 } }
 metrics: { listen: "127.0.0.1:$p_metrics" }
+nts-ke:
+  listen: ["127.0.0.1:$p_ke"]
+  certificate: $W/server.crt
+  private-key: $W/server.key
+  keys: { storage: $W/keys/nts-keys.json }
+  client-limit: { connections: 100000, interval: 1s }
 YAML
 dotnet "server/Appliance.Server/bin/$CONFIG/net10.0/appliance.dll" serve --config "$W/appliance.yaml" > "$out/appliance.log" 2>&1 & pid_app=$!; pids+=("$pid_app")
 taskset -c "$server_cpu" "$W/ntpref" -p "$p_ref" -a 127.0.0.1 & pid_ref=$!; pids+=("$pid_ref")
@@ -46,12 +56,17 @@ port $p_chrony
 bindaddress 127.0.0.1
 local stratum 1
 allow 127.0.0.0/8
+ntsport $p_chrony_ke
+ntsservercert $W/server.crt
+ntsserverkey $W/server.key
+ntsdumpdir $W/chrony
 cmdport 0
 bindcmdaddress $W/chrony/chronyd.sock
 pidfile $W/chrony/chronyd.pid
 CONF
 taskset -c "$server_cpu" chronyd -x -d -f "$W/chrony.conf" > "$out/chronyd.log" 2>&1 & pid_chrony=$!; pids+=("$pid_chrony")
 for i in $(seq 1 100); do grep -q "serving NTP" "$out/appliance.log" && break; sleep 0.1; done
+grep -q "serving NTP" "$out/appliance.log" || { echo "bench: the appliance did not start:"; cat "$out/appliance.log"; exit 1; }
 sleep 1
 
 LT="dotnet loadtest/Appliance.LoadTest/bin/$CONFIG/net10.0/appliance-loadtest.dll"
@@ -64,6 +79,20 @@ echo "== appliance vs chronyd (ramp)"
 cmd_chrony="$LT ramp 127.0.0.1:$p_app --vs 127.0.0.1:$p_chrony --from 100000 --factor 1.1 --to 900000 --step-duration 3s $gen --pid $pid_app --vs-pid $pid_chrony --json $out/vs-chronyd.json --plot docs/benchmarks-vs-chronyd.svg"
 CMD_CHRONY=$cmd_chrony
 $cmd_chrony > "$out/vs-chronyd.md"
+
+nts_args="--ntske 127.0.0.1:$p_ke --ntske-name ntp.test --ca $W/server.crt"
+echo "== appliance: NTS against plain NTP (ramp, alternating)"
+cmd_nts="$LT ramp 127.0.0.1:$p_app --vs 127.0.0.1:$p_app --nts --vs-protocol ntp $nts_args --from 100000 --step 20000 --to 900000 --step-duration 3s $gen --pid $pid_app --json $out/nts-vs-ntp.json"
+CMD_NTS=$cmd_nts
+$cmd_nts > "$out/nts-vs-ntp.md"
+echo "== appliance NTS vs chronyd NTS (ramp)"
+cmd_nts_chrony="$LT ramp 127.0.0.1:$p_app --vs 127.0.0.1:$p_chrony --nts $nts_args --vs-ntske 127.0.0.1:$p_chrony_ke --vs-ntske-name ntp.test --vs-ca $W/server.crt --from 50000 --factor 1.1 --to 900000 --step-duration 3s $gen --pid $pid_app --vs-pid $pid_chrony --json $out/nts-vs-chronyd.json"
+CMD_NTS_CHRONY=$cmd_nts_chrony
+$cmd_nts_chrony > "$out/nts-vs-chronyd.md"
+echo "== NTS-KE handshakes per second"
+cmd_ntske="$LT ntske 127.0.0.1:$p_ke --name ntp.test --ca $W/server.crt --vs 127.0.0.1:$p_chrony_ke --vs-name ntp.test --vs-ca $W/server.crt --duration 5s --concurrency 8"
+CMD_NTSKE=$cmd_ntske
+$cmd_ntske > "$out/ntske.md"
 
 half=$(python3 -c "import json; d=json.load(open('$out/vs-ntpref.json')); print(int(d['MaxHeldRate']['127.0.0.1:$p_app'] // 2))")
 echo "== half the appliance's maximum rate ($half/s): T3 − T2"
@@ -109,6 +138,15 @@ print("| --- | --- | --- |")
 print(f"| one worker's max rate at < 1 % loss vs ntpref (C, recvmmsg/sendmmsg) | {ma:.0f}/s vs {mr:.0f}/s = **{ma/mr:.2f}×** | ≥ 0.9× |")
 print(f"| one worker's max rate vs chronyd 4.3 (`local stratum 1`, `-x`) | {mac:.0f}/s vs {mc:.0f}/s = **{mac/mc:.2f}×** | ≥ 2× |")
 b = (a1-a0)/(r1-r0); bw = (w1-w0)/(r1-r0)
+vn = load("nts-vs-ntp"); vcn = load("nts-vs-chronyd")
+nts_label, ntp_label = f"{app} (nts)", f"{app} (ntp)"
+mn, mp = held(vn, nts_label), held(vn, ntp_label)
+mnc, mc_nts = held(vcn, app), held(vcn, chrony)
+print(f"| NTS max rate vs the appliance's plain NTP rate (same server, alternating steps) | {mn:.0f}/s vs {mp:.0f}/s = **{mn/mp:.2f}×** | ≥ 0.7× |")
+print(f"| NTS max rate vs chronyd 4.3 NTS (`ntsservercert`, `-x`, one core) | {mnc:.0f}/s vs {mc_nts:.0f}/s = **{mnc/mc_nts:.2f}×** | ≥ 2× |")
+ke_lines = [l for l in open(f"{out}/ntske.md") if l.startswith("| 127")]
+ke = [float(l.split("|")[2]) for l in ke_lines]
+print(f"| NTS-KE handshakes per second vs chronyd (8 concurrent clients) | {ke[0]:.0f}/s vs {ke[1]:.0f}/s = **{ke[0]/ke[1]:.2f}×** | (measured) |")
 print(f"| bytes allocated per request over {r1-r0:.0f} requests (whole process, scrapes included) | **{b:.3f} B** (worker threads: {bw:.3f} B) | < 1 B |")
 hs = {s["Target"]: s for s in half["Steps"]}
 def lat(s): return " / ".join(f"{s[k]:.1f}" for k in ["ProcessingP50Micros","ProcessingP90Micros","ProcessingP99Micros","ProcessingP999Micros"])
@@ -131,6 +169,13 @@ for title, name, env in [("Appliance vs ntpref", "vs-ntpref", "CMD_REF"), ("Appl
     print("Command: `" + cmd(env) + "`\n")
     print(f"![rate against loss and p99 delay](benchmarks-{name}.svg)\n")
     print(open(f"{out}/{name}.md").read())
+for title, name, env in [("NTS against plain NTP, one appliance", "nts-vs-ntp", "CMD_NTS"), ("Appliance NTS vs chronyd NTS", "nts-vs-chronyd", "CMD_NTS_CHRONY")]:
+    print(f"## {title}\n")
+    print("Command: `" + cmd(env) + "`\n")
+    print(open(f"{out}/{name}.md").read())
+print("## NTS-KE handshakes\n")
+print("Command: `" + cmd("CMD_NTSKE") + "`\n")
+print(open(f"{out}/ntske.md").read())
 print("## Half load: server processing time\n")
 print("Command: `" + cmd("CMD_HALF") + "`\n")
 print(open(f"{out}/half.md").read())

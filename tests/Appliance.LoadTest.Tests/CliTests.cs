@@ -1,4 +1,5 @@
 using Appliance.Testing;
+using Microsoft.Extensions.Logging;
 
 namespace Appliance.LoadTest.Tests;
 
@@ -18,6 +19,22 @@ public class CliTests
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("refusing", result.StdErr, StringComparison.Ordinal);
         Assert.Contains("--allow-remote", result.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task NtskeCommand_MeasuresHandshakesPerSecond()
+    {
+        TestCertificate certificate = TestCertificate.Create("ntp.test", "127.0.0.1");
+        int ke = Ports.FreeTcpPort();
+        string yaml = $"ntp: {{ listen: [\"127.0.0.1:{Ports.FreeUdpPort()}\"], workers: 1 }}\nnts-ke: {{ listen: [\"127.0.0.1:{ke}\"], certificate: {certificate.CertificatePath}, private-key: {certificate.KeyPath}, keys: {{ storage: {certificate.Directory}/k.json }}, client-limit: {{ connections: 100000, interval: 1s }} }}\nclock: {{ mode: software, local: {{}} }}\nmetrics: {{ listen: off }}\n";
+        var config = Appliance.Server.Configuration.ConfigLoader.Parse(yaml);
+        Assert.True(config.IsValid, string.Join("\n", config.Errors));
+        await using var server = await Appliance.Server.Hosting.ApplianceServer.StartAsync(config.Config!, l => l.ClearProviders());
+
+        CommandResult result = await LoadTest("ntske", $"127.0.0.1:{ke}", "--name", "ntp.test", "--ca", certificate.CertificatePath, "--duration", "1s", "--concurrency", "2");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Matches(@"\| 127\.0\.0\.1:\d+ \| [1-9]\d* \| [1-9]\d* \| 0 \|", result.StdOut);
     }
 
     [Fact]

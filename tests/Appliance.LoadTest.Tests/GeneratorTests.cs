@@ -84,6 +84,56 @@ public partial class GeneratorTests
         Assert.True(Math.Abs(result.OffsetP50Micros) < 1000, $"offset p50 {result.OffsetP50Micros} µs on loopback");
     }
 
+    [Fact]
+    public async Task Nts_AgainstTheAppliance_EveryResponseAuthenticated_CountsMatchItsMetrics()
+    {
+        TestCertificate certificate = TestCertificate.Create("ntp.test", "127.0.0.1");
+        int port = Ports.FreeUdpPort(), ke = Ports.FreeTcpPort();
+        ConfigResult config = ConfigLoader.Parse($"""
+            ntp: {"{"} listen: ["127.0.0.1:{port}"], workers: 1, rate-limit: off {"}"}
+            nts-ke: {"{"} listen: ["127.0.0.1:{ke}"], certificate: {certificate.CertificatePath}, private-key: {certificate.KeyPath}, keys: {"{"} storage: {certificate.Directory}/keys.json {"}"} {"}"}
+            clock: {"{"} mode: software, local: {"{"} stratum: 2 {"}"} {"}"}
+            metrics: {"{"} listen: "127.0.0.1:0" {"}"}
+            """);
+        Assert.True(config.IsValid, string.Join("\n", config.Errors));
+        await using ApplianceServer server = await ApplianceServer.StartAsync(config.Config!, l => l.ClearProviders());
+        NtsCodec codec = await NtsCodec.CreateAsync(new IPEndPoint(IPAddress.Loopback, ke), "ntp.test", certificate.Trust, 16, CancellationToken.None);
+        Assert.Equal((ushort)port, codec.NegotiatedPort);
+
+        using Generator generator = NewGenerator();
+        StepResult result = generator.Run(server.NtpEndPoints[0], codec, 3000, TimeSpan.FromSeconds(1.5), null, null, CancellationToken.None);
+
+        Assert.Equal("nts", result.Protocol);
+        Assert.True(result.Valid >= result.Sent * 0.99, $"{result.Valid} of {result.Sent}");
+        Assert.Equal(0, result.Invalid);
+        Assert.Equal(result.Valid, result.Extra["cookies_received"]);
+        Assert.Equal(0, result.Extra["authenticator_failures"]);
+        MetricsScrape scrape = await MetricsScrape.FetchAsync($"http://{server.MetricsEndPoint}/metrics");
+        Assert.InRange(scrape["appliance_nts_requests_total{kind=\"respond\",reason=\"served\"}"], result.Valid * 0.98, result.Valid * 1.02);
+        Assert.Equal(16, scrape["appliance_ntske_handshakes_total{result=\"ok\",reason=\"ok\"}"]);
+    }
+
+    [Fact]
+    public async Task Nts_ForgedResponses_AreInvalidNotSuccess()
+    {
+        // A server that answers NTS requests with plain NTP: no authenticator, so nothing is authentic.
+        TestCertificate certificate = TestCertificate.Create("ntp.test", "127.0.0.1");
+        int port = Ports.FreeUdpPort(), ke = Ports.FreeTcpPort();
+        ConfigResult config = ConfigLoader.Parse($"""
+            ntp: {"{"} listen: ["127.0.0.1:{port}"], workers: 1, rate-limit: off {"}"}
+            nts-ke: {"{"} listen: ["127.0.0.1:{ke}"], certificate: {certificate.CertificatePath}, private-key: {certificate.KeyPath}, keys: {"{"} storage: {certificate.Directory}/keys.json {"}"} {"}"}
+            clock: {"{"} mode: software, local: {"{"} stratum: 2 {"}"} {"}"}
+            metrics: {"{"} listen: off {"}"}
+            """);
+        await using ApplianceServer server = await ApplianceServer.StartAsync(config.Config!, l => l.ClearProviders());
+        NtsCodec codec = await NtsCodec.CreateAsync(new IPEndPoint(IPAddress.Loopback, ke), "ntp.test", certificate.Trust, 16, CancellationToken.None);
+        using var plain = new MisbehavingServer(Misbehaviour.Correct);
+        using Generator generator = NewGenerator();
+        StepResult result = generator.Run(plain.EndPoint, codec, 2000, TimeSpan.FromSeconds(1), null, null, CancellationToken.None);
+        Assert.Equal(0, result.Valid);
+        Assert.Equal(result.Received, result.InvalidReasons["nts_authenticator"]);
+    }
+
     [GeneratedRegex(@"NTP packets received\s*:\s*(\d+)")]
     private static partial Regex ChronyReceived();
 

@@ -1,0 +1,33 @@
+using Appliance.Protocol.Crypto;
+using BenchmarkDotNet.Attributes;
+
+namespace Appliance.Benchmarks;
+
+/// <summary>The AES-SIV pieces of an NTS response, one by one.</summary>
+[MemoryDiagnoser]
+public class CryptoBenchmarks
+{
+    private readonly AesSiv _siv = new(new byte[32]);
+    private readonly byte[] _key = Enumerable.Range(0, 32).Select(i => (byte)i).ToArray();
+    private readonly byte[] _nonce = new byte[16];
+    private readonly byte[] _keyId = new byte[4];
+    private readonly byte[] _cookiePlaintext = new byte[68];
+    private readonly byte[] _cookie = new byte[84];
+    private readonly byte[] _request = new byte[300];
+    private readonly byte[] _tag = new byte[16];
+    private readonly byte[] _responseAd = new byte[84];
+    private readonly byte[] _responsePlaintext = new byte[216];
+    private readonly byte[] _response = new byte[232];
+
+    [Benchmark]
+    public void SetKey() => _siv.SetKey(_key);
+
+    [Benchmark]
+    public void SealCookie68() => _siv.Encrypt(_keyId, _nonce, _cookiePlaintext, _cookie);
+
+    [Benchmark]
+    public void AuthenticateRequest300() => _siv.Encrypt(_request, _nonce, [], _tag);
+
+    [Benchmark]
+    public void SealResponse216() => _siv.Encrypt(_responseAd, _nonce, _responsePlaintext, _response);
+}
