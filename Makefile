@@ -29,7 +29,7 @@ run: sdk
 peers:
 	tests/peers/install.sh
 
-TEST_PROJECTS := $(sort $(wildcard tests/*.Tests/*.csproj))
+TEST_PROJECTS := $(sort $(wildcard tests/*.Tests/*.csproj)) tests/Appliance.Simulation/Appliance.Simulation.csproj
 
 ## test: every test project, one after the other (they share two cores); TRX results in out/test-results
 test: peers build
@@ -39,6 +39,12 @@ test: peers build
 	  $(DOTNET) test $$p -c $(CONFIG) --no-build --nologo --logger "trx;LogFileName=$$n.trx" \
 	    --logger "console;verbosity=normal" --results-directory out/test-results | grep -vE '^\s+Passed |^$$' || rc=1; \
 	done; exit $$rc
+
+## check: the simulation tier over many seeds (SIM_SEEDS, default 100), one line per seed and scenario
+SIM_SEEDS ?= 100
+check: build
+	SIM_SEEDS=$(SIM_SEEDS) $(DOTNET) test tests/Appliance.Simulation -c $(CONFIG) --no-build --nologo \
+	  --logger "console;verbosity=detailed"
 
 ## bench: BenchmarkDotNet suites; results to docs/benchmarks.md
 bench: build

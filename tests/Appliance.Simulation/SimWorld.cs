@@ -1,0 +1,211 @@
+using Appliance.Discipline;
+using Appliance.Protocol;
+
+namespace Appliance.Simulation;
+
+/// <summary>
+/// A local oscillator in simulated true time. Its frequency error f (θ = true − local grows at f)
+/// starts at <see cref="SimSettings.Frequency"/> and random-walks; a steered clock adds the applied
+/// correction u (so θ changes at f − u) and can be stepped. Times are kept as seconds since the
+/// scenario's start: a double holding a Unix time (1.8e9 s) resolves only 0.24 µs, which would
+/// quantise the oscillator's frequency in 0.24 ppm steps and show up as servo error.
+/// </summary>
+public sealed class Oscillator(SimSettings settings, Random random)
+{
+    private readonly long _startNanoseconds = (long)settings.Start * 1_000_000_000;
+    private double _trueTime;                          // seconds since the start
+    private double _local = -settings.InitialOffset;   // seconds since the start
+    private double _frequency = settings.Frequency;
+
+    /// <summary>True time, seconds since the start.</summary>
+    public double TrueTime => _trueTime;
+
+    public double Frequency => _frequency;
+
+    public double AppliedCorrection { get; set; }
+
+    /// <summary>θ = true − local, seconds.</summary>
+    public double Offset => _trueTime - _local;
+
+    public long LocalNanoseconds => ToNanoseconds(_local);
+
+    public void Advance(double seconds)
+    {
+        if (settings.FrequencyStepAt is { } at && _trueTime < at.TotalSeconds && _trueTime + seconds >= at.TotalSeconds)
+        {
+            _frequency += settings.FrequencyStep;
+        }
+        _trueTime += seconds;
+        _local += seconds * (1 - _frequency + AppliedCorrection);
+        _frequency += settings.Wander * Math.Sqrt(seconds) * Gaussian(random);
+    }
+
+    /// <summary>The local clock reading at true time <paramref name="trueTime"/> (a little ahead of now), without advancing.</summary>
+    public long LocalNanosecondsAt(double trueTime) => ToNanoseconds(_local + ((trueTime - _trueTime) * (1 - _frequency + AppliedCorrection)));
+
+    /// <summary>Unix nanoseconds of a true time given as seconds since the start.</summary>
+    public long ToNanoseconds(double sinceStart) => _startNanoseconds + (long)Math.Round(sinceStart * 1e9);
+
+    public void Step(double seconds) => _local += seconds;
+
+    public static double Gaussian(Random random) =>
+        Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
+}
+
+/// <summary>Knobs of a scenario: defaults are a good LAN with three honest stratum-1 upstreams.</summary>
+public sealed record SimSettings
+{
+    public double Start { get; init; } = 1_795_435_200;          // 2026-11-23
+    public double InitialOffset { get; init; } = 0.003;          // the local clock starts 3 ms off
+    public double Frequency { get; init; } = 12e-6;              // 12 ppm fast or slow
+    public double Wander { get; init; } = 2e-10;                 // random walk of frequency, per √s
+    public TimeSpan? FrequencyStepAt { get; init; }               // a sudden change (a door opened in the machine room)
+    public double FrequencyStep { get; init; }
+    public double BaseDelay { get; init; } = 150e-6;             // one way
+    public double Jitter { get; init; } = 100e-6;                // mean of the exponential queueing delay, each way
+    public double Asymmetry { get; init; }                        // extra one-way delay server → client
+    public double Loss { get; init; } = 0.01;
+    public int Poll { get; init; } = 16;                          // seconds between polls of each source
+    public TimeSpan Duration { get; init; } = TimeSpan.FromHours(6);
+    public TimeSpan Settle { get; init; } = TimeSpan.FromHours(2);
+    public double[] ServerOffsets { get; init; } = [0, 0, 0];    // each upstream's error; 0.5 makes a falseticker
+    public bool SteerClock { get; init; }
+    public TimeSpan? LoseSourcesAfter { get; init; }
+}
+
+/// <summary>
+/// What a run measured: error statistics after it settled (and before any loss of sources), the time
+/// after which |error| stayed under 25 µs, and a per-second trace from the start.
+/// </summary>
+public sealed record SimResult(
+    int Seed,
+    double ServedErrorP50,
+    double ServedErrorP99,
+    double ServedErrorMax,
+    double FrequencyError,
+    double ConvergedAfter,
+    IReadOnlyList<(double Time, double Error, double RootDispersion, bool Synchronised)> Trace,
+    IReadOnlyDictionary<string, PeerStatus> FinalStatus,
+    IReadOnlySet<string> EverSelected);
+
+/// <summary>Runs the real <see cref="ClockCore"/> against the simulated world, second by second.</summary>
+public static class Simulator
+{
+    public static SimResult Run(SimSettings settings, int seed, ClockCoreOptions? options = null)
+    {
+        var random = new Random(seed);
+        var clock = new Oscillator(settings, random);
+        var core = new ClockCore(options ?? new ClockCoreOptions { Precision = -24 });
+        // Software mode steers a virtual clock over the free-running oscillator; kernel mode steers the oscillator.
+        VirtualClock? virtualClock = settings.SteerClock ? null : new VirtualClock();
+        long Served(long local) => virtualClock?.ToServed(local) ?? local;
+        var peers = settings.ServerOffsets.Select((_, i) => core.AddPeer($"server{i}", 0xC0000200u + (uint)i)).ToArray();
+        foreach (Peer peer in peers)
+        {
+            peer.PollSeconds = settings.Poll;
+        }
+        var nextPoll = settings.ServerOffsets.Select((_, i) => 1.0 + i).ToArray();
+        var errors = new List<double>();
+        var trace = new List<(double, double, double, bool)>();
+        var everSelected = new HashSet<string>();
+        double settleAt = settings.Settle.TotalSeconds;
+        double end = settings.Duration.TotalSeconds;
+        double loseAt = settings.LoseSourcesAfter?.TotalSeconds ?? double.MaxValue;
+        double frequencyError = double.NaN;
+        double convergedAfter = 0;
+
+        while (clock.TrueTime < end)
+        {
+            clock.Advance(1);
+            for (int i = 0; i < peers.Length; i++)
+            {
+                if (clock.TrueTime < nextPoll[i] || clock.TrueTime >= loseAt)
+                {
+                    continue;
+                }
+                nextPoll[i] += settings.Poll;
+                if (random.NextDouble() < settings.Loss)
+                {
+                    continue;
+                }
+                Sample sample = Exchange(clock, settings, settings.ServerOffsets[i], random, Served);
+                ClockUpdate update = core.OnSample(peers[i], sample, Served(clock.LocalNanoseconds));
+                Apply(update, clock, virtualClock);
+                everSelected.UnionWith(update.Selection.Survivors.Select(p => p.Name));
+            }
+            ClockUpdate last = core.Tick(Served(clock.LocalNanoseconds));
+            Apply(last, clock, virtualClock);
+
+            // Served time: the (steered) kernel clock, or the free-running one through the virtual clock.
+            long served = Served(clock.LocalNanoseconds);
+            double error = (served - clock.ToNanoseconds(clock.TrueTime)) / 1e9;
+            trace.Add((clock.TrueTime, error, last.State.RootDispersionAt(served), last.State.IsSynchronised));
+            if (clock.TrueTime < loseAt && (Math.Abs(error) >= 25e-6 || !last.State.IsSynchronised))
+            {
+                convergedAfter = clock.TrueTime;
+            }
+            if (clock.TrueTime >= settleAt)
+            {
+                if (clock.TrueTime < loseAt)
+                {
+                    errors.Add(Math.Abs(error));
+                    // The servo's frequency estimate against the oscillator's true error (kernel mode:
+                    // the applied correction is what cancels it).
+                    frequencyError = core.Servo.Frequency - clock.Frequency;
+                }
+            }
+        }
+        errors.Sort();
+        double Percentile(double q) => errors.Count == 0 ? double.NaN : errors[(int)(q * (errors.Count - 1))];
+        return new SimResult(seed, Percentile(0.5), Percentile(0.99), Percentile(1), frequencyError,
+            convergedAfter,
+            trace,
+            peers.ToDictionary(p => p.Name, p => p.Status),
+            everSelected);
+    }
+
+    private static void Apply(ClockUpdate update, Oscillator clock, VirtualClock? virtualClock)
+    {
+        foreach (ClockCommand command in update.Commands)
+        {
+            if (virtualClock is not null)
+            {
+                virtualClock.Apply(command, clock.LocalNanoseconds);
+                continue;
+            }
+            switch (command)
+            {
+                case ClockCommand.Step step:
+                    clock.Step(step.Seconds);
+                    break;
+                case ClockCommand.SetFrequency frequency:
+                    clock.AppliedCorrection = frequency.Correction;
+                    break;
+            }
+        }
+    }
+
+    /// <summary>One NTP exchange with a server whose clock is off by <paramref name="serverError"/>.</summary>
+    private static Sample Exchange(Oscillator clock, SimSettings s, double serverError, Random random, Func<long, long> served)
+    {
+        double now = clock.TrueTime;
+        double outbound = s.BaseDelay + (s.Jitter * -Math.Log(1 - random.NextDouble()));
+        double inbound = s.BaseDelay + s.Asymmetry + (s.Jitter * -Math.Log(1 - random.NextDouble()));
+        const double processing = 20e-6;
+        long t1 = served(clock.LocalNanosecondsAt(now));
+        long t2 = clock.ToNanoseconds(now + outbound + serverError);
+        long t3 = t2 + (long)(processing * 1e9);
+        long t4 = served(clock.LocalNanosecondsAt(now + outbound + processing + inbound));
+        var header = new NtpHeader
+        {
+            Leap = LeapIndicator.NoWarning,
+            Version = 4,
+            Mode = NtpMode.Server,
+            Stratum = 1,
+            RootDelay = NtpShort.FromSeconds(0),
+            RootDispersion = NtpShort.FromSeconds(10e-6),
+            ReferenceId = 0x47505300,
+        };
+        return Sample.FromTimestamps(t1, t2, t3, t4, Math.ScaleB(1.0, -24), header);
+    }
+}
