@@ -3,6 +3,7 @@ namespace Appliance.Timestamping.Interop;
 /// <summary>errno values used here (x86-64 Linux, asm-generic/errno-base.h and errno.h).</summary>
 internal static class Errno
 {
+    public const int EPERM = 1;
     public const int EINTR = 4;
     public const int EAGAIN = 11;
     public const int ENOMEM = 12;
