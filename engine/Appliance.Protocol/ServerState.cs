@@ -18,7 +18,7 @@ public readonly record struct TimeTransform(long EpochUnixNanoseconds, long Offs
 /// published by the clock core and read by every worker. A new snapshot replaces the old by a
 /// reference swap (<see cref="ServerStateCell"/>); nothing in it changes after publication.
 /// </summary>
-public sealed class ServerState
+public sealed record ServerState
 {
     /// <summary>Frequency tolerance PHI, 15 ppm: the rate at which dispersion grows (RFC 5905 §7.2, §11.1.1).</summary>
     public const double Phi = 15e-6;
@@ -36,7 +36,7 @@ public sealed class ServerState
     /// <summary>Dispersion to the primary reference at <see cref="UpdatedAtUnixNanoseconds"/>, seconds.</summary>
     public double RootDispersion { get; init; }
 
-    /// <summary>When the dispersion figure was valid; it grows with PHI from here.</summary>
+    /// <summary>When the dispersion figure was valid, as a kernel timestamp (before the transform); it grows with PHI from here.</summary>
     public long UpdatedAtUnixNanoseconds { get; init; }
 
     /// <summary>log2 seconds of the clock's precision (RFC 5905 §7.3).</summary>

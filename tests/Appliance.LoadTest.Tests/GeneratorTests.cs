@@ -140,21 +140,11 @@ public partial class GeneratorTests
     [Fact]
     public async Task Chronyd_HarnessCountsAgreeWithServerstats()
     {
-        string dir = Directory.CreateTempSubdirectory("lt-chrony").FullName;
-        await Run_("chmod", "755", dir);
-        string run = Path.Combine(dir, "run");
-        Directory.CreateDirectory(run);
-        await Run_("chown", "_chrony:_chrony", run);
-        await Run_("chmod", "750", run);
-        int port = Ports.FreeUdpPort();
-        string conf = Path.Combine(dir, "chrony.conf");
-        await File.WriteAllTextAsync(conf, $"port {port}\nbindaddress 127.0.0.1\nlocal stratum 1\nallow 127.0.0.0/8\ncmdport 0\nbindcmdaddress {run}/chronyd.sock\npidfile {run}/chronyd.pid\n");
-        await using var chronyd = new PeerProcess("chronyd", ["-x", "-d", "-f", conf]);
-        await chronyd.WaitForOutputAsync("chronyd version", TimeSpan.FromSeconds(10));
+        await using ChronyServer chronyd = await ChronyServer.StartAsync();
         await Task.Delay(500);
 
-        StepResult result = Run(new IPEndPoint(IPAddress.Loopback, port), rate: 3000, seconds: 2);
-        CommandResult stats = await Testing.Run.CommandAsync("chronyc", ["-h", $"{run}/chronyd.sock", "serverstats"], TimeSpan.FromSeconds(10));
+        StepResult result = Run(chronyd.EndPoint, rate: 3000, seconds: 2);
+        CommandResult stats = await chronyd.ChronycAsync("serverstats");
 
         Match m = ChronyReceived().Match(stats.StdOut);
         Assert.True(m.Success, stats.ToString());
@@ -162,6 +152,4 @@ public partial class GeneratorTests
         Assert.InRange(chronyReceived, result.Sent * 0.98, result.Sent * 1.02);
         Assert.InRange(result.Valid, chronyReceived * 0.98, chronyReceived * 1.02);
     }
-
-    private static Task<CommandResult> Run_(string file, params string[] args) => Testing.Run.CheckedAsync(file, args);
 }

@@ -111,7 +111,7 @@ public class ConfigTests
               local: { stratum: 16 }
             metrics:
               listen: "localhost:9975"
-            sources: []
+            source: []
             """;
         ConfigResult result = ConfigLoader.Parse(yaml);
         Assert.False(result.IsValid);
@@ -144,6 +144,52 @@ public class ConfigTests
         ConfigResult result = ConfigLoader.Parse("clock: { local: {} }\nmetrics: { listen: off }\n");
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
         Assert.Null(result.Config!.Metrics.Listen);
+    }
+
+    [Fact]
+    public void Parse_Sources_AllForms()
+    {
+        ConfigResult result = ConfigLoader.Parse("""
+            sources:
+              - ntp: "ntp1.example.net"
+              - ntp: "192.0.2.1:1123"
+              - ntp: { address: "[2001:db8::1]:123", iburst: false, minpoll: 4, maxpoll: 8 }
+              - ntp: { address: "nts.example.net", nts: true }
+              - ntp: { address: "127.0.0.1:4460", nts: true, name: ntp.test }
+            clock: { leap-seconds: ../testdata/leap-seconds.list, holdover: 2h, step-threshold: 50ms, panic-threshold: 600s, min-sources: 2 }
+            """.Replace("../testdata/leap-seconds.list", Testing.Repo.TestData("leap-seconds.list"), StringComparison.Ordinal));
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        ApplianceConfig config = result.Config!;
+        Assert.Equal(
+            [
+                new SourceConfig("ntp1.example.net", 123, false, null, null, true, 6, 10),
+                new SourceConfig("192.0.2.1", 1123, false, null, null, true, 6, 10),
+                new SourceConfig("2001:db8::1", 123, false, null, null, false, 4, 8),
+                new SourceConfig("nts.example.net", 4460, true, null, null, true, 6, 10),
+                new SourceConfig("127.0.0.1", 4460, true, "ntp.test", null, true, 6, 10),
+            ],
+            config.Sources);
+        Assert.Null(config.Clock.Local);
+        Assert.Equal(TimeSpan.FromHours(2), config.Clock.Holdover);
+        Assert.Equal(TimeSpan.FromMilliseconds(50), config.Clock.StepThreshold);
+        Assert.Equal(TimeSpan.FromSeconds(600), config.Clock.PanicThreshold);
+        Assert.Equal(2, config.Clock.MinSources);
+    }
+
+    [Theory]
+    [InlineData("sources: [ntp: \"ntp.example.net:99999\"]", "is not host[:port]")]
+    [InlineData("sources: [ntp: { address: \"a.example\", minpoll: 10, maxpoll: 6 }]", "minpoll 10 is above maxpoll 6")]
+    [InlineData("sources: [ntp: { address: \"a.example\", trust: /etc/hosts }]", "only apply to NTS")]
+    [InlineData("sources: [ntp: { nts: true }]", "has no address")]
+    [InlineData("sources: [\"a.example\"]", "must be a mapping")]
+    [InlineData("sources: [{ ntp: a.example, gps: b }]", "unknown key 'sources[].gps'")]
+    [InlineData("sources: []", "no time source")]
+    [InlineData("sources: [ntp: \"a.example\"]\nclock: { leap-seconds: /nonexistent/leap-seconds.list }", "no file /nonexistent")]
+    public void Parse_BadSources_SayWhatIsWrong(string yaml, string message)
+    {
+        ConfigResult result = ConfigLoader.Parse(yaml);
+        Assert.False(result.IsValid);
+        Assert.Contains(result.Errors, e => e.Message.Contains(message, StringComparison.Ordinal) && e.Fix.Length > 0);
     }
 
     [Fact]

@@ -64,10 +64,10 @@ public class ScenarioTests(ITestOutputHelper output)
         });
 
     [Fact]
-    public void Falseticker_HalfASecondOff_IsNeverSelected() =>
+    public void Falseticker_HalfASecondOff_AmongThree_IsNeverSelected() =>
         Seeds.Check("falseticker", seed =>
         {
-            SimResult r = Run("falseticker", new SimSettings { ServerOffsets = [0, 0, 0.5, 0], Duration = TimeSpan.FromHours(4) }, seed);
+            SimResult r = Run("falseticker", new SimSettings { ServerOffsets = [0, 0, 0.5], Duration = TimeSpan.FromHours(4) }, seed);
             if (r.EverSelected.Contains("server2"))
             {
                 return "the falseticker was selected";

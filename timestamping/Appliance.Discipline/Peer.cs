@@ -30,7 +30,7 @@ public sealed class Peer(int id, string name, uint referenceId)
     public string Name { get; } = name;
 
     /// <summary>The reference id a server names this source by (IPv4 address, refclock code, or hash).</summary>
-    public uint ReferenceId { get; } = referenceId;
+    public uint ReferenceId { get; set; } = referenceId;
 
     public ClockFilter Filter { get; } = new();
 

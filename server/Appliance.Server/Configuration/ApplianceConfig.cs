@@ -4,7 +4,13 @@ using Appliance.Protocol;
 namespace Appliance.Server.Configuration;
 
 /// <summary>The whole configuration, validated. Every key is documented in docs/configuration.md.</summary>
-public sealed record ApplianceConfig(NtpConfig Ntp, NtsKeConfig? NtsKe, ClockConfig Clock, MetricsConfig Metrics);
+public sealed record ApplianceConfig(NtpConfig Ntp, NtsKeConfig? NtsKe, ClockConfig Clock, IReadOnlyList<SourceConfig> Sources, MetricsConfig Metrics);
+
+/// <summary>An upstream NTP or NTS server to take time from.</summary>
+/// <param name="Port">The NTP port, or with <paramref name="Nts"/> the NTS-KE port.</param>
+/// <param name="TlsName">NTS: the name the certificate must carry, when not the host.</param>
+/// <param name="Trust">NTS: a PEM file of trust anchors instead of the system's.</param>
+public sealed record SourceConfig(string Host, int Port, bool Nts, string? TlsName, string? Trust, bool Iburst, int MinPoll, int MaxPoll);
 
 /// <param name="Workers">Worker threads; 0 means one per core.</param>
 /// <param name="CpuAffinity">CPUs to pin workers to, or null for no pinning.</param>
@@ -35,7 +41,14 @@ public enum ClockMode
     Software,
 }
 
-public sealed record ClockConfig(ClockMode Mode, LocalReferenceConfig? Local);
+/// <param name="Local">Serve the host clock at this stratum when no source is usable; null for never.</param>
+/// <param name="LeapSeconds">A leap-seconds.list file (IERS/NIST format), or null to follow the sources' leap bits.</param>
+/// <param name="Holdover">How long to serve the free-running estimate after the sources are lost.</param>
+/// <param name="StepThreshold">Offsets beyond this are stepped, smaller ones slewed.</param>
+/// <param name="PanicThreshold">Offsets beyond this are refused (after the first setting of the clock).</param>
+/// <param name="MinSources">Survivors needed before the clock is disciplined.</param>
+public sealed record ClockConfig(ClockMode Mode, LocalReferenceConfig? Local, string? LeapSeconds = null, TimeSpan? Holdover = null,
+    TimeSpan? StepThreshold = null, TimeSpan? PanicThreshold = null, int MinSources = 1);
 
 /// <summary>Serve the host clock as a reference of this stratum (like chrony's <c>local stratum N</c>).</summary>
 public sealed record LocalReferenceConfig(byte Stratum);

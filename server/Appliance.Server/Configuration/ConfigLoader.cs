@@ -102,7 +102,8 @@ public static class ConfigLoader
         {
             Dictionary<string, YamlNode> top = Mapping(root, "") ?? [];
             NtpConfig ntp = BindNtp(top);
-            return new ApplianceConfig(ntp, BindNtsKe(top, ntp), BindClock(top, root), BindMetrics(top));
+            IReadOnlyList<SourceConfig> sources = BindSources(top);
+            return new ApplianceConfig(ntp, BindNtsKe(top, ntp), BindClock(top, root, sources.Count), sources, BindMetrics(top));
         }
 
         private NtpConfig BindNtp(Dictionary<string, YamlNode> top)
@@ -351,7 +352,7 @@ public static class ConfigLoader
             return path;
         }
 
-        private ClockConfig BindClock(Dictionary<string, YamlNode> top, YamlNode root)
+        private ClockConfig BindClock(Dictionary<string, YamlNode> top, YamlNode root, int sources)
         {
             Dictionary<string, YamlNode> clock = Section(top, "clock");
             var mode = ClockMode.Kernel;
@@ -380,13 +381,126 @@ public static class ConfigLoader
                     local = new LocalReferenceConfig(stratum);
                 }
             }
-            if (local is null)
+            if (local is null && sources == 0)
             {
                 Error(top.GetValueOrDefault("clock") ?? root,
-                    "no time source: clock.local is not set",
-                    "set clock.local: { stratum: 10 } to serve the host clock (upstream and reference-clock sources are not in this build yet)");
+                    "no time source: neither sources nor clock.local is set",
+                    "list upstream servers under sources (e.g. sources: [{ address: \"ntp.example.net\" }]), or set clock.local: { stratum: 10 } to serve the host clock");
             }
-            return new ClockConfig(mode, local);
+            string? leapSeconds = null;
+            if (clock.TryGetValue("leap-seconds", out YamlNode? leapNode) && !IsNull(leapNode) && Scalar(leapNode, "clock.leap-seconds") is { } leapPath)
+            {
+                leapSeconds = leapPath;
+                if (!File.Exists(leapPath))
+                {
+                    Error(leapNode, $"clock.leap-seconds: no file {leapPath}",
+                        "point it at the IERS/NIST list, e.g. /usr/share/zoneinfo/leap-seconds.list (Debian package tzdata)");
+                }
+            }
+            TimeSpan? holdover = clock.TryGetValue("holdover", out YamlNode? h)
+                ? Duration(h, "clock.holdover", TimeSpan.Zero, TimeSpan.FromDays(30), TimeSpan.FromHours(12)) : null;
+            TimeSpan? step = clock.TryGetValue("step-threshold", out YamlNode? st)
+                ? Duration(st, "clock.step-threshold", TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(128)) : null;
+            TimeSpan? panic = clock.TryGetValue("panic-threshold", out YamlNode? p)
+                ? Duration(p, "clock.panic-threshold", TimeSpan.FromSeconds(1), TimeSpan.FromDays(36500), TimeSpan.FromSeconds(1000)) : null;
+            int minSources = clock.TryGetValue("min-sources", out YamlNode? ms) ? Integer(ms, "clock.min-sources", 1, 16, 1) : 1;
+            return new ClockConfig(mode, local, leapSeconds, holdover, step, panic, minSources);
+        }
+
+        private List<SourceConfig> BindSources(Dictionary<string, YamlNode> top)
+        {
+            var sources = new List<SourceConfig>();
+            if (!top.TryGetValue("sources", out YamlNode? node) || IsNull(node))
+            {
+                return sources;
+            }
+            foreach (YamlNode item in Sequence(node, "sources"))
+            {
+                // An entry names its kind: { ntp: "host[:port]" } or { ntp: { address: "host[:port]", nts: true, ... } }.
+                Dictionary<string, YamlNode>? kinds = Mapping(item, "sources[]");
+                if (kinds is null)
+                {
+                    continue;
+                }
+                if (kinds.Count != 1)
+                {
+                    Error(item, "a source must name exactly one kind", "write - ntp: { address: \"ntp.example.net\" }");
+                    continue;
+                }
+                if (kinds.TryGetValue("ntp", out YamlNode? ntpNode) && BindNtpSource(ntpNode) is { } source)
+                {
+                    sources.Add(source);
+                }
+            }
+            return sources;
+        }
+
+        private SourceConfig? BindNtpSource(YamlNode node)
+        {
+            const string path = "sources[].ntp";
+            Dictionary<string, YamlNode> entry = node is YamlMappingNode ? Mapping(node, path) ?? [] : new() { ["address"] = node };
+            if (!entry.TryGetValue("address", out YamlNode? addressNode) || Scalar(addressNode, $"{path}.address") is not { } address)
+            {
+                Error(node, "an ntp source has no address", "write - ntp: { address: \"ntp.example.net\" } or - ntp: { address: \"time.example.net:4460\", nts: true }");
+                return null;
+            }
+            bool nts = entry.TryGetValue("nts", out YamlNode? n) && Boolean(n, $"{path}.nts");
+            if (!TryHostPort(address, nts ? 4460 : 123, out string host, out int port))
+            {
+                Error(addressNode, $"source address '{address}' is not host[:port]",
+                    "write a host name or address with an optional port: ntp.example.net, 192.0.2.1:123, [2001:db8::1]:123");
+                return null;
+            }
+            string? name = entry.TryGetValue("name", out YamlNode? nm) ? Scalar(nm, $"{path}.name") : null;
+            string? trust = entry.TryGetValue("trust", out YamlNode? tr) ? Scalar(tr, $"{path}.trust") : null;
+            if (trust is not null && !File.Exists(trust))
+            {
+                Error(tr!, $"{path}.trust: no file {trust}", "point it at a PEM file of the CA certificates to trust for this source");
+            }
+            if (!nts && (name is not null || trust is not null))
+            {
+                Error(node, $"source {address}: name and trust only apply to NTS", "add nts: true, or remove name/trust");
+            }
+            bool iburst = !entry.TryGetValue("iburst", out YamlNode? ib) || Boolean(ib, $"{path}.iburst");
+            int minPoll = entry.TryGetValue("minpoll", out YamlNode? mn) ? Integer(mn, $"{path}.minpoll", -4, 17, 6) : 6;
+            int maxPoll = entry.TryGetValue("maxpoll", out YamlNode? mx) ? Integer(mx, $"{path}.maxpoll", -4, 17, 10) : Math.Max(10, minPoll);
+            if (minPoll > maxPoll)
+            {
+                Error(node, $"source {address}: minpoll {minPoll} is above maxpoll {maxPoll}", "make minpoll ≤ maxpoll (log2 seconds: 6 = 64 s, 10 = 1024 s)");
+                return null;
+            }
+            return new SourceConfig(host, port, nts, name, trust, iburst, minPoll, maxPoll);
+        }
+
+        private static bool TryHostPort(string text, int defaultPort, out string host, out int port)
+        {
+            port = defaultPort;
+            host = text;
+            if (text.StartsWith('['))
+            {
+                int close = text.IndexOf(']', StringComparison.Ordinal);
+                if (close < 0)
+                {
+                    return false;
+                }
+                host = text[1..close];
+                string rest = text[(close + 1)..];
+                return IPAddress.TryParse(host, out _) && (rest.Length == 0 || (rest[0] == ':' && int.TryParse(rest[1..], NumberStyles.None, CultureInfo.InvariantCulture, out port) && port is > 0 and < 65536));
+            }
+            if (text.Count(c => c == ':') > 1)
+            {
+                return IPAddress.TryParse(text, out _); // a bare IPv6 literal
+            }
+            int colon = text.IndexOf(':', StringComparison.Ordinal);
+            if (colon >= 0)
+            {
+                host = text[..colon];
+                if (!int.TryParse(text[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out port) || port is <= 0 or >= 65536)
+                {
+                    return false;
+                }
+            }
+            return host.Length > 0 && Uri.CheckHostName(host) != UriHostNameType.Unknown;
         }
 
         private MetricsConfig BindMetrics(Dictionary<string, YamlNode> top)

@@ -48,8 +48,12 @@ public sealed class ApplianceServer : IAsyncDisposable
 
     public ServerStateCell State { get; }
 
+    public ClockService Clock => _host.Services.GetRequiredService<ClockService>();
+
     /// <summary>Binds, builds and starts. Throws <see cref="BindFailedException"/> when an address cannot be bound.</summary>
-    public static async Task<ApplianceServer> StartAsync(ApplianceConfig config, Action<ILoggingBuilder>? logging = null, CancellationToken cancellationToken = default)
+    /// <param name="kernelClock">In kernel mode, the clock to steer: the real CLOCK_REALTIME when null; tests pass a simulated one.</param>
+    public static async Task<ApplianceServer> StartAsync(ApplianceConfig config, Action<ILoggingBuilder>? logging = null,
+        KernelClock? kernelClock = null, CancellationToken cancellationToken = default)
     {
         var state = new ServerStateCell(ServerState.Unsynchronised(SystemClock.MeasurePrecision()));
         var ntsMetrics = new NtsMetrics();
@@ -108,13 +112,12 @@ public sealed class ApplianceServer : IAsyncDisposable
                 builder.Services.AddHostedService<NtsKeService>();
             }
             builder.Services.AddSingleton(metrics);
-            if (config.Clock.Local is { } local)
-            {
-                builder.Services.AddSingleton(local);
-                builder.Services.AddHostedService<LocalReferenceService>();
-            }
+            // The clock first: it publishes the first ServerState before the listeners answer anyone.
+            builder.Services.AddSingleton(sp => new ClockService(config, state, sp.GetRequiredService<ILoggerFactory>(), kernelClock));
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<ClockService>());
             builder.Services.AddHostedService<NtpService>();
             IHost host = builder.Build();
+            metrics.Attach(host.Services.GetRequiredService<ClockService>());
             await host.StartAsync(cancellationToken);
             if (metricsEndPoint is not null)
             {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Appliance.Engine;
 using Appliance.Protocol;
+using Appliance.Server.Clock;
 using Appliance.Server.Nts;
 using Appliance.Timestamping;
 using Prometheus;
@@ -42,6 +43,8 @@ public sealed class ApplianceMetrics
     private readonly Gauge _ntsKeConnections;
     private readonly Counter _rotations;
 
+    private ClockMetrics? _clock;
+
     public ApplianceMetrics(NtpEngine engine, ServerStateCell state, NtsMetrics nts, NtsKeServer? ntsKe)
     {
         _engine = engine;
@@ -78,11 +81,17 @@ public sealed class ApplianceMetrics
             "NTS-KE connections by result (ok, error = an Error record sent, closed = dropped) and reason.", "result", "reason");
         _ntsKeConnections = factory.CreateGauge("appliance_ntske_connections", "NTS-KE connections open now.");
         _rotations = factory.CreateCounter("appliance_nts_key_rotations_total", "NTS master-key rotations.");
+        _factory = factory;
         Prometheus.DotNetStats.Register(Registry);
         Registry.AddBeforeCollectCallback(Update);
     }
 
+    private readonly MetricFactory _factory;
+
     public CollectorRegistry Registry { get; }
+
+    /// <summary>Adds the clock core's and the sources' series (the clock service is built with the host, after the listeners).</summary>
+    public void Attach(ClockService clock) => _clock = new ClockMetrics(_factory, clock);
 
     private void Update()
     {
@@ -171,5 +180,6 @@ public sealed class ApplianceMetrics
         _synchronised.Set(state.IsSynchronised ? 1 : 0);
         _rootDelay.Set(state.RootDelay);
         _rootDispersion.Set(state.RootDispersionAt(SystemClock.RealtimeNanoseconds()));
+        _clock?.Update();
     }
 }

@@ -1,0 +1,214 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Appliance.Discipline;
+using Appliance.Server.Configuration;
+using Appliance.Server.Hosting;
+using Appliance.Testing;
+using Appliance.Timestamping;
+using Microsoft.Extensions.Logging;
+
+namespace Appliance.Server.Tests;
+
+/// <summary>
+/// The appliance as a stratum-2 server in software mode, its upstreams real chronyd servers
+/// (<c>local stratum 1</c>, -x) on loopback, checked from outside by a chronyd client.
+/// </summary>
+public partial class UpstreamTests
+{
+    private static async Task<ApplianceServer> StartAsync(string sources, string mode = "software", SimulatedKernel? kernel = null)
+    {
+        string yaml = $"""
+            ntp: {"{"} listen: ["127.0.0.1:{Ports.FreeUdpPort()}"], workers: 1 {"}"}
+            clock: {"{"} mode: {mode} {"}"}
+            sources:
+            {sources}
+            metrics: {"{"} listen: "127.0.0.1:0" {"}"}
+            """;
+        ConfigResult result = ConfigLoader.Parse(yaml);
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        return await ApplianceServer.StartAsync(result.Config!, l => l.ClearProviders(), kernel?.Clock);
+    }
+
+    private static string Source(System.Net.IPEndPoint endPoint) =>
+        $"  - ntp: {{ address: \"{endPoint}\", minpoll: 0, maxpoll: 1 }}\n";
+
+    /// <summary>Waits until the appliance serves <paramref name="stratum"/> and every source has answered at least <paramref name="answers"/> times.</summary>
+    private static async Task WaitForAsync(ApplianceServer server, int stratum, int answers, TimeSpan timeout)
+    {
+        DateTime deadline = DateTime.UtcNow + timeout;
+        while (server.State.Current.Stratum != stratum || server.Clock.Sources.Any(s => s.Answers < answers))
+        {
+            Assert.True(DateTime.UtcNow < deadline,
+                $"stratum {server.State.Current.Stratum} after {timeout.TotalSeconds} s; sources: "
+                + string.Join("; ", server.Clock.Snapshot.Sources));
+            await Task.Delay(200);
+        }
+    }
+
+    [GeneratedRegex(@"System clock wrong by (-?[0-9.]+) seconds")]
+    private static partial Regex ChronyOffset();
+
+    /// <summary>chronyd -Q against the appliance: its offset and (from its measurements log) the stratum it saw.</summary>
+    private static async Task<(double Offset, int Stratum)> ChronydQueryAsync(ApplianceServer server)
+    {
+        string dir = Directory.CreateTempSubdirectory("chronyq").FullName;
+        await Run.CheckedAsync("chmod", "777", dir);
+        CommandResult result = await Run.CommandAsync("chronyd",
+            ["-Q", "-t", "20", $"server 127.0.0.1 port {server.NtpEndPoints[0].Port} iburst", $"pidfile {dir}/chronyd.pid", "cmdport 0",
+             $"logdir {dir}", "log measurements"], TimeSpan.FromSeconds(30));
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Match match = ChronyOffset().Match(result.Output);
+        Assert.True(match.Success, result.ToString());
+        // measurements.log: date time address leap stratum ...
+        string line = File.ReadLines(Path.Combine(dir, "measurements.log")).Last(l => l.Contains("127.0.0.1", StringComparison.Ordinal));
+        string[] columns = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return (double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), int.Parse(columns[4], CultureInfo.InvariantCulture));
+    }
+
+    private static string Label(string source) => $"source=\"{source}\"";
+
+    [Fact]
+    public async Task ThreeChronydUpstreams_ApplianceServesStratum2_ChronydReadsOffsetUnder100us()
+    {
+        await using ChronyServer a = await ChronyServer.StartAsync();
+        await using ChronyServer b = await ChronyServer.StartAsync();
+        await using ChronyServer c = await ChronyServer.StartAsync();
+        await using ApplianceServer server = await StartAsync(Source(a.EndPoint) + Source(b.EndPoint) + Source(c.EndPoint));
+
+        await WaitForAsync(server, 2, answers: 6, TimeSpan.FromSeconds(40));
+
+        (double offset, int stratum) = await ChronydQueryAsync(server);
+        Assert.Equal(2, stratum);
+        Assert.True(Math.Abs(offset) < 100e-6, $"chronyd measured {offset * 1e6:F1} µs");
+
+        MetricsScrape metrics = await MetricsScrape.FetchAsync($"http://{server.MetricsEndPoint}/metrics");
+        Assert.Equal(1, metrics["appliance_clock_status{status=\"synchronised\"}"]);
+        Assert.Equal(2, metrics["appliance_stratum"]);
+        Assert.True(metrics.Samples.ContainsKey("appliance_clock_frequency_ppm"));
+        Assert.True(metrics["appliance_root_dispersion_seconds"] > 0);
+        int survivors = 0;
+        foreach (ChronyServer chrony in new[] { a, b, c })
+        {
+            string source = Label(chrony.EndPoint.ToString());
+            Assert.Equal(1, metrics[$"appliance_source_state{{{source},state=\"reachable\"}}"]);
+            Assert.True(metrics[$"appliance_source_reach{{{source}}}"] > 0);
+            Assert.True(metrics[$"appliance_source_answers_total{{{source}}}"] >= 6, "answers");
+            Assert.Equal(1, metrics[$"appliance_source_stratum{{{source}}}"]);
+            Assert.True(Math.Abs(metrics[$"appliance_source_offset_seconds{{{source}}}"]) < 1e-3);
+            Assert.True(metrics[$"appliance_source_delay_seconds{{{source}}}"] > 0);
+            survivors += (int)(metrics[$"appliance_source_selection{{{source},selection=\"candidate\"}}"]
+                + metrics[$"appliance_source_selection{{{source},selection=\"system_peer\"}}"]);
+        }
+        Assert.Equal(3, survivors);
+    }
+
+    [Fact]
+    public async Task ShiftedUpstream_IsRejectedAsFalseticker_WhileTheOthersAgree()
+    {
+        await using ChronyServer a = await ChronyServer.StartAsync();
+        await using ChronyServer b = await ChronyServer.StartAsync();
+        await using TestNtpServer shifted = TestNtpServer.Shifted(0.5);
+        await using ApplianceServer server = await StartAsync(Source(a.EndPoint) + Source(shifted.EndPoint) + Source(b.EndPoint));
+
+        await WaitForAsync(server, 2, answers: 6, TimeSpan.FromSeconds(40));
+
+        MetricsScrape metrics = await MetricsScrape.FetchAsync($"http://{server.MetricsEndPoint}/metrics");
+        string falseticker = Label(shifted.EndPoint.ToString());
+        Assert.Equal(1, metrics[$"appliance_source_selection{{{falseticker},selection=\"falseticker\"}}"]);
+        Assert.InRange(metrics[$"appliance_source_offset_seconds{{{falseticker}}}"], 0.49, 0.51);
+        Assert.Equal(PeerStatus.Falseticker, server.Clock.Snapshot.Sources.Single(s => s.Name == shifted.EndPoint.ToString()).Selection);
+
+        (double offset, int stratum) = await ChronydQueryAsync(server);
+        Assert.Equal(2, stratum);
+        Assert.True(Math.Abs(offset) < 100e-6, $"chronyd measured {offset * 1e6:F1} µs: the falseticker moved the clock");
+    }
+
+    [Fact]
+    public async Task ChronydNtsUpstream_ApplianceAuthenticatesAndSyncs()
+    {
+        TestCertificate certificate = TestCertificate.Create("ntp.test", "127.0.0.1");
+        await using ChronyServer chrony = await ChronyServer.StartAsync(certificate);
+        string ke = $"127.0.0.1:{chrony.NtsKePort}";
+        await using ApplianceServer server = await StartAsync(
+            $"  - ntp: {{ address: \"{ke}\", nts: true, name: ntp.test, trust: {certificate.CertificatePath}, minpoll: 0, maxpoll: 1 }}\n");
+
+        await WaitForAsync(server, 2, answers: 4, TimeSpan.FromSeconds(40));
+
+        MetricsScrape metrics = await MetricsScrape.FetchAsync($"http://{server.MetricsEndPoint}/metrics");
+        string source = Label(ke);
+        Assert.Equal(1, metrics[$"appliance_source_nts_key_exchanges_total{{{source}}}"]);
+        Assert.True(metrics[$"appliance_source_answers_total{{{source}}}"] >= 4, "answers");
+        Assert.Equal(0, metrics[$"appliance_source_invalid_total{{{source}}}"]);
+        Assert.Equal(0, metrics[$"appliance_source_nts_naks_total{{{source}}}"]);
+
+        // chronyd's own counters: the requests it answered were NTS-authenticated.
+        CommandResult stats = await chrony.ChronycAsync("serverstats");
+        Match authenticated = Regex.Match(stats.StdOut, @"Authenticated NTP packets\s*:\s*(\d+)");
+        Assert.True(authenticated.Success, stats.ToString());
+        Assert.True(int.Parse(authenticated.Groups[1].Value, CultureInfo.InvariantCulture) >= 4, stats.StdOut);
+
+        (double offset, int stratum) = await ChronydQueryAsync(server);
+        Assert.Equal(2, stratum);
+        Assert.True(Math.Abs(offset) < 100e-6, $"chronyd measured {offset * 1e6:F1} µs");
+    }
+
+    /// <summary>The appliance's time now, minus the system clock's, from one NTP exchange (seconds).</summary>
+    private static async Task<double> ServedMinusSystemAsync(ApplianceServer server)
+    {
+        long t1 = DateTime.UtcNow.Ticks;
+        byte[]? answer = await NtpQuery.ExchangeAsync(server.NtpEndPoints[0], NtpQuery.ClientRequest(0x1234), TimeSpan.FromSeconds(2));
+        long t4 = DateTime.UtcNow.Ticks;
+        Assert.NotNull(answer);
+        var transmit = Appliance.Protocol.NtpHeader.Read(answer).Transmit;
+        long served = transmit.ToUnixNanoseconds(0) / 100 + DateTime.UnixEpoch.Ticks;
+        return (served - ((t1 + t4) / 2)) / 1e7;
+    }
+
+    [Fact]
+    public async Task SoftwareMode_StepsServedTime_NeverTheSystemClock()
+    {
+        var kernel = new SimulatedKernel();
+        await using TestNtpServer shifted = TestNtpServer.Shifted(0.3);
+        await using ApplianceServer server = await StartAsync(Source(shifted.EndPoint), "software", kernel);
+
+        await WaitForAsync(server, 2, answers: 2, TimeSpan.FromSeconds(20));
+
+        // The clock core stepped its correction by the 0.3 s the only source reports: clients see the
+        // source's time, the workers applying the transform to kernel timestamps.
+        Assert.InRange(await ServedMinusSystemAsync(server), 0.29, 0.31);
+        Assert.NotEqual(0, server.State.Current.Transform.OffsetNanoseconds);
+        Assert.Empty(kernel.Calls);
+    }
+
+    [Fact]
+    public async Task KernelMode_StepsAndStatusGoToClockAdjtime_OfASimulatedKernel()
+    {
+        var kernel = new SimulatedKernel();
+        await using TestNtpServer shifted = TestNtpServer.Shifted(0.3);
+        await using ApplianceServer server = await StartAsync(Source(shifted.EndPoint), "kernel", kernel);
+
+        await WaitForAsync(server, 2, answers: 2, TimeSpan.FromSeconds(20));
+
+        IReadOnlyList<Appliance.Timestamping.Interop.Timex> calls = kernel.Calls;
+        // At start: STA_UNSYNC, before anything is known.
+        Assert.Equal(KernelClock.StaUnsync, calls[0].Status & KernelClock.StaUnsync);
+        // Then one step of the source's offset by ADJ_SETOFFSET…
+        var step = Assert.Single(calls, c => (c.Modes & KernelClock.AdjSetOffset) != 0);
+        double seconds = step.TimeSeconds + (step.TimeFraction / 1e9);
+        Assert.InRange(seconds, 0.29, 0.31);
+        // …any frequency setting within the kernel's range, and the synchronised status.
+        Assert.All(calls.Where(c => (c.Modes & KernelClock.AdjFrequency) != 0), c => Assert.InRange(c.Frequency, -500L << 16, 500L << 16));
+        Assert.Contains(calls, c => (c.Modes & KernelClock.AdjStatus) != 0 && (c.Status & KernelClock.StaUnsync) == 0);
+        // Kernel mode serves kernel timestamps as they are.
+        Assert.Equal(Appliance.Protocol.TimeTransform.Identity, server.State.Current.Transform);
+    }
+
+    [Fact]
+    public async Task KernelMode_WithoutCapSysTime_RefusesToStartAndSaysHow()
+    {
+        var kernel = new SimulatedKernel { Errno = 1 }; // EPERM
+        await using TestNtpServer shifted = TestNtpServer.Shifted(0);
+        var e = await Assert.ThrowsAsync<Appliance.Server.Ntp.StartupFailedException>(() => StartAsync(Source(shifted.EndPoint), "kernel", kernel));
+        Assert.Contains("CAP_SYS_TIME", e.Message, StringComparison.Ordinal);
+    }
+}
