@@ -34,7 +34,7 @@ TEST_PROJECTS := $(sort $(wildcard tests/*.Tests/*.csproj)) tests/Appliance.Simu
 ## test: every test project, one after the other (they share two cores); TRX results in out/test-results
 test: peers build
 	rm -rf out/test-results
-	@rc=0; for p in $(TEST_PROJECTS); do \
+	@set -o pipefail; rc=0; for p in $(TEST_PROJECTS); do \
 	  n=$$(basename $$p .csproj); echo "== $$n"; \
 	  $(DOTNET) test $$p -c $(CONFIG) --no-build --nologo --logger "trx;LogFileName=$$n.trx" \
 	    --logger "console;verbosity=normal" --results-directory out/test-results | grep -vE '^\s+Passed |^$$' || rc=1; \
