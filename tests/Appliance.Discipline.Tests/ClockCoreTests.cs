@@ -30,6 +30,42 @@ public class ClockCoreTests
     }
 
     [Fact]
+    public void AReferenceClock_MakesAStratum1Server_AndWhenLost_TheUpstreamsTakeOver()
+    {
+        var (core, upstreams) = Core(peers: 3);
+        Peer pps = core.AddPeer("pps", 0x50505300);
+        pps.PollSeconds = 1;
+        for (int t = 1; t <= 64; t++)
+        {
+            // PPS every second (stratum 0, no delay), the upstreams every 16 s, all agreeing.
+            core.OnSample(pps, new Sample(Samples.At(t), 1e-6, 0, 1e-7, 0, 1e-7, 0, LeapIndicator.NoWarning, 0x50505300), Samples.At(t));
+            if (t % 16 == 1)
+            {
+                Feed(core, upstreams, t, 5e-6);
+            }
+        }
+        ClockUpdate update = core.Tick(Samples.At(64.5));
+        Assert.Same(pps, update.Selection.SystemPeer);
+        Assert.Equal(1, update.State.Stratum);
+        Assert.Equal(0x50505300u, update.State.ReferenceId); // "PPS"
+        Assert.Equal(PeerStatus.SystemPeer, pps.Status);
+
+        // The pulses stop: after eight missed polls the PPS is stale, and an upstream is the system peer.
+        for (int t = 65; t <= 100; t++)
+        {
+            if (t % 16 == 1)
+            {
+                Feed(core, upstreams, t, 5e-6);
+            }
+            update = core.Tick(Samples.At(t));
+        }
+        Assert.Contains(update.Selection.SystemPeer, upstreams);
+        Assert.Equal(2, update.State.Stratum);
+        Assert.Equal(PeerStatus.NoSample, pps.Status);
+        Assert.Equal(ClockCoreStatus.Synchronised, core.Status);
+    }
+
+    [Fact]
     public void BeforeAnySource_ServesUnsynchronised_LI3Stratum16()
     {
         var (core, _) = Core();

@@ -13,7 +13,8 @@ public class ScenarioTests(ITestOutputHelper output)
 {
     private static readonly ClockCoreOptions s_defaults = new() { Precision = -24 };
 
-    private static string F(double seconds) => (seconds * 1e6).ToString("0.0", CultureInfo.InvariantCulture) + " µs";
+    private static string F(double seconds) =>
+        (seconds * 1e6).ToString(Math.Abs(seconds) < 1e-6 ? "0.000" : "0.0", CultureInfo.InvariantCulture) + " µs";
 
     private SimResult Run(string scenario, SimSettings settings, int seed, ClockCoreOptions? options = null)
     {
@@ -61,6 +62,14 @@ public class ScenarioTests(ITestOutputHelper output)
             return after >= 1800 || r.ServedErrorMax >= 1e-3
                 ? $"within 25 µs again only {after / 60:0.0} min after the step, max {F(r.ServedErrorMax)}"
                 : Understated(r);
+        });
+
+    [Fact]
+    public void Stratum1_GpsWithPps_50nsJitter_ServedErrorP99Under1us() =>
+        Seeds.Check("GPS + PPS", seed =>
+        {
+            SimResult r = Run("gps-pps", new SimSettings { PpsJitter = 50e-9, Loss = 0.001 }, seed);
+            return r.ServedErrorP99 >= 1e-6 ? $"p99 {F(r.ServedErrorP99)}" : Understated(r);
         });
 
     [Fact]

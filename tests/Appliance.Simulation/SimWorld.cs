@@ -70,6 +70,12 @@ public sealed record SimSettings
     public TimeSpan Settle { get; init; } = TimeSpan.FromHours(2);
     public double[] ServerOffsets { get; init; } = [0, 0, 0];    // each upstream's error; 0.5 makes a falseticker
     public bool SteerClock { get; init; }
+
+    /// <summary>
+    /// Stratum 1: instead of upstream servers, a GPS receiver's PPS edge every second (timestamped
+    /// with this jitter) and its serial time of day (5 ms jitter, 200 ms window), as gpsd hands them over.
+    /// </summary>
+    public double? PpsJitter { get; init; }
     public TimeSpan? LoseSourcesAfter { get; init; }
 }
 
@@ -99,12 +105,16 @@ public static class Simulator
         // Software mode steers a virtual clock over the free-running oscillator; kernel mode steers the oscillator.
         VirtualClock? virtualClock = settings.SteerClock ? null : new VirtualClock();
         long Served(long local) => virtualClock?.ToServed(local) ?? local;
-        var peers = settings.ServerOffsets.Select((_, i) => core.AddPeer($"server{i}", 0xC0000200u + (uint)i)).ToArray();
+        bool refclock = settings.PpsJitter is not null;
+        var peers = refclock
+            ? [core.AddPeer("pps", 0x50505300), core.AddPeer("gps", 0x47505300)]
+            : settings.ServerOffsets.Select((_, i) => core.AddPeer($"server{i}", 0xC0000200u + (uint)i)).ToArray();
+        int poll = refclock ? 1 : settings.Poll;
         foreach (Peer peer in peers)
         {
-            peer.PollSeconds = settings.Poll;
+            peer.PollSeconds = poll;
         }
-        var nextPoll = settings.ServerOffsets.Select((_, i) => 1.0 + i).ToArray();
+        var nextPoll = peers.Select((_, i) => 1.0 + i).ToArray();
         var errors = new List<double>();
         var trace = new List<(double, double, double, bool)>();
         var everSelected = new HashSet<string>();
@@ -123,12 +133,14 @@ public static class Simulator
                 {
                     continue;
                 }
-                nextPoll[i] += settings.Poll;
+                nextPoll[i] += poll;
                 if (random.NextDouble() < settings.Loss)
                 {
                     continue;
                 }
-                Sample sample = Exchange(clock, settings, settings.ServerOffsets[i], random, Served);
+                Sample sample = refclock
+                    ? ReferenceClock(clock, i == 0, settings.PpsJitter!.Value, random, Served)
+                    : Exchange(clock, settings, settings.ServerOffsets[i], random, Served);
                 ClockUpdate update = core.OnSample(peers[i], sample, Served(clock.LocalNanoseconds));
                 Apply(update, clock, virtualClock);
                 everSelected.UnionWith(update.Selection.Survivors.Select(p => p.Name));
@@ -183,6 +195,21 @@ public static class Simulator
                     break;
             }
         }
+    }
+
+    /// <summary>
+    /// A GPS receiver's report for the second that just began: the PPS edge (the true second,
+    /// timestamped locally with <paramref name="ppsJitter"/>), or the serial time of day (the same
+    /// second, ± 5 ms of serial jitter with a 200 ms window, its known lateness already taken off).
+    /// </summary>
+    private static Sample ReferenceClock(Oscillator clock, bool pps, double ppsJitter, Random random, Func<long, long> served)
+    {
+        double edge = Math.Floor(clock.TrueTime);
+        double stamp = edge + (pps ? ppsJitter * Oscillator.Gaussian(random) : 5e-3 * Oscillator.Gaussian(random));
+        long local = served(clock.LocalNanosecondsAt(stamp));
+        long reference = clock.ToNanoseconds(edge);
+        return new Sample(local, (reference - local) / 1e9, pps ? 0 : 0.2, Math.ScaleB(1.0, -24), 0, pps ? 1e-7 : 1e-3, 0,
+            LeapIndicator.NoWarning, pps ? 0x50505300u : 0x47505300u);
     }
 
     /// <summary>One NTP exchange with a server whose clock is off by <paramref name="serverError"/>.</summary>

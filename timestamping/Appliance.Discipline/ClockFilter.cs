@@ -42,12 +42,18 @@ public sealed class ClockFilter
     /// than only the one of least delay. Until the filter holds a few samples neither the minimum
     /// delay nor the jitter is known, so the sample gets the worst case its own delay allows,
     /// |error| ≤ δ/2 (RFC 5905 §8): an overconfident first sample on a long path would otherwise
-    /// teach the servo a wild frequency.
+    /// teach the servo a wild frequency. A reference clock's sample (stratum 0) has no round trip:
+    /// its "delay" is a fixed uncertainty window, so the queueing bound says nothing and its scatter,
+    /// the jitter, is the measure of its noise (serial GPS time jitters by milliseconds).
     /// </summary>
     public double VarianceOf(in Sample sample)
     {
         double bound = Math.Max(0, sample.Delay - MinimumDelay) / 2;
         double variance = (bound * bound / 3) + Math.Pow(Jitter / 10, 2) + 1e-14;
+        if (sample.Stratum == 0)
+        {
+            variance = Math.Max(variance, Jitter * Jitter);
+        }
         return _count < 4 ? Math.Max(variance, sample.Delay * sample.Delay / 12) : variance;
     }
 

@@ -24,7 +24,9 @@ public static class SourceSelection
                 continue;
             }
             double distance = peer.RootDistance(now);
-            if (best.Leap == Appliance.Protocol.LeapIndicator.Unsynchronised || best.Stratum is 0 or >= 16 || distance >= Constants.MaxDistance)
+            // Stratum 0 is a reference clock's own sample (GPS, PPS, PTP); from the network a stratum-0
+            // packet is a KoD, which the NTP client never turns into a sample.
+            if (best.Leap == Appliance.Protocol.LeapIndicator.Unsynchronised || best.Stratum >= 16 || distance >= Constants.MaxDistance)
             {
                 peer.Status = PeerStatus.Unfit;
                 continue;
@@ -41,20 +43,23 @@ public static class SourceSelection
         }
 
         // §11.2.1: the smallest number of falsetickers f for which an interval is contained in at
-        // least n − f correctness intervals [θ − λ, θ + λ], with no more than f midpoints outside it.
+        // least n − f correctness intervals [θ − λ, θ + λ]. Unlike the RFC's text (and like chrony and
+        // ntpd), midpoints outside the interval do not disqualify it: that rule rejects a precise
+        // source together with a coarse one that agrees with it (a PPS edge and its receiver's
+        // serial time: ±50 ns against ±0.1 s), leaving nothing. The truechimers are then the sources
+        // whose intervals reach the intersection.
         int n = candidates.Count;
-        var points = new List<(double Value, int Type)>(3 * n);
+        var points = new List<(double Value, int Type)>(2 * n);
         foreach (var c in candidates)
         {
             points.Add((c.Offset - c.Distance, -1));
-            points.Add((c.Offset, 0));
             points.Add((c.Offset + c.Distance, 1));
         }
         points.Sort((a, b) => a.Value != b.Value ? a.Value.CompareTo(b.Value) : a.Type.CompareTo(b.Type));
         double low = double.NaN, high = double.NaN;
         for (int allow = 0; 2 * allow < n; allow++)
         {
-            int found = 0, chime = 0;
+            int chime = 0;
             low = double.NaN;
             high = double.NaN;
             foreach ((double value, int type) in points)
@@ -65,7 +70,6 @@ public static class SourceSelection
                     low = value;
                     break;
                 }
-                found += type == 0 ? 1 : 0;
             }
             chime = 0;
             for (int i = points.Count - 1; i >= 0; i--)
@@ -76,9 +80,8 @@ public static class SourceSelection
                     high = points[i].Value;
                     break;
                 }
-                found += points[i].Type == 0 ? 1 : 0;
             }
-            if (found <= allow && low <= high)
+            if (low <= high)
             {
                 break;
             }
@@ -109,8 +112,12 @@ public static class SourceSelection
         }
 
         // §11.2.2: drop the survivor with the largest selection jitter while that jitter exceeds
-        // the smallest peer jitter and more than MinClock remain.
-        truechimers.Sort((a, b) => a.Distance.CompareTo(b.Distance));
+        // the smallest peer jitter and more than MinClock remain. A reference clock (stratum 0) is
+        // never dropped here, as ntpd never drops its prefer peer: a PPS edge that sits a few
+        // microseconds from three agreeing upstreams is the better clock, not the outlier.
+        // Survivors are ranked by merit, stratum × MAXDIST + root distance (§11.2.3, A.5.5.3).
+        static double Merit((Peer Peer, double Offset, double Distance) c) => (c.Peer.Filter.Best!.Value.Stratum * Constants.MaxDistance) + c.Distance;
+        truechimers.Sort((a, b) => Merit(a).CompareTo(Merit(b)));
         while (truechimers.Count > Constants.MinClock)
         {
             int worst = -1;
@@ -124,7 +131,7 @@ public static class SourceSelection
                     sum += d * d;
                 }
                 double selectionJitter = Math.Sqrt(sum / (truechimers.Count - 1));
-                if (selectionJitter > worstJitter)
+                if (selectionJitter > worstJitter && truechimers[i].Peer.Filter.Best!.Value.Stratum != 0)
                 {
                     worstJitter = selectionJitter;
                     worst = i;
@@ -139,7 +146,7 @@ public static class SourceSelection
             truechimers.RemoveAt(worst);
         }
 
-        // §11.2.3: combine, weighted by 1/root distance; the closest survivor is the system peer.
+        // §11.2.3: combine, weighted by 1/root distance; the first by merit is the system peer.
         double weights = 0, offset = 0;
         foreach (var c in truechimers)
         {
