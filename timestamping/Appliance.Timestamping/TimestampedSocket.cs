@@ -142,6 +142,54 @@ public sealed unsafe class TimestampedSocket : IDisposable
         }
     }
 
+    /// <summary>
+    /// Joins an IPv4 multicast group on one interface and sends multicast out of it
+    /// (IP_ADD_MEMBERSHIP and IP_MULTICAST_IF with struct ip_mreqn: group, address, ifindex).
+    /// For PTP's 224.0.1.129 (IEEE 1588 Annex D).
+    /// </summary>
+    public void JoinMulticast(IPAddress group, int interfaceIndex)
+    {
+        byte* request = stackalloc byte[12];
+        var span = new Span<byte>(request, 12);
+        span.Clear();
+        group.TryWriteBytes(span[..4], out _);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(span[8..], interfaceIndex);
+        Check(Libc.SetSockOpt(_fd.Value, Libc.IpProtoIp, Libc.IpAddMembership, request, 12), $"IP_ADD_MEMBERSHIP {group}");
+        Check(Libc.SetSockOpt(_fd.Value, Libc.IpProtoIp, Libc.IpMulticastIf, request, 12), "IP_MULTICAST_IF");
+    }
+
+    /// <summary>
+    /// Asks the kernel for software transmit timestamps too (SOF_TIMESTAMPING_TX_SOFTWARE, with
+    /// OPT_TSONLY: the error queue returns the timestamp without the payload). For a PTP slave's
+    /// Delay_Req: a reading taken before the send would be early by the whole send path.
+    /// </summary>
+    public void EnableTransmitTimestamps() =>
+        Check(Libc.SetSockOptInt(_fd.Value, Libc.SolSocket, Libc.SoTimestamping,
+            Libc.SofTimestampingRxSoftware | Libc.SofTimestampingSoftware | Libc.SofTimestampingTxSoftware | Libc.SofTimestampingOptTsonly),
+            "SO_TIMESTAMPING (transmit)");
+
+    /// <summary>
+    /// The transmit timestamp of the datagram just sent, from the socket's error queue
+    /// (MSG_ERRQUEUE), waiting up to <paramref name="wait"/> for it; 0 when none came.
+    /// </summary>
+    public long ReadTransmitTimestamp(PacketBatch batch, TimeSpan wait)
+    {
+        long deadline = SystemClock.MonotonicNanoseconds() + (long)(wait.TotalMilliseconds * 1e6);
+        do
+        {
+            MMsgHdr* messages = batch.PrepareReceive();
+            int n = Libc.RecvMMsg(_fd.Value, messages, 1, Libc.MsgErrQueue | Libc.MsgDontWait, null);
+            if (n > 0)
+            {
+                batch.CompleteReceive(n, false);
+                return batch.ReceiveTimestamp(0);
+            }
+            Thread.Yield();
+        }
+        while (SystemClock.MonotonicNanoseconds() < deadline);
+        return 0;
+    }
+
     /// <summary>Most datagrams one segmented send may carry (UDP_MAX_SEGMENTS in older kernels).</summary>
     public const int MaxSegments = 64;
 

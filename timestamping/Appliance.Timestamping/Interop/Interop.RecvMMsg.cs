@@ -69,6 +69,7 @@ internal unsafe struct In6PktInfo
 internal static unsafe partial class Libc
 {
     internal const int MsgDontWait = 0x40;
+    internal const int MsgErrQueue = 0x2000;
     internal const int MsgTrunc = 0x20;
     internal const int MsgCTrunc = 0x08;
     internal const int MsgWaitForOne = 0x10000;

@@ -15,6 +15,8 @@ internal static unsafe partial class Libc
     internal const int SoAttachReusePortCbpf = 51;
 
     internal const int IpProtoIp = 0;
+    internal const int IpMulticastIf = 32;
+    internal const int IpAddMembership = 35;
     internal const int IpPktInfo = 8;
     internal const int IpProtoIpv6 = 41;
     internal const int Ipv6V6Only = 26;
@@ -22,10 +24,12 @@ internal static unsafe partial class Libc
     internal const int Ipv6PktInfo = 50;
 
     /// <summary>SO_TIMESTAMPING flags (linux/net_tstamp.h).</summary>
+    internal const int SofTimestampingTxSoftware = 1 << 1;
     internal const int SofTimestampingRxHardware = 1 << 2;
     internal const int SofTimestampingRxSoftware = 1 << 3;
     internal const int SofTimestampingSoftware = 1 << 4;
     internal const int SofTimestampingRawHardware = 1 << 6;
+    internal const int SofTimestampingOptTsonly = 1 << 11;
 
     /// <summary>setsockopt(2).</summary>
     [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]

@@ -1,0 +1,12 @@
+using System.Runtime.InteropServices;
+
+namespace Appliance.Timestamping.Interop;
+
+internal static partial class Libc
+{
+    internal const int ORdOnly = 0, ORdWr = 2, OCloExec = 0x80000;
+
+    /// <summary>open(2).</summary>
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int Open(string path, int flags);
+}
