@@ -162,11 +162,11 @@ public class ConfigTests
         ApplianceConfig config = result.Config!;
         Assert.Equal(
             [
-                new SourceConfig("ntp1.example.net", 123, false, null, null, true, 6, 10),
-                new SourceConfig("192.0.2.1", 1123, false, null, null, true, 6, 10),
-                new SourceConfig("2001:db8::1", 123, false, null, null, false, 4, 8),
-                new SourceConfig("nts.example.net", 4460, true, null, null, true, 6, 10),
-                new SourceConfig("127.0.0.1", 4460, true, "ntp.test", null, true, 6, 10),
+                new NtpSourceConfig("ntp1.example.net", 123, false, null, null, true, 6, 10),
+                new NtpSourceConfig("192.0.2.1", 1123, false, null, null, true, 6, 10),
+                new NtpSourceConfig("2001:db8::1", 123, false, null, null, false, 4, 8),
+                new NtpSourceConfig("nts.example.net", 4460, true, null, null, true, 6, 10),
+                new NtpSourceConfig("127.0.0.1", 4460, true, "ntp.test", null, true, 6, 10),
             ],
             config.Sources);
         Assert.Null(config.Clock.Local);
@@ -174,6 +174,29 @@ public class ConfigTests
         Assert.Equal(TimeSpan.FromMilliseconds(50), config.Clock.StepThreshold);
         Assert.Equal(TimeSpan.FromSeconds(600), config.Clock.PanicThreshold);
         Assert.Equal(2, config.Clock.MinSources);
+    }
+
+    [Fact]
+    public void Parse_ReferenceClockSources()
+    {
+        ConfigResult result = ConfigLoader.Parse("""
+            sources:
+              - gpsd: "127.0.0.1:2947"
+              - gpsd: { address: "gps.local:12947", pps: false, delay: 100ms, offset: -5ms, min-satellites: 6 }
+              - pps: { device: /dev/null, edge: clear, lock: "127.0.0.1:2947", max-deviation: 20us }
+              - phc: { device: /dev/null, poll: -1, utc-offset: 0s }
+              - ptp: { interface: eth1, domain: 24, delay-interval: -2 }
+            """);
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        Assert.Equal(
+            [
+                new GpsdSourceConfig("127.0.0.1", 2947, true, TimeSpan.FromMilliseconds(200), TimeSpan.Zero, 4),
+                new GpsdSourceConfig("gps.local", 12947, false, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(-5), 6),
+                new PpsSourceConfig("/dev/null", true, "127.0.0.1:2947", TimeSpan.FromMicroseconds(20)),
+                new PhcSourceConfig("/dev/null", -1, TimeSpan.Zero),
+                new PtpSourceConfig("eth1", 24, -2),
+            ],
+            result.Config!.Sources);
     }
 
     [Theory]
@@ -184,6 +207,11 @@ public class ConfigTests
     [InlineData("sources: [\"a.example\"]", "must be a mapping")]
     [InlineData("sources: [{ ntp: a.example, gps: b }]", "unknown key 'sources[].gps'")]
     [InlineData("sources: []", "no time source")]
+    [InlineData("sources: [pps: { device: /dev/pps-missing }]", "no device /dev/pps-missing")]
+    [InlineData("sources: [phc: /dev/ptp-missing]", "no device /dev/ptp-missing")]
+    [InlineData("sources: [ptp: { domain: 1 }]", "has no interface")]
+    [InlineData("sources: [pps: { device: /dev/null, edge: rising }]", "'sources[].pps.edge' is 'rising'")]
+    [InlineData("sources: [gpsd: { address: \"127.0.0.1:2947\", offset: 2s }]", "'sources[].gpsd.offset' is '2s'")]
     [InlineData("sources: [ntp: \"a.example\"]\nclock: { leap-seconds: /nonexistent/leap-seconds.list }", "no file /nonexistent")]
     public void Parse_BadSources_SayWhatIsWrong(string yaml, string message)
     {

@@ -36,7 +36,7 @@ public partial class UpstreamTests
     private static async Task WaitForAsync(ApplianceServer server, int stratum, int answers, TimeSpan timeout)
     {
         DateTime deadline = DateTime.UtcNow + timeout;
-        while (server.State.Current.Stratum != stratum || server.Clock.Sources.Any(s => s.Answers < answers))
+        while (server.State.Current.Stratum != stratum || server.Clock.Sources.Any(s => s.Counters.Answers < answers))
         {
             Assert.True(DateTime.UtcNow < deadline,
                 $"stratum {server.State.Current.Stratum} after {timeout.TotalSeconds} s; sources: "

@@ -47,7 +47,7 @@ public class PollScheduleTests
             Poll(schedule, answered: false);
         }
         Assert.Equal(0, schedule.Reach);
-        Assert.Equal(UpstreamState.Unreachable, schedule.State(serverUnsynchronised: false));
+        Assert.Equal(SourceState.Unreachable, schedule.State(serverUnsynchronised: false));
     }
 
     [Fact]
@@ -85,7 +85,7 @@ public class PollScheduleTests
         schedule.OnSend();
         schedule.OnKissOfDeath(KissCode.Rate, serverPoll: 9);
         Assert.Equal(9, schedule.Poll); // beyond maxpoll: the server asked for it (RFC 5905 §7.4)
-        Assert.Equal(UpstreamState.RateLimited, schedule.State(false));
+        Assert.Equal(SourceState.RateLimited, schedule.State(false));
         schedule.OnSend();
         schedule.OnKissOfDeath(KissCode.Rate, serverPoll: 0);
         Assert.Equal(10, schedule.Poll); // a second RATE doubles again
@@ -94,7 +94,7 @@ public class PollScheduleTests
             Poll(schedule, answered: true, steady: false);
         }
         Assert.Equal(10, schedule.Poll); // never faster again than the server asked
-        Assert.Equal(UpstreamState.Reachable, schedule.State(false));
+        Assert.Equal(SourceState.Reachable, schedule.State(false));
     }
 
     [Theory]
@@ -106,7 +106,7 @@ public class PollScheduleTests
         schedule.OnSend();
         schedule.OnKissOfDeath(code, 6);
         Assert.True(schedule.Stopped);
-        Assert.Equal(UpstreamState.Denied, schedule.State(false));
+        Assert.Equal(SourceState.Denied, schedule.State(false));
     }
 
     [Fact]

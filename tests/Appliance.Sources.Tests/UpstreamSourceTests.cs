@@ -44,7 +44,7 @@ public class UpstreamSourceTests
         await using TestNtpServer server = TestNtpServer.Shifted(0.25);
         using UpstreamSource client = Client(server);
 
-        List<Measurement> measurements = await RunAsync(client, () => client.Answers >= 3);
+        List<Measurement> measurements = await RunAsync(client, () => client.Counters.Answers >= 3);
 
         Assert.True(measurements.Count >= 3);
         foreach (Measurement m in measurements)
@@ -55,8 +55,8 @@ public class UpstreamSourceTests
             Assert.InRange(delay, 0, 0.05);
             Assert.Equal(1, m.Response.Stratum);
         }
-        Assert.Equal(UpstreamState.Reachable, client.State);
-        Assert.Equal(0, client.Invalid);
+        Assert.Equal(SourceState.Reachable, client.State);
+        Assert.Equal(0, client.Counters.Invalid);
     }
 
     [Fact]
@@ -65,10 +65,10 @@ public class UpstreamSourceTests
         await using var server = new TestNtpServer((request, _) => TestNtpServer.KissOfDeath(request, KissCode.Rate));
         using UpstreamSource client = Client(server);
 
-        await RunAsync(client, () => client.KissOfDeathReceived >= 1);
+        await RunAsync(client, () => client.Counters.KissOfDeath >= 1);
 
-        Assert.Equal(1, client.KissOfDeathReceived);
-        Assert.Equal(UpstreamState.RateLimited, client.State);
+        Assert.Equal(1, client.Counters.KissOfDeath);
+        Assert.Equal(SourceState.RateLimited, client.State);
         Assert.True(client.Schedule.Poll > -2, $"poll {client.Schedule.Poll}");
     }
 
@@ -83,7 +83,7 @@ public class UpstreamSourceTests
         await RunAsync(client, () => false); // returns when the client stops by itself
 
         Assert.Equal(1, server.Requests);
-        Assert.Equal(UpstreamState.Denied, client.State);
+        Assert.Equal(SourceState.Denied, client.State);
     }
 
     [Fact]
@@ -107,7 +107,7 @@ public class UpstreamSourceTests
         List<Measurement> measurements = await RunAsync(client, () => server.Requests >= 6);
 
         Assert.Empty(measurements);
-        Assert.True(client.Answers == 0 && client.Invalid >= 2, $"answers {client.Answers}, invalid {client.Invalid}, requests {server.Requests}, n {n}");
+        Assert.True(client.Counters.Answers == 0 && client.Counters.Invalid >= 2, $"answers {client.Counters.Answers}, invalid {client.Counters.Invalid}, requests {server.Requests}, n {n}");
     }
 
     [Fact]
@@ -117,10 +117,10 @@ public class UpstreamSourceTests
             TestNtpServer.Answer(request, new NtpHeader { Stratum = 16, Leap = LeapIndicator.Unsynchronised }));
         using UpstreamSource client = Client(server);
 
-        List<Measurement> measurements = await RunAsync(client, () => client.Answers >= 2);
+        List<Measurement> measurements = await RunAsync(client, () => client.Counters.Answers >= 2);
 
         Assert.Empty(measurements);
-        Assert.Equal(UpstreamState.Unsynchronised, client.State);
+        Assert.Equal(SourceState.Unsynchronised, client.State);
     }
 
     [Fact]
@@ -129,9 +129,9 @@ public class UpstreamSourceTests
         await using var server = new TestNtpServer((_, _) => null);
         using UpstreamSource client = Client(server);
 
-        await RunAsync(client, () => client.State == UpstreamState.Unreachable);
+        await RunAsync(client, () => client.State == SourceState.Unreachable);
 
-        Assert.Equal(UpstreamState.Unreachable, client.State);
+        Assert.Equal(SourceState.Unreachable, client.State);
         Assert.Equal(0, client.Schedule.Reach);
     }
 }

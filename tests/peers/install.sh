@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 peers_dir=${APPLIANCE_PEERS_DIR:-$here/../../.peers}
 mkdir -p "$peers_dir"
 
-packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 openssl python3 curl libcap2-bin)
+packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 openssl python3 curl libcap2-bin gpsd linuxptp)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,4 +25,4 @@ if [ ! -x "$peers_dir/ntpsec-root/usr/bin/ntpq" ]; then
   dpkg -x "$tmp"/ntpsec_*.deb "$peers_dir/ntpsec-root"
   rm -rf "$tmp"
 fi
-echo "peers: ready ($(chronyd -v | head -1 | cut -d' ' -f1-4); ntpdig; ntpq in $peers_dir/ntpsec-root)"
+echo "peers: ready ($(chronyd -v | head -1 | cut -d' ' -f1-4); ntpdig; gpsd $(gpsd -V 2>&1 | cut -d' ' -f2); ptp4l; ntpq in $peers_dir/ntpsec-root)"

@@ -2,31 +2,6 @@ using Appliance.Protocol;
 
 namespace Appliance.Sources;
 
-/// <summary>How an upstream source stands, for logs and metrics.</summary>
-public enum UpstreamState : byte
-{
-    /// <summary>Not answered yet.</summary>
-    Starting,
-
-    /// <summary>Answering with usable time.</summary>
-    Reachable,
-
-    /// <summary>The last polls went unanswered.</summary>
-    Unreachable,
-
-    /// <summary>Answering, but says it is not synchronised itself (LI = 3 or stratum 16).</summary>
-    Unsynchronised,
-
-    /// <summary>Sent a KoD RATE: polling slower (RFC 5905 §7.4).</summary>
-    RateLimited,
-
-    /// <summary>Sent a KoD DENY or RSTR: no longer polled (RFC 5905 §7.4).</summary>
-    Denied,
-
-    /// <summary>NTS: the key exchange failed; retried with back-off.</summary>
-    KeyExchangeFailed,
-}
-
 /// <summary>
 /// When to poll one upstream server (pure, deterministic): the reachability register, the poll
 /// exponent adapted between minpoll and maxpoll, iburst, and Kiss-o'-Death handling.
@@ -159,11 +134,11 @@ public sealed class PollSchedule
     /// <summary>Seconds until the next request: two seconds inside a burst, else 2^poll.</summary>
     public double NextIntervalSeconds => _burstLeft > 0 ? BurstIntervalSeconds : PollSeconds;
 
-    public UpstreamState State(bool serverUnsynchronised) =>
-        Stopped ? UpstreamState.Denied
-        : RateLimited ? UpstreamState.RateLimited
-        : Unreachable ? UpstreamState.Unreachable
-        : !_everAnswered ? UpstreamState.Starting
-        : serverUnsynchronised ? UpstreamState.Unsynchronised
-        : UpstreamState.Reachable;
+    public SourceState State(bool serverUnsynchronised) =>
+        Stopped ? SourceState.Denied
+        : RateLimited ? SourceState.RateLimited
+        : Unreachable ? SourceState.Unreachable
+        : !_everAnswered ? SourceState.Starting
+        : serverUnsynchronised ? SourceState.Unsynchronised
+        : SourceState.Reachable;
 }

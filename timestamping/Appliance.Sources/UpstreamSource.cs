@@ -42,12 +42,6 @@ public sealed record UpstreamOptions
     public string Name => Host.Contains(':', StringComparison.Ordinal) ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
 }
 
-/// <summary>One exchange's four timestamps (RFC 5905 §8), Unix nanoseconds; T1 and T4 read from the system clock.</summary>
-public readonly record struct Measurement(long T1, long T2, long T3, long T4, NtpHeader Response);
-
-/// <summary>Takes a measurement; returns whether it agreed with the clock's estimate (the poll may then grow).</summary>
-public delegate bool MeasurementSink(UpstreamSource source, Measurement measurement);
-
 /// <summary>
 /// The client of one upstream NTP or NTS server (RFC 5905 client mode, RFC 8915 §5): polls on its
 /// <see cref="PollSchedule"/>, checks every answer (origin, mode, version, KoD, and for NTS the
@@ -56,7 +50,7 @@ public delegate bool MeasurementSink(UpstreamSource source, Measurement measurem
 /// timestamp (the NTP data-minimisation draft, as chrony does): they reveal nothing of our clock,
 /// and an off-path attacker cannot guess what an answer must echo.
 /// </summary>
-public sealed class UpstreamSource : IDisposable
+public sealed class UpstreamSource : ITimeSource
 {
     private readonly ILogger _logger;
     private readonly byte[] _request = new byte[1280];
@@ -70,7 +64,7 @@ public sealed class UpstreamSource : IDisposable
     private bool _serverUnsynchronised;
     private bool _keyExchangeFailed;
     private int _failures;
-    private UpstreamState _loggedState = UpstreamState.Starting;
+    private SourceState _loggedState = SourceState.Starting;
 
     public UpstreamSource(UpstreamOptions options, ILogger logger)
     {
@@ -85,23 +79,20 @@ public sealed class UpstreamSource : IDisposable
 
     public string Name => Options.Name;
 
+    public string Kind => "ntp";
+
+    public uint ReferenceId => _ntpEndPoint is { } endPoint ? ReferenceIds.Of(endPoint.Address) : 0;
+
+    public byte Reach => Schedule.Reach;
+
+    public double PollSeconds => Schedule.PollSeconds;
+
+    public SourceCounters Counters { get; } = new();
+
     /// <summary>Where NTP requests go (for NTS, as the key exchange said).</summary>
     public IPEndPoint? NtpEndPoint => _ntpEndPoint;
 
-    public UpstreamState State => _keyExchangeFailed ? UpstreamState.KeyExchangeFailed : Schedule.State(_serverUnsynchronised);
-
-    public long Requests { get; private set; }
-
-    public long Answers { get; private set; }
-
-    /// <summary>Datagrams that failed the checks (wrong mode or version, bad authenticator, nonsense timestamps).</summary>
-    public long Invalid { get; private set; }
-
-    public long KissOfDeathReceived { get; private set; }
-
-    public long NtsNaks { get; private set; }
-
-    public long KeyExchanges { get; private set; }
+    public SourceState State => _keyExchangeFailed ? SourceState.KeyExchangeFailed : Schedule.State(_serverUnsynchronised);
 
     /// <summary>NTS cookies in hand.</summary>
     public int Cookies => _nts?.Cookies.Count ?? 0;
@@ -161,13 +152,13 @@ public sealed class UpstreamSource : IDisposable
 
     private void LogStateChange()
     {
-        UpstreamState state = State;
+        SourceState state = State;
         if (state == _loggedState)
         {
             return;
         }
         _loggedState = state;
-        if (state is UpstreamState.Reachable)
+        if (state is SourceState.Reachable)
         {
             _logger.LogInformation("source {Source}: reachable", Name);
         }
@@ -222,7 +213,7 @@ public sealed class UpstreamSource : IDisposable
         }
         _nts = new NtsSession(new AesSiv(result.C2S), new AesSiv(result.S2C), new Queue<byte[]>(result.Cookies));
         _keyExchangeFailed = false;
-        KeyExchanges++;
+        Counters.KeyExchanges++;
         _logger.LogInformation("source {Source}: NTS-KE done (AEAD {Aead}, {Cookies} cookies), NTP at {NtpEndPoint}",
             Name, (int)result.Aead!.Value, result.Cookies.Count, ntp);
     }
@@ -236,7 +227,7 @@ public sealed class UpstreamSource : IDisposable
         _batch.Load(0, _request.AsSpan(0, length), _ntpEndPoint!, 0);
         _batch.SetResponse(0, length);
         Schedule.OnSend();
-        Requests++;
+        Counters.Requests++;
         long t1 = SystemClock.RealtimeNanoseconds();
         if (socket.Send(_batch) > 0)
         {
@@ -293,7 +284,7 @@ public sealed class UpstreamSource : IDisposable
         }
         if (header.Mode != NtpMode.Server || header.Version is not (3 or 4))
         {
-            Invalid++;
+            Counters.Invalid++;
             return false;
         }
         if (_nts is { } nts)
@@ -303,31 +294,31 @@ public sealed class UpstreamSource : IDisposable
             if (check == NtsResponseCheck.Nak)
             {
                 // The server cannot read our cookies any more (its keys rotated past them): new key exchange.
-                NtsNaks++;
+                Counters.NtsNaks++;
                 _nts = null;
                 _logger.LogWarning("source {Source}: NTS NAK; doing a new key exchange", Name);
                 return true;
             }
             if (check != NtsResponseCheck.Authentic)
             {
-                Invalid++; // unauthenticated: ignored, including any KoD in it (RFC 8915 §5.7)
+                Counters.Invalid++; // unauthenticated: ignored, including any KoD in it (RFC 8915 §5.7)
                 return false;
             }
         }
         if (header.Stratum == 0 && KissOfDeath.Read(datagram) is { } code)
         {
-            KissOfDeathReceived++;
+            Counters.KissOfDeath++;
             Schedule.OnKissOfDeath(code, header.Poll);
             _logger.LogWarning("source {Source}: Kiss-o'-Death {Code}", Name, code);
             return true;
         }
         if (header.Transmit.IsZero || header.Receive.IsZero)
         {
-            Invalid++;
+            Counters.Invalid++;
             return true;
         }
         Schedule.OnAnswer();
-        Answers++;
+        Counters.Answers++;
         _serverUnsynchronised = header.Leap == LeapIndicator.Unsynchronised || header.Stratum >= ServerState.UnsynchronisedStratum;
         if (_serverUnsynchronised)
         {
@@ -337,7 +328,7 @@ public sealed class UpstreamSource : IDisposable
         long t3 = header.Transmit.ToUnixNanoseconds(t1);
         if (t3 < t2)
         {
-            Invalid++;
+            Counters.Invalid++;
             return true;
         }
         Schedule.Adapt(sink(this, new Measurement(t1, t2, t3, t4, header)));

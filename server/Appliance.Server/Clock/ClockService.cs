@@ -1,7 +1,3 @@
-using System.Buffers.Binary;
-using System.Net;
-using System.Net.Sockets;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Appliance.Discipline;
 using Appliance.Protocol;
@@ -15,15 +11,15 @@ using Microsoft.Extensions.Logging;
 namespace Appliance.Server.Clock;
 
 /// <summary>One source as the metrics see it.</summary>
-public sealed record SourceSnapshot(string Name, UpstreamState State, PeerStatus Selection, byte Reach, double PollSeconds,
-    double? Offset, double? Delay, double Jitter, int Stratum, long Requests, long Answers, long Invalid, long KissOfDeath,
-    long NtsNaks, long KeyExchanges);
+public sealed record SourceSnapshot(string Name, string Kind, SourceState State, PeerStatus Selection, byte Reach, double PollSeconds,
+    double? Offset, double? Delay, double Jitter, int Stratum, SourceCounters Counters);
 
 /// <summary>The clock core's state as the metrics see it (refreshed at least once a second).</summary>
+/// <param name="Correction">Served time minus the system clock now: the software-mode correction (0 in kernel mode).</param>
 public sealed record ClockSnapshot(ClockCoreStatus Status, double Offset, double Frequency, double FrequencyStdDev, double OffsetStdDev,
-    IReadOnlyList<SourceSnapshot> Sources)
+    double Correction, IReadOnlyList<SourceSnapshot> Sources)
 {
-    public static ClockSnapshot Empty { get; } = new(ClockCoreStatus.Unsynchronised, 0, 0, 0, 0, []);
+    public static ClockSnapshot Empty { get; } = new(ClockCoreStatus.Unsynchronised, 0, 0, 0, 0, 0, []);
 }
 
 /// <summary>
@@ -43,7 +39,7 @@ public sealed class ClockService : BackgroundService
     private readonly ILogger _logger;
     private readonly VirtualClock? _virtual;
     private readonly KernelClock? _kernel;
-    private readonly Dictionary<UpstreamSource, Peer> _peers = [];
+    private readonly Dictionary<ITimeSource, Peer> _peers = [];
     private readonly double _precisionSeconds;
     private ClockCoreStatus _loggedStatus = ClockCoreStatus.Unsynchronised;
     private Peer? _loggedSystemPeer;
@@ -83,8 +79,41 @@ public sealed class ClockService : BackgroundService
             // Kernel mode with only the local reference has nothing to steer: the clock is left alone.
             _kernel = kernel ?? KernelClock.Realtime;
         }
-        foreach (SourceConfig source in config.Sources)
+        foreach (SourceConfig configured in config.Sources)
         {
+            if (configured is GpsdSourceConfig gpsd)
+            {
+                Add(new GpsdSource(new GpsdOptions
+                {
+                    Host = gpsd.Host,
+                    Port = gpsd.Port,
+                    Pps = gpsd.Pps,
+                    SerialDelay = gpsd.Delay.TotalSeconds,
+                    SerialOffset = gpsd.Offset.TotalSeconds,
+                    MinSatellites = gpsd.MinSatellites,
+                }, loggers.CreateLogger<GpsdSource>()));
+                continue;
+            }
+            if (configured is PpsSourceConfig pps)
+            {
+                Add(new PpsSource(OpenDevice(() => KernelPpsDevice.Open(pps.Device)),
+                    new PpsOptions { ClearEdge = pps.ClearEdge, MaxDeviation = pps.MaxDeviation.TotalSeconds },
+                    system => TimeOfDay(system, pps.Lock), loggers.CreateLogger<PpsSource>()));
+                continue;
+            }
+            if (configured is PhcSourceConfig phc)
+            {
+                Add(new PhcSource(OpenDevice(() => KernelPhcDevice.Open(phc.Device)),
+                    new PhcOptions { Poll = phc.Poll, UtcOffset = phc.UtcOffset.TotalSeconds }, loggers.CreateLogger<PhcSource>()));
+                continue;
+            }
+            if (configured is PtpSourceConfig ptp)
+            {
+                Add(new PtpSource(new PtpOptions { Interface = ptp.Interface, Domain = ptp.Domain, DelayRequestInterval = ptp.DelayInterval },
+                    loggers.CreateLogger<PtpSource>()));
+                continue;
+            }
+            var source = (NtpSourceConfig)configured;
             var options = new UpstreamOptions
             {
                 Host = source.Host,
@@ -96,18 +125,55 @@ public sealed class ClockService : BackgroundService
                 MinPoll = source.MinPoll,
                 MaxPoll = source.MaxPoll,
             };
-            var upstream = new UpstreamSource(options, loggers.CreateLogger<UpstreamSource>());
-            Peer peer = _core.AddPeer(upstream.Name, IPAddress.TryParse(source.Host, out IPAddress? ip) ? ReferenceId(ip) : 0);
-            peer.PollSeconds = upstream.Schedule.PollSeconds;
-            _peers.Add(upstream, peer);
+            Add(new UpstreamSource(options, loggers.CreateLogger<UpstreamSource>()));
         }
+    }
+
+    private static T OpenDevice<T>(Func<T> open)
+    {
+        try
+        {
+            return open();
+        }
+        catch (IOException e)
+        {
+            throw new StartupFailedException(e.Message, e);
+        }
+    }
+
+    /// <summary>
+    /// What numbers a PPS pulse: the offset (true − system clock, seconds) at system time
+    /// <paramref name="system"/> according to the source named <paramref name="lockTo"/> (gpsd, an
+    /// upstream…), or else the disciplined clock once other sources have set it; null when neither knows.
+    /// </summary>
+    private double? TimeOfDay(long system, string? lockTo)
+    {
+        lock (_lock)
+        {
+            // Offsets the core holds are against the clock it steers; add what that clock is ahead of the system clock.
+            long local = ToLocal(system);
+            double steered = (local - system) / 1e9;
+            if (lockTo is not null)
+            {
+                Peer? peer = _peers.Values.FirstOrDefault(p => p.Name == lockTo);
+                return peer?.Filter.Best is { } best && !peer.IsStale(local) ? steered + best.Offset : null;
+            }
+            return _core.Status is ClockCoreStatus.Synchronised or ClockCoreStatus.Holdover ? steered + _core.OffsetAt(local) : null;
+        }
+    }
+
+    private void Add(ITimeSource source)
+    {
+        Peer peer = _core.AddPeer(source.Name, source.ReferenceId);
+        peer.PollSeconds = source.PollSeconds;
+        _peers.Add(source, peer);
     }
 
     public ClockMode Mode { get; }
 
     public LeapSecondTable? LeapSeconds { get; }
 
-    public IReadOnlyCollection<UpstreamSource> Sources => _peers.Keys;
+    public IReadOnlyCollection<ITimeSource> Sources => _peers.Keys;
 
     public ClockSnapshot Snapshot => _snapshot;
 
@@ -160,23 +226,20 @@ public sealed class ClockService : BackgroundService
         {
         }
         await Task.WhenAll(running).ConfigureAwait(false);
-        foreach (UpstreamSource source in _peers.Keys)
+        foreach (ITimeSource source in _peers.Keys)
         {
             source.Dispose();
         }
     }
 
     /// <summary>A source's measurement (on its thread): into the core; true when it agreed with the core's estimate.</summary>
-    private bool OnMeasurement(UpstreamSource source, Measurement m)
+    private bool OnMeasurement(ITimeSource source, Measurement m)
     {
         lock (_lock)
         {
             Peer peer = _peers[source];
-            peer.PollSeconds = source.Schedule.PollSeconds;
-            if (peer.ReferenceId == 0 && source.NtpEndPoint is { } endPoint)
-            {
-                peer.ReferenceId = ReferenceId(endPoint.Address);
-            }
+            peer.PollSeconds = source.PollSeconds;
+            peer.ReferenceId = source.ReferenceId; // resolved names, and a GPS source that turns PPS
             // T1 and T4 were read from the system clock; the core measures the clock it steers.
             Sample sample = Sample.FromTimestamps(ToLocal(m.T1), m.T2, m.T3, ToLocal(m.T4), _precisionSeconds, m.Response);
             Apply(_core.OnSample(peer, sample, Now()));
@@ -237,9 +300,17 @@ public sealed class ClockService : BackgroundService
         {
             return;
         }
+        Peer? previous = _loggedSystemPeer;
         _loggedStatus = _core.Status;
         _loggedSystemPeer = system;
         ServerState s = update.State;
+        if (previous is not null && system is not null && previous != system)
+        {
+            // A reference clock lost (or regained) shows here: stratum 1 ↔ 2 and the new refid.
+            _logger.LogWarning("clock: system peer changed from {Previous} ({PreviousStatus}) to {Current}; now stratum {Stratum}",
+                previous.Name, previous.Status, system.Name, s.Stratum);
+            return;
+        }
         switch (_core.Status)
         {
             case ClockCoreStatus.Synchronised:
@@ -267,27 +338,17 @@ public sealed class ClockService : BackgroundService
     private ClockSnapshot BuildSnapshot()
     {
         var sources = new List<SourceSnapshot>(_peers.Count);
-        foreach ((UpstreamSource source, Peer peer) in _peers)
+        foreach ((ITimeSource source, Peer peer) in _peers)
         {
             Sample? best = peer.Filter.Best;
-            sources.Add(new SourceSnapshot(source.Name, source.State, peer.Status, source.Schedule.Reach, source.Schedule.PollSeconds,
-                best?.Offset, best?.Delay, peer.Filter.Jitter, best?.Stratum ?? 0, source.Requests, source.Answers, source.Invalid,
-                source.KissOfDeathReceived, source.NtsNaks, source.KeyExchanges));
+            sources.Add(new SourceSnapshot(source.Name, source.Kind, source.State, peer.Status, source.Reach, source.PollSeconds,
+                best?.Offset, best?.Delay, peer.Filter.Jitter, best?.Stratum ?? 0, source.Counters));
         }
         KalmanServo servo = _core.Servo;
-        return new ClockSnapshot(_core.Status, _core.OffsetAt(Now()), servo.Frequency, servo.FrequencyStdDev, servo.OffsetStdDev, sources);
-    }
-
-    /// <summary>RFC 5905 §7.3: an IPv4 server's refid is its address; an IPv6 server's, the first four octets of the address's MD5.</summary>
-    private static uint ReferenceId(IPAddress address)
-    {
-        if (address.AddressFamily == AddressFamily.InterNetwork || address.IsIPv4MappedToIPv6)
-        {
-            return BinaryPrimitives.ReadUInt32BigEndian(address.MapToIPv4().GetAddressBytes());
-        }
-#pragma warning disable CA5351 // MD5 is what RFC 5905 specifies for the IPv6 refid; not a security use
-        return BinaryPrimitives.ReadUInt32BigEndian(MD5.HashData(address.GetAddressBytes()));
-#pragma warning restore CA5351
+        long system = SystemClock.RealtimeNanoseconds();
+        long now = ToLocal(system);
+        return new ClockSnapshot(_core.Status, _core.OffsetAt(now), servo.Frequency, servo.FrequencyStdDev, servo.OffsetStdDev,
+            (now - system) / 1e9, sources);
     }
 
     private LeapSecondTable LoadLeapSeconds(string path)

@@ -6,11 +6,31 @@ namespace Appliance.Server.Configuration;
 /// <summary>The whole configuration, validated. Every key is documented in docs/configuration.md.</summary>
 public sealed record ApplianceConfig(NtpConfig Ntp, NtsKeConfig? NtsKe, ClockConfig Clock, IReadOnlyList<SourceConfig> Sources, MetricsConfig Metrics);
 
+/// <summary>A time source: one of the kinds below.</summary>
+public abstract record SourceConfig;
+
 /// <summary>An upstream NTP or NTS server to take time from.</summary>
 /// <param name="Port">The NTP port, or with <paramref name="Nts"/> the NTS-KE port.</param>
 /// <param name="TlsName">NTS: the name the certificate must carry, when not the host.</param>
 /// <param name="Trust">NTS: a PEM file of trust anchors instead of the system's.</param>
-public sealed record SourceConfig(string Host, int Port, bool Nts, string? TlsName, string? Trust, bool Iburst, int MinPoll, int MaxPoll);
+public sealed record NtpSourceConfig(string Host, int Port, bool Nts, string? TlsName, string? Trust, bool Iburst, int MinPoll, int MaxPoll) : SourceConfig;
+
+/// <summary>A gpsd to take GPS time and PPS edges from.</summary>
+/// <param name="Delay">The uncertainty window of serial time.</param>
+/// <param name="Offset">Added to serial time (the receiver's known lateness).</param>
+public sealed record GpsdSourceConfig(string Host, int Port, bool Pps, TimeSpan Delay, TimeSpan Offset, int MinSatellites) : SourceConfig;
+
+/// <summary>A kernel PPS device (RFC 2783).</summary>
+/// <param name="Lock">The source (as named in metrics) whose time of day numbers the pulses; null: the disciplined clock.</param>
+public sealed record PpsSourceConfig(string Device, bool ClearEdge, string? Lock, TimeSpan MaxDeviation) : SourceConfig;
+
+/// <summary>A PTP hardware clock.</summary>
+/// <param name="UtcOffset">PHC time minus UTC (37 s for a PHC on TAI).</param>
+public sealed record PhcSourceConfig(string Device, int Poll, TimeSpan UtcOffset) : SourceConfig;
+
+/// <summary>A PTP master reached over UDP/IPv4 on an interface (slave-only ordinary clock).</summary>
+/// <param name="DelayInterval">log2 seconds between Delay_Req messages.</param>
+public sealed record PtpSourceConfig(string Interface, byte Domain, int DelayInterval) : SourceConfig;
 
 /// <param name="Workers">Worker threads; 0 means one per core.</param>
 /// <param name="CpuAffinity">CPUs to pin workers to, or null for no pinning.</param>

@@ -427,7 +427,16 @@ public static class ConfigLoader
                     Error(item, "a source must name exactly one kind", "write - ntp: { address: \"ntp.example.net\" }");
                     continue;
                 }
-                if (kinds.TryGetValue("ntp", out YamlNode? ntpNode) && BindNtpSource(ntpNode) is { } source)
+                SourceConfig? source = kinds.Keys.Single() switch
+                {
+                    "ntp" => BindNtpSource(kinds["ntp"]),
+                    "gpsd" => BindGpsdSource(kinds["gpsd"]),
+                    "pps" => BindPpsSource(kinds["pps"]),
+                    "phc" => BindPhcSource(kinds["phc"]),
+                    "ptp" => BindPtpSource(kinds["ptp"]),
+                    _ => null,
+                };
+                if (source is not null)
                 {
                     sources.Add(source);
                 }
@@ -435,7 +444,101 @@ public static class ConfigLoader
             return sources;
         }
 
-        private SourceConfig? BindNtpSource(YamlNode node)
+        private string? Device(Dictionary<string, YamlNode> entry, YamlNode node, string path, string example, string missing)
+        {
+            if (!entry.TryGetValue("device", out YamlNode? d) || Scalar(d, $"{path}.device") is not { } device)
+            {
+                Error(node, $"{path} has no device", $"write {path[(path.LastIndexOf('.') + 1)..]}: {{ device: {example} }}");
+                return null;
+            }
+            if (!File.Exists(device))
+            {
+                Error(d, $"{path}.device: no device {device}", missing);
+                return null;
+            }
+            return device;
+        }
+
+        private PpsSourceConfig? BindPpsSource(YamlNode node)
+        {
+            const string path = "sources[].pps";
+            Dictionary<string, YamlNode> entry = node is YamlMappingNode ? Mapping(node, path) ?? [] : new() { ["device"] = node };
+            string? device = Device(entry, node, path, "/dev/pps0",
+                "check ls /dev/pps*: the kernel creates one per PPS client (pps-gpio, pps-ldisc on a serial port's DCD)");
+            bool clear = false;
+            if (entry.TryGetValue("edge", out YamlNode? e) && Scalar(e, $"{path}.edge") is { } edge)
+            {
+                clear = edge == "clear";
+                if (edge is not ("assert" or "clear"))
+                {
+                    Error(e, $"'{path}.edge' is '{edge}'", "use assert (the usual on-time edge) or clear");
+                }
+            }
+            string? lockTo = entry.TryGetValue("lock", out YamlNode? l) ? Scalar(l, $"{path}.lock") : null;
+            TimeSpan deviation = entry.TryGetValue("max-deviation", out YamlNode? m)
+                ? Duration(m, $"{path}.max-deviation", TimeSpan.FromMicroseconds(1), TimeSpan.FromMilliseconds(100), TimeSpan.FromMicroseconds(100))
+                : TimeSpan.FromMicroseconds(100);
+            return device is null ? null : new PpsSourceConfig(device, clear, lockTo, deviation);
+        }
+
+        private PhcSourceConfig? BindPhcSource(YamlNode node)
+        {
+            const string path = "sources[].phc";
+            Dictionary<string, YamlNode> entry = node is YamlMappingNode ? Mapping(node, path) ?? [] : new() { ["device"] = node };
+            string? device = Device(entry, node, path, "/dev/ptp0",
+                "check ls /sys/class/ptp: a NIC with a hardware clock (ethtool -T shows 'PTP Hardware Clock: N'), or ptp_kvm in a VM");
+            int poll = entry.TryGetValue("poll", out YamlNode? p) ? Integer(p, $"{path}.poll", -4, 6, 0) : 0;
+            TimeSpan utc = entry.TryGetValue("utc-offset", out YamlNode? u)
+                ? Duration(u, $"{path}.utc-offset", TimeSpan.Zero, TimeSpan.FromSeconds(100), TimeSpan.FromSeconds(37)) : TimeSpan.FromSeconds(37);
+            return device is null ? null : new PhcSourceConfig(device, poll, utc);
+        }
+
+        private PtpSourceConfig? BindPtpSource(YamlNode node)
+        {
+            const string path = "sources[].ptp";
+            Dictionary<string, YamlNode> entry = node is YamlMappingNode ? Mapping(node, path) ?? [] : new() { ["interface"] = node };
+            if (!entry.TryGetValue("interface", out YamlNode? i) || Scalar(i, $"{path}.interface") is not { } nic)
+            {
+                Error(node, "a ptp source has no interface", "write - ptp: { interface: eth0 } (the interface the grandmaster is reached on)");
+                return null;
+            }
+            byte domain = entry.TryGetValue("domain", out YamlNode? d) ? (byte)Integer(d, $"{path}.domain", 0, 255, 0) : (byte)0;
+            int interval = entry.TryGetValue("delay-interval", out YamlNode? v) ? Integer(v, $"{path}.delay-interval", -4, 6, 0) : 0;
+            return new PtpSourceConfig(nic, domain, interval);
+        }
+
+        private GpsdSourceConfig? BindGpsdSource(YamlNode node)
+        {
+            const string path = "sources[].gpsd";
+            Dictionary<string, YamlNode> entry = node is YamlMappingNode ? Mapping(node, path) ?? [] : new() { ["address"] = node };
+            string address = entry.TryGetValue("address", out YamlNode? a) ? Scalar(a, $"{path}.address") ?? "" : "127.0.0.1:2947";
+            if (!TryHostPort(address, 2947, out string host, out int port))
+            {
+                Error(a ?? node, $"gpsd address '{address}' is not host[:port]", "write gpsd's TCP address, e.g. 127.0.0.1:2947 (gpsd -S sets the port)");
+                return null;
+            }
+            bool pps = !entry.TryGetValue("pps", out YamlNode? p) || Boolean(p, $"{path}.pps");
+            TimeSpan delay = entry.TryGetValue("delay", out YamlNode? d)
+                ? Duration(d, $"{path}.delay", TimeSpan.Zero, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(200)) : TimeSpan.FromMilliseconds(200);
+            TimeSpan offset = TimeSpan.Zero;
+            if (entry.TryGetValue("offset", out YamlNode? o) && Scalar(o, $"{path}.offset") is { } text)
+            {
+                // A signed duration: the receiver's serial time can be late (positive) or, rarely, early.
+                bool negative = text.StartsWith('-');
+                if (DurationText.TryParse(negative ? text[1..] : text, out TimeSpan magnitude) && magnitude <= TimeSpan.FromSeconds(1))
+                {
+                    offset = negative ? -magnitude : magnitude;
+                }
+                else
+                {
+                    Error(o, $"'{path}.offset' is '{text}'", "write a duration up to 1s, optionally negative, e.g. 35ms or -5ms");
+                }
+            }
+            int satellites = entry.TryGetValue("min-satellites", out YamlNode? m) ? Integer(m, $"{path}.min-satellites", 0, 32, 4) : 4;
+            return new GpsdSourceConfig(host, port, pps, delay, offset, satellites);
+        }
+
+        private NtpSourceConfig? BindNtpSource(YamlNode node)
         {
             const string path = "sources[].ntp";
             Dictionary<string, YamlNode> entry = node is YamlMappingNode ? Mapping(node, path) ?? [] : new() { ["address"] = node };
@@ -469,7 +572,7 @@ public static class ConfigLoader
                 Error(node, $"source {address}: minpoll {minPoll} is above maxpoll {maxPoll}", "make minpoll ≤ maxpoll (log2 seconds: 6 = 64 s, 10 = 1024 s)");
                 return null;
             }
-            return new SourceConfig(host, port, nts, name, trust, iburst, minPoll, maxPoll);
+            return new NtpSourceConfig(host, port, nts, name, trust, iburst, minPoll, maxPoll);
         }
 
         private static bool TryHostPort(string text, int defaultPort, out string host, out int port)

@@ -15,7 +15,8 @@ public static class DurationText
                 && !(unit == "s" && (text.EndsWith("ms", StringComparison.Ordinal) || text.EndsWith("us", StringComparison.Ordinal) || text.EndsWith("µs", StringComparison.Ordinal)))
                 && double.TryParse(text[..^unit.Length], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double number))
             {
-                value = TimeSpan.FromSeconds(number * seconds);
+                // Whole ticks, rounded: 20us is 200 ticks, not the 199 a truncated 1.9999e-5 s would give.
+                value = TimeSpan.FromTicks((long)Math.Round(number * seconds * TimeSpan.TicksPerSecond));
                 return true;
             }
         }

@@ -14,7 +14,7 @@ namespace Appliance.Server.Metrics;
 /// </summary>
 internal sealed class ClockMetrics
 {
-    private static readonly UpstreamState[] s_states = Enum.GetValues<UpstreamState>();
+    private static readonly SourceState[] s_states = Enum.GetValues<SourceState>();
     private static readonly PeerStatus[] s_selections = Enum.GetValues<PeerStatus>();
     private static readonly ClockCoreStatus[] s_statuses = Enum.GetValues<ClockCoreStatus>();
 
@@ -38,6 +38,7 @@ internal sealed class ClockMetrics
     private readonly Gauge _frequency;
     private readonly Gauge _frequencyUncertainty;
     private readonly Gauge _offsetUncertainty;
+    private readonly Gauge _correction;
 
     public ClockMetrics(MetricFactory factory, ClockService clock)
     {
@@ -63,6 +64,8 @@ internal sealed class ClockMetrics
         _frequency = factory.CreateGauge("appliance_clock_frequency_ppm", "Estimated frequency error of the local oscillator, ppm.");
         _frequencyUncertainty = factory.CreateGauge("appliance_clock_frequency_uncertainty_ppm", "Standard deviation of the frequency estimate, ppm.");
         _offsetUncertainty = factory.CreateGauge("appliance_clock_offset_uncertainty_seconds", "Standard deviation of the offset estimate.");
+        _correction = factory.CreateGauge("appliance_clock_correction_seconds",
+            "Software mode: served time minus the untouched system clock (0 in kernel mode).");
     }
 
     public void Update()
@@ -76,10 +79,11 @@ internal sealed class ClockMetrics
         _frequency.Set(snapshot.Frequency * 1e6);
         _frequencyUncertainty.Set(snapshot.FrequencyStdDev * 1e6);
         _offsetUncertainty.Set(snapshot.OffsetStdDev);
+        _correction.Set(snapshot.Correction);
         foreach (SourceSnapshot source in snapshot.Sources)
         {
             string name = source.Name;
-            foreach (UpstreamState state in s_states)
+            foreach (SourceState state in s_states)
             {
                 _sourceState.WithLabels(name, Name(state)).Set(state == source.State ? 1 : 0);
             }
@@ -93,12 +97,13 @@ internal sealed class ClockMetrics
             _delay.WithLabels(name).Set(source.Delay ?? double.NaN);
             _jitter.WithLabels(name).Set(source.Jitter);
             _stratum.WithLabels(name).Set(source.Stratum);
-            _requests.WithLabels(name).IncTo(source.Requests);
-            _answers.WithLabels(name).IncTo(source.Answers);
-            _invalid.WithLabels(name).IncTo(source.Invalid);
-            _kod.WithLabels(name).IncTo(source.KissOfDeath);
-            _naks.WithLabels(name).IncTo(source.NtsNaks);
-            _keyExchanges.WithLabels(name).IncTo(source.KeyExchanges);
+            SourceCounters counters = source.Counters;
+            _requests.WithLabels(name).IncTo(counters.Requests);
+            _answers.WithLabels(name).IncTo(counters.Answers);
+            _invalid.WithLabels(name).IncTo(counters.Invalid);
+            _kod.WithLabels(name).IncTo(counters.KissOfDeath);
+            _naks.WithLabels(name).IncTo(counters.NtsNaks);
+            _keyExchanges.WithLabels(name).IncTo(counters.KeyExchanges);
         }
     }
 

@@ -1,0 +1,128 @@
+using Appliance.Server.Configuration;
+using Appliance.Server.Hosting;
+using Appliance.Sources;
+using Appliance.Testing;
+using Microsoft.Extensions.Logging;
+
+namespace Appliance.Server.Tests;
+
+/// <summary>
+/// A real gpsd (3.22) fed by a fake receiver over tcp:// (../shared/PEERS.md §3: under gpsfake's pty
+/// the same TPV/TOFF flow; tcp:// needs no gpsd-clients), the appliance in software mode with gpsd
+/// as its only source. gpsd cannot produce PPS here (no /dev/pps).
+/// </summary>
+public class GpsdTests
+{
+    private sealed class Gpsd : IAsyncDisposable
+    {
+        private PeerProcess? _process;
+
+        public Gpsd(int feederPort)
+        {
+            FeederPort = feederPort;
+            Port = Ports.FreeTcpPort();
+        }
+
+        public int FeederPort { get; }
+
+        public int Port { get; }
+
+        public async Task StartAsync()
+        {
+            // -N foreground, -n poll the device without waiting for a client, -S the client port.
+            _process = new PeerProcess("gpsd", ["-N", "-n", "-S", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                $"tcp://127.0.0.1:{FeederPort}"]);
+            DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            while (!await ListeningAsync())
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"gpsd did not listen on {Port}: {_process.Output}");
+                await Task.Delay(100);
+            }
+        }
+
+        private async Task<bool> ListeningAsync()
+        {
+            using var client = new System.Net.Sockets.TcpClient();
+            try
+            {
+                await client.ConnectAsync(System.Net.IPAddress.Loopback, Port);
+                return true;
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                return false;
+            }
+        }
+
+        public async Task StopAsync()
+        {
+            if (_process is not null)
+            {
+                await _process.DisposeAsync();
+                _process = null;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await StopAsync();
+            // gpsd leaves its NTP shared-memory segments behind (PEERS.md §3): remove the unattached ones.
+            for (int unit = 0; unit < 8; unit++)
+            {
+                await Run.CommandAsync("ipcrm", ["-M", $"0x{0x4e545030 + unit:x}"], TimeSpan.FromSeconds(5));
+            }
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, Func<string> what)
+    {
+        DateTime deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, what());
+            await Task.Delay(200);
+        }
+    }
+
+    [Fact]
+    public async Task ApplianceTakesTimeOfDayFromGpsd_AndSurvivesGpsdRestarting()
+    {
+        // The receiver says it is two seconds later than the host clock: the appliance must follow it.
+        await using var feeder = new NmeaFeeder(shiftSeconds: 2);
+        await using var gpsd = new Gpsd(feeder.Port);
+        await gpsd.StartAsync();
+        ConfigResult config = ConfigLoader.Parse($$"""
+            ntp: { listen: ["127.0.0.1:{{Ports.FreeUdpPort()}}"], workers: 1 }
+            clock: { mode: software }
+            sources:
+              - gpsd: { address: "127.0.0.1:{{gpsd.Port}}", delay: 20ms }
+            metrics: { listen: "127.0.0.1:0" }
+            """);
+        Assert.True(config.IsValid, string.Join("\n", config.Errors));
+        await using ApplianceServer server = await ApplianceServer.StartAsync(config.Config!, l => l.ClearProviders());
+        ITimeSource source = Assert.Single(server.Clock.Sources);
+        string Describe() => $"stratum {server.State.Current.Stratum}, source {server.Clock.Snapshot.Sources.Single()}";
+
+        await WaitUntilAsync(() => server.State.Current.Stratum == 1 && source.Counters.Answers >= 3, TimeSpan.FromSeconds(30), Describe);
+
+        Assert.Equal(ReferenceIds.Gps, server.State.Current.ReferenceId);
+        double correction = server.State.Current.Transform.OffsetNanoseconds / 1e9;
+        // +2 s, less the serial latency (NMEA arrives a little after its second), within serial jitter.
+        Assert.True(correction is > 1.95 and < 2.05, $"correction {correction} s, transform {server.State.Current.Transform}; {Describe()}");
+        MetricsScrape metrics = await MetricsScrape.FetchAsync($"http://{server.MetricsEndPoint}/metrics");
+        string label = $"source=\"127.0.0.1:{gpsd.Port}\"";
+        Assert.Equal(1, metrics[$"appliance_source_state{{{label},state=\"reachable\"}}"]);
+        Assert.Equal(1, metrics[$"appliance_source_selection{{{label},selection=\"system_peer\"}}"]);
+        Assert.Equal(1, metrics["appliance_stratum"]);
+
+        // gpsd goes away: the source says so, the appliance keeps serving (holdover)…
+        await gpsd.StopAsync();
+        await WaitUntilAsync(() => source.State == SourceState.Unreachable, TimeSpan.FromSeconds(15), Describe);
+        Assert.True(server.State.Current.IsSynchronised);
+        // …and comes back: samples flow again without a restart of the appliance.
+        long before = source.Counters.Answers;
+        await gpsd.StartAsync();
+        await WaitUntilAsync(() => source.State == SourceState.Reachable && source.Counters.Answers >= before + 3, TimeSpan.FromSeconds(40), Describe);
+        Assert.Equal(1, server.State.Current.Stratum);
+    }
+}
