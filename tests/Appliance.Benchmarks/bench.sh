@@ -82,11 +82,11 @@ $cmd_chrony > "$out/vs-chronyd.md"
 
 nts_args="--ntske 127.0.0.1:$p_ke --ntske-name ntp.test --ca $W/server.crt"
 echo "== appliance: NTS against plain NTP (ramp, alternating)"
-cmd_nts="$LT ramp 127.0.0.1:$p_app --vs 127.0.0.1:$p_app --nts --vs-protocol ntp $nts_args --from 100000 --step 20000 --to 900000 --step-duration 3s $gen --pid $pid_app --json $out/nts-vs-ntp.json"
+cmd_nts="$LT ramp 127.0.0.1:$p_app --vs 127.0.0.1:$p_app --nts --vs-protocol ntp $nts_args --from 150000 --step 10000 --to 900000 --step-duration 3s $gen --pid $pid_app --json $out/nts-vs-ntp.json"
 CMD_NTS=$cmd_nts
 $cmd_nts > "$out/nts-vs-ntp.md"
 echo "== appliance NTS vs chronyd NTS (ramp)"
-cmd_nts_chrony="$LT ramp 127.0.0.1:$p_app --vs 127.0.0.1:$p_chrony --nts $nts_args --vs-ntske 127.0.0.1:$p_chrony_ke --vs-ntske-name ntp.test --vs-ca $W/server.crt --from 50000 --factor 1.1 --to 900000 --step-duration 3s $gen --pid $pid_app --vs-pid $pid_chrony --json $out/nts-vs-chronyd.json"
+cmd_nts_chrony="$LT ramp 127.0.0.1:$p_app --vs 127.0.0.1:$p_chrony --nts $nts_args --vs-ntske 127.0.0.1:$p_chrony_ke --vs-ntske-name ntp.test --vs-ca $W/server.crt --from 50000 --factor 1.05 --to 900000 --step-duration 3s $gen --pid $pid_app --vs-pid $pid_chrony --json $out/nts-vs-chronyd.json"
 CMD_NTS_CHRONY=$cmd_nts_chrony
 $cmd_nts_chrony > "$out/nts-vs-chronyd.md"
 echo "== NTS-KE handshakes per second"
