@@ -4,6 +4,22 @@ using Appliance.Timestamping.Interop;
 
 namespace Appliance.Timestamping;
 
+/// <summary>Opening a device node, with errors that say what is missing.</summary>
+internal static class Device
+{
+    /// <summary>open(2) with O_CLOEXEC; <paramref name="missing"/> when the node does not exist (ENOENT), else <paramref name="failed"/> and the errno.</summary>
+    public static int Open(string path, int flags, string missing, string failed)
+    {
+        int fd = Libc.Open(path, flags | Libc.OCloExec);
+        if (fd < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw new IOException(errno == 2 ? missing : $"{failed}: errno {errno}");
+        }
+        return fd;
+    }
+}
+
 /// <summary>One PPS edge (RFC 2783): its sequence number and the system time the kernel stamped it with.</summary>
 public readonly record struct PpsEdge(uint Sequence, long SystemNanoseconds);
 
@@ -36,14 +52,9 @@ public sealed class KernelPpsDevice : IPpsDevice
 
     public static KernelPpsDevice Open(string path)
     {
-        int fd = Libc.Open(path, Libc.ORdWr | Libc.OCloExec);
-        if (fd < 0)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            throw new IOException(errno == 2
-                ? $"no PPS device {path}: the kernel has none (it needs a PPS client such as pps-gpio or pps-ldisc, CONFIG_PPS_CLIENT_*)"
-                : $"cannot open the PPS device {path}: errno {errno} (the appliance needs read-write access to it)");
-        }
+        int fd = Device.Open(path, Libc.ORdWr,
+            $"no PPS device {path}: the kernel has none (it needs a PPS client such as pps-gpio or pps-ldisc, CONFIG_PPS_CLIENT_*)",
+            $"cannot open the PPS device {path} (the appliance needs read-write access to it)");
         try
         {
             if (Libc.IoctlInt(fd, Libc.PpsGetCap, out int capabilities) < 0)
@@ -129,14 +140,9 @@ public sealed class KernelPhcDevice : IPhcDevice
 
     public static KernelPhcDevice Open(string path)
     {
-        int fd = Libc.Open(path, Libc.ORdOnly | Libc.OCloExec);
-        if (fd < 0)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            throw new IOException(errno == 2
-                ? $"no PTP hardware clock {path}: this machine has none (a NIC with a PHC, or ptp_kvm in a VM, provides one; see /sys/class/ptp)"
-                : $"cannot open the PTP hardware clock {path}: errno {errno}");
-        }
+        int fd = Device.Open(path, Libc.ORdOnly,
+            $"no PTP hardware clock {path}: this machine has none (a NIC with a PHC, or ptp_kvm in a VM, provides one; see /sys/class/ptp)",
+            $"cannot open the PTP hardware clock {path}");
         return new KernelPhcDevice(path, fd);
     }
 
