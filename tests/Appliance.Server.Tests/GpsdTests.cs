@@ -11,6 +11,7 @@ namespace Appliance.Server.Tests;
 /// the same TPV/TOFF flow; tcp:// needs no gpsd-clients), the appliance in software mode with gpsd
 /// as its only source. gpsd cannot produce PPS here (no /dev/pps).
 /// </summary>
+[Collection(RealPeers.Name)]
 public class GpsdTests
 {
     private sealed class Gpsd : IAsyncDisposable

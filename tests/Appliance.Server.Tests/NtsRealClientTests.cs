@@ -5,6 +5,7 @@ using Appliance.Testing;
 namespace Appliance.Server.Tests;
 
 /// <summary>Real NTS clients against the appliance: chronyd 4.3 (GnuTLS) and NTPsec's ntpd (OpenSSL).</summary>
+[Collection(RealPeers.Name)]
 public partial class NtsRealClientTests
 {
     /// <summary>A long-running chronyd NTS client (never touching the clock: -x) with its own control socket.</summary>

@@ -10,6 +10,7 @@ namespace Appliance.Server.Tests;
 /// CLOCK_REALTIME, so the grandmaster's time is the system clock, and the appliance's software-mode
 /// correction (served − system) is its error against the grandmaster.
 /// </summary>
+[Collection(RealPeers.Name)]
 public class PtpTests
 {
     [Fact]

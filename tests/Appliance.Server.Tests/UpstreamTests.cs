@@ -13,6 +13,7 @@ namespace Appliance.Server.Tests;
 /// The appliance as a stratum-2 server in software mode, its upstreams real chronyd servers
 /// (<c>local stratum 1</c>, -x) on loopback, checked from outside by a chronyd client.
 /// </summary>
+[Collection(RealPeers.Name)]
 public partial class UpstreamTests
 {
     private static async Task<ApplianceServer> StartAsync(string sources, string mode = "software", SimulatedKernel? kernel = null)
@@ -210,5 +211,38 @@ public partial class UpstreamTests
         await using TestNtpServer shifted = TestNtpServer.Shifted(0);
         var e = await Assert.ThrowsAsync<Appliance.Server.Ntp.StartupFailedException>(() => StartAsync(Source(shifted.EndPoint), "kernel", kernel));
         Assert.Contains("CAP_SYS_TIME", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AFailingSource_IsLoggedAndRestarted_WhileTheServerKeepsServing()
+    {
+        var logs = new CapturedLogs();
+        ConfigResult config = ConfigLoader.Parse($$"""
+            ntp: { listen: ["127.0.0.1:{{Ports.FreeUdpPort()}}"], workers: 1 }
+            clock: { mode: software, local: { stratum: 10 } }
+            sources:
+              - ptp: { interface: appliance-no-such-nic }
+            metrics: { listen: off }
+            """);
+        Assert.True(config.IsValid, string.Join("\n", config.Errors));
+        await using ApplianceServer server = await ApplianceServer.StartAsync(config.Config!, l =>
+        {
+            l.ClearProviders();
+            l.AddProvider(logs);
+        });
+
+        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!logs.Lines.Any(l => l.Contains("failed", StringComparison.Ordinal)))
+        {
+            Assert.True(DateTime.UtcNow < deadline, string.Join("\n", logs.Lines));
+            await Task.Delay(100);
+        }
+        string failure = logs.Lines.First(l => l.Contains("failed", StringComparison.Ordinal));
+        Assert.Contains("appliance-no-such-nic", failure, StringComparison.Ordinal);
+        Assert.Contains("restarting it in 10 s", failure, StringComparison.Ordinal);
+        // The clock service lives on: the local reference is served.
+        byte[]? answer = await NtpQuery.ExchangeAsync(server.NtpEndPoints[0], NtpQuery.ClientRequest(0x42), TimeSpan.FromSeconds(2));
+        Assert.NotNull(answer);
+        Assert.Equal(10, Appliance.Protocol.NtpHeader.Read(answer).Stratum);
     }
 }

@@ -210,7 +210,7 @@ public sealed class ClockService : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var running = _peers.Keys.Select(s => s.RunAsync(OnMeasurement, stoppingToken)).ToList();
+        var running = _peers.Keys.Select(s => SuperviseAsync(s, stoppingToken)).ToList();
         using var timer = new PeriodicTimer(s_tick);
         try
         {
@@ -229,6 +229,40 @@ public sealed class ClockService : BackgroundService
         foreach (ITimeSource source in _peers.Keys)
         {
             source.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Runs one source; a driver that fails (a vanished interface, a bug) is logged and restarted
+    /// after ten seconds, never taking the clock or the other sources with it.
+    /// </summary>
+    private async Task SuperviseAsync(ITimeSource source, CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await source.RunAsync(OnMeasurement, stoppingToken).ConfigureAwait(false);
+                return; // it stopped by itself (a KoD DENY) or was cancelled
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+#pragma warning disable CA1031 // a driver's failure of any kind must not end the clock service
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                _logger.LogError(e, "source {Source} failed: {Error}; restarting it in 10 s", source.Name, e.Message);
+            }
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(10), stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
         }
     }
 
