@@ -203,7 +203,9 @@ public sealed class ClockService : BackgroundService
         }
         _logger.LogInformation("clock: {Mode}, {Count} source(s){Local}{Leap}",
             Mode == ClockMode.Software ? "software mode (the system clock is never touched)" : "kernel mode (steering CLOCK_REALTIME)",
-            _peers.Count, _core.Status == ClockCoreStatus.Local ? $", serving the host clock at stratum {_core.State.Stratum} while no source is usable" : "",
+            _peers.Count, _core.Status != ClockCoreStatus.Local ? ""
+                : _peers.Count == 0 ? $", serving the host clock as a local reference at stratum {_core.State.Stratum}"
+                : $", serving the host clock at stratum {_core.State.Stratum} until a source is usable",
             LeapSeconds is null ? "" : $", leap seconds from the table (TAI−UTC {LeapSeconds.TaiOffset(SystemClock.RealtimeNanoseconds() / 1_000_000_000)} s)");
         return base.StartAsync(cancellationToken);
     }
