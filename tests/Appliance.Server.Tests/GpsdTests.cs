@@ -33,12 +33,8 @@ public class GpsdTests
             // -N foreground, -n poll the device without waiting for a client, -S the client port.
             _process = new PeerProcess("gpsd", ["-N", "-n", "-S", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 $"tcp://127.0.0.1:{FeederPort}"]);
-            DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-            while (!await ListeningAsync())
-            {
-                Assert.True(DateTime.UtcNow < deadline, $"gpsd did not listen on {Port}: {_process.Output}");
-                await Task.Delay(100);
-            }
+            PeerProcess process = _process;
+            await Eventually.TrueAsync(ListeningAsync, TimeSpan.FromSeconds(10), () => $"gpsd did not listen on {Port}: {process.Output}");
         }
 
         private async Task<bool> ListeningAsync()
@@ -75,16 +71,6 @@ public class GpsdTests
         }
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, Func<string> what)
-    {
-        DateTime deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, what());
-            await Task.Delay(200);
-        }
-    }
-
     [Fact]
     public async Task ApplianceTakesTimeOfDayFromGpsd_AndSurvivesGpsdRestarting()
     {
@@ -104,7 +90,7 @@ public class GpsdTests
         ITimeSource source = Assert.Single(server.Clock.Sources);
         string Describe() => $"stratum {server.State.Current.Stratum}, source {server.Clock.Snapshot.Sources.Single()}";
 
-        await WaitUntilAsync(() => server.State.Current.Stratum == 1 && source.Counters.Answers >= 3, TimeSpan.FromSeconds(30), Describe);
+        await Eventually.TrueAsync(() => server.State.Current.Stratum == 1 && source.Counters.Answers >= 3, TimeSpan.FromSeconds(30), Describe);
 
         Assert.Equal(ReferenceIds.Gps, server.State.Current.ReferenceId);
         double correction = server.State.Current.Transform.OffsetNanoseconds / 1e9;
@@ -118,12 +104,12 @@ public class GpsdTests
 
         // gpsd goes away: the source says so, the appliance keeps serving (holdover)…
         await gpsd.StopAsync();
-        await WaitUntilAsync(() => source.State == SourceState.Unreachable, TimeSpan.FromSeconds(15), Describe);
+        await Eventually.TrueAsync(() => source.State == SourceState.Unreachable, TimeSpan.FromSeconds(15), Describe);
         Assert.True(server.State.Current.IsSynchronised);
         // …and comes back: samples flow again without a restart of the appliance.
         long before = source.Counters.Answers;
         await gpsd.StartAsync();
-        await WaitUntilAsync(() => source.State == SourceState.Reachable && source.Counters.Answers >= before + 3, TimeSpan.FromSeconds(40), Describe);
+        await Eventually.TrueAsync(() => source.State == SourceState.Reachable && source.Counters.Answers >= before + 3, TimeSpan.FromSeconds(40), Describe);
         Assert.Equal(1, server.State.Current.Stratum);
     }
 }

@@ -55,14 +55,12 @@ public class PtpTests
         }
 
         string source = $"source=\"ptp:{slave.Interface}/0\"";
-        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        MetricsScrape metrics = await ScrapeAsync();
-        while (metrics[$"appliance_source_answers_total{{{source}}}"] < 8 || metrics["appliance_stratum"] != 1)
+        MetricsScrape metrics = MetricsScrape.Parse("");
+        await Eventually.TrueAsync(async () =>
         {
-            Assert.True(DateTime.UtcNow < deadline, $"no lock: {appliance.Output}\n{ptp4l.Output}");
-            await Task.Delay(500);
             metrics = await ScrapeAsync();
-        }
+            return metrics[$"appliance_source_answers_total{{{source}}}"] >= 8 && metrics["appliance_stratum"] == 1;
+        }, TimeSpan.FromSeconds(30), () => $"no lock: {appliance.Output}\n{ptp4l.Output}");
         Assert.Equal(1, metrics[$"appliance_source_selection{{{source},selection=\"system_peer\"}}"]);
         Assert.Equal(1, metrics[$"appliance_source_state{{{source},state=\"reachable\"}}"]);
         Assert.Equal(0, metrics[$"appliance_source_invalid_total{{{source}}}"]); // every Delay_Req got a kernel transmit timestamp

@@ -34,17 +34,9 @@ public partial class UpstreamTests
         $"  - ntp: {{ address: \"{endPoint}\", minpoll: 0, maxpoll: 1 }}\n";
 
     /// <summary>Waits until the appliance serves <paramref name="stratum"/> and every source has answered at least <paramref name="answers"/> times.</summary>
-    private static async Task WaitForAsync(ApplianceServer server, int stratum, int answers, TimeSpan timeout)
-    {
-        DateTime deadline = DateTime.UtcNow + timeout;
-        while (server.State.Current.Stratum != stratum || server.Clock.Sources.Any(s => s.Counters.Answers < answers))
-        {
-            Assert.True(DateTime.UtcNow < deadline,
-                $"stratum {server.State.Current.Stratum} after {timeout.TotalSeconds} s; sources: "
-                + string.Join("; ", server.Clock.Snapshot.Sources));
-            await Task.Delay(200);
-        }
-    }
+    private static Task WaitForAsync(ApplianceServer server, int stratum, int answers, TimeSpan timeout) =>
+        Eventually.TrueAsync(() => server.State.Current.Stratum == stratum && server.Clock.Sources.All(s => s.Counters.Answers >= answers),
+            timeout, () => $"stratum {server.State.Current.Stratum}; sources: " + string.Join("; ", server.Clock.Snapshot.Sources));
 
     [GeneratedRegex(@"System clock wrong by (-?[0-9.]+) seconds")]
     private static partial Regex ChronyOffset();
@@ -231,12 +223,8 @@ public partial class UpstreamTests
             l.AddProvider(logs);
         });
 
-        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!logs.Lines.Any(l => l.Contains("failed", StringComparison.Ordinal)))
-        {
-            Assert.True(DateTime.UtcNow < deadline, string.Join("\n", logs.Lines));
-            await Task.Delay(100);
-        }
+        await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("failed", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(10), () => string.Join("\n", logs.Lines));
         string failure = logs.Lines.First(l => l.Contains("failed", StringComparison.Ordinal));
         Assert.Contains("appliance-no-such-nic", failure, StringComparison.Ordinal);
         Assert.Contains("restarting it in 10 s", failure, StringComparison.Ordinal);
