@@ -177,4 +177,98 @@ public class AesSivTests
         }
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
+
+    /// <summary>One random AES-SIV operation: key (256 or 512 bits), associated data, nonce, plaintext, and whether to tamper with it.</summary>
+    private static readonly Gen<(byte[] Key, byte[] Ad, byte[] Nonce, byte[] Plaintext, bool Tamper)> SivCase =
+        Gen.Select(Gen.OneOf(Gen.Byte.Array[32], Gen.Byte.Array[64]), Gen.Byte.Array[0, 300], Gen.Byte.Array[0, 40], Gen.Byte.Array[0, 300], Gen.Int[0, 3])
+            .Select((key, ad, nonce, plaintext, t) => (key, ad, nonce, plaintext, t == 0));
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Lanes_SealAndOpen_EqualTheSingleCipher_ForMixedKeysAndLengths(bool hardware) =>
+        Gen.Select(SivCase.Array[1, 4], Gen.Bool).Sample((cases, shareKey) =>
+        {
+            if (shareKey)
+            {
+                // The common server case: several lanes under one (cookie) key.
+                for (int i = 1; i < cases.Length; i++)
+                {
+                    cases[i].Key = cases[0].Key;
+                }
+            }
+            var lanes = new AesSivLanes(hardware);
+            byte[][] sealedByLanes = [.. cases.Select(c => new byte[16 + c.Plaintext.Length])];
+            var batch = new SivBatch();
+            for (int i = 0; i < cases.Length; i++)
+            {
+                batch.Add(cases[i].Key, cases[i].Ad, cases[i].Nonce, cases[i].Plaintext, sealedByLanes[i]);
+            }
+            lanes.Seal(ref batch);
+            for (int i = 0; i < cases.Length; i++)
+            {
+                var expected = new byte[16 + cases[i].Plaintext.Length];
+                new AesSiv(cases[i].Key).Encrypt(cases[i].Ad, cases[i].Nonce, cases[i].Plaintext, expected);
+                Assert.Equal(expected, sealedByLanes[i]);
+                if (cases[i].Tamper)
+                {
+                    sealedByLanes[i][sealedByLanes[i].Length / 2] ^= 0x01;
+                }
+            }
+            byte[][] opened = [.. cases.Select(c => Enumerable.Repeat((byte)0xEE, c.Plaintext.Length).ToArray())];
+            batch.Clear();
+            for (int i = 0; i < cases.Length; i++)
+            {
+                batch.Add(cases[i].Key, cases[i].Ad, cases[i].Nonce, sealedByLanes[i], opened[i]);
+            }
+            lanes.Open(ref batch);
+            for (int i = 0; i < cases.Length; i++)
+            {
+                Assert.Equal(!cases[i].Tamper, batch[i].Authentic);
+                Assert.Equal(cases[i].Tamper ? new byte[cases[i].Plaintext.Length] : cases[i].Plaintext, opened[i]);
+            }
+        }, iter: 1500);
+
+    [Fact]
+    public void Lanes_SealInPlace_PutsTheSivBeforeTheCiphertext()
+    {
+        var lanes = new AesSivLanes();
+        byte[] key = [.. Enumerable.Range(0, 32).Select(i => (byte)i)];
+        byte[] ad = [1, 2, 3], nonce = new byte[16], plaintext = [.. Enumerable.Range(0, 108).Select(i => (byte)(i * 7))];
+        var buffer = new byte[16 + plaintext.Length];
+        plaintext.CopyTo(buffer, 16);
+        var batch = new SivBatch();
+        batch.Add(key, ad, nonce, buffer.AsSpan(16), buffer);
+        lanes.Seal(ref batch);
+        var expected = new byte[buffer.Length];
+        new AesSiv(key).Encrypt(ad, nonce, plaintext, expected);
+        Assert.Equal(expected, buffer);
+    }
+
+    [Fact]
+    public void Lanes_AllocateNothing_AndOpenRejectsAShortInput()
+    {
+        var lanes = new AesSivLanes();
+        byte[] key = new byte[32], ad = new byte[192], nonce = new byte[16], plaintext = new byte[108], output = new byte[124], opened = new byte[108];
+        var batch = new SivBatch();
+        batch.Add(key, ad, nonce, output.AsSpan(0, 8), opened);
+        lanes.Open(ref batch);
+        Assert.False(batch[0].Authentic);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            key[0] = (byte)i;
+            batch.Clear();
+            for (int lane = 0; lane < AesSivLanes.Width; lane++)
+            {
+                batch.Add(key, ad, nonce, plaintext, output);
+            }
+            lanes.Seal(ref batch);
+            batch.Clear();
+            batch.Add(key, ad, nonce, output, opened);
+            lanes.Open(ref batch);
+            Assert.True(batch[0].Authentic);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
 }

@@ -53,6 +53,14 @@ public sealed class AesSiv
 
     public bool IsHardwareAccelerated => _mac.IsHardwareAccelerated;
 
+    internal AesEncryptor MacCipher => _mac;
+
+    internal AesEncryptor CtrCipher => _ctr;
+
+    internal Vector128<byte> K1 => _k1;
+
+    internal Vector128<byte> CmacZero => _cmacZero;
+
     /// <summary>Re-keys in place: 32 bytes (AES-SIV-CMAC-256) or 64 (AES-SIV-CMAC-512).</summary>
     public void SetKey(ReadOnlySpan<byte> key)
     {
@@ -141,9 +149,9 @@ public sealed class AesSiv
     /// </summary>
     private Vector128<byte> S2V(ReadOnlySpan<byte> a, ReadOnlySpan<byte> n, ReadOnlySpan<byte> p)
     {
-        int la = a.IsEmpty ? 1 : (a.Length + 15) / 16;
-        int ln = n.IsEmpty ? 1 : (n.Length + 15) / 16;
-        int lp = p.Length >= 16 ? (p.Length - 16) / 16 : 0; // P's blocks before its last 16 bytes
+        int la = Blocks(a);
+        int ln = Blocks(n);
+        int lp = PrefixBlocks(p);
         Vector128<byte> xa = Vector128<byte>.Zero, xn = Vector128<byte>.Zero, xp = Vector128<byte>.Zero;
         int ia = 0, ip = 0;
         while (ia < la - 1 && ip < lp)
@@ -171,23 +179,66 @@ public sealed class AesSiv
             _mac.Encrypt2(ref fa, ref fn);
         }
         xp = _mac.Chain(p[(ip * 16)..], lp - ip, xp);
-        Vector128<byte> d = Dbl(Dbl(_cmacZero) ^ fa) ^ fn;
+        return Finish(p, Dbl(Dbl(_cmacZero) ^ fa) ^ fn, xp);
+    }
+
+    /// <summary>
+    /// V = CMAC(T) for S2V's last string P (RFC 5297 §2.4), given D and the chain value after P's
+    /// first <see cref="PrefixBlocks"/> blocks.
+    /// </summary>
+    private Vector128<byte> Finish(ReadOnlySpan<byte> p, Vector128<byte> d, Vector128<byte> x)
+    {
+        if (FinalBlocks(p, d, out Vector128<byte> first, out Vector128<byte> last) == 2)
+        {
+            x = _mac.Encrypt(x ^ first);
+        }
+        return _mac.Encrypt(x ^ last);
+    }
+
+    /// <summary>CMAC blocks of a string: the empty string is one (padded) block (RFC 4493 §2.4).</summary>
+    internal static int Blocks(ReadOnlySpan<byte> s) => s.IsEmpty ? 1 : (s.Length + 15) / 16;
+
+    /// <summary>P's blocks that run through the CMAC chain before the last 16 bytes that "xorend" touches.</summary>
+    internal static int PrefixBlocks(ReadOnlySpan<byte> p) => p.Length >= 16 ? (p.Length - 16) / 16 : 0;
+
+    /// <summary>
+    /// The last one or two CMAC input blocks of T (RFC 5297 §2.4), K1 or K2 already applied to the last
+    /// (RFC 4493 §2.4): T = P xorend D when P has 16 bytes or more (after its prefix blocks), else
+    /// T = dbl(D) xor pad(P), one block. Returns how many; with two, the first runs through the chain
+    /// before the last. Shared by the single and the four-lane S2V.
+    /// </summary>
+    internal int FinalBlocks(ReadOnlySpan<byte> p, Vector128<byte> d, out Vector128<byte> first, out Vector128<byte> last)
+    {
+        Span<byte> tail = stackalloc byte[32];
+        tail.Clear();
+        first = default;
         if (p.Length < 16)
         {
-            Span<byte> padded = stackalloc byte[16];
-            padded.Clear();
-            p.CopyTo(padded);
-            padded[p.Length] = 0x80;
-            // T is one complete block: its CMAC uses K1 (RFC 4493 §2.4).
-            return _mac.Encrypt(Dbl(d) ^ Vector128.Create((ReadOnlySpan<byte>)padded) ^ _k1);
+            p.CopyTo(tail);
+            tail[p.Length] = 0x80;
+            // T is one complete block: its CMAC uses K1.
+            last = Dbl(d) ^ Vector128.Create((ReadOnlySpan<byte>)tail[..16]) ^ _k1;
+            return 1;
         }
-        // Finish CMAC(P xorend D) from where the prefix chain stopped.
-        return CmacXorEndFrom(p, d, lp, xp);
+        int offset = PrefixBlocks(p) * 16;
+        int length = p.Length - offset; // 16..31
+        p[offset..].CopyTo(tail);
+        ref byte at = ref tail[length - 16];
+        (Vector128.LoadUnsafe(ref at) ^ d).StoreUnsafe(ref at);
+        if (length == 16)
+        {
+            last = Load(tail, 0) ^ _k1;
+            return 1;
+        }
+        tail[length] = 0x80;
+        first = Load(tail, 0);
+        last = Load(tail, 16) ^ _k2;
+        return 2;
     }
 
     /// <summary>The last CMAC block of a message of <paramref name="blocks"/> blocks: ⊕ K1 if complete, else padded (10*) ⊕ K2.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private Vector128<byte> LastBlock(ReadOnlySpan<byte> message, int blocks)
+    internal Vector128<byte> LastBlock(ReadOnlySpan<byte> message, int blocks)
     {
         int offset = (blocks - 1) * 16;
         int length = message.Length - offset;
@@ -203,89 +254,27 @@ public sealed class AesSiv
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<byte> Load(ReadOnlySpan<byte> data, int offset) =>
+    internal static Vector128<byte> Load(ReadOnlySpan<byte> data, int offset) =>
         Vector128.LoadUnsafe(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(data.Slice(offset, 16)));
 
     /// <summary>D = dbl(D) xor CMAC(K, S) for one component before the last (RFC 5297 §2.4).</summary>
     private Vector128<byte> S2VComponents(Vector128<byte> d, ReadOnlySpan<byte> component) => Dbl(d) ^ Cmac(component);
 
-    /// <summary>The last component: T = Sn xorend D, or dbl(D) xor pad(Sn) when Sn is short; V = CMAC(K, T).</summary>
-    private Vector128<byte> S2VFinal(Vector128<byte> d, ReadOnlySpan<byte> last)
-    {
-        if (last.Length >= 16)
-        {
-            return CmacXorEnd(last, d);
-        }
-        Span<byte> padded = stackalloc byte[16];
-        padded.Clear();
-        last.CopyTo(padded);
-        padded[last.Length] = 0x80;
-        // T is one complete block: its CMAC uses K1 (RFC 4493 §2.4).
-        return _mac.Encrypt(Dbl(d) ^ Vector128.Create((ReadOnlySpan<byte>)padded) ^ _k1);
-    }
+    /// <summary>The last component: V = CMAC(T), T = Sn xorend D, or dbl(D) xor pad(Sn) when Sn is short.</summary>
+    private Vector128<byte> S2VFinal(Vector128<byte> d, ReadOnlySpan<byte> last) =>
+        Finish(last, d, _mac.Chain(last, PrefixBlocks(last), Vector128<byte>.Zero));
 
     /// <summary>AES-CMAC (RFC 4493) of <paramref name="message"/>.</summary>
-    internal Vector128<byte> Cmac(ReadOnlySpan<byte> message) => CmacXorEnd(message, Vector128<byte>.Zero);
-
-    /// <summary>
-    /// CMAC of the message with <paramref name="xorEnd"/> xored into its last 16 bytes ("xorend",
-    /// RFC 5297 §2.1; the caller guarantees ≥ 16 bytes when xorEnd is not zero).
-    /// </summary>
-    private Vector128<byte> CmacXorEnd(ReadOnlySpan<byte> message, Vector128<byte> xorEnd) =>
-        CmacXorEndFrom(message, xorEnd, 0, Vector128<byte>.Zero);
-
-    /// <summary>As <see cref="CmacXorEnd"/>, resuming at block <paramref name="startBlock"/> with chain value <paramref name="x"/>.</summary>
-    private Vector128<byte> CmacXorEndFrom(ReadOnlySpan<byte> message, Vector128<byte> xorEnd, int startBlock, Vector128<byte> x)
+    internal Vector128<byte> Cmac(ReadOnlySpan<byte> message)
     {
-        int n = message.Length;
-        if (n == 0)
-        {
-            // CMAC of the empty string: one padded block with K2 (xorEnd is zero here by contract).
-            Span<byte> empty = stackalloc byte[16];
-            empty.Clear();
-            empty[0] = 0x80;
-            return _mac.Encrypt(x ^ Vector128.Create((ReadOnlySpan<byte>)empty) ^ _k2);
-        }
-        int blocks = (n + 15) / 16;
-        bool xor = xorEnd != Vector128<byte>.Zero; // only then n ≥ 16
-        // Blocks wholly before the xorend region run straight through the chain.
-        int tailStart = xor ? Math.Min((n - 16) / 16, blocks - 1) : blocks - 1;
-        if (tailStart > startBlock)
-        {
-            x = _mac.Chain(message[(startBlock * 16)..], tailStart - startBlock, x);
-            startBlock = tailStart;
-        }
-        // The last one or two blocks: copy them out, xor D over the last 16 bytes with one vector
-        // operation, pad the final block.
-        Span<byte> tail = stackalloc byte[48];
-        tail.Clear();
-        int offset = startBlock * 16;
-        int length = n - offset; // 1..32
-        message[offset..].CopyTo(tail);
-        if (xor)
-        {
-            ref byte at = ref tail[length - 16];
-            (Vector128.LoadUnsafe(ref at) ^ xorEnd).StoreUnsafe(ref at);
-        }
-        bool lastComplete = length % 16 == 0;
-        int last = lastComplete ? (length / 16) - 1 : length / 16;
-        if (!lastComplete)
-        {
-            tail[length] = 0x80;
-        }
-        for (int b = 0; b < last; b++)
-        {
-            x = _mac.Encrypt(x ^ Vector128.Create((ReadOnlySpan<byte>)tail.Slice(b * 16, 16)));
-        }
-        return _mac.Encrypt(x ^ Vector128.Create((ReadOnlySpan<byte>)tail.Slice(last * 16, 16)) ^ (lastComplete ? _k1 : _k2));
+        int blocks = Blocks(message);
+        return _mac.Encrypt(_mac.Chain(message, blocks - 1, Vector128<byte>.Zero) ^ LastBlock(message, blocks));
     }
 
     /// <summary>CTR with Q = V with bits 31 and 63 cleared (RFC 5297 §2.5), 128-bit big-endian counter. In place is fine.</summary>
     private void Ctr(Vector128<byte> v, ReadOnlySpan<byte> input, Span<byte> output)
     {
-        Vector128<ulong> lanes = v.AsUInt64();
-        ulong hi = BinaryPrimitives.ReverseEndianness(lanes.GetElement(0));
-        ulong lo = BinaryPrimitives.ReverseEndianness(lanes.GetElement(1)) & 0xFFFF_FFFF_7FFF_FFFFUL & ~(1UL << 63);
+        (ulong hi, ulong lo) = CounterStart(v);
         int offset = 0;
         // Four independent blocks at a time keep the AES unit's pipeline full.
         for (; offset + 64 <= input.Length; offset += 64)
@@ -322,9 +311,18 @@ public sealed class AesSiv
         }
     }
 
+    /// <summary>Q = V with bits 31 and 63 cleared (RFC 5297 §2.5), as two big-endian halves.</summary>
+    internal static (ulong Hi, ulong Lo) CounterStart(Vector128<byte> v)
+    {
+        Vector128<ulong> lanes = v.AsUInt64();
+        ulong hi = BinaryPrimitives.ReverseEndianness(lanes.GetElement(0));
+        ulong lo = BinaryPrimitives.ReverseEndianness(lanes.GetElement(1)) & 0xFFFF_FFFF_7FFF_FFFFUL & ~(1UL << 63);
+        return (hi, lo);
+    }
+
     /// <summary>The counter block (hi ‖ lo) + <paramref name="add"/>, big-endian.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<byte> Counter(ulong hi, ulong lo, ulong add)
+    internal static Vector128<byte> Counter(ulong hi, ulong lo, ulong add)
     {
         ulong l = lo + add;
         ulong h = l < lo ? hi + 1 : hi;
@@ -344,7 +342,7 @@ public sealed class AesSiv
 
     /// <summary>Doubling in GF(2^128) (RFC 5297 §2.3): shift left one bit, xor 0x87 on carry. Big-endian bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<byte> Dbl(Vector128<byte> value)
+    internal static Vector128<byte> Dbl(Vector128<byte> value)
     {
         Vector128<ulong> lanes = value.AsUInt64();
         ulong hi = BinaryPrimitives.ReverseEndianness(lanes.GetElement(0));
