@@ -13,27 +13,25 @@ internal enum SlotKind : byte
 
     /// <summary>An NTS response: its own transmit timestamp, then sealing.</summary>
     Nts,
+
+    /// <summary>An NTS request accepted, waiting for its group's cookies and authenticator (<see cref="NtsPacketHandler.Answer"/>).</summary>
+    NtsPending,
 }
 
 /// <summary>Per-worker, per-slot state between answering a batch and sending it. Allocated once.</summary>
 internal sealed class BatchScratch
 {
-    private const int KeyRoom = 64;
-    private readonly byte[] _s2c;
-
     public BatchScratch(int capacity, NtsPacketHandler? nts)
     {
+        if (nts is not null && nts.Capacity < capacity)
+        {
+            throw new ArgumentException($"the NTS handler holds {nts.Capacity} requests, the batch {capacity}", nameof(nts));
+        }
         Kind = new SlotKind[capacity];
-        Jobs = new NtsSealJob[capacity];
-        _s2c = new byte[capacity * KeyRoom];
         Nts = nts;
     }
 
     public SlotKind[] Kind { get; }
 
-    public NtsSealJob[] Jobs { get; }
-
     public NtsPacketHandler? Nts { get; }
-
-    public Span<byte> S2cKey(int slot) => _s2c.AsSpan(slot * KeyRoom, KeyRoom);
 }

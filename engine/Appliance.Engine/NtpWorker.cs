@@ -34,7 +34,7 @@ public sealed class NtpWorker : IDisposable
         _sockets = [.. sockets];
         _state = state;
         _batch = new PacketBatch(options.BatchSize);
-        NtsPacketHandler? nts = options.NtsKeys is { } keys ? new NtsPacketHandler(keys, new CsprngBuffer()) : null;
+        NtsPacketHandler? nts = options.NtsKeys is { } keys ? new NtsPacketHandler(keys, new CsprngBuffer(), options.BatchSize) : null;
         _scratch = new BatchScratch(options.BatchSize, nts);
         _requireNts = Enumerable.Range(0, _sockets.Length).Select(options.RequireNts.Contains).ToArray();
         _poller = _sockets.Length > 1 ? new Poller(_sockets) : null;
@@ -161,6 +161,7 @@ public sealed class NtpWorker : IDisposable
         int count = batch.Count;
         counters.CountReceived(count);
         long fallback = 0;
+        int pending = 0;
         for (int i = 0; i < count; i++)
         {
             scratch.Kind[i] = SlotKind.None;
@@ -179,35 +180,84 @@ public sealed class NtpWorker : IDisposable
             }
             var context = new RequestContext(batch.Source(i), rx, NtpTimestamp.FromUnixNanoseconds(state.Transform.Apply(rx)));
             Outcome outcome = NtpResponder.Respond(batch.Payload(i), batch.Length(i), context, state, ref policy,
-                scratch.Nts, requireNts, scratch.S2cKey(i), out scratch.Jobs[i], out int length);
+                scratch.Nts, i, requireNts, out int length);
+            if (outcome.Action == ResponseAction.Deferred)
+            {
+                scratch.Kind[i] = SlotKind.NtsPending;
+                pending++;
+                continue;
+            }
             counters.Count(outcome);
             batch.SetResponse(i, length);
             if (outcome.Action == ResponseAction.Respond)
             {
-                scratch.Kind[i] = outcome.Nts ? SlotKind.Nts : SlotKind.Plain;
+                scratch.Kind[i] = SlotKind.Plain;
+            }
+        }
+        if (pending > 0)
+        {
+            AnswerNts(batch, state, counters, scratch);
+        }
+    }
+
+    /// <summary>The accepted NTS requests, four at a time so their AES-SIV work runs side by side.</summary>
+    private static void AnswerNts(PacketBatch batch, ServerState state, WorkerCounters counters, BatchScratch scratch)
+    {
+        NtsPacketHandler nts = scratch.Nts!;
+        var group = default(NtsGroup);
+        for (int next = NextGroup(batch, scratch, SlotKind.NtsPending, 0, ref group); group.Count > 0;
+             next = NextGroup(batch, scratch, SlotKind.NtsPending, next, ref group))
+        {
+            nts.Answer(ref group, state);
+            for (int m = 0; m < group.Count; m++)
+            {
+                int slot = group.Slot(m);
+                (Outcome outcome, int length) = nts.Result(slot);
+                counters.Count(outcome);
+                batch.SetResponse(slot, length);
+                scratch.Kind[slot] = outcome.Action == ResponseAction.Respond ? SlotKind.Nts : SlotKind.None;
             }
         }
     }
 
     /// <summary>
-    /// Transmit timestamps as late as possible: each NTS response reads the clock just before it is
-    /// sealed (the timestamp is inside what the authenticator covers), then one reading, taken after
-    /// all sealing and just before the send, goes into every plain time response. KoDs get none.
+    /// Transmit timestamps as late as possible: NTS responses are stamped four at a time, each group
+    /// with its own clock reading just before it is sealed (the timestamp is inside what the
+    /// authenticator covers); then one reading, taken after all sealing and just before the send,
+    /// goes into every plain time response. KoDs get none.
     /// </summary>
     internal static void StampAndSeal(PacketBatch batch, ServerState state, BatchScratch scratch, WorkerCounters counters)
     {
-        for (int i = 0; i < batch.Count; i++)
+        var group = default(NtsGroup);
+        for (int next = NextGroup(batch, scratch, SlotKind.Nts, 0, ref group); group.Count > 0;
+             next = NextGroup(batch, scratch, SlotKind.Nts, next, ref group))
         {
-            if (scratch.Kind[i] == SlotKind.Nts)
+            var transmit = NtpTimestamp.FromUnixNanoseconds(state.Transform.Apply(SystemClock.RealtimeNanoseconds()));
+            for (int m = 0; m < group.Count; m++)
             {
-                Span<byte> response = batch.Payload(i);
-                NtpResponder.StampTransmit(response, NtpTimestamp.FromUnixNanoseconds(state.Transform.Apply(SystemClock.RealtimeNanoseconds())));
-                scratch.Nts!.Seal(response, scratch.Jobs[i], scratch.S2cKey(i));
-                scratch.S2cKey(i).Clear();
-                counters.CountCookies(scratch.Jobs[i].Cookies);
+                NtpResponder.StampTransmit(group.Buffer(m), transmit);
+            }
+            scratch.Nts!.Seal(ref group);
+            for (int m = 0; m < group.Count; m++)
+            {
+                counters.CountCookies(scratch.Nts.Cookies(group.Slot(m)));
             }
         }
         StampTransmit(batch, state, scratch, SystemClock.RealtimeNanoseconds());
+    }
+
+    /// <summary>Refills <paramref name="group"/> with the next (up to four) slots of <paramref name="kind"/> from <paramref name="next"/>; returns where to go on.</summary>
+    private static int NextGroup(PacketBatch batch, BatchScratch scratch, SlotKind kind, int next, ref NtsGroup group)
+    {
+        group.Clear();
+        for (; next < batch.Count && !group.IsFull; next++)
+        {
+            if (scratch.Kind[next] == kind)
+            {
+                group.Add(next, batch.Payload(next));
+            }
+        }
+        return next;
     }
 
     /// <summary>Writes one transmit timestamp into every plain time response.</summary>

@@ -27,13 +27,13 @@ public static class NtpResponder
         ref TPolicy policy,
         out int responseLength)
         where TPolicy : struct, IClientPolicy =>
-        Respond(buffer, requestLength, context, state, ref policy, null, false, [], out _, out responseLength);
+        Respond(buffer, requestLength, context, state, ref policy, null, 0, false, out responseLength);
 
     /// <summary>
-    /// As above, with NTS (RFC 8915): an NTS request goes to <paramref name="nts"/>, which leaves the
-    /// S2C key in <paramref name="s2cKey"/> and the rest of the work in <paramref name="sealJob"/>
-    /// (the caller stamps the transmit time, then calls <see cref="NtsPacketHandler.Seal"/>). With
-    /// <paramref name="requireNts"/>, plain requests get nothing.
+    /// As above, with NTS (RFC 8915): an NTS request that parses is handed to <paramref name="nts"/>
+    /// as batch slot <paramref name="slot"/> and comes back <see cref="ResponseAction.Deferred"/>: the
+    /// caller finishes it with <see cref="NtsPacketHandler.Answer"/>, stamps the transmit time, then
+    /// calls <see cref="NtsPacketHandler.Seal"/>. With <paramref name="requireNts"/>, plain requests get nothing.
     /// </summary>
     public static Outcome Respond<TPolicy>(
         Span<byte> buffer,
@@ -42,14 +42,12 @@ public static class NtpResponder
         ServerState state,
         ref TPolicy policy,
         NtsPacketHandler? nts,
+        int slot,
         bool requireNts,
-        Span<byte> s2cKey,
-        out NtsSealJob sealJob,
         out int responseLength)
         where TPolicy : struct, IClientPolicy
     {
         responseLength = 0;
-        sealJob = default;
         if (requestLength <= 0 || requestLength > buffer.Length)
         {
             return Outcome.Drop(ResponseReason.TooShort);
@@ -115,7 +113,7 @@ public static class NtpResponder
 
         if (nts is not null && layout.HasFields && NtsPacketHandler.LooksLikeNts(buffer.Slice(NtpHeader.Length, layout.FieldsLength)))
         {
-            return nts.Respond(buffer, requestLength, layout, version, poll, clientTransmit, context, state, answered, s2cKey, out sealJob, out responseLength);
+            return nts.Accept(slot, buffer, requestLength, layout, version, poll, clientTransmit, context, answered);
         }
         if (requireNts)
         {

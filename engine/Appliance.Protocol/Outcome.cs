@@ -11,6 +11,12 @@ public enum ResponseAction : byte
 
     /// <summary>A Kiss-o'-Death response (RFC 5905 §7.4).</summary>
     KissOfDeath,
+
+    /// <summary>
+    /// Not an outcome yet: an NTS request that parsed and waits for its batch's cryptography
+    /// (<see cref="Nts.NtsPacketHandler.Answer"/> gives the real one). Never counted, never a label.
+    /// </summary>
+    Deferred,
 }
 
 /// <summary>Why it happened. Stable metric labels; add, never renumber.</summary>

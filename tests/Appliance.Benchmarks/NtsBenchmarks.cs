@@ -34,7 +34,7 @@ public class NtsBenchmarks
     {
         var key = new CookieKey(1, Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
         var cell = new CookieKeyRingCell(new CookieKeyRing(key, []));
-        _scratch = new BatchScratch(Batch, new NtsPacketHandler(cell, new CsprngBuffer()));
+        _scratch = new BatchScratch(Batch, new NtsPacketHandler(cell, new CsprngBuffer(), Batch));
         for (int i = 0; i < Batch; i++)
         {
             byte[] c2s = Enumerable.Range(i, 32).Select(b => (byte)b).ToArray();

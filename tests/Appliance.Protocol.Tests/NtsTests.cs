@@ -52,23 +52,36 @@ internal sealed class NtsFixture
         return packet[..n];
     }
 
-    public Outcome Respond(byte[] buffer, int length, out NtsSealJob job, out int responseLength, Span<byte> s2c)
+    /// <summary>
+    /// One request through the three phases as the worker runs them (a group of one): accept, answer,
+    /// and, for a time response, stamp and seal.
+    /// </summary>
+    public Outcome Respond(byte[] buffer, int length, out int responseLength, ServerState? state = null)
     {
         var policy = default(AllowAllPolicy);
-        return NtpResponder.Respond(buffer, length, Packets.Context(), Packets.SyncedState(), ref policy, Handler, false, s2c, out job, out responseLength);
-    }
-
-    /// <summary>Answers and seals (as the worker does after stamping), then checks as a client would.</summary>
-    public (Outcome Outcome, NtsResponseCheck Check, int Cookies, byte[] Response) Exchange(byte[] request)
-    {
-        byte[] buffer = [.. request, .. new byte[64]];
-        var s2c = new byte[64];
-        Outcome outcome = Respond(buffer, request.Length, out NtsSealJob job, out int length, s2c);
+        state ??= Packets.SyncedState();
+        Outcome outcome = NtpResponder.Respond(buffer, length, Packets.Context(), state, ref policy, Handler, 0, false, out responseLength);
+        if (outcome.Action != ResponseAction.Deferred)
+        {
+            return outcome;
+        }
+        var group = default(NtsGroup);
+        group.Add(0, buffer);
+        Handler.Answer(ref group, state);
+        (outcome, responseLength) = Handler.Result(0);
         if (outcome.Action == ResponseAction.Respond)
         {
             NtpResponder.StampTransmit(buffer, NtpTimestamp.FromUnixNanoseconds(Packets.ReceiveUnixNs + 1000));
-            Handler.Seal(buffer, job, s2c);
+            Handler.Seal(ref group);
         }
+        return outcome;
+    }
+
+    /// <summary>Answers and seals (as the worker does), then checks as a client would.</summary>
+    public (Outcome Outcome, NtsResponseCheck Check, int Cookies, byte[] Response) Exchange(byte[] request)
+    {
+        byte[] buffer = [.. request, .. new byte[64]];
+        Outcome outcome = Respond(buffer, request.Length, out int length);
         byte[] response = buffer[..length];
         NtsResponseCheck check = length == 0
             ? NtsResponseCheck.Invalid
@@ -174,11 +187,11 @@ public class NtsPacketTests
         var nts = new NtsFixture();
         var policy = default(AllowAllPolicy);
         byte[] plain = Packets.Request();
-        Outcome outcome = NtpResponder.Respond(plain, plain.Length, Packets.Context(), Packets.SyncedState(), ref policy, nts.Handler, true, new byte[64], out _, out _);
+        Outcome outcome = NtpResponder.Respond(plain, plain.Length, Packets.Context(), Packets.SyncedState(), ref policy, nts.Handler, 0, true, out _);
         Assert.Equal(Outcome.Drop(ResponseReason.NtsRequired), outcome);
         byte[] request = nts.Request();
-        outcome = NtpResponder.Respond(request, request.Length, Packets.Context(), Packets.SyncedState(), ref policy, nts.Handler, true, new byte[64], out _, out _);
-        Assert.Equal(ResponseAction.Respond, outcome.Action);
+        outcome = NtpResponder.Respond(request, request.Length, Packets.Context(), Packets.SyncedState(), ref policy, nts.Handler, 0, true, out _);
+        Assert.Equal(new Outcome(ResponseAction.Deferred, ResponseReason.Served, Nts: true), outcome);
     }
 
     [Fact]
@@ -200,22 +213,14 @@ public class NtsPacketTests
         var nts = new NtsFixture();
         byte[] request = nts.Request(1);
         byte[] buffer = new byte[request.Length];
-        var s2c = new byte[64];
-        var policy = default(AllowAllPolicy);
-        void Round()
-        {
-            request.CopyTo(buffer, 0);
-            NtpResponder.Respond(buffer, request.Length, Packets.Context(), Packets.SyncedState(), ref policy, nts.Handler, false, s2c, out NtsSealJob job, out _);
-            nts.Handler.Seal(buffer, job, s2c);
-        }
-        Round();
         ServerState state = Packets.SyncedState();
+        request.CopyTo(buffer, 0);
+        Assert.Equal(ResponseAction.Respond, nts.Respond(buffer, request.Length, out _, state).Action);
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 200; i++)
         {
             request.CopyTo(buffer, 0);
-            NtpResponder.Respond(buffer, request.Length, Packets.Context(), state, ref policy, nts.Handler, false, s2c, out NtsSealJob job, out _);
-            nts.Handler.Seal(buffer, job, s2c);
+            nts.Respond(buffer, request.Length, out _, state);
         }
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
@@ -235,12 +240,7 @@ public class NtsPacketTests
                     packet[index % packet.Length] ^= value;
                 }
                 byte[] buffer = (byte[])packet.Clone();
-                var s2c = new byte[64];
-                Outcome outcome = nts.Respond(buffer, packet.Length, out NtsSealJob job, out int length, s2c);
-                if (outcome.Action == ResponseAction.Respond && outcome.Nts)
-                {
-                    nts.Handler.Seal(buffer, job, s2c);
-                }
+                nts.Respond(buffer, packet.Length, out int length);
                 Assert.InRange(length, 0, packet.Length);
             }, iter: 100_000);
     }

@@ -277,18 +277,24 @@ public sealed class AesEncryptor
     /// streams) of different requests advance per AES latency instead of one (<see cref="AesSivLanes"/>).
     /// All four have the same key length.
     /// </summary>
-    internal static void Encrypt4(AesEncryptor e0, AesEncryptor e1, AesEncryptor e2, AesEncryptor e3, ref Quad q)
+    internal static void Encrypt4(AesEncryptor e0, AesEncryptor e1, AesEncryptor e2, AesEncryptor e3, ref Quad q) =>
+        Encrypt4(e0, e1, e2, e3, ref q[0], ref q[1], ref q[2], ref q[3]);
+
+    /// <inheritdoc cref="Encrypt4(AesEncryptor, AesEncryptor, AesEncryptor, AesEncryptor, ref Quad)"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Encrypt4(AesEncryptor e0, AesEncryptor e1, AesEncryptor e2, AesEncryptor e3,
+        ref Vector128<byte> q0, ref Vector128<byte> q1, ref Vector128<byte> q2, ref Vector128<byte> q3)
     {
         if (!e0._useAesNi)
         {
-            q[0] = e0.Encrypt(q[0]);
-            q[1] = e1.Encrypt(q[1]);
-            q[2] = e2.Encrypt(q[2]);
-            q[3] = e3.Encrypt(q[3]);
+            q0 = e0.Encrypt(q0);
+            q1 = e1.Encrypt(q1);
+            q2 = e2.Encrypt(q2);
+            q3 = e3.Encrypt(q3);
             return;
         }
         ref readonly RoundKeys k0 = ref e0._roundKeys, k1 = ref e1._roundKeys, k2 = ref e2._roundKeys, k3 = ref e3._roundKeys;
-        Vector128<byte> a = q[0] ^ k0[0], b = q[1] ^ k1[0], c = q[2] ^ k2[0], d = q[3] ^ k3[0];
+        Vector128<byte> a = q0 ^ k0[0], b = q1 ^ k1[0], c = q2 ^ k2[0], d = q3 ^ k3[0];
         int last = e0.Rounds;
         for (int r = 1; r < last; r++)
         {
@@ -297,10 +303,10 @@ public sealed class AesEncryptor
             c = Aes.Encrypt(c, k2[r]);
             d = Aes.Encrypt(d, k3[r]);
         }
-        q[0] = Aes.EncryptLast(a, k0[last]);
-        q[1] = Aes.EncryptLast(b, k1[last]);
-        q[2] = Aes.EncryptLast(c, k2[last]);
-        q[3] = Aes.EncryptLast(d, k3[last]);
+        q0 = Aes.EncryptLast(a, k0[last]);
+        q1 = Aes.EncryptLast(b, k1[last]);
+        q2 = Aes.EncryptLast(c, k2[last]);
+        q3 = Aes.EncryptLast(d, k3[last]);
     }
 
     public void EncryptBlock(ReadOnlySpan<byte> input, Span<byte> output) =>

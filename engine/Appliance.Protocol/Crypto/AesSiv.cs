@@ -55,8 +55,6 @@ public sealed class AesSiv
 
     internal AesEncryptor MacCipher => _mac;
 
-    internal AesEncryptor CtrCipher => _ctr;
-
     internal Vector128<byte> K1 => _k1;
 
     internal Vector128<byte> CmacZero => _cmacZero;
@@ -209,30 +207,27 @@ public sealed class AesSiv
     /// </summary>
     internal int FinalBlocks(ReadOnlySpan<byte> p, Vector128<byte> d, out Vector128<byte> first, out Vector128<byte> last)
     {
-        Span<byte> tail = stackalloc byte[32];
-        tail.Clear();
         first = default;
         if (p.Length < 16)
         {
-            p.CopyTo(tail);
-            tail[p.Length] = 0x80;
             // T is one complete block: its CMAC uses K1.
-            last = Dbl(d) ^ Vector128.Create((ReadOnlySpan<byte>)tail[..16]) ^ _k1;
+            last = Dbl(d) ^ Pad(p) ^ _k1;
             return 1;
         }
         int offset = PrefixBlocks(p) * 16;
-        int length = p.Length - offset; // 16..31
-        p[offset..].CopyTo(tail);
-        ref byte at = ref tail[length - 16];
-        (Vector128.LoadUnsafe(ref at) ^ d).StoreUnsafe(ref at);
-        if (length == 16)
+        int extra = p.Length - offset - 16; // 0..15 bytes past one block
+        Vector128<byte> end = Load(p, p.Length - 16) ^ d; // the last 16 bytes, xorend applied
+        if (extra == 0)
         {
-            last = Load(tail, 0) ^ _k1;
+            last = end ^ _k1;
             return 1;
         }
-        tail[length] = 0x80;
-        first = Load(tail, 0);
-        last = Load(tail, 16) ^ _k2;
+        // Two blocks: the first has D's leading bytes over its tail, the second is the rest, padded.
+        Vector128<byte> indices = Vector128<byte>.Indices;
+        first = Load(p, offset) ^ Vector128.Shuffle(d, indices - Vector128.Create((byte)extra));
+        Vector128<byte> rest = Vector128.Shuffle(end, indices + Vector128.Create((byte)(16 - extra)))
+            & Vector128.LessThan(indices, Vector128.Create((byte)extra));
+        last = (rest | (Vector128.Equals(indices, Vector128.Create((byte)extra)) & Vector128.Create((byte)0x80))) ^ _k2;
         return 2;
     }
 
@@ -241,16 +236,50 @@ public sealed class AesSiv
     internal Vector128<byte> LastBlock(ReadOnlySpan<byte> message, int blocks)
     {
         int offset = (blocks - 1) * 16;
-        int length = message.Length - offset;
-        if (length == 16)
+        return message.Length - offset == 16 ? Load(message, offset) ^ _k1 : Pad(message[offset..]) ^ _k2;
+    }
+
+    /// <summary>
+    /// A string of under 16 bytes padded to a block: the bytes, 0x80, zeros ("10*", RFC 4493 §2.4).
+    /// Built in two registers, without a buffer on the stack.
+    /// </summary>
+    internal static Vector128<byte> Pad(ReadOnlySpan<byte> partial)
+    {
+        int n = partial.Length;
+        ulong lo, hi;
+        if (n >= 8)
         {
-            return Load(message, offset) ^ _k1;
+            lo = BinaryPrimitives.ReadUInt64LittleEndian(partial);
+            hi = ReadUpTo7(partial[8..]) | (0x80UL << (8 * (n - 8)));
         }
-        Span<byte> padded = stackalloc byte[16];
-        padded.Clear();
-        message[offset..].CopyTo(padded);
-        padded[length] = 0x80;
-        return Vector128.Create((ReadOnlySpan<byte>)padded) ^ _k2;
+        else
+        {
+            lo = ReadUpTo7(partial) | (0x80UL << (8 * n));
+            hi = 0;
+        }
+        return Vector128.Create(lo, hi).AsByte();
+    }
+
+    /// <summary>Up to seven bytes as a little-endian integer (byte i at bits 8i).</summary>
+    private static ulong ReadUpTo7(ReadOnlySpan<byte> bytes)
+    {
+        ulong value = 0;
+        int at = 0;
+        if ((bytes.Length & 4) != 0)
+        {
+            value = BinaryPrimitives.ReadUInt32LittleEndian(bytes);
+            at = 4;
+        }
+        if ((bytes.Length & 2) != 0)
+        {
+            value |= (ulong)BinaryPrimitives.ReadUInt16LittleEndian(bytes[at..]) << (8 * at);
+            at += 2;
+        }
+        if ((bytes.Length & 1) != 0)
+        {
+            value |= (ulong)bytes[at] << (8 * at);
+        }
+        return value;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -272,8 +301,12 @@ public sealed class AesSiv
     }
 
     /// <summary>CTR with Q = V with bits 31 and 63 cleared (RFC 5297 §2.5), 128-bit big-endian counter. In place is fine.</summary>
-    private void Ctr(Vector128<byte> v, ReadOnlySpan<byte> input, Span<byte> output)
+    internal void Ctr(Vector128<byte> v, ReadOnlySpan<byte> input, Span<byte> output)
     {
+        if (input.IsEmpty)
+        {
+            return; // an NTS request's authenticator: the tag alone
+        }
         (ulong hi, ulong lo) = CounterStart(v);
         int offset = 0;
         // Four independent blocks at a time keep the AES unit's pipeline full.
@@ -312,7 +345,7 @@ public sealed class AesSiv
     }
 
     /// <summary>Q = V with bits 31 and 63 cleared (RFC 5297 §2.5), as two big-endian halves.</summary>
-    internal static (ulong Hi, ulong Lo) CounterStart(Vector128<byte> v)
+    private static (ulong Hi, ulong Lo) CounterStart(Vector128<byte> v)
     {
         Vector128<ulong> lanes = v.AsUInt64();
         ulong hi = BinaryPrimitives.ReverseEndianness(lanes.GetElement(0));
@@ -322,7 +355,7 @@ public sealed class AesSiv
 
     /// <summary>The counter block (hi ‖ lo) + <paramref name="add"/>, big-endian.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector128<byte> Counter(ulong hi, ulong lo, ulong add)
+    private static Vector128<byte> Counter(ulong hi, ulong lo, ulong add)
     {
         ulong l = lo + add;
         ulong h = l < lo ? hi + 1 : hi;

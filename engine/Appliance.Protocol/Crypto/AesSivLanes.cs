@@ -182,7 +182,15 @@ public sealed class AesSivLanes
                     v[lane].CopyTo(batch[lane].Output);
                 }
             }
-            Ctr(s, v, p, ref batch, mask, AesSiv.TagLength);
+            // CTR needs no lock step: a lane's keystream blocks are independent already.
+            for (int lane = 0; lane < Width; lane++)
+            {
+                if ((mask & (1 << lane)) != 0)
+                {
+                    ref SivOperation op = ref batch[lane];
+                    _lanes[lane].Ctr(v[lane], op.Input, op.Output[AesSiv.TagLength..]);
+                }
+            }
             return;
         }
         Quad tags = default;
@@ -190,9 +198,16 @@ public sealed class AesSivLanes
         tags[1] = Vector128.Create(o1.Input[..AesSiv.TagLength]);
         tags[2] = Vector128.Create(o2.Input[..AesSiv.TagLength]);
         tags[3] = Vector128.Create(o3.Input[..AesSiv.TagLength]);
-        var c = new Four(o0.Input[AesSiv.TagLength..], o1.Input[AesSiv.TagLength..], o2.Input[AesSiv.TagLength..], o3.Input[AesSiv.TagLength..]);
-        Ctr(s, tags, c, ref batch, mask, 0);
-        var plain = new Four(o0.Output[..c[0].Length], o1.Output[..c[1].Length], o2.Output[..c[2].Length], o3.Output[..c[3].Length]);
+        for (int lane = 0; lane < Width; lane++)
+        {
+            if ((mask & (1 << lane)) != 0)
+            {
+                ref SivOperation op = ref batch[lane];
+                _lanes[lane].Ctr(tags[lane], op.Input[AesSiv.TagLength..], op.Output);
+            }
+        }
+        var plain = new Four(o0.Output[..(o0.Input.Length - AesSiv.TagLength)], o1.Output[..(o1.Input.Length - AesSiv.TagLength)],
+            o2.Output[..(o2.Input.Length - AesSiv.TagLength)], o3.Output[..(o3.Input.Length - AesSiv.TagLength)]);
         Quad expected = S2V(s, a, n, plain);
         for (int lane = 0; lane < Width; lane++)
         {
@@ -280,67 +295,34 @@ public sealed class AesSivLanes
     private static void Chain(Sivs s, Four data, ReadOnlySpan<int> counts, ref Quad x)
     {
         int common = Math.Min(Math.Min(counts[0], counts[1]), Math.Min(counts[2], counts[3]));
-        ReadOnlySpan<byte> d0 = data[0], d1 = data[1], d2 = data[2], d3 = data[3];
-        for (int i = 0; i < common; i++)
+        if (common > 0)
         {
-            int offset = i * 16;
-            x[0] ^= AesSiv.Load(d0, offset);
-            x[1] ^= AesSiv.Load(d1, offset);
-            x[2] ^= AesSiv.Load(d2, offset);
-            x[3] ^= AesSiv.Load(d3, offset);
-            s.Mac4(ref x);
+            // The four chain values stay in registers for the whole run.
+            int length = common * 16;
+            ReadOnlySpan<byte> d0 = data[0][..length], d1 = data[1][..length], d2 = data[2][..length], d3 = data[3][..length];
+            AesEncryptor e0 = s[0].MacCipher, e1 = s[1].MacCipher, e2 = s[2].MacCipher, e3 = s[3].MacCipher;
+            Vector128<byte> a = x[0], b = x[1], c = x[2], d = x[3];
+            for (int offset = 0; offset < length; offset += 16)
+            {
+                a ^= AesSiv.Load(d0, offset);
+                b ^= AesSiv.Load(d1, offset);
+                c ^= AesSiv.Load(d2, offset);
+                d ^= AesSiv.Load(d3, offset);
+                AesEncryptor.Encrypt4(e0, e1, e2, e3, ref a, ref b, ref c, ref d);
+            }
+            x[0] = a;
+            x[1] = b;
+            x[2] = c;
+            x[3] = d;
+        }
+        if (counts[0] == common && counts[1] == common && counts[2] == common && counts[3] == common)
+        {
+            return;
         }
         int from = common * 16;
         for (int lane = 0; lane < Width; lane++)
         {
             x[lane] = s[lane].MacCipher.Chain(data[lane][from..], counts[lane] - common, x[lane]);
-        }
-    }
-
-    /// <summary>
-    /// CTR (RFC 5297 §2.5) for the lanes in <paramref name="mask"/>: input i of each lane into its
-    /// Output at <paramref name="outputOffset"/>; keystream blocks of the four lanes in lock step.
-    /// </summary>
-    private static void Ctr(Sivs s, Quad v, Four input, scoped ref SivBatch batch, int mask, int outputOffset)
-    {
-        (ulong hi0, ulong lo0) = AesSiv.CounterStart(v[0]);
-        (ulong hi1, ulong lo1) = AesSiv.CounterStart(v[1]);
-        (ulong hi2, ulong lo2) = AesSiv.CounterStart(v[2]);
-        (ulong hi3, ulong lo3) = AesSiv.CounterStart(v[3]);
-        int most = 0;
-        for (int lane = 0; lane < Width; lane++)
-        {
-            most = Math.Max(most, input[lane].Length);
-        }
-        Span<byte> stream = stackalloc byte[16];
-        for (int offset = 0; offset < most; offset += 16)
-        {
-            ulong block = (ulong)(offset / 16);
-            Quad k = default;
-            k[0] = AesSiv.Counter(hi0, lo0, block);
-            k[1] = AesSiv.Counter(hi1, lo1, block);
-            k[2] = AesSiv.Counter(hi2, lo2, block);
-            k[3] = AesSiv.Counter(hi3, lo3, block);
-            s.Ctr4(ref k);
-            for (int lane = 0; lane < Width; lane++)
-            {
-                ReadOnlySpan<byte> source = input[lane];
-                if ((mask & (1 << lane)) == 0 || offset >= source.Length)
-                {
-                    continue;
-                }
-                Span<byte> destination = batch[lane].Output[outputOffset..];
-                if (source.Length - offset >= 16)
-                {
-                    (AesSiv.Load(source, offset) ^ k[lane]).CopyTo(destination[offset..]);
-                    continue;
-                }
-                k[lane].CopyTo(stream);
-                for (int i = offset; i < source.Length; i++)
-                {
-                    destination[i] = (byte)(source[i] ^ stream[i - offset]);
-                }
-            }
         }
     }
 
@@ -358,8 +340,6 @@ public sealed class AesSivLanes
         /// <summary>One block per lane under its S2V (CMAC) key.</summary>
         public void Mac4(ref Quad q) => AesEncryptor.Encrypt4(s0.MacCipher, s1.MacCipher, s2.MacCipher, s3.MacCipher, ref q);
 
-        /// <summary>One block per lane under its CTR key.</summary>
-        public void Ctr4(ref Quad q) => AesEncryptor.Encrypt4(s0.CtrCipher, s1.CtrCipher, s2.CtrCipher, s3.CtrCipher, ref q);
     }
 
     /// <summary>Four read-only strings, one per lane.</summary>

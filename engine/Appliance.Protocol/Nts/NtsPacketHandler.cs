@@ -1,38 +1,102 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using Appliance.Protocol.Crypto;
 
 namespace Appliance.Protocol.Nts;
 
 /// <summary>
-/// What the second half of an NTS response needs: where the associated data ends, where the server
-/// nonce and the ciphertext go, how long the plaintext (the new cookies) is. The transmit timestamp
-/// is part of the associated data, so sealing runs after it is stamped (<see cref="NtsPacketHandler.Seal"/>).
+/// What sealing an NTS response needs: where the associated data ends, where the server nonce and
+/// the ciphertext go, how long the plaintext (the new cookies) is. The transmit timestamp is part of
+/// the associated data, so sealing runs after it is stamped (<see cref="NtsPacketHandler.Seal"/>).
 /// </summary>
 public readonly record struct NtsSealJob(AeadAlgorithm Aead, int AssociatedDataLength, int NonceOffset, int CiphertextOffset, int PlaintextLength, int Cookies);
 
+/// <summary>Up to four NTS requests of a batch, handled together by <see cref="NtsPacketHandler"/>: each one's slot and buffer.</summary>
+public ref struct NtsGroup
+{
+    private Span<byte> _0, _1, _2, _3;
+    private Slots _slots;
+
+    public int Count { get; private set; }
+
+    public readonly bool IsFull => Count == AesSivLanes.Width;
+
+    public void Add(int slot, Span<byte> buffer)
+    {
+        if (IsFull)
+        {
+            throw new InvalidOperationException("a group holds four requests");
+        }
+        switch (Count)
+        {
+            case 0: _0 = buffer; break;
+            case 1: _1 = buffer; break;
+            case 2: _2 = buffer; break;
+            default: _3 = buffer; break;
+        }
+        _slots[Count++] = slot;
+    }
+
+    public readonly int Slot(int member) => _slots[Checked(member)];
+
+    public readonly Span<byte> Buffer(int member) => Checked(member) switch
+    {
+        0 => _0,
+        1 => _1,
+        2 => _2,
+        _ => _3,
+    };
+
+    public void Clear() => Count = 0;
+
+    private readonly int Checked(int member) =>
+        (uint)member < (uint)Count ? member : throw new ArgumentOutOfRangeException(nameof(member));
+
+    [InlineArray(4)]
+    private struct Slots
+    {
+        private int _first;
+    }
+}
+
 /// <summary>
-/// NTS on the NTP path (RFC 8915 §5): checks the Unique Identifier, opens the cookie with the key
-/// ring, verifies the authenticator with the C2S key, and writes the response with fresh cookies
-/// (one per cookie and placeholder that fits: the response is never larger than the request).
-/// An unusable cookie gets an NTS NAK (KoD NTSN, §5.7). One instance per worker: it owns its
-/// scratch keys and cipher, and allocates nothing per request.
+/// NTS on the NTP path (RFC 8915 §5), in three phases per batch so that the AES-SIV work of four
+/// requests runs side by side (<see cref="AesSivLanes"/>):
+/// <see cref="Accept"/> checks one request's fields as it is read; <see cref="Answer"/> opens a group's
+/// cookies, verifies their authenticators with the C2S keys and writes the responses with fresh
+/// cookies (one per cookie and placeholder that fits: a response is never larger than its request);
+/// after the transmit timestamps are in, <see cref="Seal"/> encrypts them with the S2C keys.
+/// An unusable cookie gets an NTS NAK (KoD NTSN, §5.7). One instance per worker, sized for its
+/// batch: it owns the per-slot keys and scratch, and allocates nothing per request.
 /// </summary>
 public sealed class NtsPacketHandler
 {
     private const int MaxUniqueIdentifierField = 4 + 256;
+    private const int KeyRoom = 64;
+    private const int PlaintextRoom = 2048;
+    private const int AuthenticatorFixed = ExtensionFields.HeaderLength + 4 + NtsExtensionField.ServerNonceLength + AesSiv.TagLength;
 
     private readonly IRandomSource _random;
-    private readonly AesSiv _siv = new(new byte[32]);
-    private readonly byte[] _c2s = new byte[64];
-    private readonly byte[] _clientPlaintext = new byte[2048];
+    private readonly AesSivLanes _lanes = new();
+    private readonly Request[] _requests;
+    private readonly byte[] _c2s;
+    private readonly byte[] _s2c;
+    private readonly byte[] _plaintext = new byte[AesSivLanes.Width * PlaintextRoom];
 
-    public NtsPacketHandler(CookieKeyRingCell keys, IRandomSource random)
+    public NtsPacketHandler(CookieKeyRingCell keys, IRandomSource random, int capacity = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         Keys = keys;
         _random = random;
+        _requests = new Request[capacity];
+        _c2s = new byte[capacity * KeyRoom];
+        _s2c = new byte[capacity * KeyRoom];
     }
 
     public CookieKeyRingCell Keys { get; }
+
+    /// <summary>How many requests one batch may hold.</summary>
+    public int Capacity => _requests.Length;
 
     /// <summary>True when the extension fields carry an NTS request (a Unique Identifier, a cookie or an authenticator).</summary>
     public static bool LooksLikeNts(ReadOnlySpan<byte> fields)
@@ -48,25 +112,21 @@ public sealed class NtsPacketHandler
     }
 
     /// <summary>
-    /// Phase one: validates the request in <paramref name="buffer"/> and writes the response over it,
-    /// all but the transmit timestamp and the ciphertext. On a time response, <paramref name="s2c"/>
-    /// receives the S2C key for <see cref="Seal"/>.
+    /// Phase one, for the request in <paramref name="buffer"/> (batch slot <paramref name="slot"/>):
+    /// the fields as RFC 8915 §5.7 requires them, or a drop. On <see cref="ResponseAction.Deferred"/>
+    /// the request waits, untouched, for <see cref="Answer"/>.
     /// </summary>
-    internal Outcome Respond(Span<byte> buffer, int requestLength, ExtensionLayout layout, byte version, sbyte poll,
-        NtpTimestamp clientTransmit, in RequestContext context, ServerState state, ResponseReason answered,
-        Span<byte> s2c, out NtsSealJob job, out int responseLength)
+    internal Outcome Accept(int slot, ReadOnlySpan<byte> buffer, int requestLength, ExtensionLayout layout, byte version, sbyte poll,
+        NtpTimestamp clientTransmit, in RequestContext context, ResponseReason answered)
     {
-        job = default;
-        responseLength = 0;
-        CookieKeyRing? ring = Keys.Current;
-        if (ring is null || layout.HasMac)
+        if (Keys.Current is null || layout.HasMac)
         {
             return Outcome.Drop(ResponseReason.NtsMalformed, nts: true);
         }
 
-        // RFC 8915 §5.7: exactly one Unique Identifier and one cookie, the authenticator last.
+        // Exactly one Unique Identifier and one cookie, the authenticator last.
         ReadOnlySpan<byte> fields = buffer.Slice(NtpHeader.Length, layout.FieldsLength);
-        int uidOffset = -1, uidLength = 0, uids = 0, cookies = 0, placeholders = 0, placeholderBytes = 0, authenticators = 0;
+        int uidOffset = -1, uidLength = 0, uids = 0, cookies = 0, placeholders = 0, authenticators = 0;
         int cookieOffset = 0, cookieLength = 0, authOffset = -1, authLength = 0, lastFieldEnd = 0;
         foreach (ExtensionField field in ExtensionFields.Enumerate(fields))
         {
@@ -88,7 +148,6 @@ public sealed class NtsPacketHandler
                     break;
                 case NtsExtensionField.CookiePlaceholder:
                     placeholders++;
-                    placeholderBytes += field.Length;
                     break;
                 case NtsExtensionField.Authenticator:
                     authenticators++;
@@ -104,54 +163,173 @@ public sealed class NtsPacketHandler
             return Outcome.Drop(ResponseReason.NtsMalformed, nts: true);
         }
 
-        // The UID must survive the response being written over the request.
-        Span<byte> uid = stackalloc byte[MaxUniqueIdentifierField];
-        buffer.Slice(uidOffset, uidLength).CopyTo(uid);
-        uid = uid[..uidLength];
-
-        CookieFailure failure = NtsCookie.Open(ring, buffer.Slice(cookieOffset, cookieLength), _c2s, s2c, out AeadAlgorithm aead);
-        if (failure != CookieFailure.None)
-        {
-            // NTS NAK (RFC 8915 §5.7): a KoD NTSN that echoes the Unique Identifier, unauthenticated.
-            KissOfDeath.Write(buffer, version, poll, clientTransmit, KissCode.NtsNak);
-            uid.CopyTo(buffer[NtpHeader.Length..]);
-            responseLength = NtpHeader.Length + uidLength;
-            return new Outcome(ResponseAction.KissOfDeath,
-                failure == CookieFailure.UnknownKey ? ResponseReason.NtsCookieUnknownKey : ResponseReason.NtsCookieInvalid, Nts: true);
-        }
-        int keyLength = AeadAlgorithms.KeyLength(aead);
-
-        // Authenticator body: nonce length, ciphertext length, nonce, ciphertext (each padded to 4).
+        // Authenticator body (§5.6): nonce length, ciphertext length, nonce, ciphertext (each padded to 4).
         ReadOnlySpan<byte> auth = buffer.Slice(authOffset + ExtensionFields.HeaderLength, authLength - ExtensionFields.HeaderLength);
         int nonceLength = BinaryPrimitives.ReadUInt16BigEndian(auth);
         int ciphertextLength = BinaryPrimitives.ReadUInt16BigEndian(auth[2..]);
         int noncePadded = (nonceLength + 3) & ~3;
         if (nonceLength == 0 || ciphertextLength < AesSiv.TagLength || 4 + noncePadded + ciphertextLength > auth.Length
-            || ciphertextLength - AesSiv.TagLength > _clientPlaintext.Length)
+            || ciphertextLength - AesSiv.TagLength > PlaintextRoom)
         {
             return Outcome.Drop(ResponseReason.NtsMalformed, nts: true);
         }
-        _siv.SetKey(_c2s.AsSpan(0, keyLength));
-        if (!_siv.Decrypt(buffer[..authOffset], auth.Slice(4, nonceLength), auth.Slice(4 + noncePadded, ciphertextLength), _clientPlaintext))
+        int bodyOffset = authOffset + ExtensionFields.HeaderLength + 4;
+        _requests[slot] = new Request
         {
-            return Outcome.Drop(ResponseReason.NtsBadAuthenticator, nts: true);
+            Length = requestLength,
+            UidOffset = uidOffset,
+            UidLength = uidLength,
+            CookieOffset = cookieOffset,
+            CookieLength = cookieLength,
+            Placeholders = placeholders,
+            AuthenticatorOffset = authOffset,
+            NonceOffset = bodyOffset,
+            NonceLength = nonceLength,
+            CiphertextOffset = bodyOffset + noncePadded,
+            CiphertextLength = ciphertextLength,
+            Version = version,
+            Poll = poll,
+            ClientTransmit = clientTransmit,
+            Context = context,
+            Answered = answered,
+        };
+        return new Outcome(ResponseAction.Deferred, answered, Nts: true);
+    }
+
+    /// <summary>
+    /// Phase two, for up to four accepted requests: opens their cookies, verifies their
+    /// authenticators, and writes each response over its request, all but the transmit timestamp
+    /// and the ciphertext. Then <see cref="Result"/> tells each slot's outcome and response length.
+    /// </summary>
+    public void Answer(scoped ref NtsGroup group, ServerState state)
+    {
+        CookieKeyRing? ring = Keys.Current;
+        Span<int> lanes = stackalloc int[AesSivLanes.Width];
+        var siv = default(SivBatch);
+
+        // Cookies (RFC 8915 §6), all under the server's own keys.
+        for (int m = 0; m < group.Count; m++)
+        {
+            ref Request r = ref _requests[group.Slot(m)];
+            Span<byte> buffer = group.Buffer(m);
+            ReadOnlySpan<byte> cookie = buffer.Slice(r.CookieOffset, r.CookieLength);
+            CookieKey? key = null;
+            CookieFailure failure = ring is null ? CookieFailure.UnknownKey : NtsCookie.Find(ring, cookie, out key);
+            lanes[m] = -1;
+            if (failure != CookieFailure.None)
+            {
+                Nak(ref r, buffer, failure);
+                continue;
+            }
+            ReadOnlySpan<byte> sealedPart = cookie[NtsCookie.SealedOffset..];
+            lanes[m] = siv.Add(key!.Key, cookie[..4], cookie.Slice(4, NtsCookie.NonceLength), sealedPart,
+                Scratch(siv.Count)[..(sealedPart.Length - AesSiv.TagLength)]);
+        }
+        _lanes.Open(ref siv);
+        for (int m = 0; m < group.Count; m++)
+        {
+            if (lanes[m] < 0)
+            {
+                continue;
+            }
+            int slot = group.Slot(m);
+            ref Request r = ref _requests[slot];
+            ref SivOperation op = ref siv[lanes[m]];
+            CookieFailure failure = op.Authentic ? NtsCookie.Unpack(op.Output, C2S(slot), S2C(slot), out r.Aead) : CookieFailure.Invalid;
+            op.Output.Clear();
+            if (failure != CookieFailure.None)
+            {
+                Nak(ref r, group.Buffer(m), failure);
+                lanes[m] = -1;
+            }
         }
 
-        // How many fresh cookies fit without making the response longer than the request.
-        int newCookieLength = NtsCookie.Length(aead);
-        int cookieField = ExtensionFields.HeaderLength + newCookieLength;
-        int authFixed = ExtensionFields.HeaderLength + 4 + NtsExtensionField.ServerNonceLength + AesSiv.TagLength;
-        int room = requestLength - NtpHeader.Length - uidLength - authFixed;
-        int wanted = 1 + placeholders;
-        int count = Math.Max(0, Math.Min(wanted, room / cookieField));
+        // Authenticators (§5.6): AES-SIV with the C2S key over everything before the field.
+        siv.Clear();
+        for (int m = 0; m < group.Count; m++)
+        {
+            if (lanes[m] < 0)
+            {
+                continue;
+            }
+            int slot = group.Slot(m);
+            ref Request r = ref _requests[slot];
+            Span<byte> buffer = group.Buffer(m);
+            lanes[m] = siv.Add(C2S(slot)[..AeadAlgorithms.KeyLength(r.Aead)], buffer[..r.AuthenticatorOffset],
+                buffer.Slice(r.NonceOffset, r.NonceLength), buffer.Slice(r.CiphertextOffset, r.CiphertextLength),
+                Scratch(siv.Count)[..(r.CiphertextLength - AesSiv.TagLength)]);
+        }
+        _lanes.Open(ref siv);
 
-        WriteHeader(buffer, version, poll, clientTransmit, context, state);
-        int offset = NtpHeader.Length;
-        uid.CopyTo(buffer[offset..]);
-        offset += uidLength;
-        int adLength = offset;
+        // Responses, and the fresh cookies in them four at a time.
+        var cookies = default(SivBatch);
+        for (int m = 0; m < group.Count; m++)
+        {
+            int slot = group.Slot(m);
+            if (lanes[m] < 0)
+            {
+                continue;
+            }
+            ref Request r = ref _requests[slot];
+            if (!siv[lanes[m]].Authentic)
+            {
+                r.Outcome = Outcome.Drop(ResponseReason.NtsBadAuthenticator, nts: true);
+                r.ResponseLength = 0;
+                S2C(slot).Clear();
+            }
+            else
+            {
+                Respond(ref r, slot, group.Buffer(m), state, ring!.Current, ref cookies);
+            }
+            C2S(slot).Clear();
+        }
+        SealCookies(ref cookies);
+    }
+
+    /// <summary>What <see cref="Answer"/> decided for a slot: the outcome and the response length (0: nothing to send).</summary>
+    public (Outcome Outcome, int ResponseLength) Result(int slot) => (_requests[slot].Outcome, _requests[slot].ResponseLength);
+
+    /// <summary>Fresh cookies placed in a slot's response.</summary>
+    public int Cookies(int slot) => _requests[slot].Job.Cookies;
+
+    /// <summary>
+    /// Phase three, for up to four answered responses whose transmit timestamps are in: encrypts the
+    /// new cookies in place and writes the SIV, with the S2C key and the response up to the
+    /// authenticator as associated data (RFC 8915 §5.6).
+    /// </summary>
+    public void Seal(scoped ref NtsGroup group)
+    {
+        var siv = default(SivBatch);
+        for (int m = 0; m < group.Count; m++)
+        {
+            int slot = group.Slot(m);
+            ref readonly NtsSealJob job = ref _requests[slot].Job;
+            Span<byte> response = group.Buffer(m);
+            Span<byte> sealedPart = response.Slice(job.CiphertextOffset, AesSiv.TagLength + job.PlaintextLength);
+            siv.Add(S2C(slot)[..AeadAlgorithms.KeyLength(job.Aead)], response[..job.AssociatedDataLength],
+                response.Slice(job.NonceOffset, NtsExtensionField.ServerNonceLength), sealedPart[AesSiv.TagLength..], sealedPart);
+        }
+        _lanes.Seal(ref siv);
+        for (int m = 0; m < group.Count; m++)
+        {
+            S2C(group.Slot(m)).Clear();
+        }
+    }
+
+    private void Respond(ref Request r, int slot, Span<byte> buffer, ServerState state, CookieKey cookieKey, ref SivBatch cookies)
+    {
+        // How many fresh cookies fit without making the response longer than the request.
+        int cookieLength = NtsCookie.Length(r.Aead);
+        int cookieField = ExtensionFields.HeaderLength + cookieLength;
+        int room = r.Length - NtpHeader.Length - r.UidLength - AuthenticatorFixed;
+        int count = Math.Max(0, Math.Min(1 + r.Placeholders, room / cookieField));
+
+        bool synchronised = NtpResponder.WriteTimeHeader(buffer, r.Version, r.Poll, r.ClientTransmit, r.Context, state);
+        // The Unique Identifier moves to just after the header (the request is no longer needed).
+        buffer.Slice(r.UidOffset, r.UidLength).CopyTo(buffer[NtpHeader.Length..]);
+        int offset = NtpHeader.Length + r.UidLength;
         int plaintextLength = count * cookieField;
-        int authFieldLength = authFixed + plaintextLength;
+        int authFieldLength = AuthenticatorFixed + plaintextLength;
         BinaryPrimitives.WriteUInt16BigEndian(buffer[offset..], NtsExtensionField.Authenticator);
         BinaryPrimitives.WriteUInt16BigEndian(buffer[(offset + 2)..], (ushort)authFieldLength);
         BinaryPrimitives.WriteUInt16BigEndian(buffer[(offset + 4)..], NtsExtensionField.ServerNonceLength);
@@ -160,33 +338,76 @@ public sealed class NtsPacketHandler
         _random.Fill(buffer.Slice(nonceOffset, NtsExtensionField.ServerNonceLength));
         int ciphertextOffset = nonceOffset + NtsExtensionField.ServerNonceLength;
         int plaintextOffset = ciphertextOffset + AesSiv.TagLength;
-        Span<byte> cookieNonce = stackalloc byte[NtsCookie.NonceLength];
         for (int i = 0; i < count; i++)
         {
             Span<byte> field = buffer.Slice(plaintextOffset + (i * cookieField), cookieField);
             BinaryPrimitives.WriteUInt16BigEndian(field, NtsExtensionField.Cookie);
             BinaryPrimitives.WriteUInt16BigEndian(field[2..], (ushort)cookieField);
-            _random.Fill(cookieNonce);
-            NtsCookie.Seal(ring.Current, cookieNonce, aead, _c2s, s2c, field[ExtensionFields.HeaderLength..]);
+            Span<byte> cookie = field[ExtensionFields.HeaderLength..];
+            NtsCookie.WriteHeader(cookieKey, cookie);
+            _random.Fill(cookie.Slice(4, NtsCookie.NonceLength));
+            Span<byte> plaintext = Scratch(cookies.Count);
+            plaintext = plaintext[..NtsCookie.Pack(r.Aead, C2S(slot), S2C(slot), plaintext)];
+            cookies.Add(cookieKey.Key, cookie[..4], cookie.Slice(4, NtsCookie.NonceLength), plaintext, cookie[NtsCookie.SealedOffset..cookieLength]);
+            if (cookies.IsFull)
+            {
+                SealCookies(ref cookies);
+            }
         }
-        _c2s.AsSpan().Clear();
-        responseLength = offset + authFieldLength;
-        job = new NtsSealJob(aead, adLength, nonceOffset, ciphertextOffset, plaintextLength, count);
-        return new Outcome(ResponseAction.Respond, state.IsSynchronised ? answered : ResponseReason.Unsynchronised, Nts: true);
+        r.ResponseLength = offset + authFieldLength;
+        r.Job = new NtsSealJob(r.Aead, offset, nonceOffset, ciphertextOffset, plaintextLength, count);
+        r.Outcome = new Outcome(ResponseAction.Respond, synchronised ? r.Answered : ResponseReason.Unsynchronised, Nts: true);
     }
 
-    /// <summary>
-    /// Phase two, after the transmit timestamp is in: encrypts the new cookies in place and writes the
-    /// SIV, with the S2C key, the response up to the authenticator as associated data (RFC 8915 §5.6).
-    /// </summary>
-    public void Seal(Span<byte> response, in NtsSealJob job, ReadOnlySpan<byte> s2c)
+    private void SealCookies(ref SivBatch cookies)
     {
-        _siv.SetKey(s2c[..AeadAlgorithms.KeyLength(job.Aead)]);
-        Span<byte> sealedPart = response.Slice(job.CiphertextOffset, AesSiv.TagLength + job.PlaintextLength);
-        _siv.Encrypt(response[..job.AssociatedDataLength], response.Slice(job.NonceOffset, NtsExtensionField.ServerNonceLength),
-            sealedPart[AesSiv.TagLength..], sealedPart);
+        _lanes.Seal(ref cookies);
+        for (int lane = 0; lane < cookies.Count; lane++)
+        {
+            Scratch(lane).Clear(); // the clients' keys
+        }
+        cookies.Clear();
     }
 
-    private static void WriteHeader(Span<byte> buffer, byte version, sbyte poll, NtpTimestamp clientTransmit, in RequestContext context, ServerState state) =>
-        NtpResponder.WriteTimeHeader(buffer, version, poll, clientTransmit, context, state);
+    /// <summary>NTS NAK (§5.7): a KoD NTSN that echoes the Unique Identifier, unauthenticated.</summary>
+    private static void Nak(ref Request r, Span<byte> buffer, CookieFailure failure)
+    {
+        KissOfDeath.Write(buffer, r.Version, r.Poll, r.ClientTransmit, KissCode.NtsNak);
+        buffer.Slice(r.UidOffset, r.UidLength).CopyTo(buffer[NtpHeader.Length..]);
+        r.ResponseLength = NtpHeader.Length + r.UidLength;
+        r.Outcome = new Outcome(ResponseAction.KissOfDeath,
+            failure == CookieFailure.UnknownKey ? ResponseReason.NtsCookieUnknownKey : ResponseReason.NtsCookieInvalid, Nts: true);
+    }
+
+    private Span<byte> C2S(int slot) => _c2s.AsSpan(slot * KeyRoom, KeyRoom);
+
+    private Span<byte> S2C(int slot) => _s2c.AsSpan(slot * KeyRoom, KeyRoom);
+
+    /// <summary>One lane's plaintext scratch: opened cookies, client plaintext, cookies to seal.</summary>
+    private Span<byte> Scratch(int lane) => _plaintext.AsSpan(lane * PlaintextRoom, PlaintextRoom);
+
+    /// <summary>One slot's request, from <see cref="Accept"/> to <see cref="Seal"/>.</summary>
+    private struct Request
+    {
+        public int Length;
+        public int UidOffset;
+        public int UidLength;
+        public int CookieOffset;
+        public int CookieLength;
+        public int Placeholders;
+        public int AuthenticatorOffset;
+        public int NonceOffset;
+        public int NonceLength;
+        public int CiphertextOffset;
+        public int CiphertextLength;
+        public byte Version;
+        public sbyte Poll;
+        public NtpTimestamp ClientTransmit;
+        public RequestContext Context;
+        public ResponseReason Answered;
+        public AeadAlgorithm Aead;
+        public Outcome Outcome;
+        public int ResponseLength;
+        public NtsSealJob Job;
+    }
 }
