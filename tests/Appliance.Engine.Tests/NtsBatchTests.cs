@@ -12,8 +12,8 @@ namespace Appliance.Engine.Tests;
 /// </summary>
 public class NtsBatchTests
 {
-    private static readonly CookieKey Key = new(7, Enumerable.Range(40, 32).Select(i => (byte)i).ToArray());
-    private static readonly CookieKey Stranger = new(8, Enumerable.Range(80, 32).Select(i => (byte)i).ToArray());
+    private static readonly CookieKey s_key = new(7, Enumerable.Range(40, 32).Select(i => (byte)i).ToArray());
+    private static readonly CookieKey s_stranger = new(8, Enumerable.Range(80, 32).Select(i => (byte)i).ToArray());
 
     private sealed record Client(AeadAlgorithm Aead, byte[] C2S, byte[] S2C, byte[] Uid, int Placeholders)
     {
@@ -37,7 +37,7 @@ public class NtsBatchTests
     [Fact]
     public void MixedBatch_EveryRequestAnsweredAsAlone_AndNothingAllocated()
     {
-        var ring = new CookieKeyRing(Key, []);
+        var ring = new CookieKeyRing(s_key, []);
         const int size = 13;
         var scratch = new BatchScratch(size, new NtsPacketHandler(new CookieKeyRingCell(ring), new CsprngBuffer(), size));
         var clients = new Client?[size];
@@ -56,17 +56,17 @@ public class NtsBatchTests
                     expected[i] = ResponseReason.Served;
                     break;
                 case 3:
-                    requests[i] = c.Request(Key);
+                    requests[i] = c.Request(s_key);
                     requests[i][^1] ^= 0x40;
                     expected[i] = ResponseReason.NtsBadAuthenticator;
                     break;
                 case 5:
-                    requests[i] = c.Request(Stranger);
+                    requests[i] = c.Request(s_stranger);
                     clients[i] = c;
                     expected[i] = ResponseReason.NtsCookieUnknownKey;
                     break;
                 default:
-                    requests[i] = c.Request(Key);
+                    requests[i] = c.Request(s_key);
                     clients[i] = c;
                     expected[i] = ResponseReason.Served;
                     break;

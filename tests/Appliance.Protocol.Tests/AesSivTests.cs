@@ -179,7 +179,7 @@ public class AesSivTests
     }
 
     /// <summary>One random AES-SIV operation: key (256 or 512 bits), associated data, nonce, plaintext, and whether to tamper with it.</summary>
-    private static readonly Gen<(byte[] Key, byte[] Ad, byte[] Nonce, byte[] Plaintext, bool Tamper)> SivCase =
+    private static readonly Gen<(byte[] Key, byte[] Ad, byte[] Nonce, byte[] Plaintext, bool Tamper)> s_sivCase =
         Gen.Select(Gen.OneOf(Gen.Byte.Array[32], Gen.Byte.Array[64]), Gen.Byte.Array[0, 300], Gen.Byte.Array[0, 40], Gen.Byte.Array[0, 300], Gen.Int[0, 3])
             .Select((key, ad, nonce, plaintext, t) => (key, ad, nonce, plaintext, t == 0));
 
@@ -187,7 +187,7 @@ public class AesSivTests
     [InlineData(true)]
     [InlineData(false)]
     public void Lanes_SealAndOpen_EqualTheSingleCipher_ForMixedKeysAndLengths(bool hardware) =>
-        Gen.Select(SivCase.Array[1, 4], Gen.Bool).Sample((cases, shareKey) =>
+        Gen.Select(s_sivCase.Array[1, 4], Gen.Bool).Sample((cases, shareKey) =>
         {
             if (shareKey)
             {
