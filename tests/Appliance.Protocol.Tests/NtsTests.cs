@@ -228,8 +228,9 @@ public class NtsPacketTests
     [Fact]
     public void MutatedNtsRequests_NeverThrowNorAmplify()
     {
-        var nts = new NtsFixture();
-        byte[] seed = nts.Request(2);
+        // CsCheck samples on several threads; a handler belongs to one (as to one worker).
+        using var fixtures = new ThreadLocal<NtsFixture>(() => new NtsFixture());
+        byte[] seed = fixtures.Value!.Request(2);
         Gen.Select(Gen.Int[0, 6].SelectMany(n => Gen.Select(Gen.Int[0, seed.Length - 1], Gen.Byte).Array[n]), Gen.Int[-40, 40])
             .Sample((flips, resize) =>
             {
@@ -240,7 +241,7 @@ public class NtsPacketTests
                     packet[index % packet.Length] ^= value;
                 }
                 byte[] buffer = (byte[])packet.Clone();
-                nts.Respond(buffer, packet.Length, out int length);
+                fixtures.Value!.Respond(buffer, packet.Length, out int length);
                 Assert.InRange(length, 0, packet.Length);
             }, iter: 100_000);
     }

@@ -68,6 +68,46 @@ public sealed class AesSiv
         DeriveSubkeys();
     }
 
+    /// <summary>Re-keys only the CTR half (see <see cref="SetKeys4"/>, which may leave it for later).</summary>
+    internal void SetCtrKey(ReadOnlySpan<byte> key) => _ctr.SetKey(key[HalfLength(key)..]);
+
+    /// <summary>
+    /// Re-keys four instances with 256-bit keys at once, the key schedules and the CMAC subkeys of
+    /// the four interleaved (<see cref="AesSivLanes"/>). Without <paramref name="ctr"/> the CTR halves
+    /// are left as they were: verifying a tag alone never runs CTR (<see cref="SetCtrKey"/> later).
+    /// </summary>
+    internal static void SetKeys4(AesSiv s0, AesSiv s1, AesSiv s2, AesSiv s3,
+        ReadOnlySpan<byte> k0, ReadOnlySpan<byte> k1, ReadOnlySpan<byte> k2, ReadOnlySpan<byte> k3, bool ctr)
+    {
+        AesEncryptor.Expand128x4(s0._mac, s1._mac, s2._mac, s3._mac, k0[..16], k1[..16], k2[..16], k3[..16]);
+        if (ctr)
+        {
+            AesEncryptor.Expand128x4(s0._ctr, s1._ctr, s2._ctr, s3._ctr, k0[16..32], k1[16..32], k2[16..32], k3[16..32]);
+        }
+        // L = AES(K, 0), K1 = dbl(L), K2 = dbl(K1) (RFC 4493 §2.3); CMAC(0^128) = AES(K, K1).
+        var q = default(Quad);
+        AesEncryptor.Encrypt4(s0._mac, s1._mac, s2._mac, s3._mac, ref q);
+        s0.SetSubkeys(q[0]);
+        s1.SetSubkeys(q[1]);
+        s2.SetSubkeys(q[2]);
+        s3.SetSubkeys(q[3]);
+        q[0] = s0._k1;
+        q[1] = s1._k1;
+        q[2] = s2._k1;
+        q[3] = s3._k1;
+        AesEncryptor.Encrypt4(s0._mac, s1._mac, s2._mac, s3._mac, ref q);
+        s0._cmacZero = q[0];
+        s1._cmacZero = q[1];
+        s2._cmacZero = q[2];
+        s3._cmacZero = q[3];
+    }
+
+    private void SetSubkeys(Vector128<byte> l)
+    {
+        _k1 = Dbl(l);
+        _k2 = Dbl(_k1);
+    }
+
     private static int HalfLength(ReadOnlySpan<byte> key) => key.Length switch
     {
         32 => 16,
@@ -78,9 +118,7 @@ public sealed class AesSiv
     private void DeriveSubkeys()
     {
         // RFC 4493 §2.3: L = AES(K, 0); K1 = dbl(L); K2 = dbl(K1).
-        Vector128<byte> l = _mac.Encrypt(Vector128<byte>.Zero);
-        _k1 = Dbl(l);
-        _k2 = Dbl(_k1);
+        SetSubkeys(_mac.Encrypt(Vector128<byte>.Zero));
         _cmacZero = Cmac(Zero16);
     }
 

@@ -94,6 +94,8 @@ public sealed class AesSivLanes
     private readonly AesSiv[] _lanes = new AesSiv[Width];
     private readonly byte[] _keys = new byte[Width * 64];
     private readonly int[] _keyLengths = new int[Width];
+    private readonly bool[] _ctrReady = new bool[Width];
+    private readonly AesSiv _spare;
 
     public AesSivLanes(bool allowHardware = true)
     {
@@ -101,6 +103,7 @@ public sealed class AesSivLanes
         {
             _lanes[lane] = new AesSiv(new byte[32], allowHardware);
         }
+        _spare = new AesSiv(new byte[32], allowHardware);
     }
 
     /// <summary>Seals every operation: Output = SIV ‖ ciphertext of Input.</summary>
@@ -111,7 +114,8 @@ public sealed class AesSivLanes
 
     private void Run(scoped ref SivBatch batch, bool open)
     {
-        int short256 = 0, long512 = 0;
+        int short256 = 0, long512 = 0, rekey = 0;
+        bool rekeyCtr = false;
         for (int lane = 0; lane < batch.Count; lane++)
         {
             ref SivOperation op = ref batch[lane];
@@ -125,7 +129,32 @@ public sealed class AesSivLanes
                 }
                 throw new ArgumentException("output too small", nameof(batch));
             }
-            UseKey(lane, op.Key);
+            // CTR runs unless there is no text: a request's authenticator is the tag alone.
+            bool ctr = op.Input.Length > (open ? AesSiv.TagLength : 0);
+            Span<byte> held = _keys.AsSpan(lane * 64, 64);
+            if (_keyLengths[lane] == op.Key.Length && op.Key.SequenceEqual(held[..op.Key.Length]))
+            {
+                if (ctr && !_ctrReady[lane])
+                {
+                    _lanes[lane].SetCtrKey(op.Key);
+                    _ctrReady[lane] = true;
+                }
+            }
+            else if (op.Key.Length == 32)
+            {
+                // New 256-bit keys are expanded below, four at once.
+                op.Key.CopyTo(held);
+                _keyLengths[lane] = 32;
+                rekey |= 1 << lane;
+                rekeyCtr |= ctr;
+            }
+            else
+            {
+                _lanes[lane].SetKey(op.Key); // throws on a wrong length
+                op.Key.CopyTo(held);
+                _keyLengths[lane] = op.Key.Length;
+                _ctrReady[lane] = true;
+            }
             if (op.Key.Length == 32)
             {
                 short256 |= 1 << lane;
@@ -134,6 +163,10 @@ public sealed class AesSivLanes
             {
                 long512 |= 1 << lane;
             }
+        }
+        if (rekey != 0)
+        {
+            Rekey(rekey, rekeyCtr);
         }
         // Lanes in lock step share a round count: one group per key size.
         if (short256 != 0)
@@ -146,16 +179,21 @@ public sealed class AesSivLanes
         }
     }
 
-    private void UseKey(int lane, ReadOnlySpan<byte> key)
+    /// <summary>The lanes in <paramref name="mask"/> take their held 256-bit keys, schedules expanded side by side.</summary>
+    private void Rekey(int mask, bool ctr)
     {
-        Span<byte> held = _keys.AsSpan(lane * 64, 64);
-        if (_keyLengths[lane] == key.Length && key.SequenceEqual(held[..key.Length]))
+        // A lane not in the mask keeps its key: the spare takes its place in the lock step.
+        int first = BitOperations.TrailingZeroCount(mask);
+        AesSiv Target(int lane) => (mask & (1 << lane)) != 0 ? _lanes[lane] : _spare;
+        ReadOnlySpan<byte> Key(int lane) => _keys.AsSpan(((mask & (1 << lane)) != 0 ? lane : first) * 64, 32);
+        AesSiv.SetKeys4(Target(0), Target(1), Target(2), Target(3), Key(0), Key(1), Key(2), Key(3), ctr);
+        for (int lane = 0; lane < Width; lane++)
         {
-            return;
+            if ((mask & (1 << lane)) != 0)
+            {
+                _ctrReady[lane] = ctr;
+            }
         }
-        _lanes[lane].SetKey(key); // throws on a wrong length
-        key.CopyTo(held);
-        _keyLengths[lane] = key.Length;
     }
 
     /// <summary>
