@@ -44,6 +44,7 @@ public ref struct SivBatch
     [UnscopedRef]
     public ref SivOperation this[int lane]
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get
         {
             if ((uint)lane >= (uint)Count)
@@ -268,23 +269,22 @@ public sealed class AesSivLanes
     /// <summary>S2V(K, A, N, P) (RFC 5297 §2.4) for four lanes: the same steps as <see cref="AesSiv"/>'s, each one four wide.</summary>
     private static Quad S2V(Sivs s, Four a, Four n, Four p)
     {
-        Span<int> counts = stackalloc int[Width];
+        Span<int> countA = stackalloc int[Width];
+        Span<int> countN = stackalloc int[Width];
+        Span<int> countP = stackalloc int[Width];
+        for (int lane = 0; lane < Width; lane++)
+        {
+            countA[lane] = AesSiv.Blocks(a[lane]) - 1;
+            countN[lane] = AesSiv.Blocks(n[lane]) - 1;
+            countP[lane] = AesSiv.PrefixBlocks(p[lane]);
+        }
+        // A's and P's chains are independent too: as far as all eight go, they advance together.
         Quad xa = default, xn = default, xp = default;
-        for (int lane = 0; lane < Width; lane++)
-        {
-            counts[lane] = AesSiv.Blocks(a[lane]) - 1;
-        }
-        Chain(s, a, counts, ref xa);
-        for (int lane = 0; lane < Width; lane++)
-        {
-            counts[lane] = AesSiv.Blocks(n[lane]) - 1;
-        }
-        Chain(s, n, counts, ref xn);
-        for (int lane = 0; lane < Width; lane++)
-        {
-            counts[lane] = AesSiv.PrefixBlocks(p[lane]);
-        }
-        Chain(s, p, counts, ref xp);
+        int both = Math.Min(Min(countA), Min(countP));
+        ChainPair(s, a, p, both, ref xa, ref xp);
+        Chain(s, a, countA, both, ref xa);
+        Chain(s, n, countN, 0, ref xn);
+        Chain(s, p, countP, both, ref xp);
         for (int lane = 0; lane < Width; lane++)
         {
             xa[lane] ^= s[lane].LastBlock(a[lane], AesSiv.Blocks(a[lane]));
@@ -326,21 +326,23 @@ public sealed class AesSivLanes
         return xp;
     }
 
+    private static int Min(ReadOnlySpan<int> counts) => Math.Min(Math.Min(counts[0], counts[1]), Math.Min(counts[2], counts[3]));
+
     /// <summary>
-    /// The CBC-MAC chains of four strings over their first <paramref name="counts"/> blocks: in lock
-    /// step as far as all four go, then each alone.
+    /// The CBC-MAC chains of four strings from block <paramref name="from"/> up to their
+    /// <paramref name="counts"/>: in lock step as far as all four go, then each alone.
     /// </summary>
-    private static void Chain(Sivs s, Four data, ReadOnlySpan<int> counts, ref Quad x)
+    private static void Chain(Sivs s, Four data, ReadOnlySpan<int> counts, int from, ref Quad x)
     {
-        int common = Math.Min(Math.Min(counts[0], counts[1]), Math.Min(counts[2], counts[3]));
-        if (common > 0)
+        int common = Min(counts);
+        if (common > from)
         {
             // The four chain values stay in registers for the whole run.
             int length = common * 16;
             ReadOnlySpan<byte> d0 = data[0][..length], d1 = data[1][..length], d2 = data[2][..length], d3 = data[3][..length];
             AesEncryptor e0 = s[0].MacCipher, e1 = s[1].MacCipher, e2 = s[2].MacCipher, e3 = s[3].MacCipher;
             Vector128<byte> a = x[0], b = x[1], c = x[2], d = x[3];
-            for (int offset = 0; offset < length; offset += 16)
+            for (int offset = from * 16; offset < length; offset += 16)
             {
                 a ^= AesSiv.Load(d0, offset);
                 b ^= AesSiv.Load(d1, offset);
@@ -352,28 +354,66 @@ public sealed class AesSivLanes
             x[1] = b;
             x[2] = c;
             x[3] = d;
+            from = common;
         }
-        if (counts[0] == common && counts[1] == common && counts[2] == common && counts[3] == common)
+        for (int lane = 0; lane < Width; lane++)
+        {
+            if (counts[lane] > from)
+            {
+                x[lane] = s[lane].MacCipher.Chain(data[lane][(from * 16)..], counts[lane] - from, x[lane]);
+            }
+        }
+    }
+
+    /// <summary>Two sets of four chains over their first <paramref name="blocks"/> blocks, eight independent blocks per step.</summary>
+    private static void ChainPair(Sivs s, Four first, Four second, int blocks, ref Quad x, ref Quad y)
+    {
+        if (blocks <= 0)
         {
             return;
         }
-        int from = common * 16;
-        for (int lane = 0; lane < Width; lane++)
+        int length = blocks * 16;
+        ReadOnlySpan<byte> f0 = first[0][..length], f1 = first[1][..length], f2 = first[2][..length], f3 = first[3][..length];
+        ReadOnlySpan<byte> g0 = second[0][..length], g1 = second[1][..length], g2 = second[2][..length], g3 = second[3][..length];
+        AesEncryptor e0 = s[0].MacCipher, e1 = s[1].MacCipher, e2 = s[2].MacCipher, e3 = s[3].MacCipher;
+        Vector128<byte> a = x[0], b = x[1], c = x[2], d = x[3], p = y[0], q = y[1], r = y[2], t = y[3];
+        for (int offset = 0; offset < length; offset += 16)
         {
-            x[lane] = s[lane].MacCipher.Chain(data[lane][from..], counts[lane] - common, x[lane]);
+            a ^= AesSiv.Load(f0, offset);
+            b ^= AesSiv.Load(f1, offset);
+            c ^= AesSiv.Load(f2, offset);
+            d ^= AesSiv.Load(f3, offset);
+            p ^= AesSiv.Load(g0, offset);
+            q ^= AesSiv.Load(g1, offset);
+            r ^= AesSiv.Load(g2, offset);
+            t ^= AesSiv.Load(g3, offset);
+            AesEncryptor.Encrypt4(e0, e1, e2, e3, ref a, ref b, ref c, ref d);
+            AesEncryptor.Encrypt4(e0, e1, e2, e3, ref p, ref q, ref r, ref t);
         }
+        x[0] = a;
+        x[1] = b;
+        x[2] = c;
+        x[3] = d;
+        y[0] = p;
+        y[1] = q;
+        y[2] = r;
+        y[3] = t;
     }
 
     /// <summary>The four lanes' ciphers in lock step.</summary>
     private readonly struct Sivs(AesSiv s0, AesSiv s1, AesSiv s2, AesSiv s3)
     {
-        public AesSiv this[int lane] => lane switch
+        public AesSiv this[int lane]
         {
-            0 => s0,
-            1 => s1,
-            2 => s2,
-            _ => s3,
-        };
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => lane switch
+            {
+                0 => s0,
+                1 => s1,
+                2 => s2,
+                _ => s3,
+            };
+        }
 
         /// <summary>One block per lane under its S2V (CMAC) key.</summary>
         public void Mac4(ref Quad q) => AesEncryptor.Encrypt4(s0.MacCipher, s1.MacCipher, s2.MacCipher, s3.MacCipher, ref q);
@@ -385,12 +425,16 @@ public sealed class AesSivLanes
     {
         private readonly ReadOnlySpan<byte> _0 = s0, _1 = s1, _2 = s2, _3 = s3;
 
-        public ReadOnlySpan<byte> this[int lane] => lane switch
+        public ReadOnlySpan<byte> this[int lane]
         {
-            0 => _0,
-            1 => _1,
-            2 => _2,
-            _ => _3,
-        };
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => lane switch
+            {
+                0 => _0,
+                1 => _1,
+                2 => _2,
+                _ => _3,
+            };
+        }
     }
 }

@@ -37,8 +37,10 @@ public ref struct NtsGroup
         _slots[Count++] = slot;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly int Slot(int member) => _slots[Checked(member)];
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly Span<byte> Buffer(int member) => Checked(member) switch
     {
         0 => _0,
@@ -364,7 +366,7 @@ public sealed class NtsPacketHandler
         _lanes.Seal(ref cookies);
         for (int lane = 0; lane < cookies.Count; lane++)
         {
-            Scratch(lane).Clear(); // the clients' keys
+            Scratch(lane)[..cookies[lane].Input.Length].Clear(); // the clients' keys
         }
         cookies.Clear();
     }
