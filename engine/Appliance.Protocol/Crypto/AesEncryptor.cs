@@ -305,34 +305,8 @@ public sealed class AesEncryptor
 
     /// <summary>Four independent blocks, rounds interleaved (CTR keystream).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Encrypt4(ref Vector128<byte> a, ref Vector128<byte> b, ref Vector128<byte> c, ref Vector128<byte> d)
-    {
-        if (!_useAesNi)
-        {
-            a = Encrypt(a);
-            b = Encrypt(b);
-            c = Encrypt(c);
-            d = Encrypt(d);
-            return;
-        }
-        ref readonly RoundKeys rk = ref _roundKeys;
-        Vector128<byte> k = rk[0];
-        Vector128<byte> w = a ^ k, x = b ^ k, y = c ^ k, z = d ^ k;
-        int last = Rounds;
-        for (int r = 1; r < last; r++)
-        {
-            k = rk[r];
-            w = Aes.Encrypt(w, k);
-            x = Aes.Encrypt(x, k);
-            y = Aes.Encrypt(y, k);
-            z = Aes.Encrypt(z, k);
-        }
-        k = rk[last];
-        a = Aes.EncryptLast(w, k);
-        b = Aes.EncryptLast(x, k);
-        c = Aes.EncryptLast(y, k);
-        d = Aes.EncryptLast(z, k);
-    }
+    public void Encrypt4(ref Vector128<byte> a, ref Vector128<byte> b, ref Vector128<byte> c, ref Vector128<byte> d) =>
+        Encrypt4(this, this, this, this, ref a, ref b, ref c, ref d);
 
     /// <summary>
     /// One block under each of four keys, rounds interleaved: four independent CMAC chains (or CTR

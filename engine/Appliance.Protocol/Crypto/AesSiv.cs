@@ -55,8 +55,6 @@ public sealed class AesSiv
 
     internal AesEncryptor MacCipher => _mac;
 
-    internal Vector128<byte> K1 => _k1;
-
     internal Vector128<byte> CmacZero => _cmacZero;
 
     /// <summary>Re-keys in place: 32 bytes (AES-SIV-CMAC-256) or 64 (AES-SIV-CMAC-512).</summary>
