@@ -82,13 +82,20 @@ $cmd_chrony > "$out/vs-chronyd.md"
 
 nts_args="--ntske 127.0.0.1:$p_ke --ntske-name ntp.test --ca $W/server.crt"
 echo "== appliance: NTS against plain NTP (ramp, alternating)"
-cmd_nts="$LT ramp 127.0.0.1:$p_app --vs 127.0.0.1:$p_app --nts --vs-protocol ntp $nts_args --from 150000 --step 10000 --to 900000 --step-duration 3s $gen --pid $pid_app --json $out/nts-vs-ntp.json"
-CMD_NTS=$cmd_nts
-$cmd_nts > "$out/nts-vs-ntp.md"
+# Each NTS comparison is three ramps, and the summary takes the median ratio: a single vCPU stall of
+# this shared host ends one side's ramp early (seen both ways: 0.53x and 0.97x in two runs of the
+# same build), and one sample cannot tell that from the server's limit.
+for i in 1 2 3; do
+  cmd_nts="$LT ramp 127.0.0.1:$p_app --vs 127.0.0.1:$p_app --nts --vs-protocol ntp $nts_args --from 150000 --step 10000 --to 900000 --step-duration 3s $gen --pid $pid_app --json $out/nts-vs-ntp-$i.json"
+  CMD_NTS=$cmd_nts
+  $cmd_nts > "$out/nts-vs-ntp-$i.md"
+done
 echo "== appliance NTS vs chronyd NTS (ramp)"
-cmd_nts_chrony="$LT ramp 127.0.0.1:$p_app --vs 127.0.0.1:$p_chrony --nts $nts_args --vs-ntske 127.0.0.1:$p_chrony_ke --vs-ntske-name ntp.test --vs-ca $W/server.crt --from 50000 --factor 1.05 --to 900000 --step-duration 3s $gen --pid $pid_app --vs-pid $pid_chrony --json $out/nts-vs-chronyd.json"
-CMD_NTS_CHRONY=$cmd_nts_chrony
-$cmd_nts_chrony > "$out/nts-vs-chronyd.md"
+for i in 1 2 3; do
+  cmd_nts_chrony="$LT ramp 127.0.0.1:$p_app --vs 127.0.0.1:$p_chrony --nts $nts_args --vs-ntske 127.0.0.1:$p_chrony_ke --vs-ntske-name ntp.test --vs-ca $W/server.crt --from 60000 --factor 1.05 --to 900000 --step-duration 3s $gen --pid $pid_app --vs-pid $pid_chrony --json $out/nts-vs-chronyd-$i.json"
+  CMD_NTS_CHRONY=$cmd_nts_chrony
+  $cmd_nts_chrony > "$out/nts-vs-chronyd-$i.md"
+done
 echo "== NTS-KE handshakes per second"
 cmd_ntske="$LT ntske 127.0.0.1:$p_ke --name ntp.test --ca $W/server.crt --vs 127.0.0.1:$p_chrony_ke --vs-name ntp.test --vs-ca $W/server.crt --duration 5s --concurrency 8"
 CMD_NTSKE=$cmd_ntske
@@ -145,12 +152,16 @@ print("| --- | --- | --- |")
 print(f"| one worker's max rate at < 1 % loss vs ntpref (C, recvmmsg/sendmmsg) | {ma:.0f}/s vs {mr:.0f}/s = **{ma/mr:.2f}×** | ≥ 0.9× |")
 print(f"| one worker's max rate vs chronyd 4.3 (`local stratum 1`, `-x`) | {mac:.0f}/s vs {mc:.0f}/s = **{mac/mc:.2f}×** | ≥ 2× |")
 b = (a1-a0)/(r1-r0); bw = (w1-w0)/(r1-r0)
-vn = load("nts-vs-ntp"); vcn = load("nts-vs-chronyd")
 nts_label, ntp_label = f"{app} (nts)", f"{app} (ntp)"
-mn, mp = held(vn, nts_label), held(vn, ntp_label)
-mnc, mc_nts = held(vcn, app), held(vcn, chrony)
-print(f"| NTS max rate vs the appliance's plain NTP rate (same server, alternating steps) | {mn:.0f}/s vs {mp:.0f}/s = **{mn/mp:.2f}×** | ≥ 0.7× |")
-print(f"| NTS max rate vs chronyd 4.3 NTS (`ntsservercert`, `-x`, one core) | {mnc:.0f}/s vs {mc_nts:.0f}/s = **{mnc/mc_nts:.2f}×** | ≥ 2× |")
+def median_of_runs(name, a, b):
+    """Each run's max held rates and ratio; the run with the median ratio first."""
+    runs = [(held(d, a), held(d, b)) for d in (load(f"{name}-{i}") for i in (1, 2, 3))]
+    runs = [(x, y, x / y) for x, y in runs]
+    return sorted(runs, key=lambda r: r[2])[1], ", ".join(f"{r[2]:.2f}×" for r in runs)
+(mn, mp, rn), all_n = median_of_runs("nts-vs-ntp", nts_label, ntp_label)
+(mnc, mc_nts, rc), all_c = median_of_runs("nts-vs-chronyd", app, chrony)
+print(f"| NTS max rate vs the appliance's plain NTP rate (same server, alternating steps; median of 3 ramps: {all_n}) | {mn:.0f}/s vs {mp:.0f}/s = **{rn:.2f}×** | ≥ 0.7× |")
+print(f"| NTS max rate vs chronyd 4.3 NTS (`ntsservercert`, `-x`, one core; median of 3 ramps: {all_c}) | {mnc:.0f}/s vs {mc_nts:.0f}/s = **{rc:.2f}×** | ≥ 2× |")
 ke_lines = [l for l in open(f"{out}/ntske.md") if l.startswith("| 127")]
 ke = [float(l.split("|")[2]) for l in ke_lines]
 print(f"| NTS-KE handshakes per second vs chronyd (8 concurrent clients) | {ke[0]:.0f}/s vs {ke[1]:.0f}/s = **{ke[0]/ke[1]:.2f}×** | (measured) |")
@@ -179,8 +190,11 @@ for title, name, env in [("Appliance vs ntpref", "vs-ntpref", "CMD_REF"), ("Appl
     print(open(f"{out}/{name}.md").read())
 for title, name, env in [("NTS against plain NTP, one appliance", "nts-vs-ntp", "CMD_NTS"), ("Appliance NTS vs chronyd NTS", "nts-vs-chronyd", "CMD_NTS_CHRONY")]:
     print(f"## {title}\n")
-    print("Command: `" + cmd(env) + "`\n")
-    print(open(f"{out}/{name}.md").read())
+    print("Three ramps one after another; the command of the last (the others differ only in the JSON file name):\n")
+    print("`" + cmd(env) + "`\n")
+    for i in (1, 2, 3):
+        print(f"### Ramp {i}\n")
+        print(open(f"{out}/{name}-{i}.md").read())
 print("## NTS-KE handshakes\n")
 print("Command: `" + cmd("CMD_NTSKE") + "`\n")
 print(open(f"{out}/ntske.md").read())
