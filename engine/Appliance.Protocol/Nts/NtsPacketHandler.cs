@@ -4,13 +4,6 @@ using Appliance.Protocol.Crypto;
 
 namespace Appliance.Protocol.Nts;
 
-/// <summary>
-/// What sealing an NTS response needs: where the associated data ends, where the server nonce and
-/// the ciphertext go, how long the plaintext (the new cookies) is. The transmit timestamp is part of
-/// the associated data, so sealing runs after it is stamped (<see cref="NtsPacketHandler.Seal"/>).
-/// </summary>
-public readonly record struct NtsSealJob(AeadAlgorithm Aead, int AssociatedDataLength, int NonceOffset, int CiphertextOffset, int PlaintextLength, int Cookies);
-
 /// <summary>Up to four NTS requests of a batch, handled together by <see cref="NtsPacketHandler"/>: each one's slot and buffer.</summary>
 public ref struct NtsGroup
 {
@@ -292,7 +285,7 @@ public sealed class NtsPacketHandler
     public (Outcome Outcome, int ResponseLength) Result(int slot) => (_requests[slot].Outcome, _requests[slot].ResponseLength);
 
     /// <summary>Fresh cookies placed in a slot's response.</summary>
-    public int Cookies(int slot) => _requests[slot].Job.Cookies;
+    public int Cookies(int slot) => _requests[slot].NewCookies;
 
     /// <summary>
     /// Phase three, for up to four answered responses whose transmit timestamps are in: encrypts the
@@ -305,11 +298,11 @@ public sealed class NtsPacketHandler
         for (int m = 0; m < group.Count; m++)
         {
             int slot = group.Slot(m);
-            ref readonly NtsSealJob job = ref _requests[slot].Job;
+            ref readonly Request r = ref _requests[slot];
             Span<byte> response = group.Buffer(m);
-            Span<byte> sealedPart = response.Slice(job.CiphertextOffset, AesSiv.TagLength + job.PlaintextLength);
-            siv.Add(S2C(slot)[..AeadAlgorithms.KeyLength(job.Aead)], response[..job.AssociatedDataLength],
-                response.Slice(job.NonceOffset, NtsExtensionField.ServerNonceLength), sealedPart[AesSiv.TagLength..], sealedPart);
+            Span<byte> sealedPart = response.Slice(r.SealedOffset, AesSiv.TagLength + r.PlaintextLength);
+            siv.Add(S2C(slot)[..AeadAlgorithms.KeyLength(r.Aead)], response[..r.AssociatedDataLength],
+                response.Slice(r.ServerNonceOffset, NtsExtensionField.ServerNonceLength), sealedPart[AesSiv.TagLength..], sealedPart);
         }
         _lanes.Seal(ref siv);
         for (int m = 0; m < group.Count; m++)
@@ -357,7 +350,11 @@ public sealed class NtsPacketHandler
             }
         }
         r.ResponseLength = offset + authFieldLength;
-        r.Job = new NtsSealJob(r.Aead, offset, nonceOffset, ciphertextOffset, plaintextLength, count);
+        r.AssociatedDataLength = offset;
+        r.ServerNonceOffset = nonceOffset;
+        r.SealedOffset = ciphertextOffset;
+        r.PlaintextLength = plaintextLength;
+        r.NewCookies = count;
         r.Outcome = new Outcome(ResponseAction.Respond, synchronised ? r.Answered : ResponseReason.Unsynchronised, Nts: true);
     }
 
@@ -410,6 +407,12 @@ public sealed class NtsPacketHandler
         public AeadAlgorithm Aead;
         public Outcome Outcome;
         public int ResponseLength;
-        public NtsSealJob Job;
+
+        // What sealing needs (the transmit timestamp is inside the associated data, so it runs last).
+        public int AssociatedDataLength;
+        public int ServerNonceOffset;
+        public int SealedOffset;
+        public int PlaintextLength;
+        public int NewCookies;
     }
 }
