@@ -200,7 +200,7 @@ public sealed class NtpWorker : IDisposable
         }
     }
 
-    /// <summary>The accepted NTS requests, four at a time so their AES-SIV work runs side by side.</summary>
+    /// <summary>The accepted NTS requests, eight at a time so their AES-SIV work runs side by side.</summary>
     private static void AnswerNts(PacketBatch batch, ServerState state, WorkerCounters counters, BatchScratch scratch)
     {
         NtsPacketHandler nts = scratch.Nts!;
@@ -221,7 +221,7 @@ public sealed class NtpWorker : IDisposable
     }
 
     /// <summary>
-    /// Transmit timestamps as late as possible: NTS responses are stamped four at a time, each group
+    /// Transmit timestamps as late as possible: NTS responses are stamped eight at a time, each group
     /// with its own clock reading just before it is sealed (the timestamp is inside what the
     /// authenticator covers); then one reading, taken after all sealing and just before the send,
     /// goes into every plain time response. KoDs get none.
@@ -246,7 +246,7 @@ public sealed class NtpWorker : IDisposable
         StampTransmit(batch, state, scratch, SystemClock.RealtimeNanoseconds());
     }
 
-    /// <summary>Refills <paramref name="group"/> with the next (up to four) slots of <paramref name="kind"/> from <paramref name="next"/>; returns where to go on.</summary>
+    /// <summary>Refills <paramref name="group"/> with the next (up to eight) slots of <paramref name="kind"/> from <paramref name="next"/>; returns where to go on.</summary>
     private static int NextGroup(PacketBatch batch, BatchScratch scratch, SlotKind kind, int next, ref NtsGroup group)
     {
         group.Clear();

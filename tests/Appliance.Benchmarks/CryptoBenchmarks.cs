@@ -20,9 +20,9 @@ public class CryptoBenchmarks
     private readonly byte[] _response = new byte[232];
 
     private readonly AesSivLanes _lanes = new();
-    private readonly byte[][] _keys = [.. Enumerable.Range(0, 4).Select(l => Enumerable.Range(l, 32).Select(i => (byte)i).ToArray())];
-    private readonly byte[][] _tags = [.. Enumerable.Range(0, 4).Select(_ => new byte[16])];
-    private readonly byte[][] _responses = [.. Enumerable.Range(0, 4).Select(_ => new byte[232])];
+    private readonly byte[][] _keys = [.. Enumerable.Range(0, AesSivLanes.Width).Select(l => Enumerable.Range(l, 32).Select(i => (byte)i).ToArray())];
+    private readonly byte[][] _tags = [.. Enumerable.Range(0, AesSivLanes.Width).Select(_ => new byte[16])];
+    private readonly byte[][] _responses = [.. Enumerable.Range(0, AesSivLanes.Width).Select(_ => new byte[232])];
 
     [Benchmark]
     public void SetKey() => _siv.SetKey(_key);
@@ -36,12 +36,12 @@ public class CryptoBenchmarks
     [Benchmark]
     public void SealResponse216() => _siv.Encrypt(_responseAd, _nonce, _responsePlaintext, _response);
 
-    /// <summary>Four requests' authenticators in lock step, each under its own key (per request).</summary>
-    [Benchmark(OperationsPerInvoke = 4)]
+    /// <summary>Eight requests' authenticators in lock step, each under its own key (per request).</summary>
+    [Benchmark(OperationsPerInvoke = AesSivLanes.Width)]
     public void AuthenticateRequest300Lanes()
     {
         var batch = default(SivBatch);
-        for (int l = 0; l < 4; l++)
+        for (int l = 0; l < AesSivLanes.Width; l++)
         {
             _keys[l][0]++; // a new key per request, as C2S is
             batch.Add(_keys[l], _request, _nonce, [], _tags[l]);
@@ -49,12 +49,12 @@ public class CryptoBenchmarks
         _lanes.Seal(ref batch);
     }
 
-    /// <summary>Four responses sealed in lock step, each under its own key (per response).</summary>
-    [Benchmark(OperationsPerInvoke = 4)]
+    /// <summary>Eight responses sealed in lock step, each under its own key (per response).</summary>
+    [Benchmark(OperationsPerInvoke = AesSivLanes.Width)]
     public void SealResponse216Lanes()
     {
         var batch = default(SivBatch);
-        for (int l = 0; l < 4; l++)
+        for (int l = 0; l < AesSivLanes.Width; l++)
         {
             _keys[l][0]++;
             batch.Add(_keys[l], _responseAd, _nonce, _responsePlaintext, _responses[l]);

@@ -178,16 +178,16 @@ public class AesSivTests
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
-    /// <summary>One random AES-SIV operation: key (256 or 512 bits), associated data, nonce, plaintext, and whether to tamper with it.</summary>
+    /// <summary>One random AES-SIV operation: key (256 or 512 bits), associated data, nonce, plaintext (some longer than the lanes' 512-byte keystream run), and whether to tamper with it.</summary>
     private static readonly Gen<(byte[] Key, byte[] Ad, byte[] Nonce, byte[] Plaintext, bool Tamper)> s_sivCase =
-        Gen.Select(Gen.OneOf(Gen.Byte.Array[32], Gen.Byte.Array[64]), Gen.Byte.Array[0, 300], Gen.Byte.Array[0, 40], Gen.Byte.Array[0, 300], Gen.Int[0, 3])
+        Gen.Select(Gen.OneOf(Gen.Byte.Array[32], Gen.Byte.Array[64]), Gen.Byte.Array[0, 300], Gen.Byte.Array[0, 40], Gen.OneOf(Gen.Byte.Array[0, 300], Gen.Byte.Array[500, 1100]), Gen.Int[0, 3])
             .Select((key, ad, nonce, plaintext, t) => (key, ad, nonce, plaintext, t == 0));
 
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
     public void Lanes_SealAndOpen_EqualTheSingleCipher_ForMixedKeysAndLengths(bool hardware) =>
-        Gen.Select(s_sivCase.Array[1, 4], Gen.Bool).Sample((cases, shareKey) =>
+        Gen.Select(s_sivCase.Array[1, AesSivLanes.Width], Gen.Bool).Sample((cases, shareKey) =>
         {
             if (shareKey)
             {

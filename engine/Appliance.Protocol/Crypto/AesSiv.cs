@@ -55,6 +55,8 @@ public sealed class AesSiv
 
     internal AesEncryptor MacCipher => _mac;
 
+    internal AesEncryptor CtrCipher => _ctr;
+
     internal Vector128<byte> CmacZero => _cmacZero;
 
     /// <summary>Re-keys in place: 32 bytes (AES-SIV-CMAC-256) or 64 (AES-SIV-CMAC-512).</summary>
@@ -66,40 +68,48 @@ public sealed class AesSiv
         DeriveSubkeys();
     }
 
-    /// <summary>Re-keys only the CTR half (see <see cref="SetKeys4"/>, which may leave it for later).</summary>
+    /// <summary>Re-keys only the CTR half (see <see cref="SetKeysLanes"/>, which may leave it for later).</summary>
     internal void SetCtrKey(ReadOnlySpan<byte> key) => _ctr.SetKey(key[HalfLength(key)..]);
 
     /// <summary>
-    /// Re-keys four instances with 256-bit keys at once, the key schedules and the CMAC subkeys of
-    /// the four interleaved (<see cref="AesSivLanes"/>). Without <paramref name="ctr"/> the CTR halves
-    /// are left as they were: verifying a tag alone never runs CTR (<see cref="SetCtrKey"/> later).
+    /// Re-keys one instance per lane with 256-bit keys at once (<see cref="AesSivLanes"/>): the key
+    /// schedules and the CMAC subkeys of all lanes interleaved. <paramref name="macKeys"/> and
+    /// <paramref name="ctrKeys"/> are each lane's two key halves (used up here). Without
+    /// <paramref name="ctr"/> the CTR halves are left as they were: verifying a tag alone never runs CTR
+    /// (<see cref="SetCtrKey"/> later).
     /// </summary>
-    internal static void SetKeys4(AesSiv s0, AesSiv s1, AesSiv s2, AesSiv s3,
-        ReadOnlySpan<byte> k0, ReadOnlySpan<byte> k1, ReadOnlySpan<byte> k2, ReadOnlySpan<byte> k3, bool ctr)
+    internal static void SetKeysLanes(scoped ref LaneSivs sivs, scoped ref LaneBlocks macKeys, scoped ref LaneBlocks ctrKeys, bool ctr)
     {
-        AesEncryptor.Expand128x4(s0._mac, s1._mac, s2._mac, s3._mac, k0[..16], k1[..16], k2[..16], k3[..16]);
+        var ciphers = default(LaneCiphers);
         if (ctr)
         {
-            AesEncryptor.Expand128x4(s0._ctr, s1._ctr, s2._ctr, s3._ctr, k0[16..32], k1[16..32], k2[16..32], k3[16..32]);
+            for (int lane = 0; lane < AesSivLanes.Width; lane++)
+            {
+                ciphers[lane] = sivs[lane]._ctr;
+            }
+            AesEncryptor.Expand128Lanes(ref ciphers, ref ctrKeys);
         }
+        for (int lane = 0; lane < AesSivLanes.Width; lane++)
+        {
+            ciphers[lane] = sivs[lane]._mac;
+        }
+        AesEncryptor.Expand128Lanes(ref ciphers, ref macKeys);
         // L = AES(K, 0), K1 = dbl(L), K2 = dbl(K1) (RFC 4493 §2.3); CMAC(0^128) = AES(K, K1).
-        var q = default(Quad);
-        AesEncryptor.Encrypt4(s0._mac, s1._mac, s2._mac, s3._mac, ref q);
-        s0.SetSubkeys(q[0]);
-        s1.SetSubkeys(q[1]);
-        s2.SetSubkeys(q[2]);
-        s3.SetSubkeys(q[3]);
-        q[0] = s0._k1;
-        q[1] = s1._k1;
-        q[2] = s2._k1;
-        q[3] = s3._k1;
-        AesEncryptor.Encrypt4(s0._mac, s1._mac, s2._mac, s3._mac, ref q);
-        s0._cmacZero = q[0];
-        s1._cmacZero = q[1];
-        s2._cmacZero = q[2];
-        s3._cmacZero = q[3];
+        var q = default(LaneBlocks);
+        AesEncryptor.EncryptLanes(ref ciphers, ref q);
+        for (int lane = 0; lane < AesSivLanes.Width; lane++)
+        {
+            sivs[lane].SetSubkeys(q[lane]);
+            q[lane] = sivs[lane]._k1;
+        }
+        AesEncryptor.EncryptLanes(ref ciphers, ref q);
+        for (int lane = 0; lane < AesSivLanes.Width; lane++)
+        {
+            sivs[lane]._cmacZero = q[lane];
+        }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void SetSubkeys(Vector128<byte> l)
     {
         _k1 = Dbl(l);
@@ -239,7 +249,7 @@ public sealed class AesSiv
     /// The last one or two CMAC input blocks of T (RFC 5297 §2.4), K1 or K2 already applied to the last
     /// (RFC 4493 §2.4): T = P xorend D when P has 16 bytes or more (after its prefix blocks), else
     /// T = dbl(D) xor pad(P), one block. Returns how many; with two, the first runs through the chain
-    /// before the last. Shared by the single and the four-lane S2V.
+    /// before the last. Shared by the single and the lanes' S2V (<see cref="AesSivLanes"/>).
     /// </summary>
     internal int FinalBlocks(ReadOnlySpan<byte> p, Vector128<byte> d, out Vector128<byte> first, out Vector128<byte> last)
     {
@@ -381,7 +391,7 @@ public sealed class AesSiv
     }
 
     /// <summary>Q = V with bits 31 and 63 cleared (RFC 5297 §2.5), as two big-endian halves.</summary>
-    private static (ulong Hi, ulong Lo) CounterStart(Vector128<byte> v)
+    internal static (ulong Hi, ulong Lo) CounterStart(Vector128<byte> v)
     {
         Vector128<ulong> lanes = v.AsUInt64();
         ulong hi = BinaryPrimitives.ReverseEndianness(lanes.GetElement(0));
@@ -391,7 +401,7 @@ public sealed class AesSiv
 
     /// <summary>The counter block (hi ‖ lo) + <paramref name="add"/>, big-endian.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<byte> Counter(ulong hi, ulong lo, ulong add)
+    internal static Vector128<byte> Counter(ulong hi, ulong lo, ulong add)
     {
         ulong l = lo + add;
         ulong h = l < lo ? hi + 1 : hi;

@@ -5,11 +5,32 @@ using System.Runtime.Intrinsics;
 
 namespace Appliance.Protocol.Crypto;
 
-/// <summary>Four 128-bit values, one per lane of <see cref="AesSivLanes"/>.</summary>
-[InlineArray(4)]
-internal struct Quad
+/// <summary>One 128-bit value per lane of <see cref="AesSivLanes"/>.</summary>
+[InlineArray(AesSivLanes.Width)]
+internal struct LaneBlocks
 {
     private Vector128<byte> _first;
+}
+
+/// <summary>One AES cipher per lane of <see cref="AesSivLanes"/>.</summary>
+[InlineArray(AesSivLanes.Width)]
+internal struct LaneCiphers
+{
+    private AesEncryptor _first;
+}
+
+/// <summary>One AES-SIV instance per lane of <see cref="AesSivLanes"/>.</summary>
+[InlineArray(AesSivLanes.Width)]
+internal struct LaneSivs
+{
+    private AesSiv _first;
+}
+
+/// <summary>One count per lane of <see cref="AesSivLanes"/>.</summary>
+[InlineArray(AesSivLanes.Width)]
+internal struct LaneCounts
+{
+    private int _first;
 }
 
 /// <summary>One AES-SIV operation for <see cref="AesSivLanes"/>, through the RFC 5116 interface as <see cref="AesSiv"/> takes it.</summary>
@@ -32,10 +53,10 @@ public ref struct SivOperation
     public bool Authentic;
 }
 
-/// <summary>Up to four <see cref="SivOperation"/>s for one call of <see cref="AesSivLanes"/>.</summary>
+/// <summary>Up to <see cref="AesSivLanes.Width"/> <see cref="SivOperation"/>s for one call of <see cref="AesSivLanes"/>.</summary>
 public ref struct SivBatch
 {
-    private SivOperation _0, _1, _2, _3;
+    private SivOperation _0, _1, _2, _3, _4, _5, _6, _7;
 
     public int Count { get; private set; }
 
@@ -51,15 +72,17 @@ public ref struct SivBatch
             {
                 throw new ArgumentOutOfRangeException(nameof(lane));
             }
-            if (lane == 0)
+            switch (lane)
             {
-                return ref _0;
+                case 0: return ref _0;
+                case 1: return ref _1;
+                case 2: return ref _2;
+                case 3: return ref _3;
+                case 4: return ref _4;
+                case 5: return ref _5;
+                case 6: return ref _6;
+                default: return ref _7;
             }
-            if (lane == 1)
-            {
-                return ref _1;
-            }
-            return ref lane == 2 ? ref _2 : ref _3;
         }
     }
 
@@ -68,7 +91,7 @@ public ref struct SivBatch
     {
         if (IsFull)
         {
-            throw new InvalidOperationException("a batch holds four operations");
+            throw new InvalidOperationException($"a batch holds {AesSivLanes.Width} operations");
         }
         var op = new SivOperation { Key = key, AssociatedData = associatedData, Nonce = nonce, Input = input, Output = output };
         int lane = Count++;
@@ -80,22 +103,28 @@ public ref struct SivBatch
 }
 
 /// <summary>
-/// Four AES-SIV operations (RFC 5297) of four different requests side by side. Every CMAC chain is
+/// Eight AES-SIV operations (RFC 5297) of eight different requests side by side. Every CMAC chain is
 /// serial: one request's S2V waits out the AES latency at each block, using a fraction of what the
-/// AES unit can start per cycle. Running four requests' chains in lock step (one round of each in
-/// turn, <see cref="AesEncryptor.Encrypt4"/>) fills those slots, so four cost little more than one.
-/// Results are bit-for-bit those of <see cref="AesSiv"/> (tested against it). Each lane keeps its
-/// key schedule and expands a key again only when it changes (the server's cookie key stays).
-/// One instance per thread; nothing here allocates.
+/// AES unit can start per cycle. Running eight requests' chains in lock step (one round of each in
+/// turn, <see cref="AesEncryptor.EncryptLanes"/>) fills those slots, so eight cost little more than
+/// one; CTR runs in lock step too (one keystream block of every lane per step) and so do the key
+/// schedules. Results are bit-for-bit those of <see cref="AesSiv"/> (tested against it). Each lane
+/// keeps its key schedule and expands a key again only when it changes (the server's cookie key
+/// stays). One instance per thread; nothing here allocates.
 /// </summary>
 public sealed class AesSivLanes
 {
-    public const int Width = 4;
+    /// <summary>Lanes in lock step: AES-NI's latency over its issue rate (measured, see <see cref="AesEncryptor.EncryptLanes"/>).</summary>
+    public const int Width = 8;
+
+    /// <summary>Keystream blocks per lane generated before they are applied (CTR in lock step).</summary>
+    private const int StreamBlocks = 32;
 
     private readonly AesSiv[] _lanes = new AesSiv[Width];
     private readonly byte[] _keys = new byte[Width * 64];
     private readonly int[] _keyLengths = new int[Width];
     private readonly bool[] _ctrReady = new bool[Width];
+    private readonly byte[] _stream = new byte[Width * StreamBlocks * 16];
     private readonly AesSiv _spare;
 
     public AesSivLanes(bool allowHardware = true)
@@ -143,7 +172,7 @@ public sealed class AesSivLanes
             }
             else if (op.Key.Length == 32)
             {
-                // New 256-bit keys are expanded below, four at once.
+                // New 256-bit keys are expanded below, all lanes at once.
                 op.Key.CopyTo(held);
                 _keyLengths[lane] = 32;
                 rekey |= 1 << lane;
@@ -185,34 +214,53 @@ public sealed class AesSivLanes
     {
         // A lane not in the mask keeps its key: the spare takes its place in the lock step.
         int first = BitOperations.TrailingZeroCount(mask);
-        AesSiv Target(int lane) => (mask & (1 << lane)) != 0 ? _lanes[lane] : _spare;
-        ReadOnlySpan<byte> Key(int lane) => _keys.AsSpan(((mask & (1 << lane)) != 0 ? lane : first) * 64, 32);
-        AesSiv.SetKeys4(Target(0), Target(1), Target(2), Target(3), Key(0), Key(1), Key(2), Key(3), ctr);
+        var sivs = default(LaneSivs);
+        var macKeys = default(LaneBlocks);
+        var ctrKeys = default(LaneBlocks);
         for (int lane = 0; lane < Width; lane++)
         {
-            if ((mask & (1 << lane)) != 0)
+            bool mine = (mask & (1 << lane)) != 0;
+            sivs[lane] = mine ? _lanes[lane] : _spare;
+            ReadOnlySpan<byte> key = _keys.AsSpan((mine ? lane : first) * 64, 32);
+            macKeys[lane] = Vector128.Create(key[..16]);
+            ctrKeys[lane] = Vector128.Create(key[16..]);
+            if (mine)
             {
                 _ctrReady[lane] = ctr;
             }
         }
+        AesSiv.SetKeysLanes(ref sivs, ref macKeys, ref ctrKeys, ctr);
     }
 
     /// <summary>
     /// The lanes in <paramref name="mask"/> in lock step. A lane outside the mask repeats the first
-    /// lane in it (same key, same data): the lock step needs four, the repeat's results are dropped.
+    /// lane in it (same key, same data): the lock step needs all lanes, the repeat's results are dropped.
     /// </summary>
     private void RunGroup(scoped ref SivBatch batch, int mask, bool open)
     {
         int first = BitOperations.TrailingZeroCount(mask);
-        int m0 = Pick(mask, 0, first), m1 = Pick(mask, 1, first), m2 = Pick(mask, 2, first), m3 = Pick(mask, 3, first);
-        var s = new Sivs(_lanes[m0], _lanes[m1], _lanes[m2], _lanes[m3]);
-        ref SivOperation o0 = ref batch[m0], o1 = ref batch[m1], o2 = ref batch[m2], o3 = ref batch[m3];
-        var a = new Four(o0.AssociatedData, o1.AssociatedData, o2.AssociatedData, o3.AssociatedData);
-        var n = new Four(o0.Nonce, o1.Nonce, o2.Nonce, o3.Nonce);
+        var sivs = default(LaneSivs);
+        var mac = default(LaneCiphers);
+        var ctr = default(LaneCiphers);
+        var a = default(LaneStrings);
+        var n = default(LaneStrings);
+        var text = default(LaneStrings);
+        for (int lane = 0; lane < Width; lane++)
+        {
+            int from = (mask & (1 << lane)) != 0 ? lane : first;
+            AesSiv siv = _lanes[from];
+            sivs[lane] = siv;
+            mac[lane] = siv.MacCipher;
+            ctr[lane] = siv.CtrCipher;
+            ref SivOperation op = ref batch[from];
+            a.Set(lane, op.AssociatedData);
+            n.Set(lane, op.Nonce);
+            // Seal: the plaintext. Open: the ciphertext after the SIV.
+            text.Set(lane, open ? op.Input[AesSiv.TagLength..] : op.Input);
+        }
         if (!open)
         {
-            var p = new Four(o0.Input, o1.Input, o2.Input, o3.Input);
-            Quad v = S2V(s, a, n, p);
+            LaneBlocks v = S2V(ref sivs, ref mac, a, n, text);
             // V goes out first: sealing in place puts it just before the plaintext, not over it.
             for (int lane = 0; lane < Width; lane++)
             {
@@ -221,33 +269,23 @@ public sealed class AesSivLanes
                     v[lane].CopyTo(batch[lane].Output);
                 }
             }
-            // CTR needs no lock step: a lane's keystream blocks are independent already.
-            for (int lane = 0; lane < Width; lane++)
-            {
-                if ((mask & (1 << lane)) != 0)
-                {
-                    ref SivOperation op = ref batch[lane];
-                    _lanes[lane].Ctr(v[lane], op.Input, op.Output[AesSiv.TagLength..]);
-                }
-            }
+            Ctr(ref batch, mask, ref ctr, ref v, text, outputOffset: AesSiv.TagLength);
             return;
         }
-        Quad tags = default;
-        tags[0] = Vector128.Create(o0.Input[..AesSiv.TagLength]);
-        tags[1] = Vector128.Create(o1.Input[..AesSiv.TagLength]);
-        tags[2] = Vector128.Create(o2.Input[..AesSiv.TagLength]);
-        tags[3] = Vector128.Create(o3.Input[..AesSiv.TagLength]);
+        var tags = default(LaneBlocks);
         for (int lane = 0; lane < Width; lane++)
         {
-            if ((mask & (1 << lane)) != 0)
-            {
-                ref SivOperation op = ref batch[lane];
-                _lanes[lane].Ctr(tags[lane], op.Input[AesSiv.TagLength..], op.Output);
-            }
+            tags[lane] = Vector128.Create(batch[(mask & (1 << lane)) != 0 ? lane : first].Input[..AesSiv.TagLength]);
         }
-        var plain = new Four(o0.Output[..(o0.Input.Length - AesSiv.TagLength)], o1.Output[..(o1.Input.Length - AesSiv.TagLength)],
-            o2.Output[..(o2.Input.Length - AesSiv.TagLength)], o3.Output[..(o3.Input.Length - AesSiv.TagLength)]);
-        Quad expected = S2V(s, a, n, plain);
+        Ctr(ref batch, mask, ref ctr, ref tags, text, outputOffset: 0);
+        var plain = default(LaneStrings);
+        for (int lane = 0; lane < Width; lane++)
+        {
+            ref SivOperation op = ref batch[(mask & (1 << lane)) != 0 ? lane : first];
+            // A repeated lane reads the first lane's plaintext, written by CTR above.
+            plain.Set(lane, op.Output[..(op.Input.Length - AesSiv.TagLength)]);
+        }
+        LaneBlocks expected = S2V(ref sivs, ref mac, a, n, plain);
         for (int lane = 0; lane < Width; lane++)
         {
             if ((mask & (1 << lane)) == 0)
@@ -264,52 +302,105 @@ public sealed class AesSivLanes
         }
     }
 
-    private static int Pick(int mask, int lane, int first) => (mask & (1 << lane)) != 0 ? lane : first;
-
-    /// <summary>S2V(K, A, N, P) (RFC 5297 §2.4) for four lanes: the same steps as <see cref="AesSiv"/>'s, each one four wide.</summary>
-    private static Quad S2V(Sivs s, Four a, Four n, Four p)
+    /// <summary>
+    /// AES-CTR of every lane in lock step (RFC 5297 §2.5): one keystream block of each lane per step,
+    /// <see cref="StreamBlocks"/> steps ahead, then each lane in <paramref name="mask"/> applies its own.
+    /// The output of a lane starts <paramref name="outputOffset"/> bytes into its operation's Output.
+    /// </summary>
+    private void Ctr(scoped ref SivBatch batch, int mask, scoped ref LaneCiphers ctr, scoped ref LaneBlocks ivs, scoped in LaneStrings input, int outputOffset)
     {
-        Span<int> countA = stackalloc int[Width];
-        Span<int> countN = stackalloc int[Width];
-        Span<int> countP = stackalloc int[Width];
+        var hi = default(LaneCounters);
+        var lo = default(LaneCounters);
+        int blocks = 0;
+        for (int lane = 0; lane < Width; lane++)
+        {
+            (hi[lane], lo[lane]) = AesSiv.CounterStart(ivs[lane]);
+            blocks = Math.Max(blocks, (input[lane].Length + 15) / 16);
+        }
+        for (int done = 0; done < blocks; done += StreamBlocks)
+        {
+            int steps = Math.Min(StreamBlocks, blocks - done);
+            for (int step = 0; step < steps; step++)
+            {
+                var k = default(LaneBlocks);
+                for (int lane = 0; lane < Width; lane++)
+                {
+                    k[lane] = AesSiv.Counter(hi[lane], lo[lane], (ulong)(done + step));
+                }
+                AesEncryptor.EncryptLanes(ref ctr, ref k);
+                for (int lane = 0; lane < Width; lane++)
+                {
+                    k[lane].CopyTo(_stream.AsSpan(((lane * StreamBlocks) + step) * 16));
+                }
+            }
+            for (int lane = 0; lane < Width; lane++)
+            {
+                ReadOnlySpan<byte> text = input[lane];
+                if ((mask & (1 << lane)) == 0 || text.Length <= done * 16)
+                {
+                    continue;
+                }
+                int start = done * 16;
+                int length = Math.Min(steps * 16, text.Length - start);
+                Xor(text.Slice(start, length), _stream.AsSpan(lane * StreamBlocks * 16, length), batch[lane].Output.Slice(outputOffset + start, length));
+            }
+        }
+    }
+
+    /// <summary>output = input ⊕ stream (in place is fine).</summary>
+    private static void Xor(ReadOnlySpan<byte> input, ReadOnlySpan<byte> stream, Span<byte> output)
+    {
+        int i = 0;
+        for (; i + 16 <= input.Length; i += 16)
+        {
+            (AesSiv.Load(input, i) ^ AesSiv.Load(stream, i)).CopyTo(output[i..]);
+        }
+        for (; i < input.Length; i++)
+        {
+            output[i] = (byte)(input[i] ^ stream[i]);
+        }
+    }
+
+    /// <summary>S2V(K, A, N, P) (RFC 5297 §2.4) for all lanes: the same steps as <see cref="AesSiv"/>'s, each one across the lanes.</summary>
+    private static LaneBlocks S2V(scoped ref LaneSivs s, scoped ref LaneCiphers mac, scoped in LaneStrings a, scoped in LaneStrings n, scoped in LaneStrings p)
+    {
+        var countA = default(LaneCounts);
+        var countN = default(LaneCounts);
+        var countP = default(LaneCounts);
         for (int lane = 0; lane < Width; lane++)
         {
             countA[lane] = AesSiv.Blocks(a[lane]) - 1;
             countN[lane] = AesSiv.Blocks(n[lane]) - 1;
             countP[lane] = AesSiv.PrefixBlocks(p[lane]);
         }
-        // A's and P's chains are independent too: as far as all eight go, they advance together.
-        Quad xa = default, xn = default, xp = default;
-        int both = Math.Min(Min(countA), Min(countP));
-        ChainPair(s, a, p, both, ref xa, ref xp);
-        Chain(s, a, countA, both, ref xa);
-        Chain(s, n, countN, 0, ref xn);
-        Chain(s, p, countP, both, ref xp);
+        var xa = default(LaneBlocks);
+        var xn = default(LaneBlocks);
+        var xp = default(LaneBlocks);
+        Chain(ref mac, a, ref countA, ref xa);
+        Chain(ref mac, n, ref countN, ref xn);
+        Chain(ref mac, p, ref countP, ref xp);
         for (int lane = 0; lane < Width; lane++)
         {
             xa[lane] ^= s[lane].LastBlock(a[lane], AesSiv.Blocks(a[lane]));
             xn[lane] ^= s[lane].LastBlock(n[lane], AesSiv.Blocks(n[lane]));
         }
-        s.Mac4(ref xa);
-        s.Mac4(ref xn);
-        Quad first = default, last = default;
+        AesEncryptor.EncryptLanes(ref mac, ref xa);
+        AesEncryptor.EncryptLanes(ref mac, ref xn);
+        var x = default(LaneBlocks);
+        var last = default(LaneBlocks);
         int two = 0;
         for (int lane = 0; lane < Width; lane++)
         {
             Vector128<byte> d = AesSiv.Dbl(AesSiv.Dbl(s[lane].CmacZero) ^ xa[lane]) ^ xn[lane];
-            if (s[lane].FinalBlocks(p[lane], d, out first[lane], out last[lane]) == 2)
+            if (s[lane].FinalBlocks(p[lane], d, out Vector128<byte> firstBlock, out last[lane]) == 2)
             {
                 two |= 1 << lane;
             }
+            x[lane] = xp[lane] ^ firstBlock;
         }
         if (two != 0)
         {
-            Quad x = default;
-            for (int lane = 0; lane < Width; lane++)
-            {
-                x[lane] = xp[lane] ^ first[lane];
-            }
-            s.Mac4(ref x);
+            AesEncryptor.EncryptLanes(ref mac, ref x);
             for (int lane = 0; lane < Width; lane++)
             {
                 if ((two & (1 << lane)) != 0)
@@ -322,110 +413,74 @@ public sealed class AesSivLanes
         {
             xp[lane] ^= last[lane];
         }
-        s.Mac4(ref xp);
+        AesEncryptor.EncryptLanes(ref mac, ref xp);
         return xp;
     }
 
-    private static int Min(ReadOnlySpan<int> counts) => Math.Min(Math.Min(counts[0], counts[1]), Math.Min(counts[2], counts[3]));
-
     /// <summary>
-    /// The CBC-MAC chains of four strings from block <paramref name="from"/> up to their
-    /// <paramref name="counts"/>: in lock step as far as all four go, then each alone.
+    /// The CBC-MAC chains of all lanes' strings over their first <paramref name="counts"/> blocks: all
+    /// lanes together as far as all go, then the longer ones on (a finished lane's step is dropped).
     /// </summary>
-    private static void Chain(Sivs s, Four data, ReadOnlySpan<int> counts, int from, ref Quad x)
+    private static void Chain(scoped ref LaneCiphers mac, scoped in LaneStrings data, scoped ref LaneCounts counts, scoped ref LaneBlocks x)
     {
-        int common = Min(counts);
-        if (common > from)
-        {
-            // The four chain values stay in registers for the whole run.
-            int length = common * 16;
-            ReadOnlySpan<byte> d0 = data[0][..length], d1 = data[1][..length], d2 = data[2][..length], d3 = data[3][..length];
-            AesEncryptor e0 = s[0].MacCipher, e1 = s[1].MacCipher, e2 = s[2].MacCipher, e3 = s[3].MacCipher;
-            Vector128<byte> a = x[0], b = x[1], c = x[2], d = x[3];
-            for (int offset = from * 16; offset < length; offset += 16)
-            {
-                a ^= AesSiv.Load(d0, offset);
-                b ^= AesSiv.Load(d1, offset);
-                c ^= AesSiv.Load(d2, offset);
-                d ^= AesSiv.Load(d3, offset);
-                AesEncryptor.Encrypt4(e0, e1, e2, e3, ref a, ref b, ref c, ref d);
-            }
-            x[0] = a;
-            x[1] = b;
-            x[2] = c;
-            x[3] = d;
-            from = common;
-        }
+        int common = int.MaxValue, longest = 0;
         for (int lane = 0; lane < Width; lane++)
         {
-            if (counts[lane] > from)
+            common = Math.Min(common, counts[lane]);
+            longest = Math.Max(longest, counts[lane]);
+        }
+        if (common > 0)
+        {
+            int length = common * 16;
+            ReadOnlySpan<byte> d0 = data[0][..length], d1 = data[1][..length], d2 = data[2][..length], d3 = data[3][..length];
+            ReadOnlySpan<byte> d4 = data[4][..length], d5 = data[5][..length], d6 = data[6][..length], d7 = data[7][..length];
+            for (int offset = 0; offset < length; offset += 16)
             {
-                x[lane] = s[lane].MacCipher.Chain(data[lane][(from * 16)..], counts[lane] - from, x[lane]);
+                x[0] ^= AesSiv.Load(d0, offset);
+                x[1] ^= AesSiv.Load(d1, offset);
+                x[2] ^= AesSiv.Load(d2, offset);
+                x[3] ^= AesSiv.Load(d3, offset);
+                x[4] ^= AesSiv.Load(d4, offset);
+                x[5] ^= AesSiv.Load(d5, offset);
+                x[6] ^= AesSiv.Load(d6, offset);
+                x[7] ^= AesSiv.Load(d7, offset);
+                AesEncryptor.EncryptLanes(ref mac, ref x);
+            }
+        }
+        for (int block = common; block < longest; block++)
+        {
+            LaneBlocks t = x;
+            for (int lane = 0; lane < Width; lane++)
+            {
+                if (block < counts[lane])
+                {
+                    t[lane] ^= AesSiv.Load(data[lane], block * 16);
+                }
+            }
+            AesEncryptor.EncryptLanes(ref mac, ref t);
+            for (int lane = 0; lane < Width; lane++)
+            {
+                if (block < counts[lane])
+                {
+                    x[lane] = t[lane];
+                }
             }
         }
     }
 
-    /// <summary>Two sets of four chains over their first <paramref name="blocks"/> blocks, eight independent blocks per step.</summary>
-    private static void ChainPair(Sivs s, Four first, Four second, int blocks, ref Quad x, ref Quad y)
+    /// <summary>A 64-bit half of each lane's CTR counter.</summary>
+    [InlineArray(Width)]
+    private struct LaneCounters
     {
-        if (blocks <= 0)
-        {
-            return;
-        }
-        int length = blocks * 16;
-        ReadOnlySpan<byte> f0 = first[0][..length], f1 = first[1][..length], f2 = first[2][..length], f3 = first[3][..length];
-        ReadOnlySpan<byte> g0 = second[0][..length], g1 = second[1][..length], g2 = second[2][..length], g3 = second[3][..length];
-        AesEncryptor e0 = s[0].MacCipher, e1 = s[1].MacCipher, e2 = s[2].MacCipher, e3 = s[3].MacCipher;
-        Vector128<byte> a = x[0], b = x[1], c = x[2], d = x[3], p = y[0], q = y[1], r = y[2], t = y[3];
-        for (int offset = 0; offset < length; offset += 16)
-        {
-            a ^= AesSiv.Load(f0, offset);
-            b ^= AesSiv.Load(f1, offset);
-            c ^= AesSiv.Load(f2, offset);
-            d ^= AesSiv.Load(f3, offset);
-            p ^= AesSiv.Load(g0, offset);
-            q ^= AesSiv.Load(g1, offset);
-            r ^= AesSiv.Load(g2, offset);
-            t ^= AesSiv.Load(g3, offset);
-            AesEncryptor.Encrypt4(e0, e1, e2, e3, ref a, ref b, ref c, ref d);
-            AesEncryptor.Encrypt4(e0, e1, e2, e3, ref p, ref q, ref r, ref t);
-        }
-        x[0] = a;
-        x[1] = b;
-        x[2] = c;
-        x[3] = d;
-        y[0] = p;
-        y[1] = q;
-        y[2] = r;
-        y[3] = t;
+        private ulong _first;
     }
 
-    /// <summary>The four lanes' ciphers in lock step.</summary>
-    private readonly struct Sivs(AesSiv s0, AesSiv s1, AesSiv s2, AesSiv s3)
+    /// <summary>One read-only string per lane.</summary>
+    private ref struct LaneStrings
     {
-        public AesSiv this[int lane]
-        {
-            [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            get => lane switch
-            {
-                0 => s0,
-                1 => s1,
-                2 => s2,
-                _ => s3,
-            };
-        }
+        private ReadOnlySpan<byte> _0, _1, _2, _3, _4, _5, _6, _7;
 
-        /// <summary>One block per lane under its S2V (CMAC) key.</summary>
-        public void Mac4(ref Quad q) => AesEncryptor.Encrypt4(s0.MacCipher, s1.MacCipher, s2.MacCipher, s3.MacCipher, ref q);
-
-    }
-
-    /// <summary>Four read-only strings, one per lane.</summary>
-    private readonly ref struct Four(ReadOnlySpan<byte> s0, ReadOnlySpan<byte> s1, ReadOnlySpan<byte> s2, ReadOnlySpan<byte> s3)
-    {
-        private readonly ReadOnlySpan<byte> _0 = s0, _1 = s1, _2 = s2, _3 = s3;
-
-        public ReadOnlySpan<byte> this[int lane]
+        public readonly ReadOnlySpan<byte> this[int lane]
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
             get => lane switch
@@ -433,8 +488,28 @@ public sealed class AesSivLanes
                 0 => _0,
                 1 => _1,
                 2 => _2,
-                _ => _3,
+                3 => _3,
+                4 => _4,
+                5 => _5,
+                6 => _6,
+                _ => _7,
             };
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Set(int lane, ReadOnlySpan<byte> value)
+        {
+            switch (lane)
+            {
+                case 0: _0 = value; break;
+                case 1: _1 = value; break;
+                case 2: _2 = value; break;
+                case 3: _3 = value; break;
+                case 4: _4 = value; break;
+                case 5: _5 = value; break;
+                case 6: _6 = value; break;
+                default: _7 = value; break;
+            }
         }
     }
 }

@@ -4,10 +4,10 @@ using Appliance.Protocol.Crypto;
 
 namespace Appliance.Protocol.Nts;
 
-/// <summary>Up to four NTS requests of a batch, handled together by <see cref="NtsPacketHandler"/>: each one's slot and buffer.</summary>
+/// <summary>Up to <see cref="AesSivLanes.Width"/> NTS requests of a batch, handled together by <see cref="NtsPacketHandler"/>: each one's slot and buffer.</summary>
 public ref struct NtsGroup
 {
-    private Span<byte> _0, _1, _2, _3;
+    private Span<byte> _0, _1, _2, _3, _4, _5, _6, _7;
     private Slots _slots;
 
     public int Count { get; private set; }
@@ -18,14 +18,18 @@ public ref struct NtsGroup
     {
         if (IsFull)
         {
-            throw new InvalidOperationException("a group holds four requests");
+            throw new InvalidOperationException($"a group holds {AesSivLanes.Width} requests");
         }
         switch (Count)
         {
             case 0: _0 = buffer; break;
             case 1: _1 = buffer; break;
             case 2: _2 = buffer; break;
-            default: _3 = buffer; break;
+            case 3: _3 = buffer; break;
+            case 4: _4 = buffer; break;
+            case 5: _5 = buffer; break;
+            case 6: _6 = buffer; break;
+            default: _7 = buffer; break;
         }
         _slots[Count++] = slot;
     }
@@ -39,15 +43,20 @@ public ref struct NtsGroup
         0 => _0,
         1 => _1,
         2 => _2,
-        _ => _3,
+        3 => _3,
+        4 => _4,
+        5 => _5,
+        6 => _6,
+        _ => _7,
     };
 
     public void Clear() => Count = 0;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private readonly int Checked(int member) =>
         (uint)member < (uint)Count ? member : throw new ArgumentOutOfRangeException(nameof(member));
 
-    [InlineArray(4)]
+    [InlineArray(AesSivLanes.Width)]
     private struct Slots
     {
         private int _first;
@@ -55,7 +64,7 @@ public ref struct NtsGroup
 }
 
 /// <summary>
-/// NTS on the NTP path (RFC 8915 §5), in three phases per batch so that the AES-SIV work of four
+/// NTS on the NTP path (RFC 8915 §5), in three phases per batch so that the AES-SIV work of eight
 /// requests runs side by side (<see cref="AesSivLanes"/>):
 /// <see cref="Accept"/> checks one request's fields as it is read; <see cref="Answer"/> opens a group's
 /// cookies, verifies their authenticators with the C2S keys and writes the responses with fresh
@@ -192,7 +201,7 @@ public sealed class NtsPacketHandler
     }
 
     /// <summary>
-    /// Phase two, for up to four accepted requests: opens their cookies, verifies their
+    /// Phase two, for up to eight accepted requests: opens their cookies, verifies their
     /// authenticators, and writes each response over its request, all but the transmit timestamp
     /// and the ciphertext. Then <see cref="Result"/> tells each slot's outcome and response length.
     /// </summary>
@@ -256,7 +265,7 @@ public sealed class NtsPacketHandler
         }
         _lanes.Open(ref siv);
 
-        // Responses, and the fresh cookies in them four at a time.
+        // Responses, and the fresh cookies in them eight at a time.
         var cookies = default(SivBatch);
         for (int m = 0; m < group.Count; m++)
         {
@@ -288,7 +297,7 @@ public sealed class NtsPacketHandler
     public int Cookies(int slot) => _requests[slot].NewCookies;
 
     /// <summary>
-    /// Phase three, for up to four answered responses whose transmit timestamps are in: encrypts the
+    /// Phase three, for up to eight answered responses whose transmit timestamps are in: encrypts the
     /// new cookies in place and writes the SIV, with the S2C key and the response up to the
     /// authenticator as associated data (RFC 8915 §5.6).
     /// </summary>
