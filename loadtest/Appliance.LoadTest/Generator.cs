@@ -63,6 +63,14 @@ internal sealed class Generator : IDisposable
     private readonly Reservoir _offset = new(200_000);
     private readonly Reservoir _absOffset = new(200_000);
     private readonly Reservoir _processing = new(200_000);
+    private readonly int[] _sendClients = new int[TimestampedSocket.MaxSegments];
+    private readonly ulong[] _sendTransmits = new ulong[TimestampedSocket.MaxSegments];
+    private readonly int[] _pendingSlots;
+    private readonly ulong[] _pendingSeq;
+    private readonly int[] _pendingClients;
+    private readonly ulong[] _pendingTransmits;
+    private readonly CodecVerdict[] _verdicts;
+    private readonly string?[] _reasons;
     private ulong _sequence;
     private bool _pinned;
 
@@ -71,6 +79,12 @@ internal sealed class Generator : IDisposable
         _options = options;
         _send = new PacketBatch(Math.Min(options.BatchSize, TimestampedSocket.MaxSegments));
         _receive = new PacketBatch(options.BatchSize);
+        _pendingSlots = new int[options.BatchSize];
+        _pendingSeq = new ulong[options.BatchSize];
+        _pendingClients = new int[options.BatchSize];
+        _pendingTransmits = new ulong[options.BatchSize];
+        _verdicts = new CodecVerdict[options.BatchSize];
+        _reasons = new string?[options.BatchSize];
     }
 
     public int Clients => _options.Sources.Count * _options.Ports;
@@ -172,7 +186,8 @@ internal sealed class Generator : IDisposable
                         int client = socketIndex;
                         if (segmentSize > 0)
                         {
-                            codec.WriteRequest(_segments.AsSpan(i * segmentSize, segmentSize), client, transmit);
+                            _sendClients[i] = client;
+                            _sendTransmits[i] = transmit;
                         }
                         else
                         {
@@ -183,6 +198,10 @@ internal sealed class Generator : IDisposable
                         _ringTransmit[seq] = transmit;
                         _ringClient[seq] = client;
                         _ringState[seq] = measuring ? Measured : Warming;
+                    }
+                    if (segmentSize > 0)
+                    {
+                        codec.WriteRequests(_segments.AsSpan(0, n * segmentSize), segmentSize, _sendClients.AsSpan(0, n), _sendTransmits.AsSpan(0, n));
                     }
                     // Equal-sized requests leave as one segmented send (UDP GSO): the generator's
                     // send cost per datagram drops several-fold, so it can outrun a server core.
@@ -210,9 +229,10 @@ internal sealed class Generator : IDisposable
                 }
                 busy = true;
                 received += n;
+                int pending = 0;
                 for (int i = 0; i < n; i++)
                 {
-                    string? bad = Check(i, peer, codec, out bool matched, out bool warming, out string? kodCode);
+                    string? bad = Check(i, peer, out bool matched, out bool warming, out string? kodCode, out ulong seq);
                     if (warming)
                     {
                         continue;
@@ -230,7 +250,31 @@ internal sealed class Generator : IDisposable
                     }
                     else
                     {
-                        valid++;
+                        // The protocol's own checks run for the whole receive batch at once, below.
+                        _pendingSlots[pending] = i;
+                        _pendingSeq[pending] = seq;
+                        _pendingClients[pending] = _ringClient[seq];
+                        _pendingTransmits[pending] = _ringTransmit[seq];
+                        pending++;
+                    }
+                }
+                if (pending > 0)
+                {
+                    var responses = new ResponseSet(_receive, _pendingSlots.AsSpan(0, pending), _pendingClients.AsSpan(0, pending), _pendingTransmits.AsSpan(0, pending));
+                    codec.CheckResponses(responses, _verdicts.AsSpan(0, pending), _reasons.AsSpan(0, pending));
+                    for (int p = 0; p < pending; p++)
+                    {
+                        if (_verdicts[p] == CodecVerdict.Ok)
+                        {
+                            valid++;
+                            Record(_pendingSlots[p], _pendingSeq[p]);
+                        }
+                        else
+                        {
+                            string bad = _reasons[p] ?? codec.Name;
+                            invalidCount++;
+                            invalid[bad] = invalid.GetValueOrDefault(bad) + 1;
+                        }
                     }
                 }
             }
@@ -302,11 +346,17 @@ internal sealed class Generator : IDisposable
     /// Validates one received datagram: from the target, a mode-4 NTPv4 answer to a request of ours
     /// (origin = that request's transmit), synchronised, or a KoD. Returns the reason it is invalid.
     /// </summary>
-    private string? Check(int slot, byte[] peer, IRequestCodec codec, out bool matched, out bool warming, out string? kodCode)
+    /// <summary>
+    /// The NTP checks of one response: its source, its origin against the requests in flight (the
+    /// slot of the ring it closes in <paramref name="seq"/>), mode, version, KoD, leap. Null when it
+    /// passes; the protocol's own checks come next (<see cref="IRequestCodec.CheckResponses"/>).
+    /// </summary>
+    private string? Check(int slot, byte[] peer, out bool matched, out bool warming, out string? kodCode, out ulong seq)
     {
         matched = false;
         warming = false;
         kodCode = null;
+        seq = 0;
         if (!_receive.CameFrom(slot, peer))
         {
             return "source";
@@ -317,7 +367,7 @@ internal sealed class Generator : IDisposable
             return "short";
         }
         var header = NtpHeader.Read(response);
-        ulong seq = header.Origin.Value & RingMask;
+        seq = header.Origin.Value & RingMask;
         if (_ringState[seq] == Closed || _ringTransmit[seq] != header.Origin.Value)
         {
             return "origin";
@@ -346,10 +396,13 @@ internal sealed class Generator : IDisposable
         {
             return "unsynchronised";
         }
-        if (codec.CheckResponse(response, _ringClient[seq], header.Origin.Value, out string? reason) != CodecVerdict.Ok)
-        {
-            return reason ?? codec.Name;
-        }
+        return null;
+    }
+
+    /// <summary>Delay, offset and server processing time of a valid response (RFC 5905 §8).</summary>
+    private void Record(int slot, ulong seq)
+    {
+        var header = NtpHeader.Read(_receive.Payload(slot)[.._receive.Length(slot)]);
         long t1 = _ringT1[seq];
         long t4 = _receive.ReceiveTimestamp(slot) != 0 ? _receive.ReceiveTimestamp(slot) : SystemClock.RealtimeNanoseconds();
         long t2 = header.Receive.ToUnixNanoseconds(t1);
@@ -361,7 +414,6 @@ internal sealed class Generator : IDisposable
         _offset.Add(offset);
         _absOffset.Add(Math.Abs(offset));
         _processing.Add(processing);
-        return null;
     }
 
     private static string KissCodeText(uint code) => string.Create(4, code, static (span, c) =>

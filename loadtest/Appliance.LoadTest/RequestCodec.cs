@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Appliance.Protocol;
+using Appliance.Timestamping;
 
 namespace Appliance.LoadTest;
 
@@ -29,6 +30,55 @@ internal interface IRequestCodec
 
     /// <summary>Protocol-specific counts for the report (cookies, NAKs), reset per step.</summary>
     Dictionary<string, long> TakeCounts();
+
+    /// <summary>
+    /// Writes one request per entry of <paramref name="transmits"/> into consecutive segments of
+    /// <paramref name="segmentSize"/> bytes (one segmented send). A codec may do their work side by side.
+    /// </summary>
+    void WriteRequests(Span<byte> segments, int segmentSize, ReadOnlySpan<int> clients, ReadOnlySpan<ulong> transmits)
+    {
+        for (int i = 0; i < transmits.Length; i++)
+        {
+            WriteRequest(segments.Slice(i * segmentSize, segmentSize), clients[i], transmits[i]);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="CheckResponse"/> for several responses of one receive batch, a verdict and reason
+    /// each. A codec may do their work side by side.
+    /// </summary>
+    void CheckResponses(ResponseSet responses, Span<CodecVerdict> verdicts, Span<string?> reasons)
+    {
+        for (int i = 0; i < responses.Count; i++)
+        {
+            verdicts[i] = CheckResponse(responses.Response(i), responses.Client(i), responses.Transmit(i), out reasons[i]);
+        }
+    }
+}
+
+/// <summary>Responses of one receive batch that passed the NTP checks, with the client and transmit value each answers.</summary>
+internal readonly ref struct ResponseSet
+{
+    private readonly PacketBatch _batch;
+    private readonly ReadOnlySpan<int> _slots;
+    private readonly ReadOnlySpan<int> _clients;
+    private readonly ReadOnlySpan<ulong> _transmits;
+
+    public ResponseSet(PacketBatch batch, ReadOnlySpan<int> slots, ReadOnlySpan<int> clients, ReadOnlySpan<ulong> transmits)
+    {
+        _batch = batch;
+        _slots = slots;
+        _clients = clients;
+        _transmits = transmits;
+    }
+
+    public int Count => _slots.Length;
+
+    public ReadOnlySpan<byte> Response(int i) => _batch.Payload(_slots[i])[.._batch.Length(_slots[i])];
+
+    public int Client(int i) => _clients[i];
+
+    public ulong Transmit(int i) => _transmits[i];
 }
 
 /// <summary>Plain NTPv4 client mode requests (RFC 5905 §7.3), 48 bytes.</summary>

@@ -33,6 +33,18 @@ public static class NtsClientPacket
     public static int WriteRequest(Span<byte> packet, ulong transmit, ReadOnlySpan<byte> uniqueId, ReadOnlySpan<byte> cookie,
         int placeholders, ReadOnlySpan<byte> nonce, AesSiv c2s)
     {
+        int length = WriteUnsealedRequest(packet, transmit, uniqueId, cookie, placeholders, nonce, out RequestAuthenticator auth);
+        c2s.Encrypt(auth.AssociatedData(packet), auth.Nonce(packet), [], auth.Tag(packet));
+        return length;
+    }
+
+    /// <summary>
+    /// <see cref="WriteRequest"/> without the AES-SIV: the authenticator's tag is left for the caller
+    /// (several requests' tags side by side, <see cref="AesSivLanes"/>), at the places <paramref name="auth"/> names.
+    /// </summary>
+    public static int WriteUnsealedRequest(Span<byte> packet, ulong transmit, ReadOnlySpan<byte> uniqueId, ReadOnlySpan<byte> cookie,
+        int placeholders, ReadOnlySpan<byte> nonce, out RequestAuthenticator auth)
+    {
         packet[..NtpHeader.Length].Clear();
         packet[0] = NtpHeader.FirstOctet(LeapIndicator.NoWarning, 4, NtpMode.Client);
         packet[2] = 6;
@@ -52,7 +64,7 @@ public static class NtsClientPacket
         BinaryPrimitives.WriteUInt16BigEndian(packet[(offset + 4)..], ClientNonceLength);
         BinaryPrimitives.WriteUInt16BigEndian(packet[(offset + 6)..], AesSiv.TagLength);
         nonce[..ClientNonceLength].CopyTo(packet[(offset + 8)..]);
-        c2s.Encrypt(packet[..offset], nonce[..ClientNonceLength], [], packet.Slice(offset + 8 + ClientNonceLength, AesSiv.TagLength));
+        auth = new RequestAuthenticator(offset);
         return offset + authLength;
     }
 
@@ -65,6 +77,27 @@ public static class NtsClientPacket
         Span<byte> plaintextScratch, out int cookies, CookieSink? onCookie = null)
     {
         cookies = 0;
+        NtsResponseCheck check = ParseResponse(response, uniqueId, plaintextScratch.Length, out ResponseAuthenticator auth);
+        if (check != NtsResponseCheck.Authentic)
+        {
+            return check;
+        }
+        Span<byte> plaintext = plaintextScratch[..auth.PlaintextLength];
+        if (!s2c.Decrypt(auth.AssociatedData(response), auth.Nonce(response), auth.Ciphertext(response), plaintext))
+        {
+            return NtsResponseCheck.Invalid;
+        }
+        cookies = ReadCookies(plaintext, onCookie);
+        return cookies < 0 ? NtsResponseCheck.Invalid : NtsResponseCheck.Authentic;
+    }
+
+    /// <summary>
+    /// The checks of <see cref="CheckResponse"/> up to the AES-SIV: Unique Identifier, NAK, and where the
+    /// authenticator's parts are. <see cref="NtsResponseCheck.Authentic"/> here means "decrypt next".
+    /// </summary>
+    public static NtsResponseCheck ParseResponse(ReadOnlySpan<byte> response, ReadOnlySpan<byte> uniqueId, int plaintextRoom, out ResponseAuthenticator auth)
+    {
+        auth = default;
         if (response.Length < NtpHeader.Length || !ExtensionFields.TryGetLayout(response[NtpHeader.Length..], 4, out ExtensionLayout layout))
         {
             return NtsResponseCheck.Invalid;
@@ -96,24 +129,31 @@ public static class NtsClientPacket
         {
             return NtsResponseCheck.Invalid;
         }
-        ReadOnlySpan<byte> auth = response.Slice(authOffset + ExtensionFields.HeaderLength, authLength - ExtensionFields.HeaderLength);
-        int nonceLength = BinaryPrimitives.ReadUInt16BigEndian(auth);
-        int ciphertextLength = BinaryPrimitives.ReadUInt16BigEndian(auth[2..]);
+        int body = authOffset + ExtensionFields.HeaderLength;
+        ReadOnlySpan<byte> value = response.Slice(body, authLength - ExtensionFields.HeaderLength);
+        int nonceLength = BinaryPrimitives.ReadUInt16BigEndian(value);
+        int ciphertextLength = BinaryPrimitives.ReadUInt16BigEndian(value[2..]);
         int noncePadded = (nonceLength + 3) & ~3;
-        if (ciphertextLength < AesSiv.TagLength || 4 + noncePadded + ciphertextLength > auth.Length
-            || ciphertextLength - AesSiv.TagLength > plaintextScratch.Length)
+        if (ciphertextLength < AesSiv.TagLength || 4 + noncePadded + ciphertextLength > value.Length
+            || ciphertextLength - AesSiv.TagLength > plaintextRoom)
         {
             return NtsResponseCheck.Invalid;
         }
-        Span<byte> plaintext = plaintextScratch[..(ciphertextLength - AesSiv.TagLength)];
-        if (!s2c.Decrypt(response[..authOffset], auth.Slice(4, nonceLength), auth.Slice(4 + noncePadded, ciphertextLength), plaintext))
-        {
-            return NtsResponseCheck.Invalid;
-        }
+        auth = new ResponseAuthenticator(authOffset, body + 4, nonceLength, body + 4 + noncePadded, ciphertextLength);
+        return NtsResponseCheck.Authentic;
+    }
+
+    /// <summary>
+    /// The cookies in an authenticated response's decrypted plaintext, each handed to
+    /// <paramref name="onCookie"/>; their count, or -1 when the plaintext is not extension fields.
+    /// </summary>
+    public static int ReadCookies(ReadOnlySpan<byte> plaintext, CookieSink? onCookie)
+    {
         if (!ExtensionFields.TryGetLayout(plaintext, 4, out ExtensionLayout inner) || inner.HasMac)
         {
-            return NtsResponseCheck.Invalid;
+            return -1;
         }
+        int cookies = 0;
         foreach (ExtensionField field in ExtensionFields.Enumerate(plaintext[..inner.FieldsLength]))
         {
             if (field.Type == NtsExtensionField.Cookie)
@@ -122,8 +162,34 @@ public static class NtsClientPacket
                 onCookie?.Invoke(field.Value);
             }
         }
-        return NtsResponseCheck.Authentic;
+        return cookies;
     }
+}
+
+/// <summary>Where a request's Authenticator (RFC 8915 §5.6) takes its AES-SIV inputs and puts the tag.</summary>
+public readonly record struct RequestAuthenticator(int FieldOffset)
+{
+    /// <summary>Everything before the field.</summary>
+    public ReadOnlySpan<byte> AssociatedData(ReadOnlySpan<byte> packet) => packet[..FieldOffset];
+
+    public ReadOnlySpan<byte> Nonce(ReadOnlySpan<byte> packet) => packet.Slice(FieldOffset + 8, NtsClientPacket.ClientNonceLength);
+
+    /// <summary>The SIV: with an empty plaintext, the whole ciphertext.</summary>
+    public Span<byte> Tag(Span<byte> packet) => packet.Slice(FieldOffset + 8 + NtsClientPacket.ClientNonceLength, AesSiv.TagLength);
+}
+
+/// <summary>Where a response's Authenticator (RFC 8915 §5.6) has its AES-SIV inputs.</summary>
+public readonly record struct ResponseAuthenticator(int FieldOffset, int NonceOffset, int NonceLength, int CiphertextOffset, int CiphertextLength)
+{
+    public int PlaintextLength => CiphertextLength - AesSiv.TagLength;
+
+    /// <summary>Everything before the field.</summary>
+    public ReadOnlySpan<byte> AssociatedData(ReadOnlySpan<byte> response) => response[..FieldOffset];
+
+    public ReadOnlySpan<byte> Nonce(ReadOnlySpan<byte> response) => response.Slice(NonceOffset, NonceLength);
+
+    /// <summary>SIV ‖ ciphertext.</summary>
+    public ReadOnlySpan<byte> Ciphertext(ReadOnlySpan<byte> response) => response.Slice(CiphertextOffset, CiphertextLength);
 }
 
 /// <summary>Receives a cookie found in a response (a span: valid only during the call).</summary>
