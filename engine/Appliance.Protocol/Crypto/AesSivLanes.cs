@@ -33,6 +33,50 @@ internal struct LaneCounts
     private int _first;
 }
 
+/// <summary>
+/// One value per lane of <see cref="AesSivLanes"/> for values an inline array cannot hold (spans):
+/// one field per lane.
+/// </summary>
+public ref struct Lanes<T>
+    where T : allows ref struct
+{
+    private T _0, _1, _2, _3, _4, _5, _6, _7;
+
+    public T this[int lane]
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        readonly get => lane switch
+        {
+            0 => _0,
+            1 => _1,
+            2 => _2,
+            3 => _3,
+            4 => _4,
+            5 => _5,
+            6 => _6,
+            7 => _7,
+            _ => throw new ArgumentOutOfRangeException(nameof(lane)),
+        };
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        set
+        {
+            switch (lane)
+            {
+                case 0: _0 = value; break;
+                case 1: _1 = value; break;
+                case 2: _2 = value; break;
+                case 3: _3 = value; break;
+                case 4: _4 = value; break;
+                case 5: _5 = value; break;
+                case 6: _6 = value; break;
+                case 7: _7 = value; break;
+                default: throw new ArgumentOutOfRangeException(nameof(lane));
+            }
+        }
+    }
+}
+
 /// <summary>One AES-SIV operation for <see cref="AesSivLanes"/>, through the RFC 5116 interface as <see cref="AesSiv"/> takes it.</summary>
 public ref struct SivOperation
 {
@@ -242,9 +286,9 @@ public sealed class AesSivLanes
         var sivs = default(LaneSivs);
         var mac = default(LaneCiphers);
         var ctr = default(LaneCiphers);
-        var a = default(LaneStrings);
-        var n = default(LaneStrings);
-        var text = default(LaneStrings);
+        var a = default(Lanes<ReadOnlySpan<byte>>);
+        var n = default(Lanes<ReadOnlySpan<byte>>);
+        var text = default(Lanes<ReadOnlySpan<byte>>);
         for (int lane = 0; lane < Width; lane++)
         {
             int from = (mask & (1 << lane)) != 0 ? lane : first;
@@ -253,10 +297,10 @@ public sealed class AesSivLanes
             mac[lane] = siv.MacCipher;
             ctr[lane] = siv.CtrCipher;
             ref SivOperation op = ref batch[from];
-            a.Set(lane, op.AssociatedData);
-            n.Set(lane, op.Nonce);
+            a[lane] = op.AssociatedData;
+            n[lane] = op.Nonce;
             // Seal: the plaintext. Open: the ciphertext after the SIV.
-            text.Set(lane, open ? op.Input[AesSiv.TagLength..] : op.Input);
+            text[lane] = open ? op.Input[AesSiv.TagLength..] : op.Input;
         }
         if (!open)
         {
@@ -278,12 +322,12 @@ public sealed class AesSivLanes
             tags[lane] = Vector128.Create(batch[(mask & (1 << lane)) != 0 ? lane : first].Input[..AesSiv.TagLength]);
         }
         Ctr(ref batch, mask, ref ctr, ref tags, text, outputOffset: 0);
-        var plain = default(LaneStrings);
+        var plain = default(Lanes<ReadOnlySpan<byte>>);
         for (int lane = 0; lane < Width; lane++)
         {
             ref SivOperation op = ref batch[(mask & (1 << lane)) != 0 ? lane : first];
             // A repeated lane reads the first lane's plaintext, written by CTR above.
-            plain.Set(lane, op.Output[..(op.Input.Length - AesSiv.TagLength)]);
+            plain[lane] = op.Output[..(op.Input.Length - AesSiv.TagLength)];
         }
         LaneBlocks expected = S2V(ref sivs, ref mac, a, n, plain);
         for (int lane = 0; lane < Width; lane++)
@@ -307,7 +351,7 @@ public sealed class AesSivLanes
     /// <see cref="StreamBlocks"/> steps ahead, then each lane in <paramref name="mask"/> applies its own.
     /// The output of a lane starts <paramref name="outputOffset"/> bytes into its operation's Output.
     /// </summary>
-    private void Ctr(scoped ref SivBatch batch, int mask, scoped ref LaneCiphers ctr, scoped ref LaneBlocks ivs, scoped in LaneStrings input, int outputOffset)
+    private void Ctr(scoped ref SivBatch batch, int mask, scoped ref LaneCiphers ctr, scoped ref LaneBlocks ivs, scoped in Lanes<ReadOnlySpan<byte>> input, int outputOffset)
     {
         var hi = default(LaneCounters);
         var lo = default(LaneCounters);
@@ -362,7 +406,7 @@ public sealed class AesSivLanes
     }
 
     /// <summary>S2V(K, A, N, P) (RFC 5297 §2.4) for all lanes: the same steps as <see cref="AesSiv"/>'s, each one across the lanes.</summary>
-    private static LaneBlocks S2V(scoped ref LaneSivs s, scoped ref LaneCiphers mac, scoped in LaneStrings a, scoped in LaneStrings n, scoped in LaneStrings p)
+    private static LaneBlocks S2V(scoped ref LaneSivs s, scoped ref LaneCiphers mac, scoped in Lanes<ReadOnlySpan<byte>> a, scoped in Lanes<ReadOnlySpan<byte>> n, scoped in Lanes<ReadOnlySpan<byte>> p)
     {
         var countA = default(LaneCounts);
         var countN = default(LaneCounts);
@@ -421,7 +465,7 @@ public sealed class AesSivLanes
     /// The CBC-MAC chains of all lanes' strings over their first <paramref name="counts"/> blocks: all
     /// lanes together as far as all go, then the longer ones on (a finished lane's step is dropped).
     /// </summary>
-    private static void Chain(scoped ref LaneCiphers mac, scoped in LaneStrings data, scoped ref LaneCounts counts, scoped ref LaneBlocks x)
+    private static void Chain(scoped ref LaneCiphers mac, scoped in Lanes<ReadOnlySpan<byte>> data, scoped ref LaneCounts counts, scoped ref LaneBlocks x)
     {
         int common = int.MaxValue, longest = 0;
         for (int lane = 0; lane < Width; lane++)
@@ -473,43 +517,5 @@ public sealed class AesSivLanes
     private struct LaneCounters
     {
         private ulong _first;
-    }
-
-    /// <summary>One read-only string per lane.</summary>
-    private ref struct LaneStrings
-    {
-        private ReadOnlySpan<byte> _0, _1, _2, _3, _4, _5, _6, _7;
-
-        public readonly ReadOnlySpan<byte> this[int lane]
-        {
-            [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            get => lane switch
-            {
-                0 => _0,
-                1 => _1,
-                2 => _2,
-                3 => _3,
-                4 => _4,
-                5 => _5,
-                6 => _6,
-                _ => _7,
-            };
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Set(int lane, ReadOnlySpan<byte> value)
-        {
-            switch (lane)
-            {
-                case 0: _0 = value; break;
-                case 1: _1 = value; break;
-                case 2: _2 = value; break;
-                case 3: _3 = value; break;
-                case 4: _4 = value; break;
-                case 5: _5 = value; break;
-                case 6: _6 = value; break;
-                default: _7 = value; break;
-            }
-        }
     }
 }

@@ -7,7 +7,9 @@ namespace Appliance.Protocol.Nts;
 /// <summary>Up to <see cref="AesSivLanes.Width"/> NTS requests of a batch, handled together by <see cref="NtsPacketHandler"/>: each one's slot and buffer.</summary>
 public ref struct NtsGroup
 {
-    private Span<byte> _0, _1, _2, _3, _4, _5, _6, _7;
+#pragma warning disable CS0649 // written through its indexer in Add, which the compiler does not count
+    private Lanes<Span<byte>> _buffers;
+#pragma warning restore CS0649
     private Slots _slots;
 
     public int Count { get; private set; }
@@ -20,17 +22,7 @@ public ref struct NtsGroup
         {
             throw new InvalidOperationException($"a group holds {AesSivLanes.Width} requests");
         }
-        switch (Count)
-        {
-            case 0: _0 = buffer; break;
-            case 1: _1 = buffer; break;
-            case 2: _2 = buffer; break;
-            case 3: _3 = buffer; break;
-            case 4: _4 = buffer; break;
-            case 5: _5 = buffer; break;
-            case 6: _6 = buffer; break;
-            default: _7 = buffer; break;
-        }
+        _buffers[Count] = buffer;
         _slots[Count++] = slot;
     }
 
@@ -38,17 +30,7 @@ public ref struct NtsGroup
     public readonly int Slot(int member) => _slots[Checked(member)];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly Span<byte> Buffer(int member) => Checked(member) switch
-    {
-        0 => _0,
-        1 => _1,
-        2 => _2,
-        3 => _3,
-        4 => _4,
-        5 => _5,
-        6 => _6,
-        _ => _7,
-    };
+    public readonly Span<byte> Buffer(int member) => _buffers[Checked(member)];
 
     public void Clear() => Count = 0;
 
