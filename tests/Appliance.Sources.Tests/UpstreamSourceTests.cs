@@ -51,8 +51,10 @@ public class UpstreamSourceTests
         {
             double offset = ((m.T2 - m.T1) + (double)(m.T3 - m.T4)) / 2e9;
             double delay = ((m.T4 - m.T1) - (double)(m.T3 - m.T2)) / 1e9;
-            Assert.InRange(offset, 0.245, 0.255);
             Assert.InRange(delay, 0, 0.05);
+            // The true offset lies within half the round-trip delay of the measured one (RFC 5905 §8):
+            // a test server scheduled late on a busy host widens the delay, never breaks this bound.
+            Assert.InRange(0.25, offset - (delay / 2) - 1e-6, offset + (delay / 2) + 1e-6);
             Assert.Equal(1, m.Response.Stratum);
         }
         Assert.Equal(SourceState.Reachable, client.State);
