@@ -19,7 +19,7 @@ public sealed class AesEncryptor
 
     public AesEncryptor(ReadOnlySpan<byte> key, bool allowHardware = true)
     {
-        _useAesNi = allowHardware && Aes.IsSupported && Sse2.IsSupported;
+        _useAesNi = allowHardware && Aes.IsSupported && Ssse3.IsSupported;
         SetKey(key);
     }
 
@@ -38,8 +38,8 @@ public sealed class AesEncryptor
         Rounds = key.Length == 16 ? 10 : 14;
         if (_useAesNi)
         {
-            // AESKEYGENASSIST: the same schedule as FIPS 197 §5.2, in a few dozen cycles (a fresh
-            // C2S and S2C key per NTS request makes this part of the hot path).
+            // On AES-NI: the same schedule as FIPS 197 §5.2, in a few dozen cycles (a fresh C2S and
+            // S2C key per NTS request makes this part of the hot path).
             if (key.Length == 16)
             {
                 Expand128(Vector128.Create(key), ref _roundKeys);
@@ -63,29 +63,36 @@ public sealed class AesEncryptor
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<byte> Mix(Vector128<byte> key, Vector128<byte> t)
     {
+        // Each word ⊕ every word before it (FIPS 197 §5.2: w[i] = w[i-Nk] ⊕ temp, word by word), in two shifts.
         key ^= Sse2.ShiftLeftLogical128BitLane(key, 4);
-        key ^= Sse2.ShiftLeftLogical128BitLane(key, 4);
-        key ^= Sse2.ShiftLeftLogical128BitLane(key, 4);
+        key ^= Sse2.ShiftLeftLogical128BitLane(key, 8);
         return key ^ t;
     }
 
+    /// <summary>
+    /// The next AES-128 round key (FIPS 197 §5.2): w[i] = w[i-4] ⊕ SubWord(RotWord(w[i-1])) ⊕ Rcon for
+    /// the first word, each later word ⊕ the one before. SubWord(RotWord) of the last word comes from
+    /// AESENCLAST of that word (rotated) in every column (ShiftRows moves nothing when all columns are
+    /// equal) with Rcon as the round key, so the constant need not be an instruction literal as
+    /// AESKEYGENASSIST's is (measured here: the same speed, eight schedules side by side).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<byte> Next128(Vector128<byte> key, Vector128<byte> assist) =>
-        Mix(key, Sse2.Shuffle(assist.AsInt32(), 0xFF).AsByte());
+    private static Vector128<byte> Next128(Vector128<byte> key, Vector128<byte> rcon) =>
+        Mix(key, Aes.EncryptLast(Ssse3.Shuffle(key, Vector128.Create(0x0C0F0E0Du).AsByte()), rcon));
+
+    /// <summary>Rcon of AES-128's ten round keys (FIPS 197 §5.2), one per 32-bit word as <see cref="Next128"/> takes it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> Rcon(int round) => Vector128.Create((uint)RconBytes[round - 1]).AsByte();
+
+    private static ReadOnlySpan<byte> RconBytes => [0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0x1B, 0x36];
 
     private static void Expand128(Vector128<byte> k, ref RoundKeys rk)
     {
         rk[0] = k;
-        rk[1] = k = Next128(k, Aes.KeygenAssist(k, 0x01));
-        rk[2] = k = Next128(k, Aes.KeygenAssist(k, 0x02));
-        rk[3] = k = Next128(k, Aes.KeygenAssist(k, 0x04));
-        rk[4] = k = Next128(k, Aes.KeygenAssist(k, 0x08));
-        rk[5] = k = Next128(k, Aes.KeygenAssist(k, 0x10));
-        rk[6] = k = Next128(k, Aes.KeygenAssist(k, 0x20));
-        rk[7] = k = Next128(k, Aes.KeygenAssist(k, 0x40));
-        rk[8] = k = Next128(k, Aes.KeygenAssist(k, 0x80));
-        rk[9] = k = Next128(k, Aes.KeygenAssist(k, 0x1B));
-        rk[10] = Next128(k, Aes.KeygenAssist(k, 0x36));
+        for (int round = 1; round <= 10; round++)
+        {
+            rk[round] = k = Next128(k, Rcon(round));
+        }
     }
 
     private static void Expand256(Vector128<byte> a, Vector128<byte> b, ref RoundKeys rk)
@@ -111,9 +118,8 @@ public sealed class AesEncryptor
 
     /// <summary>
     /// The AES-128 key schedules of all lanes at once (<see cref="AesSivLanes"/>: a fresh C2S and S2C
-    /// key per request): each step is AESKEYGENASSIST waiting on the step before, so the lanes'
-    /// independent schedules interleaved cost about what one does. <paramref name="keys"/> holds each
-    /// lane's 16-byte key and ends as its last round key.
+    /// key per request): each step waits on the step before, so the lanes' independent schedules
+    /// interleaved cost about what one does. <paramref name="keys"/> holds each lane's 16-byte key.
     /// </summary>
     internal static void Expand128Lanes(scoped ref LaneCiphers lanes, scoped ref LaneBlocks keys)
     {
@@ -122,22 +128,27 @@ public sealed class AesEncryptor
             SoftwareExpandLanes(ref lanes, ref keys);
             return;
         }
+        // Written out for eight lanes, as EncryptLanes: the schedules stay in registers.
+        ref RoundKeys k0 = ref lanes[0]._roundKeys, k1 = ref lanes[1]._roundKeys, k2 = ref lanes[2]._roundKeys, k3 = ref lanes[3]._roundKeys;
+        ref RoundKeys k4 = ref lanes[4]._roundKeys, k5 = ref lanes[5]._roundKeys, k6 = ref lanes[6]._roundKeys, k7 = ref lanes[7]._roundKeys;
+        Vector128<byte> a = keys[0], b = keys[1], c = keys[2], d = keys[3], e = keys[4], f = keys[5], g = keys[6], h = keys[7];
+        k0[0] = a; k1[0] = b; k2[0] = c; k3[0] = d; k4[0] = e; k5[0] = f; k6[0] = g; k7[0] = h;
+        for (int round = 1; round <= 10; round++)
+        {
+            Vector128<byte> rcon = Rcon(round);
+            k0[round] = a = Next128(a, rcon);
+            k1[round] = b = Next128(b, rcon);
+            k2[round] = c = Next128(c, rcon);
+            k3[round] = d = Next128(d, rcon);
+            k4[round] = e = Next128(e, rcon);
+            k5[round] = f = Next128(f, rcon);
+            k6[round] = g = Next128(g, rcon);
+            k7[round] = h = Next128(h, rcon);
+        }
         for (int lane = 0; lane < AesSivLanes.Width; lane++)
         {
             lanes[lane].Rounds = 10;
-            lanes[lane]._roundKeys[0] = keys[lane];
         }
-        // The round constants must be literals for AESKEYGENASSIST (FIPS 197 §5.2, Rcon).
-        ExpandStep(ref lanes, ref keys, 1, 0x01);
-        ExpandStep(ref lanes, ref keys, 2, 0x02);
-        ExpandStep(ref lanes, ref keys, 3, 0x04);
-        ExpandStep(ref lanes, ref keys, 4, 0x08);
-        ExpandStep(ref lanes, ref keys, 5, 0x10);
-        ExpandStep(ref lanes, ref keys, 6, 0x20);
-        ExpandStep(ref lanes, ref keys, 7, 0x40);
-        ExpandStep(ref lanes, ref keys, 8, 0x80);
-        ExpandStep(ref lanes, ref keys, 9, 0x1B);
-        ExpandStep(ref lanes, ref keys, 10, 0x36);
     }
 
     /// <summary>The portable path of <see cref="Expand128Lanes"/>: one lane after another.</summary>
@@ -149,18 +160,6 @@ public sealed class AesEncryptor
         {
             keys[lane].CopyTo(key);
             lanes[lane].SetKey(key);
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ExpandStep(scoped ref LaneCiphers lanes, scoped ref LaneBlocks keys, int round, [ConstantExpected] byte rcon)
-    {
-        for (int lane = 0; lane < AesSivLanes.Width; lane++)
-        {
-            Vector128<byte> k = keys[lane];
-            k = Next128(k, Aes.KeygenAssist(k, rcon));
-            keys[lane] = k;
-            lanes[lane]._roundKeys[round] = k;
         }
     }
 
@@ -314,11 +313,12 @@ public sealed class AesEncryptor
     /// CTR streams) of different requests advance together (<see cref="AesSivLanes"/>). AES-NI takes
     /// a new round every half cycle or so but each round waits out a latency of several cycles: eight
     /// independent blocks fill those slots, so eight cost about what one does (measured on this
-    /// machine: 11.5 ns for one chain step, 11.9 ns for eight). All lanes have the same key length.
-    /// Written out for <see cref="AesSivLanes.Width"/> = 8: eight registers, no loop over lanes.
+    /// machine: 11.5 ns for one chain step, 11.9 ns for eight). All lanes run <paramref name="rounds"/>
+    /// rounds (10 or 14: AES-128 or AES-256); a lane whose key has another size gives garbage, which
+    /// its caller drops. Written out for <see cref="AesSivLanes.Width"/> = 8: eight registers, no loop over lanes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void EncryptLanes(scoped ref readonly LaneCiphers lanes, scoped ref LaneBlocks q)
+    internal static void EncryptLanes(scoped ref readonly LaneCiphers lanes, scoped ref LaneBlocks q, int rounds)
     {
         if (!lanes[0]._useAesNi)
         {
@@ -332,7 +332,7 @@ public sealed class AesEncryptor
         ref readonly RoundKeys k4 = ref lanes[4]._roundKeys, k5 = ref lanes[5]._roundKeys, k6 = ref lanes[6]._roundKeys, k7 = ref lanes[7]._roundKeys;
         Vector128<byte> a = q[0] ^ k0[0], b = q[1] ^ k1[0], c = q[2] ^ k2[0], d = q[3] ^ k3[0];
         Vector128<byte> e = q[4] ^ k4[0], f = q[5] ^ k5[0], g = q[6] ^ k6[0], h = q[7] ^ k7[0];
-        int last = lanes[0].Rounds;
+        int last = rounds;
         for (int r = 1; r < last; r++)
         {
             a = Aes.Encrypt(a, k0[r]);

@@ -42,6 +42,7 @@ public sealed class AesSiv
     private Vector128<byte> _k1;
     private Vector128<byte> _k2;
     private Vector128<byte> _cmacZero;
+    private Vector128<byte> _cmacZeroDoubled;
 
     public AesSiv(ReadOnlySpan<byte> key, bool allowHardware = true)
     {
@@ -57,7 +58,8 @@ public sealed class AesSiv
 
     internal AesEncryptor CtrCipher => _ctr;
 
-    internal Vector128<byte> CmacZero => _cmacZero;
+    /// <summary>dbl(CMAC(K, 0^128)): S2V's D before the first string's CMAC goes in (RFC 5297 §2.4), the same for every message under a key.</summary>
+    internal Vector128<byte> CmacZeroDoubled => _cmacZeroDoubled;
 
     /// <summary>Re-keys in place: 32 bytes (AES-SIV-CMAC-256) or 64 (AES-SIV-CMAC-512).</summary>
     public void SetKey(ReadOnlySpan<byte> key)
@@ -73,40 +75,39 @@ public sealed class AesSiv
 
     /// <summary>
     /// Re-keys one instance per lane with 256-bit keys at once (<see cref="AesSivLanes"/>): the key
-    /// schedules and the CMAC subkeys of all lanes interleaved. <paramref name="macKeys"/> and
-    /// <paramref name="ctrKeys"/> are each lane's two key halves (used up here). Without
+    /// schedules and the CMAC subkeys of all lanes interleaved. <paramref name="macs"/> and
+    /// <paramref name="ctrs"/> are the instances' two ciphers, <paramref name="macKeys"/> and
+    /// <paramref name="ctrKeys"/> each lane's two key halves. Without
     /// <paramref name="ctr"/> the CTR halves are left as they were: verifying a tag alone never runs CTR
     /// (<see cref="SetCtrKey"/> later).
     /// </summary>
-    internal static void SetKeysLanes(scoped ref LaneSivs sivs, scoped ref LaneBlocks macKeys, scoped ref LaneBlocks ctrKeys, bool ctr)
+    internal static void SetKeysLanes(scoped ref LaneSivs sivs, scoped ref LaneCiphers macs, scoped ref LaneCiphers ctrs, scoped ref LaneBlocks macKeys, scoped ref LaneBlocks ctrKeys, bool ctr)
     {
-        var ciphers = default(LaneCiphers);
         if (ctr)
         {
-            for (int lane = 0; lane < AesSivLanes.Width; lane++)
-            {
-                ciphers[lane] = sivs[lane]._ctr;
-            }
-            AesEncryptor.Expand128Lanes(ref ciphers, ref ctrKeys);
+            AesEncryptor.Expand128Lanes(ref ctrs, ref ctrKeys);
         }
-        for (int lane = 0; lane < AesSivLanes.Width; lane++)
-        {
-            ciphers[lane] = sivs[lane]._mac;
-        }
-        AesEncryptor.Expand128Lanes(ref ciphers, ref macKeys);
+        AesEncryptor.Expand128Lanes(ref macs, ref macKeys);
         // L = AES(K, 0), K1 = dbl(L), K2 = dbl(K1) (RFC 4493 §2.3); CMAC(0^128) = AES(K, K1).
         var q = default(LaneBlocks);
-        AesEncryptor.EncryptLanes(ref ciphers, ref q);
+        AesEncryptor.EncryptLanes(ref macs, ref q, 10);
         for (int lane = 0; lane < AesSivLanes.Width; lane++)
         {
             sivs[lane].SetSubkeys(q[lane]);
             q[lane] = sivs[lane]._k1;
         }
-        AesEncryptor.EncryptLanes(ref ciphers, ref q);
+        AesEncryptor.EncryptLanes(ref macs, ref q, 10);
         for (int lane = 0; lane < AesSivLanes.Width; lane++)
         {
-            sivs[lane]._cmacZero = q[lane];
+            sivs[lane].SetCmacZero(q[lane]);
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void SetCmacZero(Vector128<byte> cmacZero)
+    {
+        _cmacZero = cmacZero;
+        _cmacZeroDoubled = Dbl(cmacZero);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -127,7 +128,7 @@ public sealed class AesSiv
     {
         // RFC 4493 §2.3: L = AES(K, 0); K1 = dbl(L); K2 = dbl(K1).
         SetSubkeys(_mac.Encrypt(Vector128<byte>.Zero));
-        _cmacZero = Cmac(Zero16);
+        SetCmacZero(Cmac(Zero16));
     }
 
     private static ReadOnlySpan<byte> Zero16 => [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -223,7 +224,7 @@ public sealed class AesSiv
             _mac.Encrypt2(ref fa, ref fn);
         }
         xp = _mac.Chain(p[(ip * 16)..], lp - ip, xp);
-        return Finish(p, Dbl(Dbl(_cmacZero) ^ fa) ^ fn, xp);
+        return Finish(p, Dbl(_cmacZeroDoubled ^ fa) ^ fn, xp);
     }
 
     /// <summary>
@@ -353,71 +354,54 @@ public sealed class AesSiv
         {
             return; // an NTS request's authenticator: the tag alone
         }
-        (ulong hi, ulong lo) = CounterStart(v);
+        Vector128<uint> q = CounterBase(v);
+        uint block = 0;
         int offset = 0;
         // Four independent blocks at a time keep the AES unit's pipeline full.
-        for (; offset + 64 <= input.Length; offset += 64)
+        for (; offset + 64 <= input.Length; offset += 64, block += 4)
         {
-            Vector128<byte> k0 = Counter(hi, lo, 0), k1 = Counter(hi, lo, 1), k2 = Counter(hi, lo, 2), k3 = Counter(hi, lo, 3);
+            Vector128<byte> k0 = CounterBlock(q, block), k1 = CounterBlock(q, block + 1), k2 = CounterBlock(q, block + 2), k3 = CounterBlock(q, block + 3);
             _ctr.Encrypt4(ref k0, ref k1, ref k2, ref k3);
-            (Vector128.Create(input.Slice(offset, 16)) ^ k0).CopyTo(output[offset..]);
-            (Vector128.Create(input.Slice(offset + 16, 16)) ^ k1).CopyTo(output[(offset + 16)..]);
-            (Vector128.Create(input.Slice(offset + 32, 16)) ^ k2).CopyTo(output[(offset + 32)..]);
-            (Vector128.Create(input.Slice(offset + 48, 16)) ^ k3).CopyTo(output[(offset + 48)..]);
-            Advance(ref hi, ref lo, 4);
+            (Load(input, offset) ^ k0).CopyTo(output[offset..]);
+            (Load(input, offset + 16) ^ k1).CopyTo(output[(offset + 16)..]);
+            (Load(input, offset + 32) ^ k2).CopyTo(output[(offset + 32)..]);
+            (Load(input, offset + 48) ^ k3).CopyTo(output[(offset + 48)..]);
         }
-        for (; offset + 32 <= input.Length; offset += 32)
+        for (; offset + 16 <= input.Length; offset += 16, block++)
         {
-            Vector128<byte> k0 = Counter(hi, lo, 0), k1 = Counter(hi, lo, 1);
-            _ctr.Encrypt2(ref k0, ref k1);
-            (Vector128.Create(input.Slice(offset, 16)) ^ k0).CopyTo(output[offset..]);
-            (Vector128.Create(input.Slice(offset + 16, 16)) ^ k1).CopyTo(output[(offset + 16)..]);
-            Advance(ref hi, ref lo, 2);
-        }
-        for (; offset + 16 <= input.Length; offset += 16)
-        {
-            (Vector128.Create(input.Slice(offset, 16)) ^ _ctr.Encrypt(Counter(hi, lo, 0))).CopyTo(output[offset..]);
-            Advance(ref hi, ref lo, 1);
+            (Load(input, offset) ^ _ctr.Encrypt(CounterBlock(q, block))).CopyTo(output[offset..]);
         }
         if (offset < input.Length)
         {
-            Span<byte> stream = stackalloc byte[16];
-            _ctr.Encrypt(Counter(hi, lo, 0)).CopyTo(stream);
-            for (int i = 0; offset + i < input.Length; i++)
-            {
-                output[offset + i] = (byte)(input[offset + i] ^ stream[i]);
-            }
+            XorPartial(input[offset..], _ctr.Encrypt(CounterBlock(q, block)), output[offset..]);
         }
     }
 
-    /// <summary>Q = V with bits 31 and 63 cleared (RFC 5297 §2.5), as two big-endian halves.</summary>
-    internal static (ulong Hi, ulong Lo) CounterStart(Vector128<byte> v)
+    /// <summary>output = input ⊕ the first input.Length (under 16) bytes of <paramref name="stream"/>.</summary>
+    internal static void XorPartial(ReadOnlySpan<byte> input, Vector128<byte> stream, Span<byte> output)
     {
-        Vector128<ulong> lanes = v.AsUInt64();
-        ulong hi = BinaryPrimitives.ReverseEndianness(lanes.GetElement(0));
-        ulong lo = BinaryPrimitives.ReverseEndianness(lanes.GetElement(1)) & 0xFFFF_FFFF_7FFF_FFFFUL & ~(1UL << 63);
-        return (hi, lo);
-    }
-
-    /// <summary>The counter block (hi ‖ lo) + <paramref name="add"/>, big-endian.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector128<byte> Counter(ulong hi, ulong lo, ulong add)
-    {
-        ulong l = lo + add;
-        ulong h = l < lo ? hi + 1 : hi;
-        return Vector128.Create(BinaryPrimitives.ReverseEndianness(h), BinaryPrimitives.ReverseEndianness(l)).AsByte();
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Advance(ref ulong hi, ref ulong lo, ulong by)
-    {
-        ulong next = lo + by;
-        if (next < lo)
+        for (int i = 0; i < input.Length; i++)
         {
-            hi++;
+            output[i] = (byte)(input[i] ^ stream.GetElement(i));
         }
-        lo = next;
     }
+
+    /// <summary>
+    /// Q = V with bits 63 and 31 cleared (RFC 5297 §2.5), its last 32-bit word in the CPU's order. The
+    /// RFC clears those bits so that counters can be added in 32 or 64 bits: the last word starts under
+    /// 2^31 and a span holds under 2^31 blocks, so Q + i never carries out of it (<see cref="CounterBlock"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector128<uint> CounterBase(Vector128<byte> v) =>
+        Vector128.Shuffle(v & Vector128.Create(0xFFFF_FFFF_FFFF_FFFFUL, 0xFFFF_FF7F_FFFF_FF7FUL).AsByte(), LastWordSwap).AsUInt32();
+
+    /// <summary>The counter block Q + <paramref name="i"/>, big-endian as AES takes it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector128<byte> CounterBlock(Vector128<uint> q, uint i) =>
+        Vector128.Shuffle((q + Vector128.Create(0, 0, 0, i)).AsByte(), LastWordSwap);
+
+    /// <summary>Reverses the bytes of the last 32-bit word (big-endian ↔ the CPU's order), the rest as it is.</summary>
+    private static Vector128<byte> LastWordSwap => Vector128.Create((byte)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 15, 14, 13, 12);
 
     /// <summary>Doubling in GF(2^128) (RFC 5297 §2.3): shift left one bit, xor 0x87 on carry. Big-endian bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -164,20 +164,26 @@ public sealed class AesSivLanes
     /// <summary>Keystream blocks per lane generated before they are applied (CTR in lock step).</summary>
     private const int StreamBlocks = 32;
 
-    private readonly AesSiv[] _lanes = new AesSiv[Width];
     private readonly byte[] _keys = new byte[Width * 64];
     private readonly int[] _keyLengths = new int[Width];
     private readonly bool[] _ctrReady = new bool[Width];
-    private readonly byte[] _stream = new byte[Width * StreamBlocks * 16];
-    private readonly AesSiv _spare;
+    private readonly LaneBlocks[] _stream = new LaneBlocks[StreamBlocks];
+
+    // Each lane's instance and its two ciphers, set once: the lock step always runs every lane on its
+    // own instance, so no call stores a reference (each such store into an inline array is a call
+    // to the GC's write barrier).
+    private LaneSivs _sivs;
+    private LaneCiphers _macs;
+    private LaneCiphers _ctrs;
 
     public AesSivLanes(bool allowHardware = true)
     {
         for (int lane = 0; lane < Width; lane++)
         {
-            _lanes[lane] = new AesSiv(new byte[32], allowHardware);
+            _sivs[lane] = new AesSiv(new byte[32], allowHardware);
+            _macs[lane] = _sivs[lane].MacCipher;
+            _ctrs[lane] = _sivs[lane].CtrCipher;
         }
-        _spare = new AesSiv(new byte[32], allowHardware);
     }
 
     /// <summary>Seals every operation: Output = SIV ‖ ciphertext of Input.</summary>
@@ -203,18 +209,24 @@ public sealed class AesSivLanes
                 }
                 throw new ArgumentException("output too small", nameof(batch));
             }
+            if (op.Key.Length != 32)
+            {
+                long512 |= 1 << lane; // keyed below, after the lock step's re-keying
+                continue;
+            }
+            short256 |= 1 << lane;
             // CTR runs unless there is no text: a request's authenticator is the tag alone.
             bool ctr = op.Input.Length > (open ? AesSiv.TagLength : 0);
-            Span<byte> held = _keys.AsSpan(lane * 64, 64);
-            if (_keyLengths[lane] == op.Key.Length && op.Key.SequenceEqual(held[..op.Key.Length]))
+            Span<byte> held = _keys.AsSpan(lane * 64, 32);
+            if (_keyLengths[lane] == 32 && op.Key.SequenceEqual(held))
             {
                 if (ctr && !_ctrReady[lane])
                 {
-                    _lanes[lane].SetCtrKey(op.Key);
+                    _sivs[lane].SetCtrKey(op.Key);
                     _ctrReady[lane] = true;
                 }
             }
-            else if (op.Key.Length == 32)
+            else
             {
                 // New 256-bit keys are expanded below, all lanes at once.
                 op.Key.CopyTo(held);
@@ -222,81 +234,81 @@ public sealed class AesSivLanes
                 rekey |= 1 << lane;
                 rekeyCtr |= ctr;
             }
-            else
-            {
-                _lanes[lane].SetKey(op.Key); // throws on a wrong length
-                op.Key.CopyTo(held);
-                _keyLengths[lane] = op.Key.Length;
-                _ctrReady[lane] = true;
-            }
-            if (op.Key.Length == 32)
-            {
-                short256 |= 1 << lane;
-            }
-            else
-            {
-                long512 |= 1 << lane;
-            }
         }
         if (rekey != 0)
         {
             Rekey(rekey, rekeyCtr);
         }
+        // Other key sizes one lane at a time, after Rekey: it may have written over their schedules.
+        for (int lanes = long512; lanes != 0; lanes &= lanes - 1)
+        {
+            int lane = BitOperations.TrailingZeroCount(lanes);
+            ReadOnlySpan<byte> key = batch[lane].Key;
+            Span<byte> held = _keys.AsSpan(lane * 64, 64);
+            if (_keyLengths[lane] != key.Length || !key.SequenceEqual(held[..key.Length]))
+            {
+                _sivs[lane].SetKey(key); // throws on a wrong length
+                key.CopyTo(held);
+                _keyLengths[lane] = key.Length;
+                _ctrReady[lane] = true;
+            }
+        }
         // Lanes in lock step share a round count: one group per key size.
         if (short256 != 0)
         {
-            RunGroup(ref batch, short256, open);
+            RunGroup(ref batch, short256, open, rounds: 10);
         }
         if (long512 != 0)
         {
-            RunGroup(ref batch, long512, open);
+            RunGroup(ref batch, long512, open, rounds: 14);
         }
     }
 
     /// <summary>The lanes in <paramref name="mask"/> take their held 256-bit keys, schedules expanded side by side.</summary>
     private void Rekey(int mask, bool ctr)
     {
-        // A lane not in the mask keeps its key: the spare takes its place in the lock step.
+        // The lock step expands all eight. A lane outside the mask holding a 256-bit key gets its own
+        // again (the same schedule); one holding another size gets the first lane's and is forgotten,
+        // to be keyed afresh when next used.
         int first = BitOperations.TrailingZeroCount(mask);
-        var sivs = default(LaneSivs);
         var macKeys = default(LaneBlocks);
         var ctrKeys = default(LaneBlocks);
         for (int lane = 0; lane < Width; lane++)
         {
-            bool mine = (mask & (1 << lane)) != 0;
-            sivs[lane] = mine ? _lanes[lane] : _spare;
-            ReadOnlySpan<byte> key = _keys.AsSpan((mine ? lane : first) * 64, 32);
+            bool own = (mask & (1 << lane)) != 0 || _keyLengths[lane] == 32;
+            ReadOnlySpan<byte> key = _keys.AsSpan((own ? lane : first) * 64, 32);
             macKeys[lane] = Vector128.Create(key[..16]);
             ctrKeys[lane] = Vector128.Create(key[16..]);
-            if (mine)
+            if (!own)
+            {
+                _keyLengths[lane] = 0;
+            }
+            else if ((mask & (1 << lane)) != 0)
             {
                 _ctrReady[lane] = ctr;
             }
+            else
+            {
+                _ctrReady[lane] |= ctr;
+            }
         }
-        AesSiv.SetKeysLanes(ref sivs, ref macKeys, ref ctrKeys, ctr);
+        AesSiv.SetKeysLanes(ref _sivs, ref _macs, ref _ctrs, ref macKeys, ref ctrKeys, ctr);
     }
 
     /// <summary>
-    /// The lanes in <paramref name="mask"/> in lock step. A lane outside the mask repeats the first
-    /// lane in it (same key, same data): the lock step needs all lanes, the repeat's results are dropped.
+    /// The lanes in <paramref name="mask"/> in lock step, <paramref name="rounds"/> AES rounds (their key
+    /// size). A lane outside the mask runs the first lane's data under whatever key it holds: the lock
+    /// step needs all lanes, its results are dropped.
     /// </summary>
-    private void RunGroup(scoped ref SivBatch batch, int mask, bool open)
+    private void RunGroup(scoped ref SivBatch batch, int mask, bool open, int rounds)
     {
         int first = BitOperations.TrailingZeroCount(mask);
-        var sivs = default(LaneSivs);
-        var mac = default(LaneCiphers);
-        var ctr = default(LaneCiphers);
         var a = default(Lanes<ReadOnlySpan<byte>>);
         var n = default(Lanes<ReadOnlySpan<byte>>);
         var text = default(Lanes<ReadOnlySpan<byte>>);
         for (int lane = 0; lane < Width; lane++)
         {
-            int from = (mask & (1 << lane)) != 0 ? lane : first;
-            AesSiv siv = _lanes[from];
-            sivs[lane] = siv;
-            mac[lane] = siv.MacCipher;
-            ctr[lane] = siv.CtrCipher;
-            ref SivOperation op = ref batch[from];
+            ref SivOperation op = ref batch[(mask & (1 << lane)) != 0 ? lane : first];
             a[lane] = op.AssociatedData;
             n[lane] = op.Nonce;
             // Seal: the plaintext. Open: the ciphertext after the SIV.
@@ -304,7 +316,7 @@ public sealed class AesSivLanes
         }
         if (!open)
         {
-            LaneBlocks v = S2V(ref sivs, ref mac, a, n, text);
+            LaneBlocks v = S2V(ref _sivs, ref _macs, rounds, a, n, text);
             // V goes out first: sealing in place puts it just before the plaintext, not over it.
             for (int lane = 0; lane < Width; lane++)
             {
@@ -313,7 +325,7 @@ public sealed class AesSivLanes
                     v[lane].CopyTo(batch[lane].Output);
                 }
             }
-            Ctr(ref batch, mask, ref ctr, ref v, text, outputOffset: AesSiv.TagLength);
+            Ctr(ref batch, mask, rounds, ref v, text, outputOffset: AesSiv.TagLength);
             return;
         }
         var tags = default(LaneBlocks);
@@ -321,7 +333,7 @@ public sealed class AesSivLanes
         {
             tags[lane] = Vector128.Create(batch[(mask & (1 << lane)) != 0 ? lane : first].Input[..AesSiv.TagLength]);
         }
-        Ctr(ref batch, mask, ref ctr, ref tags, text, outputOffset: 0);
+        Ctr(ref batch, mask, rounds, ref tags, text, outputOffset: 0);
         var plain = default(Lanes<ReadOnlySpan<byte>>);
         for (int lane = 0; lane < Width; lane++)
         {
@@ -329,7 +341,7 @@ public sealed class AesSivLanes
             // A repeated lane reads the first lane's plaintext, written by CTR above.
             plain[lane] = op.Output[..(op.Input.Length - AesSiv.TagLength)];
         }
-        LaneBlocks expected = S2V(ref sivs, ref mac, a, n, plain);
+        LaneBlocks expected = S2V(ref _sivs, ref _macs, rounds, a, n, plain);
         for (int lane = 0; lane < Width; lane++)
         {
             if ((mask & (1 << lane)) == 0)
@@ -348,17 +360,17 @@ public sealed class AesSivLanes
 
     /// <summary>
     /// AES-CTR of every lane in lock step (RFC 5297 §2.5): one keystream block of each lane per step,
-    /// <see cref="StreamBlocks"/> steps ahead, then each lane in <paramref name="mask"/> applies its own.
-    /// The output of a lane starts <paramref name="outputOffset"/> bytes into its operation's Output.
+    /// encrypted where it stays (<see cref="StreamBlocks"/> steps ahead), then each lane in
+    /// <paramref name="mask"/> applies its own. The output of a lane starts
+    /// <paramref name="outputOffset"/> bytes into its operation's Output.
     /// </summary>
-    private void Ctr(scoped ref SivBatch batch, int mask, scoped ref LaneCiphers ctr, scoped ref LaneBlocks ivs, scoped in Lanes<ReadOnlySpan<byte>> input, int outputOffset)
+    private void Ctr(scoped ref SivBatch batch, int mask, int rounds, scoped ref LaneBlocks ivs, scoped in Lanes<ReadOnlySpan<byte>> input, int outputOffset)
     {
-        var hi = default(LaneCounters);
-        var lo = default(LaneCounters);
+        var q = default(LaneCounters);
         int blocks = 0;
         for (int lane = 0; lane < Width; lane++)
         {
-            (hi[lane], lo[lane]) = AesSiv.CounterStart(ivs[lane]);
+            q[lane] = AesSiv.CounterBase(ivs[lane]);
             blocks = Math.Max(blocks, (input[lane].Length + 15) / 16);
         }
         for (int done = 0; done < blocks; done += StreamBlocks)
@@ -366,47 +378,44 @@ public sealed class AesSivLanes
             int steps = Math.Min(StreamBlocks, blocks - done);
             for (int step = 0; step < steps; step++)
             {
-                var k = default(LaneBlocks);
+                ref LaneBlocks k = ref _stream[step];
+                uint block = (uint)(done + step);
                 for (int lane = 0; lane < Width; lane++)
                 {
-                    k[lane] = AesSiv.Counter(hi[lane], lo[lane], (ulong)(done + step));
+                    k[lane] = AesSiv.CounterBlock(q[lane], block);
                 }
-                AesEncryptor.EncryptLanes(ref ctr, ref k);
-                for (int lane = 0; lane < Width; lane++)
-                {
-                    k[lane].CopyTo(_stream.AsSpan(((lane * StreamBlocks) + step) * 16));
-                }
+                AesEncryptor.EncryptLanes(ref _ctrs, ref k, rounds);
             }
             for (int lane = 0; lane < Width; lane++)
             {
                 ReadOnlySpan<byte> text = input[lane];
-                if ((mask & (1 << lane)) == 0 || text.Length <= done * 16)
+                int start = done * 16;
+                if ((mask & (1 << lane)) == 0 || text.Length <= start)
                 {
                     continue;
                 }
-                int start = done * 16;
                 int length = Math.Min(steps * 16, text.Length - start);
-                Xor(text.Slice(start, length), _stream.AsSpan(lane * StreamBlocks * 16, length), batch[lane].Output.Slice(outputOffset + start, length));
+                Xor(text.Slice(start, length), lane, batch[lane].Output.Slice(outputOffset + start, length));
             }
         }
     }
 
-    /// <summary>output = input ⊕ stream (in place is fine).</summary>
-    private static void Xor(ReadOnlySpan<byte> input, ReadOnlySpan<byte> stream, Span<byte> output)
+    /// <summary>output = input ⊕ <paramref name="lane"/>'s keystream from the first step on (in place is fine).</summary>
+    private void Xor(ReadOnlySpan<byte> input, int lane, Span<byte> output)
     {
-        int i = 0;
-        for (; i + 16 <= input.Length; i += 16)
+        int block = 0;
+        for (; (block * 16) + 16 <= input.Length; block++)
         {
-            (AesSiv.Load(input, i) ^ AesSiv.Load(stream, i)).CopyTo(output[i..]);
+            (AesSiv.Load(input, block * 16) ^ _stream[block][lane]).CopyTo(output[(block * 16)..]);
         }
-        for (; i < input.Length; i++)
+        if (block * 16 < input.Length)
         {
-            output[i] = (byte)(input[i] ^ stream[i]);
+            AesSiv.XorPartial(input[(block * 16)..], _stream[block][lane], output[(block * 16)..]);
         }
     }
 
     /// <summary>S2V(K, A, N, P) (RFC 5297 §2.4) for all lanes: the same steps as <see cref="AesSiv"/>'s, each one across the lanes.</summary>
-    private static LaneBlocks S2V(scoped ref LaneSivs s, scoped ref LaneCiphers mac, scoped in Lanes<ReadOnlySpan<byte>> a, scoped in Lanes<ReadOnlySpan<byte>> n, scoped in Lanes<ReadOnlySpan<byte>> p)
+    private static LaneBlocks S2V(scoped ref LaneSivs s, scoped ref LaneCiphers mac, int rounds, scoped in Lanes<ReadOnlySpan<byte>> a, scoped in Lanes<ReadOnlySpan<byte>> n, scoped in Lanes<ReadOnlySpan<byte>> p)
     {
         var countA = default(LaneCounts);
         var countN = default(LaneCounts);
@@ -420,22 +429,22 @@ public sealed class AesSivLanes
         var xa = default(LaneBlocks);
         var xn = default(LaneBlocks);
         var xp = default(LaneBlocks);
-        Chain(ref mac, a, ref countA, ref xa);
-        Chain(ref mac, n, ref countN, ref xn);
-        Chain(ref mac, p, ref countP, ref xp);
+        Chain(ref mac, rounds, a, ref countA, ref xa);
+        Chain(ref mac, rounds, n, ref countN, ref xn);
+        Chain(ref mac, rounds, p, ref countP, ref xp);
         for (int lane = 0; lane < Width; lane++)
         {
             xa[lane] ^= s[lane].LastBlock(a[lane], AesSiv.Blocks(a[lane]));
             xn[lane] ^= s[lane].LastBlock(n[lane], AesSiv.Blocks(n[lane]));
         }
-        AesEncryptor.EncryptLanes(ref mac, ref xa);
-        AesEncryptor.EncryptLanes(ref mac, ref xn);
+        AesEncryptor.EncryptLanes(ref mac, ref xa, rounds);
+        AesEncryptor.EncryptLanes(ref mac, ref xn, rounds);
         var x = default(LaneBlocks);
         var last = default(LaneBlocks);
         int two = 0;
         for (int lane = 0; lane < Width; lane++)
         {
-            Vector128<byte> d = AesSiv.Dbl(AesSiv.Dbl(s[lane].CmacZero) ^ xa[lane]) ^ xn[lane];
+            Vector128<byte> d = AesSiv.Dbl(s[lane].CmacZeroDoubled ^ xa[lane]) ^ xn[lane];
             if (s[lane].FinalBlocks(p[lane], d, out Vector128<byte> firstBlock, out last[lane]) == 2)
             {
                 two |= 1 << lane;
@@ -444,7 +453,7 @@ public sealed class AesSivLanes
         }
         if (two != 0)
         {
-            AesEncryptor.EncryptLanes(ref mac, ref x);
+            AesEncryptor.EncryptLanes(ref mac, ref x, rounds);
             for (int lane = 0; lane < Width; lane++)
             {
                 if ((two & (1 << lane)) != 0)
@@ -457,7 +466,7 @@ public sealed class AesSivLanes
         {
             xp[lane] ^= last[lane];
         }
-        AesEncryptor.EncryptLanes(ref mac, ref xp);
+        AesEncryptor.EncryptLanes(ref mac, ref xp, rounds);
         return xp;
     }
 
@@ -465,7 +474,7 @@ public sealed class AesSivLanes
     /// The CBC-MAC chains of all lanes' strings over their first <paramref name="counts"/> blocks: all
     /// lanes together as far as all go, then the longer ones on (a finished lane's step is dropped).
     /// </summary>
-    private static void Chain(scoped ref LaneCiphers mac, scoped in Lanes<ReadOnlySpan<byte>> data, scoped ref LaneCounts counts, scoped ref LaneBlocks x)
+    private static void Chain(scoped ref LaneCiphers mac, int rounds, scoped in Lanes<ReadOnlySpan<byte>> data, scoped ref LaneCounts counts, scoped ref LaneBlocks x)
     {
         int common = int.MaxValue, longest = 0;
         for (int lane = 0; lane < Width; lane++)
@@ -488,7 +497,7 @@ public sealed class AesSivLanes
                 x[5] ^= AesSiv.Load(d5, offset);
                 x[6] ^= AesSiv.Load(d6, offset);
                 x[7] ^= AesSiv.Load(d7, offset);
-                AesEncryptor.EncryptLanes(ref mac, ref x);
+                AesEncryptor.EncryptLanes(ref mac, ref x, rounds);
             }
         }
         for (int block = common; block < longest; block++)
@@ -501,7 +510,7 @@ public sealed class AesSivLanes
                     t[lane] ^= AesSiv.Load(data[lane], block * 16);
                 }
             }
-            AesEncryptor.EncryptLanes(ref mac, ref t);
+            AesEncryptor.EncryptLanes(ref mac, ref t, rounds);
             for (int lane = 0; lane < Width; lane++)
             {
                 if (block < counts[lane])
@@ -512,10 +521,10 @@ public sealed class AesSivLanes
         }
     }
 
-    /// <summary>A 64-bit half of each lane's CTR counter.</summary>
+    /// <summary>Each lane's CTR counter base (<see cref="AesSiv.CounterBase"/>).</summary>
     [InlineArray(Width)]
     private struct LaneCounters
     {
-        private ulong _first;
+        private Vector128<uint> _first;
     }
 }
