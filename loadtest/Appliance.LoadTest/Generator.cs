@@ -183,7 +183,11 @@ internal sealed class Generator : IDisposable
                     {
                         ulong seq = _sequence++ & RingMask;
                         ulong transmit = t1Ntp | seq;
-                        int client = socketIndex;
+                        // One send leaves from one socket (one source address, UDP GSO), but its
+                        // requests speak for different simulated clients in turn: a server then meets
+                        // each request under other NTS keys than the one before, as it would from a
+                        // real population, not runs of one client's keys (which it could reuse).
+                        int client = (socketIndex + i) % sockets.Length;
                         if (segmentSize > 0)
                         {
                             _sendClients[i] = client;
