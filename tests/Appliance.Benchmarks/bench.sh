@@ -183,27 +183,24 @@ print(f"| one worker's max rate at < 1 % loss vs ntpref (C, recvmmsg/sendmmsg) |
 print(f"| one worker's max rate vs chronyd 4.3 (`local stratum 1`, `-x`) | {mac:.0f}/s vs {mc:.0f}/s = **{mac/mc:.2f}×** | ≥ 2× |")
 b = (a1-a0)/(r1-r0); bw = (w1-w0)/(r1-r0)
 nts_label, ntp_label = f"{app} (nts)", f"{app} (ntp)"
-def median_of_runs(name, a, b):
-    """Each run's max held rates and ratio; the run with the median ratio first."""
-    runs = [(held(d, a), held(d, b)) for d in (load(f"{name}-{i}") for i in (1, 2, 3))]
-    runs = [(x, y, x / y) for x, y in runs]
+def median_ratio(pairs):
+    """(x, y, x/y) of the pair with the median ratio, and every ratio as text."""
+    runs = [(x, y, x / y) for x, y in pairs]
     return sorted(runs, key=lambda r: r[2])[1], ", ".join(f"{r[2]:.2f}×" for r in runs)
+def median_of_runs(name, a, b):
+    return median_ratio([(held(d, a), held(d, b)) for d in (load(f"{name}-{i}") for i in (1, 2, 3))])
 (mn, mp, rn), all_n = median_of_runs("nts-vs-ntp", nts_label, ntp_label)
 (mnc, mc_nts, rc), all_c = median_of_runs("nts-vs-chronyd", app, chrony)
 print(f"| NTS highest rate held at < 1 % loss vs the appliance's plain NTP (same server, alternating steps; median of 3 ramps: {all_n}) | {mn:.0f}/s vs {mp:.0f}/s = **{rn:.2f}×** | (stall-sensitive, see below) |")
 print(f"| NTS highest rate held at < 1 % loss vs chronyd 4.3 NTS (`ntsservercert`, `-x`, one core; median of 3 ramps: {all_c}) | {mnc:.0f}/s vs {mc_nts:.0f}/s = **{rc:.2f}×** | (stall-sensitive, see below) |")
-def capacity(name):
-    """Valid responses per second under overload, and whether the offered load really exceeded it."""
-    step = load(name)["Steps"][0]
-    return step["ValidRate"], step["LossPercent"] > 5
+def cap_step(name): return load(name)["Steps"][0]
+def saturated(step): return step["LossPercent"] > 5  # offered clearly more than the server answered
 def median_capacity(a, b):
-    rounds = [(capacity(f"{a}-{i}"), capacity(f"{b}-{i}")) for i in (1, 2, 3)]
-    rounds = [(x, y, x / y, ok_x and ok_y) for (x, ok_x), (y, ok_y) in rounds]
-    mid = sorted(rounds, key=lambda r: r[2])[1]
-    saturated = "" if all(r[3] for r in rounds) else " (a run was not saturated: see below)"
-    return mid, ", ".join(f"{r[2]:.2f}×" for r in rounds) + saturated
-(cn, cp, rcn, _), all_cn = median_capacity("cap-nts", "cap-ntp")
-(cn2, cc, rcc, _), all_cc = median_capacity("cap-nts", "cap-chrony-nts")
+    steps = [(cap_step(f"{a}-{i}"), cap_step(f"{b}-{i}")) for i in (1, 2, 3)]
+    mid, text = median_ratio([(x["ValidRate"], y["ValidRate"]) for x, y in steps])
+    return mid, text + ("" if all(saturated(x) and saturated(y) for x, y in steps) else " (a run was not saturated: see below)")
+(cn, cp, rcn), all_cn = median_capacity("cap-nts", "cap-ntp")
+(cn2, cc, rcc), all_cc = median_capacity("cap-nts", "cap-chrony-nts")
 print(f"| **NTS maximum response rate** vs the appliance's plain NTP (offered above capacity; median of 3 alternating rounds: {all_cn}) | {cn:.0f}/s vs {cp:.0f}/s = **{rcn:.2f}×** | ≥ 0.7× |")
 print(f"| **NTS maximum response rate** vs chronyd 4.3 NTS (same rounds: {all_cc}) | {cn2:.0f}/s vs {cc:.0f}/s = **{rcc:.2f}×** | ≥ 2× |")
 ke_lines = [l for l in open(f"{out}/ntske.md") if l.startswith("| 127")]
@@ -250,8 +247,8 @@ print()
 print("| round | appliance NTS valid/s | appliance NTP valid/s | chronyd NTS valid/s | NTS/NTP | NTS/chronyd NTS | server CPU µs per response (NTS / NTP / chronyd NTS) |")
 print("| --- | --- | --- | --- | --- | --- | --- |")
 for i in (1, 2, 3):
-    steps = [load(f"{n}-{i}")["Steps"][0] for n in ("cap-nts", "cap-ntp", "cap-chrony-nts")]
-    flags = [("" if s["LossPercent"] > 5 else " (not saturated)") + (" (generator-limited)" if s["GeneratorLimited"] else "") for s in steps]
+    steps = [cap_step(f"{n}-{i}") for n in ("cap-nts", "cap-ntp", "cap-chrony-nts")]
+    flags = [("" if saturated(s) else " (not saturated)") + (" (generator-limited)" if s["GeneratorLimited"] else "") for s in steps]
     rates = [f"{s['ValidRate']:.0f} of {s['SentRate']:.0f} sent{f}" for s, f in zip(steps, flags)]
     cpu_us = " / ".join(f"{s['ServerCpuMicrosPerResponse']:.2f}" if s.get("ServerCpuMicrosPerResponse") is not None else "n/a" for s in steps)
     print(f"| {i} | {rates[0]} | {rates[1]} | {rates[2]} | {steps[0]['ValidRate']/steps[1]['ValidRate']:.2f}× | {steps[0]['ValidRate']/steps[2]['ValidRate']:.2f}× | {cpu_us} |")

@@ -332,8 +332,7 @@ public sealed class AesEncryptor
         ref readonly RoundKeys k4 = ref lanes[4]._roundKeys, k5 = ref lanes[5]._roundKeys, k6 = ref lanes[6]._roundKeys, k7 = ref lanes[7]._roundKeys;
         Vector128<byte> a = q[0] ^ k0[0], b = q[1] ^ k1[0], c = q[2] ^ k2[0], d = q[3] ^ k3[0];
         Vector128<byte> e = q[4] ^ k4[0], f = q[5] ^ k5[0], g = q[6] ^ k6[0], h = q[7] ^ k7[0];
-        int last = rounds;
-        for (int r = 1; r < last; r++)
+        for (int r = 1; r < rounds; r++)
         {
             a = Aes.Encrypt(a, k0[r]);
             b = Aes.Encrypt(b, k1[r]);
@@ -344,14 +343,14 @@ public sealed class AesEncryptor
             g = Aes.Encrypt(g, k6[r]);
             h = Aes.Encrypt(h, k7[r]);
         }
-        q[0] = Aes.EncryptLast(a, k0[last]);
-        q[1] = Aes.EncryptLast(b, k1[last]);
-        q[2] = Aes.EncryptLast(c, k2[last]);
-        q[3] = Aes.EncryptLast(d, k3[last]);
-        q[4] = Aes.EncryptLast(e, k4[last]);
-        q[5] = Aes.EncryptLast(f, k5[last]);
-        q[6] = Aes.EncryptLast(g, k6[last]);
-        q[7] = Aes.EncryptLast(h, k7[last]);
+        q[0] = Aes.EncryptLast(a, k0[rounds]);
+        q[1] = Aes.EncryptLast(b, k1[rounds]);
+        q[2] = Aes.EncryptLast(c, k2[rounds]);
+        q[3] = Aes.EncryptLast(d, k3[rounds]);
+        q[4] = Aes.EncryptLast(e, k4[rounds]);
+        q[5] = Aes.EncryptLast(f, k5[rounds]);
+        q[6] = Aes.EncryptLast(g, k6[rounds]);
+        q[7] = Aes.EncryptLast(h, k7[rounds]);
     }
 
     public void EncryptBlock(ReadOnlySpan<byte> input, Span<byte> output) =>
