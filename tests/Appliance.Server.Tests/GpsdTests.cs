@@ -1,3 +1,4 @@
+using Appliance.Protocol.Client;
 using Appliance.Server.Configuration;
 using Appliance.Server.Hosting;
 using Appliance.Sources;

@@ -1,5 +1,7 @@
 using Appliance.Discipline;
 using Appliance.Protocol;
+using Appliance.Protocol.Client;
+using Appliance.Protocol.Nts;
 
 namespace Appliance.Simulation;
 
@@ -8,9 +10,10 @@ namespace Appliance.Simulation;
 /// starts at <see cref="SimSettings.Frequency"/> and random-walks; a steered clock adds the applied
 /// correction u (so θ changes at f − u) and can be stepped. Times are kept as seconds since the
 /// scenario's start: a double holding a Unix time (1.8e9 s) resolves only 0.24 µs, which would
-/// quantise the oscillator's frequency in 0.24 ppm steps and show up as servo error.
+/// quantise the oscillator's frequency in 0.24 ppm steps and show up as servo error. In kernel mode it
+/// is the clock the core steers, through the same <see cref="ISteeredClock"/> as CLOCK_REALTIME.
 /// </summary>
-public sealed class Oscillator(SimSettings settings, Random random)
+public sealed class Oscillator(SimSettings settings, Random random) : ISteeredClock
 {
     private readonly long _startNanoseconds = (long)settings.Start * 1_000_000_000;
     private double _trueTime;                          // seconds since the start
@@ -47,6 +50,18 @@ public sealed class Oscillator(SimSettings settings, Random random)
     public long ToNanoseconds(double sinceStart) => _startNanoseconds + (long)Math.Round(sinceStart * 1e9);
 
     public void Step(double seconds) => _local += seconds;
+
+    public long Now() => LocalNanoseconds;
+
+    public TimeTransform Transform => TimeTransform.Identity;
+
+    public void SetFrequency(double correction) => AppliedCorrection = correction;
+
+    /// <summary>The last status the core set (the kernel's STA_INS/STA_UNSYNC word, as a kernel would keep it).</summary>
+    public (LeapIndicator Leap, bool Synchronised) Status { get; private set; }
+
+    public void SetStatus(LeapIndicator leap, bool synchronised, double maxErrorSeconds, double estimatedErrorSeconds, int taiOffset) =>
+        Status = (leap, synchronised);
 
     public static double Gaussian(Random random) =>
         Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
@@ -94,27 +109,40 @@ public sealed record SimResult(
     IReadOnlyDictionary<string, PeerStatus> FinalStatus,
     IReadOnlySet<string> EverSelected);
 
-/// <summary>Runs the real <see cref="ClockCore"/> against the simulated world, second by second.</summary>
+/// <summary>
+/// Runs the real <see cref="ClockCore"/> against the simulated world, second by second: each upstream
+/// is polled by the daemon's own <see cref="NtpAssociation"/> (its requests, poll schedule and reply
+/// checks) and answered by the daemon's own <see cref="NtpResponder"/> running on a clock off by the
+/// server's error; the core's commands reach the steered clock through the daemon's dispatch.
+/// </summary>
 public static class Simulator
 {
+    private static readonly double s_precision = Math.ScaleB(1.0, -24);
+
     public static SimResult Run(SimSettings settings, int seed, ClockCoreOptions? options = null)
     {
         var random = new Random(seed);
         var clock = new Oscillator(settings, random);
         var core = new ClockCore(options ?? new ClockCoreOptions { Precision = -24 });
         // Software mode steers a virtual clock over the free-running oscillator; kernel mode steers the oscillator.
-        VirtualClock? virtualClock = settings.SteerClock ? null : new VirtualClock();
-        long Served(long local) => virtualClock?.ToServed(local) ?? local;
+        ISteeredClock steered = settings.SteerClock ? clock : new VirtualClock(() => clock.LocalNanoseconds);
         bool refclock = settings.PpsJitter is not null;
         var peers = refclock
             ? [core.AddPeer("pps", 0x50505300), core.AddPeer("gps", 0x47505300)]
             : settings.ServerOffsets.Select((_, i) => core.AddPeer($"server{i}", 0xC0000200u + (uint)i)).ToArray();
-        int poll = refclock ? 1 : settings.Poll;
+        int pollExponent = (int)Math.Round(Math.Log2(settings.Poll));
+        var randomness = new SeededRandom(random);
+        NtpAssociation[] associations = refclock ? [] : [.. peers.Select(_ => new NtpAssociation(new AssociationOptions
+        {
+            MinPoll = pollExponent,
+            MaxPoll = pollExponent,
+            Iburst = true,
+        }, randomness))];
         foreach (Peer peer in peers)
         {
-            peer.PollSeconds = poll;
+            peer.PollSeconds = refclock ? 1 : settings.Poll;
         }
-        var nextPoll = peers.Select((_, i) => 1.0 + i).ToArray();
+        var packet = new byte[1280];
         var errors = new List<double>();
         var trace = new List<(double, double, double, bool)>();
         var everSelected = new HashSet<string>();
@@ -124,47 +152,62 @@ public static class Simulator
         double frequencyError = double.NaN;
         double convergedAfter = 0;
 
+        void Take(Peer peer, Sample sample)
+        {
+            ClockUpdate update = core.OnSample(peer, sample, steered.Now());
+            steered.Apply(update.Commands);
+            everSelected.UnionWith(update.Selection.Survivors.Select(p => p.Name));
+        }
+
         while (clock.TrueTime < end)
         {
             clock.Advance(1);
+            bool lost = clock.TrueTime >= loseAt;
             for (int i = 0; i < peers.Length; i++)
             {
-                if (clock.TrueTime < nextPoll[i] || clock.TrueTime >= loseAt)
+                if (refclock)
+                {
+                    if (!lost && random.NextDouble() >= settings.Loss)
+                    {
+                        Measurement edge = ReferenceClock(clock, i == 0, settings.PpsJitter!.Value, random);
+                        Take(peers[i], Sample.FromMeasurement(edge, steered.Transform, s_precision));
+                    }
+                    continue;
+                }
+                NtpAssociation association = associations[i];
+                long monotonic = (long)Math.Round(clock.TrueTime * 1e9);
+                if (monotonic < association.WakeAt || association.Poll(monotonic, packet, out int length) != PollAction.Send)
                 {
                     continue;
                 }
-                nextPoll[i] += poll;
-                if (random.NextDouble() < settings.Loss)
+                // A lost server, or a lost datagram: the association times the request out by itself.
+                if (lost || random.NextDouble() < settings.Loss
+                    || Exchange(clock, settings, settings.ServerOffsets[i], random, association, packet, length) is not { } measurement)
                 {
                     continue;
                 }
-                Sample sample = refclock
-                    ? ReferenceClock(clock, i == 0, settings.PpsJitter!.Value, random, Served)
-                    : Exchange(clock, settings, settings.ServerOffsets[i], random, Served);
-                ClockUpdate update = core.OnSample(peers[i], sample, Served(clock.LocalNanoseconds));
-                Apply(update, clock, virtualClock);
-                everSelected.UnionWith(update.Selection.Survivors.Select(p => p.Name));
+                Sample sample = Sample.FromMeasurement(measurement, steered.Transform, s_precision);
+                Take(peers[i], sample);
+                association.Adapt(core.Agrees(peers[i], sample, s_precision));
+                peers[i].PollSeconds = association.Schedule.PollSeconds;
             }
-            ClockUpdate last = core.Tick(Served(clock.LocalNanoseconds));
-            Apply(last, clock, virtualClock);
+            ClockUpdate last = core.Tick(steered.Now());
+            steered.Apply(last.Commands);
 
             // Served time: the (steered) kernel clock, or the free-running one through the virtual clock.
-            long served = Served(clock.LocalNanoseconds);
+            long served = steered.Now();
             double error = (served - clock.ToNanoseconds(clock.TrueTime)) / 1e9;
             trace.Add((clock.TrueTime, error, last.State.RootDispersionAt(served), last.State.IsSynchronised));
-            if (clock.TrueTime < loseAt && (Math.Abs(error) >= 25e-6 || !last.State.IsSynchronised))
+            if (!lost && (Math.Abs(error) >= 25e-6 || !last.State.IsSynchronised))
             {
                 convergedAfter = clock.TrueTime;
             }
-            if (clock.TrueTime >= settleAt)
+            if (clock.TrueTime >= settleAt && !lost)
             {
-                if (clock.TrueTime < loseAt)
-                {
-                    errors.Add(Math.Abs(error));
-                    // The servo's frequency estimate against the oscillator's true error (kernel mode:
-                    // the applied correction is what cancels it).
-                    frequencyError = core.Servo.Frequency - clock.Frequency;
-                }
+                errors.Add(Math.Abs(error));
+                // The servo's frequency estimate against the oscillator's true error (kernel mode:
+                // the applied correction is what cancels it).
+                frequencyError = core.Servo.Frequency - clock.Frequency;
             }
         }
         errors.Sort();
@@ -176,63 +219,61 @@ public static class Simulator
             everSelected);
     }
 
-    private static void Apply(ClockUpdate update, Oscillator clock, VirtualClock? virtualClock)
-    {
-        foreach (ClockCommand command in update.Commands)
-        {
-            if (virtualClock is not null)
-            {
-                virtualClock.Apply(command, clock.LocalNanoseconds);
-                continue;
-            }
-            switch (command)
-            {
-                case ClockCommand.Step step:
-                    clock.Step(step.Seconds);
-                    break;
-                case ClockCommand.SetFrequency frequency:
-                    clock.AppliedCorrection = frequency.Correction;
-                    break;
-            }
-        }
-    }
-
     /// <summary>
-    /// A GPS receiver's report for the second that just began: the PPS edge (the true second,
-    /// timestamped locally with <paramref name="ppsJitter"/>), or the serial time of day (the same
-    /// second, ± 5 ms of serial jitter with a 200 ms window, its known lateness already taken off).
+    /// A GPS receiver's report for the second that just began, as its driver measures it: the PPS edge
+    /// (the true second, timestamped on the local clock with <paramref name="ppsJitter"/>), or the serial
+    /// time of day (the same second, ± 5 ms of serial jitter in a 200 ms window, its known lateness
+    /// already taken off).
     /// </summary>
-    private static Sample ReferenceClock(Oscillator clock, bool pps, double ppsJitter, Random random, Func<long, long> served)
+    private static Measurement ReferenceClock(Oscillator clock, bool pps, double ppsJitter, Random random)
     {
         double edge = Math.Floor(clock.TrueTime);
         double stamp = edge + (pps ? ppsJitter * Oscillator.Gaussian(random) : 5e-3 * Oscillator.Gaussian(random));
-        long local = served(clock.LocalNanosecondsAt(stamp));
+        long system = clock.LocalNanosecondsAt(stamp);
         long reference = clock.ToNanoseconds(edge);
-        return new Sample(local, (reference - local) / 1e9, pps ? 0 : 0.2, Math.ScaleB(1.0, -24), 0, pps ? 1e-7 : 1e-3, 0,
-            LeapIndicator.NoWarning, pps ? 0x50505300u : 0x47505300u);
+        return pps
+            ? Measurement.FromReferenceClock(system, reference, 0, 1e-7, 0x50505300u)
+            : Measurement.FromReferenceClock(system, reference, 0.2, 1e-3, 0x47505300u);
     }
 
-    /// <summary>One NTP exchange with a server whose clock is off by <paramref name="serverError"/>.</summary>
-    private static Sample Exchange(Oscillator clock, SimSettings s, double serverError, Random random, Func<long, long> served)
+    /// <summary>
+    /// The request the association wrote goes out now (T1 on the local clock), reaches a server whose
+    /// clock is off by <paramref name="serverError"/> and is answered by the real responder; the answer
+    /// comes back through the association's checks. Null when it found no sample in it.
+    /// </summary>
+    private static Measurement? Exchange(Oscillator clock, SimSettings s, double serverError, Random random,
+        NtpAssociation association, byte[] packet, int length)
     {
         double now = clock.TrueTime;
         double outbound = s.BaseDelay + (s.Jitter * -Math.Log(1 - random.NextDouble()));
         double inbound = s.BaseDelay + s.Asymmetry + (s.Jitter * -Math.Log(1 - random.NextDouble()));
         const double processing = 20e-6;
-        long t1 = served(clock.LocalNanosecondsAt(now));
+        association.Sent(clock.LocalNanosecondsAt(now));
         long t2 = clock.ToNanoseconds(now + outbound + serverError);
-        long t3 = t2 + (long)(processing * 1e9);
-        long t4 = served(clock.LocalNanosecondsAt(now + outbound + processing + inbound));
-        var header = new NtpHeader
-        {
-            Leap = LeapIndicator.NoWarning,
-            Version = 4,
-            Mode = NtpMode.Server,
-            Stratum = 1,
-            RootDelay = NtpShort.FromSeconds(0),
-            RootDispersion = NtpShort.FromSeconds(10e-6),
-            ReferenceId = 0x47505300,
-        };
-        return Sample.FromTimestamps(t1, t2, t3, t4, Math.ScaleB(1.0, -24), header);
+        var policy = default(AllowAllPolicy);
+        var context = new RequestContext(default, t2, NtpTimestamp.FromUnixNanoseconds(t2));
+        NtpResponder.Respond(packet, length, context, s_server, ref policy, out int answer);
+        NtpResponder.StampTransmit(packet, NtpTimestamp.FromUnixNanoseconds(t2 + (long)(processing * 1e9)));
+        long t4 = clock.LocalNanosecondsAt(now + outbound + processing + inbound);
+        ReplyReason reason = association.Receive(packet.AsSpan(0, answer), t4, (long)Math.Round(now * 1e9), out Measurement measurement);
+        return reason == ReplyReason.Sample ? measurement : null;
+    }
+
+    /// <summary>What every simulated upstream says about itself: a stratum-1 server with a GPS reference.</summary>
+    private static readonly ServerState s_server = new()
+    {
+        Leap = LeapIndicator.NoWarning,
+        Stratum = 1,
+        ReferenceId = 0x47505300,
+        RootDispersion = 10e-6,
+        Precision = -24,
+        // Never grows: the server's own dispersion is not what the scenarios vary.
+        UpdatedAtUnixNanoseconds = long.MaxValue,
+    };
+
+    /// <summary>The scenario's seeded randomness as the association's random source: every run replays.</summary>
+    private sealed class SeededRandom(Random random) : IRandomSource
+    {
+        public void Fill(Span<byte> destination) => random.NextBytes(destination);
     }
 }

@@ -1,4 +1,5 @@
 using Appliance.Protocol;
+using Appliance.Protocol.Client;
 using Appliance.Sources;
 using Appliance.Timestamping;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Appliance.Protocol;
+using Appliance.Protocol.Client;
 using Appliance.Sources;
 using Appliance.Testing;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Appliance.Protocol;
 using Appliance.Testing;
 using Appliance.Timestamping.Interop;
 
@@ -72,8 +73,8 @@ public class KernelClockTests
     {
         var kernel = new SimulatedKernel();
         var clock = new KernelClock(kernel.Adjtime);
-        clock.SetStatus(leap: 1, synchronised: true, maxErrorSeconds: 0.0025, estErrorSeconds: 0.00001, taiOffset: 37);
-        clock.SetStatus(leap: 0, synchronised: false, maxErrorSeconds: 100, estErrorSeconds: 16, taiOffset: 0);
+        clock.SetStatus(LeapIndicator.InsertSecond, synchronised: true, maxErrorSeconds: 0.0025, estimatedErrorSeconds: 0.00001, taiOffset: 37);
+        clock.SetStatus(LeapIndicator.NoWarning, synchronised: false, maxErrorSeconds: 100, estimatedErrorSeconds: 16, taiOffset: 0);
 
         Timex inserting = kernel.Calls[0];
         Assert.Equal(KernelClock.AdjStatus | KernelClock.AdjMaxError | KernelClock.AdjEstError | KernelClock.AdjTai, inserting.Modes);
@@ -86,6 +87,32 @@ public class KernelClockTests
         Assert.Equal(KernelClock.StaUnsync, unsynchronised.Status);
         Assert.Equal(16_000_000, unsynchronised.MaxError); // the kernel's NTP_PHASE_LIMIT-style cap
         Assert.Equal(0u, unsynchronised.Modes & KernelClock.AdjTai);
+    }
+
+    [Fact]
+    public void SetStatus_Unchanged_IsNotRewrittenEveryTick_AChangeIsAtOnce()
+    {
+        var kernel = new SimulatedKernel();
+        var clock = new KernelClock(kernel.Adjtime);
+        for (int tick = 0; tick < 5; tick++)
+        {
+            clock.SetStatus(LeapIndicator.NoWarning, synchronised: true, 0.001 * (tick + 1), 0.0001, 37);
+        }
+        Assert.Single(kernel.Calls);
+        clock.SetStatus(LeapIndicator.InsertSecond, synchronised: true, 0.001, 0.0001, 37);
+        Assert.Equal(2, kernel.Calls.Count);
+        Assert.Equal(KernelClock.StaIns, kernel.Calls[1].Status);
+    }
+
+    [Fact]
+    public void SetStatus_AFailedCall_IsRetriedAtTheNextTick()
+    {
+        var kernel = new SimulatedKernel { Errno = 1 };
+        var clock = new KernelClock(kernel.Adjtime);
+        Assert.Throws<InvalidOperationException>(() => clock.SetStatus(LeapIndicator.NoWarning, false, 16, 16, 0));
+        kernel.Errno = 0;
+        clock.SetStatus(LeapIndicator.NoWarning, false, 16, 16, 0);
+        Assert.Equal(2, kernel.Calls.Count);
     }
 
     [Fact]

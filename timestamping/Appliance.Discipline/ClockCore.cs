@@ -112,6 +112,13 @@ public sealed class ClockCore
     /// <summary>The estimated offset of the steered clock (true − clock) at <paramref name="now"/>: what is still to be slewed away.</summary>
     public double OffsetAt(long now) => _servo.Initialised ? _servo.OffsetAt(now) - SteeringAt(now) : 0;
 
+    /// <summary>
+    /// Whether <paramref name="sample"/> (already taken in) agreed with the core's estimate, for the poll
+    /// adaptation (RFC 5905 §A.5.5.2): within four jitters of the offset the core expected.
+    /// </summary>
+    public bool Agrees(Peer peer, in Sample sample, double precisionSeconds) =>
+        Math.Abs(sample.Offset - OffsetAt(sample.LocalTime)) < 4 * Math.Max(peer.Filter.Jitter, precisionSeconds);
+
     public Peer AddPeer(string name, uint referenceId)
     {
         var peer = new Peer(_peers.Count, name, referenceId);

@@ -1,4 +1,5 @@
 using Appliance.Protocol;
+using Appliance.Protocol.Client;
 
 namespace Appliance.Discipline;
 
@@ -22,6 +23,13 @@ public readonly record struct Sample(
     uint ReferenceId,
     double Steering = 0)
 {
+    /// <summary>
+    /// A source's measurement as a sample of the steered clock: its T1 and T4 were read from the system
+    /// clock, and <paramref name="toSteered"/> maps them (identity when the system clock is the one steered).
+    /// </summary>
+    public static Sample FromMeasurement(in Measurement measurement, TimeTransform toSteered, double precisionSeconds) =>
+        FromTimestamps(toSteered.Apply(measurement.T1), measurement.T2, measurement.T3, toSteered.Apply(measurement.T4), precisionSeconds, measurement.Response);
+
     /// <summary>Builds a sample from the four timestamps of an exchange (RFC 5905 §8), all in Unix nanoseconds.</summary>
     public static Sample FromTimestamps(long t1, long t2, long t3, long t4, double precisionSeconds, NtpHeader response)
     {

@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Appliance.Protocol;
+using Appliance.Protocol.Client;
 using Microsoft.Extensions.Logging;
 
 namespace Appliance.Sources;

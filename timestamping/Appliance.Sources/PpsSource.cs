@@ -1,3 +1,4 @@
+using Appliance.Protocol.Client;
 using Appliance.Timestamping;
 using Microsoft.Extensions.Logging;
 

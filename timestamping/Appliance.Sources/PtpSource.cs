@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using Appliance.Protocol.Client;
 using Appliance.Timestamping;
 using Microsoft.Extensions.Logging;
 

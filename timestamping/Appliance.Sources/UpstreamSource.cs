@@ -1,10 +1,9 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Authentication;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Appliance.Protocol;
+using Appliance.Protocol.Client;
 using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
 using Appliance.Timestamping;
@@ -43,39 +42,41 @@ public sealed record UpstreamOptions
 }
 
 /// <summary>
-/// The client of one upstream NTP or NTS server (RFC 5905 client mode, RFC 8915 §5): polls on its
-/// <see cref="PollSchedule"/>, checks every answer (origin, mode, version, KoD, and for NTS the
-/// authenticator), timestamps the answer's arrival in the kernel, and hands each measurement to the
-/// clock core. Requests leave from a random ephemeral port (RFC 9109) and carry a random transmit
-/// timestamp (the NTP data-minimisation draft, as chrony does): they reveal nothing of our clock,
-/// and an off-path attacker cannot guess what an answer must echo.
+/// The driver of one upstream NTP or NTS server: a thin loop over the <see cref="NtpAssociation"/>
+/// machine, which decides everything (RFC 5905 checks, poll, reach, iburst, KoD, NTS cookies and
+/// NAKs). Here are only what it cannot do: DNS, the NTS-KE TLS exchange, the socket (requests leave
+/// from a random ephemeral port, RFC 9109; answers are timestamped by the kernel), the timers and the
+/// logs.
 /// </summary>
 public sealed class UpstreamSource : ITimeSource
 {
     private readonly ILogger _logger;
     private readonly byte[] _request = new byte[1280];
-    private readonly byte[] _plaintext = new byte[2048];
-    private readonly byte[] _uniqueId = new byte[NtsClientPacket.UniqueIdentifierLength];
-    private readonly byte[] _nonce = new byte[NtsClientPacket.ClientNonceLength];
     private readonly PacketBatch _batch = new(8);
     private TimestampedSocket? _socket;
     private IPEndPoint? _ntpEndPoint;
-    private NtsSession? _nts;
-    private bool _serverUnsynchronised;
-    private bool _keyExchangeFailed;
-    private int _failures;
     private SourceState _loggedState = SourceState.Starting;
 
     public UpstreamSource(UpstreamOptions options, ILogger logger)
     {
         Options = options;
         _logger = logger;
-        Schedule = new PollSchedule(options.MinPoll, options.MaxPoll, options.Iburst);
+        Association = new NtpAssociation(new AssociationOptions
+        {
+            Nts = options.Nts,
+            Iburst = options.Iburst,
+            MinPoll = options.MinPoll,
+            MaxPoll = options.MaxPoll,
+            Timeout = options.Timeout,
+        }, SystemRandom.Instance);
     }
 
     public UpstreamOptions Options { get; }
 
-    public PollSchedule Schedule { get; }
+    /// <summary>The protocol machine this driver runs.</summary>
+    public NtpAssociation Association { get; }
+
+    public PollSchedule Schedule => Association.Schedule;
 
     public string Name => Options.Name;
 
@@ -87,59 +88,65 @@ public sealed class UpstreamSource : ITimeSource
 
     public double PollSeconds => Schedule.PollSeconds;
 
-    public SourceCounters Counters { get; } = new();
+    public SourceCounters Counters => Association.Counters;
 
     /// <summary>Where NTP requests go (for NTS, as the key exchange said).</summary>
     public IPEndPoint? NtpEndPoint => _ntpEndPoint;
 
-    public SourceState State => _keyExchangeFailed ? SourceState.KeyExchangeFailed : Schedule.State(_serverUnsynchronised);
+    public SourceState State => Association.State;
 
     /// <summary>NTS cookies in hand.</summary>
-    public int Cookies => _nts?.Cookies.Count ?? 0;
+    public int Cookies => Association.Cookies;
 
     /// <summary>Polls until cancelled, or until the server says DENY or RSTR.</summary>
     public async Task RunAsync(MeasurementSink sink, CancellationToken cancellationToken)
     {
-        while (!cancellationToken.IsCancellationRequested && !Schedule.Stopped)
+        while (!cancellationToken.IsCancellationRequested)
         {
-            double wait;
-            try
+            long now = SystemClock.MonotonicNanoseconds();
+            if (Association.WakeAt > now)
             {
-                if (Options.Nts && (_nts is null || _nts.Cookies.Count == 0))
+                try
                 {
-                    await KeyExchangeAsync(cancellationToken).ConfigureAwait(false);
+                    await Task.Delay(TimeSpan.FromTicks((Association.WakeAt - now) / 100), cancellationToken).ConfigureAwait(false);
                 }
-                _ntpEndPoint ??= await ResolveAsync(Options.Host, Options.Port, cancellationToken).ConfigureAwait(false);
-                _socket ??= OpenSocket(_ntpEndPoint);
-                // The exchange blocks in recvmmsg for up to the timeout: on a thread of its own, not the pool's.
-                await Task.Factory.StartNew(() => Exchange(sink), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
-                _failures = 0;
-                wait = Schedule.NextIntervalSeconds;
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
             }
-            catch (Exception e) when (e is SocketException or IOException or AuthenticationException or InvalidDataException
-                or TimeoutException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            switch (Association.Poll(SystemClock.MonotonicNanoseconds(), _request, out int length))
             {
-                // Back off exponentially (2 s, 4 s, … up to maxpoll): a broken server is not hammered.
-                _failures++;
-                _keyExchangeFailed = Options.Nts && _nts is null;
-                wait = Math.ScaleB(1.0, Math.Min(_failures, Math.Max(Options.MaxPoll, 1)));
-                _logger.LogWarning("source {Source}: {Error}; retrying in {Wait} s", Name, Describe(e), wait);
+                case PollAction.Stop:
+                    _logger.LogError("source {Source}: the server sent a Kiss-o'-Death DENY/RSTR; it is no longer polled (RFC 5905 §7.4). Remove it or ask its operator.", Name);
+                    return;
+                case PollAction.KeyExchange:
+                    await Attempt(AssociationFailure.KeyExchange, () => KeyExchangeAsync(cancellationToken), cancellationToken).ConfigureAwait(false);
+                    break;
+                case PollAction.Send:
+                    await Attempt(AssociationFailure.Network, () => ExchangeAsync(length, sink, cancellationToken), cancellationToken).ConfigureAwait(false);
+                    break;
             }
             LogStateChange();
-            // ±1/16 of the interval at random, so many appliances started together do not poll in step.
-            double jitter = wait * ((Random.Shared.NextDouble() - 0.5) / 8);
-            try
-            {
-                await Task.Delay(TimeSpan.FromSeconds(wait + jitter), cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
         }
-        if (Schedule.Stopped)
+    }
+
+    /// <summary>Runs one step of I/O; a failure goes back to the machine, which schedules the retry.</summary>
+    private async Task Attempt(AssociationFailure kind, Func<Task> step, CancellationToken cancellationToken)
+    {
+        try
         {
-            _logger.LogError("source {Source}: the server sent a Kiss-o'-Death DENY/RSTR; it is no longer polled (RFC 5905 §7.4). Remove it or ask its operator.", Name);
+            await step().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or IOException or AuthenticationException or InvalidDataException
+            or TimeoutException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            long now = SystemClock.MonotonicNanoseconds();
+            Association.Failed(now, kind);
+            _logger.LogWarning("source {Source}: {Error}; retrying in {Wait:F0} s", Name, Describe(e), (Association.WakeAt - now) / 1e9);
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 
@@ -211,128 +218,58 @@ public sealed class UpstreamSource : ITimeSource
             _socket = null;
             _ntpEndPoint = ntp;
         }
-        _nts = new NtsSession(new AesSiv(result.C2S), new AesSiv(result.S2C), new Queue<byte[]>(result.Cookies));
-        _keyExchangeFailed = false;
-        Counters.KeyExchanges++;
+        Association.KeyExchanged(result.C2S, result.S2C, result.Cookies, SystemClock.MonotonicNanoseconds());
         _logger.LogInformation("source {Source}: NTS-KE done (AEAD {Aead}, {Cookies} cookies), NTP at {NtpEndPoint}",
             Name, (int)result.Aead!.Value, result.Cookies.Count, ntp);
     }
 
-    /// <summary>One request and its answer (blocking, on a pool thread): at most <see cref="UpstreamOptions.Timeout"/>.</summary>
-    private void Exchange(MeasurementSink sink)
+    private async Task ExchangeAsync(int length, MeasurementSink sink, CancellationToken cancellationToken)
+    {
+        _ntpEndPoint ??= await ResolveAsync(Options.Host, Options.Port, cancellationToken).ConfigureAwait(false);
+        _socket ??= OpenSocket(_ntpEndPoint);
+        // The exchange blocks in recvmmsg until the answer or the timeout: on a thread of its own, not the pool's.
+        await Task.Factory.StartNew(() => Exchange(length, sink), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends the request and hands every datagram to the machine until it has its answer or gives up.</summary>
+    private void Exchange(int length, MeasurementSink sink)
     {
         TimestampedSocket socket = _socket!;
-        int length = WriteRequest(out ulong transmit);
         _batch.Clear();
         _batch.Load(0, _request.AsSpan(0, length), _ntpEndPoint!, 0);
         _batch.SetResponse(0, length);
-        Schedule.OnSend();
-        Counters.Requests++;
-        long t1 = SystemClock.RealtimeNanoseconds();
+        Association.Sent(SystemClock.RealtimeNanoseconds());
         if (socket.Send(_batch) > 0)
         {
             throw new SocketException((int)SocketError.NetworkUnreachable);
         }
-        long deadline = SystemClock.MonotonicNanoseconds() + (long)(Options.Timeout.TotalMilliseconds * 1e6);
-        while (SystemClock.MonotonicNanoseconds() < deadline)
+        while (Association.AwaitingReply && SystemClock.MonotonicNanoseconds() < Association.WakeAt)
         {
             int n = socket.Receive(_batch);
-            for (int i = 0; i < n; i++)
+            for (int i = 0; i < n && Association.AwaitingReply; i++)
             {
                 long t4 = _batch.ReceiveTimestamp(i);
                 t4 = t4 != 0 ? t4 : SystemClock.RealtimeNanoseconds();
-                if (Answer(_batch.Payload(i)[.._batch.Length(i)], transmit, t1, t4, sink))
-                {
-                    return;
-                }
+                ReplyReason reason = Association.Receive(_batch.Payload(i)[.._batch.Length(i)], t4, SystemClock.MonotonicNanoseconds(), out Measurement measurement);
+                Report(reason, measurement, sink);
             }
         }
     }
 
-    private int WriteRequest(out ulong transmit)
+    private void Report(ReplyReason reason, in Measurement measurement, MeasurementSink sink)
     {
-        Span<byte> random = stackalloc byte[8];
-        RandomNumberGenerator.Fill(random);
-        transmit = BinaryPrimitives.ReadUInt64LittleEndian(random);
-        if (_nts is { } nts)
+        switch (reason)
         {
-            RandomNumberGenerator.Fill(_uniqueId);
-            RandomNumberGenerator.Fill(_nonce);
-            byte[] cookie = nts.Cookies.Dequeue();
-            // Ask for as many new cookies as it takes to get back to eight (RFC 8915 §5.7).
-            int placeholders = Math.Clamp(NtsSession.PoolSize - 1 - nts.Cookies.Count, 0, NtsSession.PoolSize - 1);
-            return NtsClientPacket.WriteRequest(_request, transmit, _uniqueId, cookie, placeholders, _nonce, nts.C2S);
-        }
-        var header = new NtpHeader
-        {
-            Leap = LeapIndicator.Unsynchronised,
-            Version = 4,
-            Mode = NtpMode.Client,
-            Poll = (sbyte)Schedule.Poll,
-            Transmit = new NtpTimestamp(transmit),
-        };
-        header.Write(_request);
-        return NtpHeader.Length;
-    }
-
-    /// <summary>Checks one datagram; true when it answered our request (whatever the verdict).</summary>
-    private bool Answer(ReadOnlySpan<byte> datagram, ulong transmit, long t1, long t4, MeasurementSink sink)
-    {
-        if (!NtpHeader.TryRead(datagram, out NtpHeader header) || header.Origin.Value != transmit)
-        {
-            return false; // not ours: a late answer to an earlier request, or spoofed
-        }
-        if (header.Mode != NtpMode.Server || header.Version is not (3 or 4))
-        {
-            Counters.Invalid++;
-            return false;
-        }
-        if (_nts is { } nts)
-        {
-            NtsResponseCheck check = NtsClientPacket.CheckResponse(datagram, _uniqueId, nts.S2C, _plaintext, out _,
-                cookie => nts.Cookies.Enqueue(cookie.ToArray()));
-            if (check == NtsResponseCheck.Nak)
-            {
-                // The server cannot read our cookies any more (its keys rotated past them): new key exchange.
-                Counters.NtsNaks++;
-                _nts = null;
+            case ReplyReason.Sample:
+                Association.Adapt(sink(this, measurement));
+                break;
+            case ReplyReason.KissRate or ReplyReason.KissDeny or ReplyReason.KissRestrict or ReplyReason.KissOther:
+                _logger.LogWarning("source {Source}: Kiss-o'-Death {Code}", Name, reason);
+                break;
+            case ReplyReason.NtsNak:
                 _logger.LogWarning("source {Source}: NTS NAK; doing a new key exchange", Name);
-                return true;
-            }
-            if (check != NtsResponseCheck.Authentic)
-            {
-                Counters.Invalid++; // unauthenticated: ignored, including any KoD in it (RFC 8915 §5.7)
-                return false;
-            }
+                break;
         }
-        if (header.Stratum == 0 && KissOfDeath.Read(datagram) is { } code)
-        {
-            Counters.KissOfDeath++;
-            Schedule.OnKissOfDeath(code, header.Poll);
-            _logger.LogWarning("source {Source}: Kiss-o'-Death {Code}", Name, code);
-            return true;
-        }
-        if (header.Transmit.IsZero || header.Receive.IsZero)
-        {
-            Counters.Invalid++;
-            return true;
-        }
-        Schedule.OnAnswer();
-        Counters.Answers++;
-        _serverUnsynchronised = header.Leap == LeapIndicator.Unsynchronised || header.Stratum >= ServerState.UnsynchronisedStratum;
-        if (_serverUnsynchronised)
-        {
-            return true;
-        }
-        long t2 = header.Receive.ToUnixNanoseconds(t1);
-        long t3 = header.Transmit.ToUnixNanoseconds(t1);
-        if (t3 < t2)
-        {
-            Counters.Invalid++;
-            return true;
-        }
-        Schedule.Adapt(sink(this, new Measurement(t1, t2, t3, t4, header)));
-        return true;
     }
 
     public void Dispose()
@@ -340,9 +277,12 @@ public sealed class UpstreamSource : ITimeSource
         _socket?.Dispose();
         _batch.Dispose();
     }
+}
 
-    private sealed record NtsSession(AesSiv C2S, AesSiv S2C, Queue<byte[]> Cookies)
-    {
-        public const int PoolSize = 8;
-    }
+/// <summary>The operating system's CSPRNG, for the few random bytes an association draws per poll.</summary>
+internal sealed class SystemRandom : IRandomSource
+{
+    public static SystemRandom Instance { get; } = new();
+
+    public void Fill(Span<byte> destination) => System.Security.Cryptography.RandomNumberGenerator.Fill(destination);
 }

@@ -1,4 +1,6 @@
 using System.Runtime.InteropServices;
+using Appliance.Discipline;
+using Appliance.Protocol;
 using Appliance.Timestamping.Interop;
 
 namespace Appliance.Timestamping;
@@ -18,8 +20,15 @@ public readonly record struct KernelClockState(int Result, double FrequencyPpm, 
 /// core computes the slew itself as a frequency, so the kernel's own PLL stays off (no STA_PLL).
 /// The system call is injectable: tests drive a simulated clock and never steer the machine's.
 /// </summary>
-public sealed class KernelClock(KernelClock.AdjtimeCall adjtime)
+public sealed class KernelClock(KernelClock.AdjtimeCall adjtime) : ISteeredClock
 {
+    // The core restates the status every tick; the kernel hears it at once when the leap or sync
+    // state changes, else every 16 s (its error bounds grow by themselves in between).
+    private const long StatusRefreshNanoseconds = 16_000_000_000L;
+
+    private (LeapIndicator Leap, bool Synchronised)? _status;
+    private long _statusTime;
+
     /// <summary>clock_adjtime(CLOCK_REALTIME, …): the result, or −errno.</summary>
     public delegate int AdjtimeCall(ref Timex timex);
 
@@ -40,6 +49,12 @@ public sealed class KernelClock(KernelClock.AdjtimeCall adjtime)
         int result = Libc.ClockAdjtime(Libc.ClockRealtime, ref timex);
         return result < 0 ? -Marshal.GetLastPInvokeError() : result;
     }
+
+    /// <summary>The steered clock is the system clock itself.</summary>
+    public long Now() => SystemClock.RealtimeNanoseconds();
+
+    /// <summary>Kernel timestamps are readings of the steered clock: nothing to map.</summary>
+    public TimeTransform Transform => TimeTransform.Identity;
 
     /// <summary>Reads the discipline state without changing anything (modes = 0).</summary>
     public KernelClockState Read()
@@ -79,20 +94,27 @@ public sealed class KernelClock(KernelClock.AdjtimeCall adjtime)
     /// <summary>
     /// The status the kernel reports to its readers and acts on at midnight UTC: a pending leap
     /// second (STA_INS/STA_DEL, executed by the kernel itself), STA_UNSYNC, the error bounds (µs)
-    /// and the TAI offset.
+    /// and the TAI offset. Written at once when the leap or sync state changes, else every 16 s.
     /// </summary>
-    public void SetStatus(int leap, bool synchronised, double maxErrorSeconds, double estErrorSeconds, int taiOffset)
+    public void SetStatus(LeapIndicator leap, bool synchronised, double maxErrorSeconds, double estimatedErrorSeconds, int taiOffset)
     {
-        int status = (leap == 1 ? StaIns : leap == 2 ? StaDel : 0) | (synchronised ? 0 : StaUnsync);
+        long now = SystemClock.MonotonicNanoseconds();
+        if (_status == (leap, synchronised) && now - _statusTime < StatusRefreshNanoseconds)
+        {
+            return;
+        }
+        int status = (leap == LeapIndicator.InsertSecond ? StaIns : leap == LeapIndicator.DeleteSecond ? StaDel : 0) | (synchronised ? 0 : StaUnsync);
         var timex = new Timex
         {
             Modes = AdjStatus | AdjMaxError | AdjEstError | (taiOffset > 0 ? AdjTai : 0),
             Status = status,
             MaxError = (long)Math.Min(16e6, Math.Round(maxErrorSeconds * 1e6)),
-            EstError = (long)Math.Min(16e6, Math.Round(estErrorSeconds * 1e6)),
+            EstError = (long)Math.Min(16e6, Math.Round(estimatedErrorSeconds * 1e6)),
             Constant = taiOffset,
         };
         Call(ref timex, "set the clock status");
+        _status = (leap, synchronised);
+        _statusTime = now;
     }
 
     private int Call(ref Timex timex, string what)

@@ -1,6 +1,7 @@
 using System.Security.Cryptography.X509Certificates;
 using Appliance.Discipline;
 using Appliance.Protocol;
+using Appliance.Protocol.Client;
 using Appliance.Server.Configuration;
 using Appliance.Server.Ntp;
 using Appliance.Sources;
@@ -37,15 +38,51 @@ public sealed class ClockService : BackgroundService
     private readonly ClockCore _core;
     private readonly ServerStateCell _cell;
     private readonly ILogger _logger;
-    private readonly VirtualClock? _virtual;
-    private readonly KernelClock? _kernel;
+    private readonly ISteeredClock _clock;
     private readonly Dictionary<ITimeSource, Peer> _peers = [];
     private readonly double _precisionSeconds;
     private ClockCoreStatus _loggedStatus = ClockCoreStatus.Unsynchronised;
     private Peer? _loggedSystemPeer;
-    private (LeapIndicator, bool) _kernelStatus;
-    private long _kernelStatusTime = long.MinValue;
     private volatile ClockSnapshot _snapshot = ClockSnapshot.Empty;
+
+    /// <summary>How each kind of configured source becomes its driver.</summary>
+    private static readonly Dictionary<Type, Func<SourceConfig, ClockService, ILoggerFactory, ITimeSource>> s_drivers = new()
+    {
+        [typeof(NtpSourceConfig)] = Driver<NtpSourceConfig>((ntp, _, loggers) => new UpstreamSource(new UpstreamOptions
+        {
+            Host = ntp.Host,
+            Port = ntp.Port,
+            Nts = ntp.Nts,
+            TlsName = ntp.TlsName,
+            Trust = ntp.Trust is { } trust ? LoadTrust(trust) : null,
+            Iburst = ntp.Iburst,
+            MinPoll = ntp.MinPoll,
+            MaxPoll = ntp.MaxPoll,
+        }, loggers.CreateLogger<UpstreamSource>())),
+        [typeof(GpsdSourceConfig)] = Driver<GpsdSourceConfig>((gpsd, _, loggers) => new GpsdSource(new GpsdOptions
+        {
+            Host = gpsd.Host,
+            Port = gpsd.Port,
+            Pps = gpsd.Pps,
+            SerialDelay = gpsd.Delay.TotalSeconds,
+            SerialOffset = gpsd.Offset.TotalSeconds,
+            MinSatellites = gpsd.MinSatellites,
+        }, loggers.CreateLogger<GpsdSource>())),
+        [typeof(PpsSourceConfig)] = Driver<PpsSourceConfig>((pps, service, loggers) => new PpsSource(OpenDevice(() => KernelPpsDevice.Open(pps.Device)),
+            new PpsOptions { ClearEdge = pps.ClearEdge, MaxDeviation = pps.MaxDeviation.TotalSeconds },
+            system => service.TimeOfDay(system, pps.Lock), loggers.CreateLogger<PpsSource>())),
+        [typeof(PhcSourceConfig)] = Driver<PhcSourceConfig>((phc, _, loggers) => new PhcSource(OpenDevice(() => KernelPhcDevice.Open(phc.Device)),
+            new PhcOptions { Poll = phc.Poll, UtcOffset = phc.UtcOffset.TotalSeconds }, loggers.CreateLogger<PhcSource>())),
+        [typeof(PtpSourceConfig)] = Driver<PtpSourceConfig>((ptp, _, loggers) => new PtpSource(
+            new PtpOptions { Interface = ptp.Interface, Domain = ptp.Domain, DelayRequestInterval = ptp.DelayInterval },
+            loggers.CreateLogger<PtpSource>())),
+    };
+
+    /// <summary>The configuration kinds a driver exists for (a test checks every kind has one).</summary>
+    public static IReadOnlyCollection<Type> DriverKinds => s_drivers.Keys;
+
+    private static Func<SourceConfig, ClockService, ILoggerFactory, ITimeSource> Driver<T>(Func<T, ClockService, ILoggerFactory, ITimeSource> make)
+        where T : SourceConfig => (configured, service, loggers) => make((T)configured, service, loggers);
 
     /// <param name="kernel">The kernel clock to steer in kernel mode (injectable for tests); the real one when null.</param>
     public ClockService(ApplianceConfig config, ServerStateCell cell, ILoggerFactory loggers, KernelClock? kernel = null)
@@ -70,62 +107,17 @@ public sealed class ClockService : BackgroundService
             StartupWait = config.Sources.Count <= 1 ? TimeSpan.Zero : defaults.StartupWait,
         });
         Mode = clock.Mode;
-        if (clock.Mode == ClockMode.Software)
-        {
-            _virtual = new VirtualClock();
-        }
-        else if (config.Sources.Count > 0)
-        {
-            // Kernel mode with only the local reference has nothing to steer: the clock is left alone.
-            _kernel = kernel ?? KernelClock.Realtime;
-        }
+        // Kernel mode with only the local reference has nothing to steer: the clock is left alone.
+        _clock = clock.Mode == ClockMode.Software ? new VirtualClock(SystemClock.RealtimeNanoseconds)
+            : config.Sources.Count > 0 ? kernel ?? KernelClock.Realtime
+            : new HostClock();
         foreach (SourceConfig configured in config.Sources)
         {
-            if (configured is GpsdSourceConfig gpsd)
+            if (!s_drivers.TryGetValue(configured.GetType(), out Func<SourceConfig, ClockService, ILoggerFactory, ITimeSource>? make))
             {
-                Add(new GpsdSource(new GpsdOptions
-                {
-                    Host = gpsd.Host,
-                    Port = gpsd.Port,
-                    Pps = gpsd.Pps,
-                    SerialDelay = gpsd.Delay.TotalSeconds,
-                    SerialOffset = gpsd.Offset.TotalSeconds,
-                    MinSatellites = gpsd.MinSatellites,
-                }, loggers.CreateLogger<GpsdSource>()));
-                continue;
+                throw new StartupFailedException($"no driver for a source of kind {configured.GetType().Name}");
             }
-            if (configured is PpsSourceConfig pps)
-            {
-                Add(new PpsSource(OpenDevice(() => KernelPpsDevice.Open(pps.Device)),
-                    new PpsOptions { ClearEdge = pps.ClearEdge, MaxDeviation = pps.MaxDeviation.TotalSeconds },
-                    system => TimeOfDay(system, pps.Lock), loggers.CreateLogger<PpsSource>()));
-                continue;
-            }
-            if (configured is PhcSourceConfig phc)
-            {
-                Add(new PhcSource(OpenDevice(() => KernelPhcDevice.Open(phc.Device)),
-                    new PhcOptions { Poll = phc.Poll, UtcOffset = phc.UtcOffset.TotalSeconds }, loggers.CreateLogger<PhcSource>()));
-                continue;
-            }
-            if (configured is PtpSourceConfig ptp)
-            {
-                Add(new PtpSource(new PtpOptions { Interface = ptp.Interface, Domain = ptp.Domain, DelayRequestInterval = ptp.DelayInterval },
-                    loggers.CreateLogger<PtpSource>()));
-                continue;
-            }
-            var source = (NtpSourceConfig)configured;
-            var options = new UpstreamOptions
-            {
-                Host = source.Host,
-                Port = source.Port,
-                Nts = source.Nts,
-                TlsName = source.TlsName,
-                Trust = source.Trust is { } trust ? LoadTrust(trust) : null,
-                Iburst = source.Iburst,
-                MinPoll = source.MinPoll,
-                MaxPoll = source.MaxPoll,
-            };
-            Add(new UpstreamSource(options, loggers.CreateLogger<UpstreamSource>()));
+            Add(make(configured, this, loggers));
         }
     }
 
@@ -178,24 +170,22 @@ public sealed class ClockService : BackgroundService
     public ClockSnapshot Snapshot => _snapshot;
 
     /// <summary>The clock the core steers and measures against: served time (software mode) or CLOCK_REALTIME.</summary>
-    private long Now() => ToLocal(SystemClock.RealtimeNanoseconds());
+    private long Now() => _clock.Now();
 
-    private long ToLocal(long system) => _virtual?.ToServed(system) ?? system;
+    private long ToLocal(long system) => _clock.Transform.Apply(system);
 
     /// <summary>Publishes the first state before the NTP listeners start, and checks kernel-mode permissions.</summary>
     public override Task StartAsync(CancellationToken cancellationToken)
     {
-        if (_kernel is not null)
+        try
         {
-            try
-            {
-                // Honest from the first moment: STA_UNSYNC until the core has set the clock.
-                _kernel.SetStatus(0, synchronised: false, 16, 16, LeapSeconds?.TaiOffset(SystemClock.RealtimeNanoseconds() / 1_000_000_000) ?? 0);
-            }
-            catch (InvalidOperationException e)
-            {
-                throw new StartupFailedException(e.Message, e);
-            }
+            // Honest from the first moment: STA_UNSYNC until the core has set the clock (and in
+            // kernel mode this is where a missing CAP_SYS_TIME shows, before anything is served).
+            _clock.SetStatus(LeapIndicator.NoWarning, synchronised: false, 16, 16, LeapSeconds?.TaiOffset(SystemClock.RealtimeNanoseconds() / 1_000_000_000) ?? 0);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new StartupFailedException(e.Message, e);
         }
         lock (_lock)
         {
@@ -277,56 +267,28 @@ public sealed class ClockService : BackgroundService
             peer.PollSeconds = source.PollSeconds;
             peer.ReferenceId = source.ReferenceId; // resolved names, and a GPS source that turns PPS
             // T1 and T4 were read from the system clock; the core measures the clock it steers.
-            Sample sample = Sample.FromTimestamps(ToLocal(m.T1), m.T2, m.T3, ToLocal(m.T4), _precisionSeconds, m.Response);
+            Sample sample = Sample.FromMeasurement(m, _clock.Transform, _precisionSeconds);
             Apply(_core.OnSample(peer, sample, Now()));
-            // Poll adaptation (RFC 5905 §A.5.5.2): a sample within four jitters of the estimate is "steady".
-            double expected = _core.OffsetAt(sample.LocalTime);
-            return Math.Abs(sample.Offset - expected) < 4 * Math.Max(peer.Filter.Jitter, _precisionSeconds);
+            return _core.Agrees(peer, sample, _precisionSeconds);
         }
     }
 
     private void Apply(ClockUpdate update)
     {
-        foreach (ClockCommand command in update.Commands)
+        foreach (ClockCommand.Step step in update.Commands.OfType<ClockCommand.Step>())
         {
-            switch (command)
-            {
-                case ClockCommand.Step step:
-                    _logger.LogWarning("clock: stepped by {Seconds:F6} s", step.Seconds);
-                    _virtual?.Apply(step, SystemClock.RealtimeNanoseconds());
-                    _kernel?.Step(step.Seconds);
-                    break;
-                case ClockCommand.SetFrequency frequency:
-                    _virtual?.Apply(frequency, SystemClock.RealtimeNanoseconds());
-                    _kernel?.SetFrequency(frequency.Correction);
-                    break;
-                case ClockCommand.SetStatus status when _kernel is not null:
-                    SetKernelStatus(status);
-                    break;
-            }
+            _logger.LogWarning("clock: stepped by {Seconds:F6} s", step.Seconds);
         }
+        _clock.Apply(update.Commands);
         // The workers grow the dispersion from receive timestamps, which are system-clock readings:
         // anchor the growth in that frame, whatever the software-mode transform adds.
         _cell.Publish(update.State with
         {
-            Transform = _virtual?.Transform ?? TimeTransform.Identity,
+            Transform = _clock.Transform,
             UpdatedAtUnixNanoseconds = SystemClock.RealtimeNanoseconds(),
         });
         LogChanges(update);
         _snapshot = BuildSnapshot();
-    }
-
-    /// <summary>The kernel's status word and error bounds: at once when leap or sync change, else every 16 s.</summary>
-    private void SetKernelStatus(ClockCommand.SetStatus status)
-    {
-        long now = SystemClock.MonotonicNanoseconds();
-        if (_kernelStatus == (status.Leap, status.Synchronised) && now - _kernelStatusTime < 16_000_000_000L)
-        {
-            return;
-        }
-        _kernelStatus = (status.Leap, status.Synchronised);
-        _kernelStatusTime = now;
-        _kernel!.SetStatus((int)status.Leap, status.Synchronised, status.MaxError, status.EstimatedError, status.TaiOffset);
     }
 
     private void LogChanges(ClockUpdate update)
@@ -412,5 +374,25 @@ public sealed class ClockService : BackgroundService
         var collection = new X509Certificate2Collection();
         collection.ImportFromPemFile(path);
         return collection;
+    }
+
+    /// <summary>Kernel mode with nothing to steer (only the local reference): the host clock, read and left alone.</summary>
+    private sealed class HostClock : ISteeredClock
+    {
+        public TimeTransform Transform => TimeTransform.Identity;
+
+        public long Now() => SystemClock.RealtimeNanoseconds();
+
+        public void Step(double seconds)
+        {
+        }
+
+        public void SetFrequency(double correction)
+        {
+        }
+
+        public void SetStatus(LeapIndicator leap, bool synchronised, double maxErrorSeconds, double estimatedErrorSeconds, int taiOffset)
+        {
+        }
     }
 }

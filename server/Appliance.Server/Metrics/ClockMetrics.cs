@@ -1,4 +1,5 @@
 using Appliance.Discipline;
+using Appliance.Protocol.Client;
 using Appliance.Server.Clock;
 using Appliance.Sources;
 using Prometheus;

@@ -1,6 +1,6 @@
 using Appliance.Protocol;
 
-namespace Appliance.Sources;
+namespace Appliance.Protocol.Client;
 
 /// <summary>
 /// When to poll one upstream server (pure, deterministic): the reachability register, the poll

@@ -1,7 +1,7 @@
 using Appliance.Protocol;
-using Appliance.Sources;
+using Appliance.Protocol.Client;
 
-namespace Appliance.Sources.Tests;
+namespace Appliance.Protocol.Tests;
 
 public class PollScheduleTests
 {
