@@ -1,4 +1,6 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Appliance.Testing;
 using Appliance.Timestamping.Interop;
 
 namespace Appliance.Timestamping.Tests;
@@ -63,4 +65,28 @@ public class NativeLayoutTests
         Assert.Equal(20, Marshal.SizeOf<In6PktInfo>());
         Assert.Equal(16, (int)Marshal.OffsetOf<In6PktInfo>(nameof(In6PktInfo.IfIndex)));
     }
+
+    [Fact]
+    public void EpollEvent_Is12BytesPacked_DataAt4()
+    {
+        // x86-64 declares struct epoll_event __attribute__((packed)) (sys/epoll.h).
+        Assert.Equal(12, Marshal.SizeOf<EpollEvent>());
+        Assert.Equal(12, Unsafe.SizeOf<EpollEvent>());
+        Assert.Equal(4, (int)Marshal.OffsetOf<EpollEvent>(nameof(EpollEvent.Data)));
+    }
+
+    [Fact]
+    public void SockFilter_Is8Bytes_SockFprog16()
+    {
+        // linux/filter.h: sock_filter { u16 code; u8 jt, jf; u32 k; }, sock_fprog { u16 len; (pad) sock_filter *filter; }.
+        Assert.Equal(8, Marshal.SizeOf<SockFilter>());
+        Assert.Equal(4, (int)Marshal.OffsetOf<SockFilter>(nameof(SockFilter.K)));
+        Assert.Equal(16, Marshal.SizeOf<SockFprog>());
+        Assert.Equal(16, Unsafe.SizeOf<SockFprog>());
+        Assert.Equal(8, (int)Marshal.OffsetOf<SockFprog>(nameof(SockFprog.Filter)));
+    }
+
+    [Fact]
+    public void TimestampSourceNames_CoverTheEnum() =>
+        Assert.Empty(NameTables.Problems<TimestampSource>(TimestampSourceNames.Count, TimestampSourceNames.Name));
 }

@@ -18,6 +18,16 @@ public enum TimestampSource : byte
     Hardware,
 }
 
+/// <summary>Metric label values of <see cref="TimestampSource"/>: stable strings, allocated once.</summary>
+public static class TimestampSourceNames
+{
+    private static readonly string[] s_names = ["user_space", "kernel_software", "hardware"];
+
+    public static int Count => s_names.Length;
+
+    public static string Name(TimestampSource source) => s_names[(int)source];
+}
+
 /// <summary>
 /// A batch of datagram slots in native memory, filled by one recvmmsg and answered in place by one
 /// sendmmsg. Allocated once per worker; nothing here allocates per packet. Owned by a single thread:

@@ -14,7 +14,6 @@ namespace Appliance.Server.Metrics;
 /// </summary>
 public sealed class ApplianceMetrics
 {
-    private static readonly string[] s_timestampSources = ["user_space", "kernel_software", "hardware"];
 
     private readonly NtpEngine _engine;
     private readonly ServerStateCell _state;
@@ -97,7 +96,7 @@ public sealed class ApplianceMetrics
     {
         long received = 0, sendErrors = 0, receiveErrors = 0, restarts = 0, workerAllocated = 0, tableEntries = 0, tableCapacity = 0, cookies = 0;
         var nts = new long[OutcomeNames.ActionCount, OutcomeNames.ReasonCount];
-        var timestamps = new long[s_timestampSources.Length];
+        var timestamps = new long[TimestampSourceNames.Count];
         var outcomes = new long[OutcomeNames.ActionCount, OutcomeNames.ReasonCount];
         foreach (NtpWorker worker in _engine.Workers)
         {
@@ -136,7 +135,7 @@ public sealed class ApplianceMetrics
         {
             if (timestamps[s] > 0)
             {
-                _timestamps.WithLabels(s_timestampSources[s]).IncTo(timestamps[s]);
+                _timestamps.WithLabels(TimestampSourceNames.Name((TimestampSource)s)).IncTo(timestamps[s]);
             }
         }
         for (int r = 0; r < OutcomeNames.ReasonCount; r++)
