@@ -79,8 +79,10 @@ public enum NtsKeServerReason : byte
 
 /// <summary>
 /// The (result, reason) label pairs of <c>appliance_ntske_handshakes_total</c>, one per
-/// <see cref="NtsKeServerReason"/>, allocated once. Result is "ok", "error" (the session ran to an
-/// answer other than cookies) or "closed" (dropped without one).
+/// <see cref="NtsKeServerReason"/>, allocated once. They are the labels the server has always
+/// exported: "ok"; "error" for an ending inside the session that gave no cookies (an Error record,
+/// an empty negotiation, the client's close, a fault of ours); "closed" for a connection dropped
+/// (admission, TLS, ALPN, a timeout, shutdown).
 /// </summary>
 public static class NtsKeOutcomeNames
 {
@@ -362,8 +364,12 @@ public sealed class NtsKeServerSession
         return _step;
     }
 
-    private static readonly CookieKeyRing s_fuzzRing = new(new CookieKey(1, new byte[CookieKey.KeyLength]), []);
-    private static readonly NtsKeServerOptions s_fuzzOptions = new(1024, "ntp.example", 11123);
+    /// <summary>The fixed setting of <see cref="Fuzz"/>, made only when a fuzzer or test first calls it.</summary>
+    private static class FuzzSetting
+    {
+        public static readonly CookieKeyRing Ring = new(new CookieKey(1, new byte[CookieKey.KeyLength]), []);
+        public static readonly NtsKeServerOptions Options = new(1024, "ntp.example", 11123);
+    }
 
     /// <summary>
     /// Runs a session over arbitrary input to its end, for fuzzing and property tests: the request in
@@ -372,7 +378,7 @@ public sealed class NtsKeServerSession
     /// </summary>
     public static NtsKeServerReason Fuzz(ReadOnlySpan<byte> input, ReadOnlySpan<int> splits, out int sent)
     {
-        var session = new NtsKeServerSession(s_fuzzOptions, s_fuzzRing);
+        var session = new NtsKeServerSession(FuzzSetting.Options, FuzzSetting.Ring);
         NtsKeServerStep step = session.Step;
         for (int offset = 0, i = 0; offset < input.Length && step == NtsKeServerStep.NeedBytes; i++)
         {
