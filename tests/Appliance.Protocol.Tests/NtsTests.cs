@@ -249,119 +249,61 @@ public class NtsPacketTests
 
 public class NtsKeCodecTests
 {
-    private static byte[] Records(params (bool Critical, NtsKeRecordType Type, byte[] Body)[] records)
+    [Fact]
+    public void Record_RoundTrips_CriticalBitTypeAndBody()
     {
-        var buffer = new byte[1024];
-        int n = 0;
-        foreach (var r in records)
-        {
-            n += NtsKeRecords.Write(buffer.AsSpan(n), r.Critical, r.Type, r.Body);
-        }
-        return buffer[..n];
-    }
-
-    private static byte[] U16(params ushort[] values)
-    {
-        var b = new byte[values.Length * 2];
-        for (int i = 0; i < values.Length; i++)
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan(i * 2), values[i]);
-        }
-        return b;
+        var buffer = new byte[16];
+        int n = NtsKeRecords.Write(buffer, true, (NtsKeRecordType)0x1234, [1, 2, 3]);
+        Assert.Equal([0x92, 0x34, 0, 3, 1, 2, 3], buffer[..n]);
+        Assert.True(NtsKeRecords.TryRead(buffer.AsSpan(0, n), out NtsKeRecord record, out int consumed));
+        Assert.True(record.Critical);
+        Assert.Equal(0x1234, record.Type);
+        Assert.Equal([1, 2, 3], record.Body.ToArray());
+        Assert.Equal(n, consumed);
     }
 
     [Fact]
-    public void ChronyStyleRequest_IsCompleteWithNtpV4AndAead15()
+    public void PartialRecord_IsNotRead()
     {
-        byte[] request = Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16(30, 15)), (true, NtsKeRecordType.EndOfMessage, []));
-        NtsKeRequest parsed = NtsKeRequest.Parse(request);
-        Assert.Equal(NtsKeRequestStatus.Complete, parsed.Status);
-        Assert.True(parsed.NtpV4);
-        Assert.Equal(AeadAlgorithm.AesSivCmac256, parsed.Aead);
-        Assert.Equal(request.Length, parsed.Length);
-    }
-
-    [Fact]
-    public void ClientOrder_PicksTheFirstSupported()
-    {
-        byte[] request = Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16(17, 15)), (true, NtsKeRecordType.EndOfMessage, []));
-        Assert.Equal(AeadAlgorithm.AesSivCmac512, NtsKeRequest.Parse(request).Aead);
-    }
-
-    [Fact]
-    public void PartialRequest_IsIncomplete()
-    {
-        byte[] request = Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16(15)), (true, NtsKeRecordType.EndOfMessage, []));
-        for (int n = 0; n < request.Length; n++)
+        byte[] record = NtsKeMessages.Records((true, NtsKeRecordType.AeadAlgorithm, NtsKeMessages.U16(15, 17)));
+        for (int n = 0; n < record.Length; n++)
         {
-            Assert.Equal(NtsKeRequestStatus.Incomplete, NtsKeRequest.Parse(request.AsSpan(0, n)).Status);
+            Assert.False(NtsKeRecords.TryRead(record.AsSpan(0, n), out _, out int consumed));
+            Assert.Equal(0, consumed);
         }
     }
 
-    [Theory]
-    [InlineData("missing next protocol", NtsKeErrorCode.BadRequest)]
-    [InlineData("missing aead", NtsKeErrorCode.BadRequest)]
-    [InlineData("unknown critical", NtsKeErrorCode.UnrecognizedCriticalRecord)]
-    [InlineData("duplicate next protocol", NtsKeErrorCode.BadRequest)]
-    [InlineData("error from client", NtsKeErrorCode.BadRequest)]
-    public void MalformedRequests_GetTheRightErrorCode(string what, NtsKeErrorCode code)
+    [Fact]
+    public void ErrorAnswer_IsACriticalErrorRecordThenEndOfMessage()
     {
-        byte[] request = what switch
-        {
-            "missing next protocol" => Records((true, NtsKeRecordType.AeadAlgorithm, U16(15)), (true, NtsKeRecordType.EndOfMessage, [])),
-            "missing aead" => Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.EndOfMessage, [])),
-            "unknown critical" => Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, (NtsKeRecordType)0x4000, [1]), (true, NtsKeRecordType.EndOfMessage, [])),
-            "duplicate next protocol" => Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.EndOfMessage, [])),
-            _ => Records((true, NtsKeRecordType.Error, U16(1)), (true, NtsKeRecordType.EndOfMessage, [])),
-        };
-        NtsKeRequest parsed = NtsKeRequest.Parse(request);
-        Assert.Equal(NtsKeRequestStatus.Error, parsed.Status);
-        Assert.Equal(code, parsed.Error);
+        var reply = new byte[16];
+        Assert.Equal(NtsKeRecords.ErrorResponseLength, NtsKeRecords.WriteError(reply, NtsKeErrorCode.BadRequest));
+        Assert.Equal([0x80, 2, 0, 2, 0, 1, 0x80, 0, 0, 0], reply[..NtsKeRecords.ErrorResponseLength]);
     }
 
     [Fact]
-    public void UnknownNonCriticalRecord_IsIgnored()
+    public void ExporterContext_IsNtpV4ThenAeadThenDirection_Rfc8915Section5_1()
     {
-        byte[] request = Records((true, NtsKeRecordType.NextProtocol, U16(0)), (false, (NtsKeRecordType)0x1234, [1, 2, 3]),
-            (true, NtsKeRecordType.AeadAlgorithm, U16(15)), (true, NtsKeRecordType.EndOfMessage, []));
-        Assert.Equal(NtsKeRequestStatus.Complete, NtsKeRequest.Parse(request).Status);
+        Span<byte> context = stackalloc byte[NtsKeRecords.ExporterContextLength];
+        NtsKeRecords.WriteExporterContext(context, AeadAlgorithm.AesSivCmac512, serverToClient: false);
+        Assert.Equal([0, 0, 0, 17, 0], context.ToArray());
+        NtsKeRecords.WriteExporterContext(context, AeadAlgorithm.AesSivCmac256, serverToClient: true);
+        Assert.Equal([0, 0, 0, 15, 1], context.ToArray());
+        Assert.Equal("EXPORTER-network-time-security"u8.ToArray(), NtsKeRecords.ExporterLabel.ToArray());
     }
 
     [Fact]
-    public void Response_HasNextProtocolAeadPortCookiesAndEnd()
-    {
-        var request = new NtsKeRequest(NtsKeRequestStatus.Complete, default, "", true, AeadAlgorithm.AesSivCmac256, 0);
-        byte[] cookies = Enumerable.Range(0, 8 * 104).Select(i => (byte)i).ToArray();
-        var buffer = new byte[2048];
-        int n = NtsKeResponse.Write(buffer, request, cookies, 104, null, 11123);
-        var types = new List<(bool, NtsKeRecordType, int)>();
-        int offset = 0;
-        while (NtsKeRecords.TryRead(buffer.AsSpan(offset, n - offset), out NtsKeRecord record, out int consumed))
-        {
-            types.Add((record.Critical, (NtsKeRecordType)record.Type, record.Body.Length));
-            offset += consumed;
-        }
-        Assert.Equal(n, offset);
-        Assert.Equal((true, NtsKeRecordType.NextProtocol, 2), types[0]);
-        Assert.Equal((true, NtsKeRecordType.AeadAlgorithm, 2), types[1]);
-        Assert.Equal((true, NtsKeRecordType.Port, 2), types[2]);
-        Assert.Equal(8, types.Count(t => t.Item2 == NtsKeRecordType.NewCookie && t.Item3 == 104));
-        Assert.Equal((true, NtsKeRecordType.EndOfMessage, 0), types[^1]);
-    }
-
-    [Fact]
-    public void RandomAndMutatedRequests_NeverThrow_AndErrorsAreAnsweredWithAnErrorRecord() =>
+    public void RandomBytes_AreReadAsWholeRecordsOrNotAtAll_NeverPastTheEnd() =>
         Gen.Byte.Array[0, 300].Sample(bytes =>
         {
-            NtsKeRequest parsed = NtsKeRequest.Parse(bytes);
-            Assert.InRange(parsed.Length, 0, bytes.Length);
-            if (parsed.Status == NtsKeRequestStatus.Error)
+            int offset = 0;
+            while (NtsKeRecords.TryRead(bytes.AsSpan(offset), out NtsKeRecord record, out int consumed))
             {
-                var reply = new byte[16];
-                int n = NtsKeRecords.WriteError(reply, parsed.Error);
-                Assert.Equal(10, n); // Error (4 + 2) and End of Message (4)
-                Assert.True(NtsKeRecords.TryRead(reply, out NtsKeRecord record, out _));
-                Assert.Equal((ushort)NtsKeRecordType.Error, record.Type);
+                Assert.Equal(NtsKeRecords.HeaderLength + record.Body.Length, consumed);
+                offset += consumed;
             }
+            Assert.InRange(offset, 0, bytes.Length);
+            Assert.True(bytes.Length - offset < NtsKeRecords.HeaderLength
+                || offset + NtsKeRecords.HeaderLength + BinaryPrimitives.ReadUInt16BigEndian(bytes.AsSpan(offset + 2)) > bytes.Length);
         }, iter: 100_000);
 }

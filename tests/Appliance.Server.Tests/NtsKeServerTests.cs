@@ -85,18 +85,29 @@ public class NtsKeServerTests
         }));
     }
 
-    /// <summary>A raw NTS-KE session: handshake, send <paramref name="request"/>, read all records back.</summary>
-    private static async Task<List<(ushort Type, byte[] Body)>> RawExchange(NtsServerFixture fixture, byte[] request)
+    /// <summary>
+    /// A TLS 1.3 connection to the NTS-KE listener, asking for ntske/1 (it owns its socket); by
+    /// default it trusts exactly the fixture's certificate.
+    /// </summary>
+    private static async Task<SslStream> HandshakeAsync(NtsServerFixture fixture, RemoteCertificateValidationCallback? validate = null)
     {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await socket.ConnectAsync(fixture.Ke);
-        await using var tls = new SslStream(new NetworkStream(socket), false, (_, c, _, _) => c?.GetCertHashString() == fixture.Certificate.Certificate.GetCertHashString());
+        var tls = new SslStream(new NetworkStream(socket, ownsSocket: true), false,
+            validate ?? ((_, c, _, _) => c?.GetCertHashString() == fixture.Certificate.Certificate.GetCertHashString()));
         await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
         {
             TargetHost = "ntp.test",
             EnabledSslProtocols = SslProtocols.Tls13,
             ApplicationProtocols = [new SslApplicationProtocol("ntske/1")],
         });
+        return tls;
+    }
+
+    /// <summary>A raw NTS-KE session: handshake, send <paramref name="request"/>, read all records back.</summary>
+    private static async Task<List<(ushort Type, byte[] Body)>> RawExchange(NtsServerFixture fixture, byte[] request)
+    {
+        await using SslStream tls = await HandshakeAsync(fixture);
         await tls.WriteAsync(request);
         var received = new MemoryStream();
         await tls.CopyToAsync(received);
@@ -150,6 +161,22 @@ public class NtsKeServerTests
         var records = await RawExchange(fixture, request[..154]);
         Assert.Equal((ushort)NtsKeRecordType.Error, records[0].Type);
         await WaitForMetric(server, "appliance_ntske_handshakes_total{result=\"error\",reason=\"request_too_large\"}", 1);
+    }
+
+    [Fact]
+    public async Task ClientClosingBeforeEndOfMessage_GetsNothing_AndIsCountedClientClosed()
+    {
+        var fixture = new NtsServerFixture();
+        await using ApplianceServer server = await fixture.StartAsync();
+        await using SslStream tls = await HandshakeAsync(fixture);
+        var request = new byte[8];
+        int n = NtsKeRecords.WriteUInt16(request, true, NtsKeRecordType.NextProtocol, 0);
+        await tls.WriteAsync(request.AsMemory(0, n));
+        await tls.ShutdownAsync();
+        var received = new MemoryStream();
+        await tls.CopyToAsync(received);
+        Assert.Equal(0, received.Length);
+        await WaitForMetric(server, "appliance_ntske_handshakes_total{result=\"error\",reason=\"client_closed\"}", 1);
     }
 
     [Fact]
@@ -225,15 +252,7 @@ public class NtsKeServerTests
         var fixture = new NtsServerFixture();
         await using ApplianceServer server = await fixture.StartAsync();
         // A connection whose handshake is done before the change...
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync(fixture.Ke);
-        await using var open = new SslStream(new NetworkStream(socket), false, (_, _, _, _) => true);
-        await open.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-        {
-            TargetHost = "ntp.test",
-            EnabledSslProtocols = SslProtocols.Tls13,
-            ApplicationProtocols = [new SslApplicationProtocol("ntske/1")],
-        });
+        await using SslStream open = await HandshakeAsync(fixture, (_, _, _, _) => true);
 
         TestCertificate renewed = TestCertificate.Create("ntp.test", "127.0.0.1");
         File.Copy(renewed.KeyPath, fixture.Certificate.KeyPath, overwrite: true);

@@ -25,6 +25,17 @@ public enum NtsKeErrorCode : ushort
 }
 
 /// <summary>One record: C bit, 15-bit type, 16-bit body length, body (RFC 8915 §4).</summary>
+/// <remarks>
+/// <code>
+///  0                   1                   2                   3
+///  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// |C|         Record Type         |          Body Length          |
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// .                        Record Body                            .
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// </code>
+/// </remarks>
 public readonly ref struct NtsKeRecord(bool critical, ushort type, ReadOnlySpan<byte> body)
 {
     public bool Critical { get; } = critical;
@@ -39,6 +50,26 @@ public static class NtsKeRecords
 
     /// <summary>NTS Next Protocol id for NTPv4 (RFC 8915 §7.7).</summary>
     public const ushort NtpV4 = 0;
+
+    /// <summary>Cookies handed out per key exchange: RFC 8915 §4.1.6 says servers SHOULD send eight.</summary>
+    public const int CookieCount = 8;
+
+    /// <summary>Length of the TLS exporter context (RFC 8915 §5.1).</summary>
+    public const int ExporterContextLength = 5;
+
+    /// <summary>The TLS exporter label for NTS keys (RFC 8915 §5.1).</summary>
+    public static ReadOnlySpan<byte> ExporterLabel => "EXPORTER-network-time-security"u8;
+
+    /// <summary>
+    /// The exporter context of RFC 8915 §5.1: Protocol ID (NTPv4, 2 octets) ‖ AEAD id (2 octets) ‖
+    /// 0x00 for the C2S key or 0x01 for the S2C key.
+    /// </summary>
+    public static void WriteExporterContext(Span<byte> context, AeadAlgorithm aead, bool serverToClient)
+    {
+        BinaryPrimitives.WriteUInt16BigEndian(context, NtpV4);
+        BinaryPrimitives.WriteUInt16BigEndian(context[2..], (ushort)aead);
+        context[4] = serverToClient ? (byte)1 : (byte)0;
+    }
 
     /// <summary>Reads one record; false when the buffer does not yet hold a whole one.</summary>
     public static bool TryRead(ReadOnlySpan<byte> buffer, out NtsKeRecord record, out int consumed)
@@ -62,10 +93,16 @@ public static class NtsKeRecords
 
     public static int Write(Span<byte> destination, bool critical, NtsKeRecordType type, ReadOnlySpan<byte> body)
     {
-        BinaryPrimitives.WriteUInt16BigEndian(destination, (ushort)((critical ? 0x8000 : 0) | (ushort)type));
-        BinaryPrimitives.WriteUInt16BigEndian(destination[2..], (ushort)body.Length);
+        WriteHeader(destination, critical, type, body.Length);
         body.CopyTo(destination[HeaderLength..]);
         return HeaderLength + body.Length;
+    }
+
+    /// <summary>Writes a record's header only; its <paramref name="bodyLength"/> octets follow, written by the caller.</summary>
+    public static void WriteHeader(Span<byte> destination, bool critical, NtsKeRecordType type, int bodyLength)
+    {
+        BinaryPrimitives.WriteUInt16BigEndian(destination, (ushort)((critical ? 0x8000 : 0) | (ushort)type));
+        BinaryPrimitives.WriteUInt16BigEndian(destination[2..], (ushort)bodyLength);
     }
 
     public static int WriteUInt16(Span<byte> destination, bool critical, NtsKeRecordType type, ushort value)
@@ -75,139 +112,76 @@ public static class NtsKeRecords
         return Write(destination, critical, type, body);
     }
 
+    /// <summary>Length of the answer <see cref="WriteError"/> writes: Error (4 + 2) and End of Message (4).</summary>
+    public const int ErrorResponseLength = HeaderLength + 2 + HeaderLength;
+
     public static int WriteError(Span<byte> destination, NtsKeErrorCode code)
     {
         int n = WriteUInt16(destination, true, NtsKeRecordType.Error, (ushort)code);
         return n + Write(destination[n..], true, NtsKeRecordType.EndOfMessage, []);
     }
-}
 
-/// <summary>Where parsing a client's request stands.</summary>
-public enum NtsKeRequestStatus : byte
-{
-    /// <summary>No End of Message yet: read more (up to the size limit).</summary>
-    Incomplete,
+    /// <summary>True when every octet of a list body (RFC 8915 §4.1.2, §4.1.5) is part of a 16-bit value.</summary>
+    internal static bool IsUInt16List(ReadOnlySpan<byte> body) => body.Length > 0 && (body.Length & 1) == 0;
 
-    Complete,
-
-    /// <summary>Malformed: answer with an Error record and close.</summary>
-    Error,
-}
-
-/// <summary>The parsed client request (RFC 8915 §4.1): what it offered and what the server picks.</summary>
-public readonly record struct NtsKeRequest(NtsKeRequestStatus Status, NtsKeErrorCode Error, string Reason, bool NtpV4, AeadAlgorithm? Aead, int Length)
-{
-    public static NtsKeRequest Parse(ReadOnlySpan<byte> buffer)
+    internal static bool Contains(ReadOnlySpan<byte> list, ushort value)
     {
-        bool sawProtocol = false, sawAead = false, ntpV4 = false;
-        AeadAlgorithm? aead = null;
-        int offset = 0;
-        while (NtsKeRecords.TryRead(buffer[offset..], out NtsKeRecord record, out int consumed))
+        for (int i = 0; i + 1 < list.Length; i += 2)
         {
-            offset += consumed;
-            switch ((NtsKeRecordType)record.Type)
+            if (BinaryPrimitives.ReadUInt16BigEndian(list[i..]) == value)
             {
-                case NtsKeRecordType.EndOfMessage:
-                    if (offset != buffer.Length)
-                    {
-                        return Fail(NtsKeErrorCode.BadRequest, "data after End of Message", offset);
-                    }
-                    if (!sawProtocol)
-                    {
-                        return Fail(NtsKeErrorCode.BadRequest, "no Next Protocol record", offset);
-                    }
-                    if (ntpV4 && !sawAead)
-                    {
-                        return Fail(NtsKeErrorCode.BadRequest, "no AEAD Algorithm record", offset);
-                    }
-                    return new NtsKeRequest(NtsKeRequestStatus.Complete, default, "", ntpV4, aead, offset);
-                case NtsKeRecordType.NextProtocol:
-                    if (sawProtocol || (record.Body.Length & 1) != 0)
-                    {
-                        return Fail(NtsKeErrorCode.BadRequest, "duplicate or malformed Next Protocol record", offset);
-                    }
-                    sawProtocol = true;
-                    for (int i = 0; i < record.Body.Length; i += 2)
-                    {
-                        ntpV4 |= BinaryPrimitives.ReadUInt16BigEndian(record.Body[i..]) == NtsKeRecords.NtpV4;
-                    }
-                    break;
-                case NtsKeRecordType.AeadAlgorithm:
-                    if (sawAead || (record.Body.Length & 1) != 0)
-                    {
-                        return Fail(NtsKeErrorCode.BadRequest, "duplicate or malformed AEAD Algorithm record", offset);
-                    }
-                    sawAead = true;
-                    // The first of the client's algorithms that this server supports.
-                    for (int i = 0; i < record.Body.Length && aead is null; i += 2)
-                    {
-                        ushort id = BinaryPrimitives.ReadUInt16BigEndian(record.Body[i..]);
-                        if (AeadAlgorithms.IsSupported(id))
-                        {
-                            aead = (AeadAlgorithm)id;
-                        }
-                    }
-                    break;
-                case NtsKeRecordType.Error:
-                case NtsKeRecordType.Warning:
-                    return Fail(NtsKeErrorCode.BadRequest, "a client does not send Error or Warning records", offset);
-                case NtsKeRecordType.NewCookie:
-                case NtsKeRecordType.Server:
-                case NtsKeRecordType.Port:
-                    // A client may suggest a server or port; this server decides. Cookies from a client mean nothing.
-                    break;
-                default:
-                    if (record.Critical)
-                    {
-                        return Fail(NtsKeErrorCode.UnrecognizedCriticalRecord, $"unrecognized critical record type {record.Type}", offset);
-                    }
-                    break;
+                return true;
             }
         }
-        return new NtsKeRequest(NtsKeRequestStatus.Incomplete, default, "", ntpV4, aead, offset);
+        return false;
+    }
+}
+
+/// <summary>
+/// One NTS-KE message as it arrives over TLS, in pieces of any size (RFC 8915 §4): the octets are
+/// held, at most <c>limit</c> of them (DESIGN.md boundary 6: bounded before it is parsed), and handed
+/// out as whole records, in order, as soon as each is complete. Both session machines read through it.
+/// </summary>
+internal sealed class NtsKeMessageReader
+{
+    private readonly int _limit;
+    private byte[] _buffer;
+    private int _length;
+    private int _read;
+
+    public NtsKeMessageReader(int limit, int initialCapacity)
+    {
+        _limit = limit;
+        _buffer = new byte[Math.Min(limit, initialCapacity)];
     }
 
-    private static NtsKeRequest Fail(NtsKeErrorCode code, string reason, int length) =>
-        new(NtsKeRequestStatus.Error, code, reason, false, null, length);
-}
+    /// <summary>The limit is reached: no more octets will be taken.</summary>
+    public bool IsFull => _length == _limit;
 
-/// <summary>Builds the server's NTS-KE response (RFC 8915 §4.1).</summary>
-public static class NtsKeResponse
-{
-    public const int CookieCount = 8;
+    /// <summary>Octets taken that no record has consumed yet.</summary>
+    public bool HasUnread => _read < _length;
 
-    /// <summary>
-    /// Next Protocol (NTPv4 if offered, else empty), AEAD (the chosen one, else empty), and when both
-    /// were agreed: Server and Port records as given, then the cookies, then End of Message.
-    /// </summary>
-    public static int Write(Span<byte> destination, in NtsKeRequest request, ReadOnlySpan<byte> cookies, int cookieLength, string? server, ushort? port)
+    /// <summary>Takes as much of <paramref name="data"/> as the limit allows; returns how many octets.</summary>
+    public int Append(ReadOnlySpan<byte> data)
     {
-        int n = request.NtpV4
-            ? NtsKeRecords.WriteUInt16(destination, true, NtsKeRecordType.NextProtocol, NtsKeRecords.NtpV4)
-            : NtsKeRecords.Write(destination, true, NtsKeRecordType.NextProtocol, []);
-        if (request.NtpV4)
+        int take = Math.Min(data.Length, _limit - _length);
+        if (_length + take > _buffer.Length)
         {
-            n += request.Aead is { } aead
-                ? NtsKeRecords.WriteUInt16(destination[n..], true, NtsKeRecordType.AeadAlgorithm, (ushort)aead)
-                : NtsKeRecords.Write(destination[n..], true, NtsKeRecordType.AeadAlgorithm, []);
+            Array.Resize(ref _buffer, Math.Min(_limit, Math.Max(_buffer.Length * 2, _length + take)));
         }
-        if (request.NtpV4 && request.Aead is not null)
+        data[..take].CopyTo(_buffer.AsSpan(_length));
+        _length += take;
+        return take;
+    }
+
+    /// <summary>The next whole record, whose body stays valid until the next <see cref="Append"/>.</summary>
+    public bool TryRead(out NtsKeRecord record)
+    {
+        if (!NtsKeRecords.TryRead(_buffer.AsSpan(_read, _length - _read), out record, out int consumed))
         {
-            if (server is not null)
-            {
-                Span<byte> name = stackalloc byte[System.Text.Encoding.ASCII.GetByteCount(server)];
-                System.Text.Encoding.ASCII.GetBytes(server, name);
-                n += NtsKeRecords.Write(destination[n..], true, NtsKeRecordType.Server, name);
-            }
-            if (port is { } p)
-            {
-                n += NtsKeRecords.WriteUInt16(destination[n..], true, NtsKeRecordType.Port, p);
-            }
-            for (int offset = 0; offset + cookieLength <= cookies.Length; offset += cookieLength)
-            {
-                n += NtsKeRecords.Write(destination[n..], false, NtsKeRecordType.NewCookie, cookies.Slice(offset, cookieLength));
-            }
+            return false;
         }
-        return n + NtsKeRecords.Write(destination[n..], true, NtsKeRecordType.EndOfMessage, []);
+        _read += consumed;
+        return true;
     }
 }

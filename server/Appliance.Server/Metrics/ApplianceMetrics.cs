@@ -1,6 +1,7 @@
 using System.Globalization;
 using Appliance.Engine;
 using Appliance.Protocol;
+using Appliance.Protocol.Nts;
 using Appliance.Server.Clock;
 using Appliance.Server.Nts;
 using Appliance.Timestamping;
@@ -166,9 +167,14 @@ public sealed class ApplianceMetrics
         }
         _cookies.WithLabels("ntp").IncTo(cookies);
         _cookies.WithLabels("ntske").IncTo(_nts.CookiesIssued);
-        foreach (KeyValuePair<(string Result, string Reason), long> handshake in _nts.Handshakes)
+        for (int r = 0; r < NtsKeOutcomeNames.Count; r++)
         {
-            _handshakes.WithLabels(handshake.Key.Result, handshake.Key.Reason).IncTo(handshake.Value);
+            var reason = (NtsKeServerReason)r;
+            long count = _nts.Handshakes(reason);
+            if (count > 0)
+            {
+                _handshakes.WithLabels(NtsKeOutcomeNames.Result(reason), NtsKeOutcomeNames.Reason(reason)).IncTo(count);
+            }
         }
         _ntsKeConnections.Set(_ntsKe?.ActiveConnections ?? 0);
         _rotations.IncTo(_nts.Rotations);

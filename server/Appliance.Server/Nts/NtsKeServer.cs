@@ -7,23 +7,25 @@ using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
 using Appliance.Server.Configuration;
 using Appliance.Server.Ntp;
+using Appliance.Sources;
 using Appliance.Timestamping;
 using Microsoft.Extensions.Logging;
 
 namespace Appliance.Server.Nts;
 
 /// <summary>
-/// The NTS-KE server (RFC 8915 §4): TLS 1.3 with ALPN "ntske/1" (enforced here: .NET accepts a client
-/// that offers no ALPN), the request's records, keys from the TLS exporter (§5.1), and eight cookies
-/// sealed with the current master key. Each connection is bounded: concurrent connections, new
-/// connections per client address, handshake and idle timeouts, request size.
+/// The NTS-KE server's TLS shell (RFC 8915 §4): it accepts, admits (concurrent connections, new
+/// connections per client address), runs the TLS 1.3 handshake in its timeout, checks ALPN "ntske/1"
+/// (.NET accepts a client that offers none), then only moves octets between the connection and
+/// <see cref="NtsKeServerSession"/>, which decides the request and the answer, and supplies what the
+/// machine cannot have: the TLS exporter keys (§5.1) and randomness. Each read waits at most the idle timeout.
 /// </summary>
 public sealed class NtsKeServer : IAsyncDisposable
 {
     public static readonly SslApplicationProtocol Alpn = new("ntske/1");
-    private static readonly byte[] s_exporterLabel = "EXPORTER-network-time-security"u8.ToArray();
 
     private readonly NtsKeConfig _config;
+    private readonly NtsKeServerOptions _options;
     private readonly CertificateStore _certificates;
     private readonly CookieKeyRingCell _keys;
     private readonly NtsMetrics _metrics;
@@ -37,6 +39,7 @@ public sealed class NtsKeServer : IAsyncDisposable
     private NtsKeServer(NtsKeConfig config, CertificateStore certificates, CookieKeyRingCell keys, NtsMetrics metrics, ILogger logger, List<Socket> listeners)
     {
         _config = config;
+        _options = new NtsKeServerOptions(config.MaxRequest, config.NtpServer, config.NtpPort);
         _certificates = certificates;
         _keys = keys;
         _metrics = metrics;
@@ -115,14 +118,14 @@ public sealed class NtsKeServer : IAsyncDisposable
             if (Interlocked.Increment(ref _active) > _config.MaxConnections)
             {
                 Interlocked.Decrement(ref _active);
-                _metrics.CountHandshake("closed", "max_connections");
+                _metrics.CountHandshake(NtsKeServerReason.MaxConnections);
                 client.Dispose();
                 continue;
             }
             if (!_limiter.TryAdmit(peer.Address, DateTime.UtcNow.Ticks))
             {
                 Interlocked.Decrement(ref _active);
-                _metrics.CountHandshake("closed", "client_rate");
+                _metrics.CountHandshake(NtsKeServerReason.ClientRate);
                 client.Dispose();
                 continue;
             }
@@ -153,102 +156,73 @@ public sealed class NtsKeServer : IAsyncDisposable
             }
             catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException)
             {
-                _metrics.CountHandshake("closed", deadline.IsCancellationRequested ? "handshake_timeout" : "tls");
+                _metrics.CountHandshake(deadline.IsCancellationRequested ? NtsKeServerReason.HandshakeTimeout : NtsKeServerReason.Tls);
                 return;
             }
             if (stream.NegotiatedApplicationProtocol != Alpn)
             {
                 // RFC 8915 §4: NTS-KE is only spoken to clients that asked for it by ALPN.
-                _metrics.CountHandshake("closed", "alpn");
+                _metrics.CountHandshake(NtsKeServerReason.Alpn);
                 return;
             }
             try
             {
-                string reason = await ExchangeAsync(stream);
-                _metrics.CountHandshake(reason == "ok" ? "ok" : "error", reason);
+                _metrics.CountHandshake(await RunSessionAsync(stream));
             }
             catch (Exception e) when (e is IOException or OperationCanceledException)
             {
-                _metrics.CountHandshake("closed", _stopping.IsCancellationRequested ? "shutdown" : "idle_timeout");
+                _metrics.CountHandshake(_stopping.IsCancellationRequested ? NtsKeServerReason.Shutdown : NtsKeServerReason.IdleTimeout);
             }
             catch (Exception e)
             {
                 _logger.LogError(e, "NTS-KE session with {Peer} failed", peer);
-                _metrics.CountHandshake("error", "internal");
+                _metrics.CountHandshake(NtsKeServerReason.Internal);
             }
         }
     }
 
-    /// <summary>Reads the request records, answers, and says how it went.</summary>
-    private async Task<string> ExchangeAsync(SslStream stream)
+    /// <summary>One session after the handshake: octets in, the machine's steps out; how it ended.</summary>
+    private async Task<NtsKeServerReason> RunSessionAsync(SslStream stream)
     {
-        byte[] request = new byte[_config.MaxRequest];
-        int length = 0;
-        NtsKeRequest parsed;
-        while (true)
+        var session = new NtsKeServerSession(_options, _keys.Current);
+        byte[] buffer = new byte[Math.Min(_config.MaxRequest, 4096)];
+        NtsKeServerStep step = session.Step;
+        while (step == NtsKeServerStep.NeedBytes)
         {
             using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
             idle.CancelAfter(_config.IdleTimeout);
-            int n = await stream.ReadAsync(request.AsMemory(length), idle.Token);
-            if (n == 0)
-            {
-                return "client_closed";
-            }
-            length += n;
-            parsed = NtsKeRequest.Parse(request.AsSpan(0, length));
-            if (parsed.Status != NtsKeRequestStatus.Incomplete)
-            {
-                break;
-            }
-            if (length == request.Length)
-            {
-                await WriteErrorAsync(stream, NtsKeErrorCode.BadRequest);
-                return "request_too_large";
-            }
+            int n = await stream.ReadAsync(buffer, idle.Token);
+            step = n == 0 ? session.Close() : session.Receive(buffer.AsSpan(0, n));
         }
-        if (parsed.Status == NtsKeRequestStatus.Error)
+        if (step == NtsKeServerStep.NeedKeys)
         {
-            await WriteErrorAsync(stream, parsed.Error);
-            return parsed.Error == NtsKeErrorCode.UnrecognizedCriticalRecord ? "unrecognized_critical" : "bad_request";
+            step = SupplyKeys(stream, session);
         }
-        CookieKeyRing? ring = _keys.Current;
-        if (ring is null)
+        if (step == NtsKeServerStep.SendThenClose)
         {
-            await WriteErrorAsync(stream, NtsKeErrorCode.InternalServerError);
-            return "no_keys";
+            await stream.WriteAsync(session.Response, _stopping.Token);
+            await stream.ShutdownAsync();
+            _metrics.CountCookies(session.CookiesIssued);
         }
-        int cookieLength = 0;
-        byte[] cookies = [];
-        if (parsed.NtpV4 && parsed.Aead is AeadAlgorithm aead)
-        {
-            int keyLength = AeadAlgorithms.KeyLength(aead);
-            byte[] c2s = new byte[keyLength], s2c = new byte[keyLength];
-            ExportKeys(stream, aead, c2s, s2c);
-            cookieLength = NtsCookie.Length(aead);
-            cookies = new byte[cookieLength * NtsKeResponse.CookieCount];
-            Span<byte> nonce = stackalloc byte[NtsCookie.NonceLength];
-            for (int i = 0; i < NtsKeResponse.CookieCount; i++)
-            {
-                RandomNumberGenerator.Fill(nonce);
-                NtsCookie.Seal(ring.Current, nonce, aead, c2s, s2c, cookies.AsSpan(i * cookieLength, cookieLength));
-            }
-            CryptographicOperations.ZeroMemory(c2s);
-            CryptographicOperations.ZeroMemory(s2c);
-            _metrics.CountCookies(NtsKeResponse.CookieCount);
-        }
-        byte[] response = new byte[256 + cookies.Length];
-        int written = NtsKeResponse.Write(response, parsed, cookies, cookieLength, _config.NtpServer, _config.NtpPort);
-        await stream.WriteAsync(response.AsMemory(0, written), _stopping.Token);
-        await stream.ShutdownAsync();
-        return !parsed.NtpV4 ? "no_protocol" : parsed.Aead is null ? "no_aead" : "ok";
+        return session.Reason;
     }
 
-    private async Task WriteErrorAsync(SslStream stream, NtsKeErrorCode code)
+    private static NtsKeServerStep SupplyKeys(SslStream stream, NtsKeServerSession session)
     {
-        byte[] record = new byte[16];
-        int n = NtsKeRecords.WriteError(record, code);
-        await stream.WriteAsync(record.AsMemory(0, n), _stopping.Token);
-        await stream.ShutdownAsync();
+        AeadAlgorithm aead = session.Aead!.Value;
+        int keyLength = AeadAlgorithms.KeyLength(aead);
+        Span<byte> keys = stackalloc byte[2 * keyLength];
+        Span<byte> nonces = stackalloc byte[NtsKeServerSession.RandomLength];
+        try
+        {
+            NtsKeExporter.ExportKeys(stream, aead, keys[..keyLength], keys[keyLength..]);
+            RandomNumberGenerator.Fill(nonces);
+            return session.SupplyKeys(keys[..keyLength], keys[keyLength..], nonces);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(keys);
+        }
     }
 
     public static SslServerAuthenticationOptions ServerOptions(SslStreamCertificateContext certificate) => new()
@@ -260,15 +234,6 @@ public sealed class NtsKeServer : IAsyncDisposable
         AllowRenegotiation = false,
         CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
     };
-
-    /// <summary>C2S and S2C keys (RFC 8915 §5.1): exporter context = Next Protocol (NTPv4) ‖ AEAD id ‖ 0 or 1.</summary>
-    public static void ExportKeys(SslStream stream, AeadAlgorithm aead, Span<byte> c2s, Span<byte> s2c)
-    {
-        Span<byte> context = [0, 0, (byte)((ushort)aead >> 8), (byte)aead, 0];
-        TlsKeyExporter.Export(stream, s_exporterLabel, context, c2s);
-        context[4] = 1;
-        TlsKeyExporter.Export(stream, s_exporterLabel, context, s2c);
-    }
 
     /// <summary>
     /// The start-up self-test: a TLS 1.3 handshake with itself over loopback, both ends exporting the
@@ -292,7 +257,7 @@ public sealed class NtsKeServer : IAsyncDisposable
             using Socket accepted = await listener.AcceptAsync(timeout.Token);
             await using var stream = new SslStream(new NetworkStream(accepted, ownsSocket: false));
             await stream.AuthenticateAsServerAsync(ServerOptions(certificate), timeout.Token);
-            ExportKeys(stream, AeadAlgorithm.AesSivCmac256, serverKey, unused);
+            NtsKeExporter.ExportKeys(stream, AeadAlgorithm.AesSivCmac256, serverKey, unused);
         }, timeout.Token);
         using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await client.ConnectAsync(listener.LocalEndPoint!, timeout.Token);
@@ -306,7 +271,7 @@ public sealed class NtsKeServer : IAsyncDisposable
             EnabledSslProtocols = SslProtocols.Tls13,
             ApplicationProtocols = [Alpn],
         }, timeout.Token);
-        ExportKeys(clientStream, AeadAlgorithm.AesSivCmac256, clientKey, unused);
+        NtsKeExporter.ExportKeys(clientStream, AeadAlgorithm.AesSivCmac256, clientKey, unused);
         await server;
         if (!CryptographicOperations.FixedTimeEquals(serverKey, clientKey) || serverKey.All(b => b == 0))
         {

@@ -1,23 +1,24 @@
-using System.Collections.Concurrent;
+using Appliance.Protocol.Nts;
 
 namespace Appliance.Server.Nts;
 
 /// <summary>NTS-KE and key-ring counters, read at scrape time.</summary>
 public sealed class NtsMetrics
 {
-    private readonly ConcurrentDictionary<(string Result, string Reason), long> _handshakes = new();
+    private readonly long[] _handshakes = new long[NtsKeOutcomeNames.Count];
     private long _rotations;
     private long _cookies;
-
-    public IEnumerable<KeyValuePair<(string Result, string Reason), long>> Handshakes => _handshakes;
 
     public long Rotations => Interlocked.Read(ref _rotations);
 
     /// <summary>Cookies handed out by NTS-KE (the NTP path counts its own per worker).</summary>
     public long CookiesIssued => Interlocked.Read(ref _cookies);
 
-    /// <summary>One NTS-KE connection's end: result "ok", "error" (an Error record sent) or "closed" (dropped), and why.</summary>
-    public void CountHandshake(string result, string reason) => _handshakes.AddOrUpdate((result, reason), 1, (_, n) => n + 1);
+    /// <summary>NTS-KE connections that ended for <paramref name="reason"/>.</summary>
+    public long Handshakes(NtsKeServerReason reason) => Interlocked.Read(ref _handshakes[(int)reason]);
+
+    /// <summary>One NTS-KE connection's end (its labels: <see cref="NtsKeOutcomeNames"/>).</summary>
+    public void CountHandshake(NtsKeServerReason reason) => Interlocked.Increment(ref _handshakes[(int)reason]);
 
     public void CountRotation() => Interlocked.Increment(ref _rotations);
 
