@@ -303,6 +303,8 @@ public class NtsKeServerSessionTests
         (NtsKeServerReason.Internal, "error", "internal"),
     ];
 
+    private static readonly string[] s_results = ["ok", "error", "closed"];
+
     [Fact]
     public void OutcomeNames_CoverEveryReason_WithUniqueReasonLabels_AndKeepTodaysLabelPairs()
     {
@@ -310,7 +312,7 @@ public class NtsKeServerSessionTests
         Assert.Equal(all.Length, NtsKeOutcomeNames.Count);
         Assert.Equal(Enumerable.Range(0, all.Length), all.Select(r => (int)r)); // dense: the table is indexed by value
         Assert.Equal(all.Length, all.Select(NtsKeOutcomeNames.Reason).Distinct().Count());
-        Assert.All(all, r => Assert.Contains(NtsKeOutcomeNames.Result(r), new[] { "ok", "error", "closed" }));
+        Assert.All(all, r => Assert.Contains(NtsKeOutcomeNames.Result(r), s_results));
         Assert.Equal(s_labels, all.Select(r => (r, NtsKeOutcomeNames.Result(r), NtsKeOutcomeNames.Reason(r))));
     }
 

@@ -208,7 +208,8 @@ public sealed class UpstreamSource : ITimeSource
             [AeadAlgorithm.AesSivCmac256], timeout.Token).ConfigureAwait(false);
         if (!result.Succeeded)
         {
-            throw new InvalidDataException($"NTS-KE with {ke} refused: {result.Error?.ToString() ?? "no cookies"}");
+            string why = result.Error is { } code ? $"the server sent Error {code}" : result.Reason.ToString();
+            throw new InvalidDataException($"NTS-KE with {ke} failed: {why}");
         }
         // RFC 8915 §4.1.7–4.1.8: NTP goes to the Server/Port records' host and port, else the KE host on 123.
         IPEndPoint ntp = await ResolveAsync(result.Server ?? Options.Host, result.Port ?? 123, cancellationToken).ConfigureAwait(false);
