@@ -44,7 +44,7 @@ public class NtpAssociationTests
             Length = length;
             if (action == PollAction.Send)
             {
-                Association.Sent(Realtime);
+                Association.Sent(Realtime, Now);
             }
             return action;
         }
@@ -190,6 +190,21 @@ public class NtpAssociationTests
         }
         Assert.Equal(SourceState.Unreachable, h.Association.State);
         Assert.Equal(0, h.Association.Schedule.Reach);
+    }
+
+    [Fact]
+    public void Timeout_RunsFromTheSend_NotFromThePoll()
+    {
+        var h = new Harness();
+        Assert.Equal(PollAction.Send, h.Association.Poll(h.Now, h.Request, out int length));
+        h.Now += 900_000_000; // the driver took 0.9 s to resolve the name and open the socket
+        h.Association.Sent(h.Realtime, h.Now);
+        byte[] buffer = h.Request[..length];
+        h.Now += 600_000_000;
+        Assert.Equal(PollAction.Wait, h.Association.Poll(h.Now, h.Request, out _));
+        Assert.True(h.Association.AwaitingReply);
+        NtpHeader request = NtpHeader.Read(buffer);
+        Assert.Equal(ReplyReason.Sample, h.Association.Receive(Reply(request, h.Realtime), h.Realtime, h.Now, out _));
     }
 
     [Fact]

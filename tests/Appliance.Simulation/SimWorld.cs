@@ -248,7 +248,7 @@ public static class Simulator
         double outbound = s.BaseDelay + (s.Jitter * -Math.Log(1 - random.NextDouble()));
         double inbound = s.BaseDelay + s.Asymmetry + (s.Jitter * -Math.Log(1 - random.NextDouble()));
         const double processing = 20e-6;
-        association.Sent(clock.LocalNanosecondsAt(now));
+        association.Sent(clock.LocalNanosecondsAt(now), (long)Math.Round(now * 1e9));
         long t2 = clock.ToNanoseconds(now + outbound + serverError);
         var policy = default(AllowAllPolicy);
         var context = new RequestContext(default, t2, NtpTimestamp.FromUnixNanoseconds(t2));

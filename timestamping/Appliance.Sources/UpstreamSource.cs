@@ -239,7 +239,7 @@ public sealed class UpstreamSource : ITimeSource
         _batch.Clear();
         _batch.Load(0, _request.AsSpan(0, length), _ntpEndPoint!, 0);
         _batch.SetResponse(0, length);
-        Association.Sent(SystemClock.RealtimeNanoseconds());
+        Association.Sent(SystemClock.RealtimeNanoseconds(), SystemClock.MonotonicNanoseconds());
         if (socket.Send(_batch) > 0)
         {
             throw new SocketException((int)SocketError.NetworkUnreachable);

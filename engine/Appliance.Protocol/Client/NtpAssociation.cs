@@ -189,8 +189,17 @@ public sealed class NtpAssociation
         return PollAction.Send;
     }
 
-    /// <summary>The request left at <paramref name="t1"/> (the system clock, read just before the send): T1 of the measurement.</summary>
-    public void Sent(long t1) => _t1 = t1;
+    /// <summary>
+    /// The request left at <paramref name="t1"/> (the system clock, read just before the send): T1 of
+    /// the measurement. The timeout runs from here, <paramref name="now"/> (monotonic): what the driver
+    /// spent before the send (a name to resolve, a socket to open) is not the server's delay.
+    /// </summary>
+    public void Sent(long t1, long now)
+    {
+        _t1 = t1;
+        _deadline = now + _timeout;
+        WakeAt = _deadline;
+    }
 
     /// <summary>
     /// The driver could not do what was asked. Retries back off exponentially (2 s, 4 s, … up to
