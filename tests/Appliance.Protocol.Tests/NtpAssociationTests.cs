@@ -2,6 +2,7 @@ using Appliance.Protocol;
 using Appliance.Protocol.Client;
 using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
+using CsCheck;
 
 namespace Appliance.Protocol.Tests;
 
@@ -435,6 +436,19 @@ public class NtpAssociationTests
         Assert.Equal(SourceState.Starting, h.Association.State);
     }
 
+    [Theory]
+    [InlineData(4)]
+    [InlineData(20)]
+    [InlineData(28)]
+    public void Nts_AnythingAfterTheAuthenticator_IsRefused(int trailing)
+    {
+        // RFC 8915 §5.6: octets after the authenticator are not authenticated (a field, a MAC, zeros).
+        (Harness h, NtsFixture server) = NtsPair();
+        h.Poll();
+        byte[] answer = [.. NtsAnswer(h, server), .. new byte[trailing]];
+        Assert.Equal(ReplyReason.Unauthenticated, h.Receive(answer, out _));
+    }
+
     [Fact]
     public void Nts_Nak_DropsTheCookies_AndTheNextPollIsAKeyExchange()
     {
@@ -471,5 +485,65 @@ public class NtpAssociationTests
         Assert.InRange(h.Association.WakeAt - h.Now, 2 * Second * 15 / 16, 2 * Second * 17 / 16);
         Assert.Equal(PollAction.Wait, h.Poll());
         Assert.Equal(PollAction.KeyExchange, h.PollWhenDue());
+    }
+
+    /// <summary>An answer with bytes flipped, truncated or extended: close to valid, to reach deep code.</summary>
+    private static Gen<byte[]> Mutations(byte[] answer) =>
+        Gen.Select(Gen.Int[0, 6].SelectMany(n => Gen.Select(Gen.Int[0, 1023], Gen.Byte).Array[n]), Gen.Int[-50, 30])
+            .Select((flips, resize) =>
+            {
+                var packet = new byte[Math.Clamp(answer.Length + resize, 0, 1400)];
+                answer.AsSpan(0, Math.Min(answer.Length, packet.Length)).CopyTo(packet);
+                foreach ((int index, byte value) in flips)
+                {
+                    if (packet.Length > 0)
+                    {
+                        packet[index % packet.Length] ^= value;
+                    }
+                }
+                return packet;
+            });
+
+    [Fact]
+    public void Fuzz_RandomAndMutatedAnswers_NeverThrow_AndASampleNeedsOurOriginModeAndVersion()
+    {
+        var h = new Harness();
+        h.Poll();
+        NtpHeader request = h.RequestHeader;
+        byte[] answer = h.Answer();
+        Gen.OneOf(Gen.Byte.Array[0, 1500], Mutations(answer)).Sample(datagram =>
+        {
+            var fresh = new Harness();
+            fresh.Poll();
+            Assert.Equal(request.Transmit, fresh.RequestHeader.Transmit); // same randomness, same request
+            ReplyReason reason = fresh.Association.Receive(datagram, fresh.Realtime, fresh.Now, out _);
+            Assert.True(Enum.IsDefined(reason));
+            if (reason == ReplyReason.Sample)
+            {
+                NtpHeader header = NtpHeader.Read(datagram);
+                Assert.Equal(request.Transmit, header.Origin);
+                Assert.Equal(NtpMode.Server, header.Mode);
+                Assert.InRange(header.Version, 3, 4);
+            }
+        }, iter: 20_000);
+    }
+
+    [Fact]
+    public void Fuzz_MutatedNtsAnswers_NeverThrow_AndOnlyTheGenuineOneIsASample()
+    {
+        (Harness h, NtsFixture server) = NtsPair();
+        h.Poll();
+        byte[] request = h.Request[..h.Length];
+        byte[] answer = NtsAnswer(h, server);
+        Mutations(answer).Sample(datagram =>
+        {
+            (Harness fresh, _) = NtsPair();
+            fresh.Poll();
+            Assert.Equal(request, fresh.Request[..fresh.Length]);
+            ReplyReason reason = fresh.Association.Receive(datagram, fresh.Realtime, fresh.Now, out _);
+            Assert.True(Enum.IsDefined(reason));
+            // Every octet of an NTS answer is under its authenticator (RFC 8915 §5.6): any change is refused.
+            Assert.True(reason != ReplyReason.Sample || datagram.AsSpan().SequenceEqual(answer), $"{reason} for a changed answer");
+        }, iter: 5_000);
     }
 }

@@ -125,7 +125,9 @@ public static class NtsClientPacket
         {
             return NtsResponseCheck.Nak;
         }
-        if (authOffset < 0)
+        // The authenticator must be the last thing in the packet: whatever followed it (a field, a
+        // legacy MAC, padding) would be unauthenticated (RFC 8915 §5.6; chrony refuses it too).
+        if (authOffset < 0 || authOffset + authLength != response.Length)
         {
             return NtsResponseCheck.Invalid;
         }
