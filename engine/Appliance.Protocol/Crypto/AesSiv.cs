@@ -60,21 +60,14 @@ public sealed class AesSiv
     /// <summary>SIV ‖ C for plaintext P under associated data A and nonce N (RFC 5297 §2.6, as RFC 5116's AEAD).</summary>
     public void Encrypt(ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> plaintext, Span<byte> output)
     {
-        if (output.Length < plaintext.Length + TagLength)
-        {
-            throw new ArgumentException("output too small", nameof(output));
-        }
+        CheckRoom(plaintext, output);
         Span<byte> d = stackalloc byte[BlockLength];
-        Span<byte> v = stackalloc byte[BlockLength];
         lock (_gate)
         {
-            // V = S2V(K1, A, N, P); C = CTR(K2, V, P); the output is V ‖ C.
             S2VStart(d);
             S2VNext(d, associatedData);
             S2VNext(d, nonce);
-            S2VLast(d, plaintext, v);
-            v.CopyTo(output);
-            Ctr(v, plaintext, output.Slice(TagLength, plaintext.Length));
+            Seal(d, plaintext, output);
         }
     }
 
@@ -113,24 +106,38 @@ public sealed class AesSiv
     /// </summary>
     public void EncryptComponents(ReadOnlySpan<byte[]> components, ReadOnlySpan<byte> plaintext, Span<byte> output)
     {
-        if (output.Length < plaintext.Length + TagLength)
-        {
-            throw new ArgumentException("output too small", nameof(output));
-        }
+        CheckRoom(plaintext, output);
         Span<byte> d = stackalloc byte[BlockLength];
-        Span<byte> v = stackalloc byte[BlockLength];
         lock (_gate)
         {
-            // The plaintext is always the last string, so S2V never runs with none (RFC 5297 §2.4's n = 0).
             S2VStart(d);
             foreach (byte[] component in components)
             {
                 S2VNext(d, component);
             }
-            S2VLast(d, plaintext, v);
-            v.CopyTo(output);
-            Ctr(v, plaintext, output.Slice(TagLength, plaintext.Length));
+            Seal(d, plaintext, output);
         }
+    }
+
+    private static void CheckRoom(ReadOnlySpan<byte> plaintext, Span<byte> output)
+    {
+        if (output.Length < plaintext.Length + TagLength)
+        {
+            throw new ArgumentException("output too small", nameof(output));
+        }
+    }
+
+    /// <summary>
+    /// The end of encryption (RFC 5297 §2.6), S2V's strings before the plaintext taken into
+    /// <paramref name="d"/>: V = S2V(K1, …, P) with P, always the last string (so S2V never runs with
+    /// none, §2.4's n = 0); C = CTR(K2, V, P); the output is V ‖ C.
+    /// </summary>
+    private void Seal(ReadOnlySpan<byte> d, ReadOnlySpan<byte> plaintext, Span<byte> output)
+    {
+        Span<byte> v = stackalloc byte[BlockLength];
+        S2VLast(d, plaintext, v);
+        v.CopyTo(output);
+        Ctr(v, plaintext, output.Slice(TagLength, plaintext.Length));
     }
 
     /// <summary>AES-CMAC (RFC 4493) of <paramref name="message"/> under K1, the key's first half (for the RFC 4493 vectors).</summary>
