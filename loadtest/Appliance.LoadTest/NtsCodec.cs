@@ -14,7 +14,7 @@ namespace Appliance.LoadTest;
 /// keeps its own cookie pool; each request spends one cookie, carries a fresh Unique Identifier and an
 /// authenticator, and every response's authenticator is verified with the client's S2C key; the
 /// cookie inside goes back into the pool. NAKs arrive as KoD NTSN (the generator counts KoDs).
-/// Batches of requests are sealed, and batches of responses opened, eight at a time
+/// Batches of requests are sealed, and batches of responses opened, AesSivLanes.Width at a time
 /// (<see cref="AesSivLanes"/>, as the server does): the generator must outrun the server it measures.
 /// </summary>
 internal sealed class NtsCodec : IRequestCodec

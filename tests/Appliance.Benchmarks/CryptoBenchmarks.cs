@@ -3,7 +3,11 @@ using BenchmarkDotNet.Attributes;
 
 namespace Appliance.Benchmarks;
 
-/// <summary>The AES-SIV pieces of an NTS response, one by one.</summary>
+/// <summary>
+/// The AES-SIV pieces of an NTS response: one by one on the reference <see cref="AesSiv"/> (the
+/// platform's AES: NTS-KE cookies, the upstream client, the NTP path without AES-NI), and
+/// <see cref="AesSivLanes.Width"/> at a time on the lanes (the NTP path).
+/// </summary>
 [MemoryDiagnoser]
 public class CryptoBenchmarks
 {
@@ -36,7 +40,7 @@ public class CryptoBenchmarks
     [Benchmark]
     public void SealResponse216() => _siv.Encrypt(_responseAd, _nonce, _responsePlaintext, _response);
 
-    /// <summary>Eight requests' authenticators in lock step, each under its own key (per request).</summary>
+    /// <summary>A batch of requests' authenticators in lock step, each under its own key (per request).</summary>
     [Benchmark(OperationsPerInvoke = AesSivLanes.Width)]
     public void AuthenticateRequest300Lanes()
     {
@@ -49,7 +53,7 @@ public class CryptoBenchmarks
         _lanes.Seal(ref batch);
     }
 
-    /// <summary>Eight responses sealed in lock step, each under its own key (per response).</summary>
+    /// <summary>A batch of responses sealed in lock step, each under its own key (per response).</summary>
     [Benchmark(OperationsPerInvoke = AesSivLanes.Width)]
     public void SealResponse216Lanes()
     {

@@ -7,7 +7,7 @@ using Appliance.Timestamping;
 namespace Appliance.Engine.Tests;
 
 /// <summary>
-/// The batch path with NTS: requests are answered eight at a time (their AES-SIV work side by side),
+/// The batch path with NTS: requests are answered a group of AesSivLanes.Width at a time (their AES-SIV work side by side),
 /// so every kind of request, mixed in one batch, must come out exactly as it would alone.
 /// </summary>
 public class NtsBatchTests
@@ -45,7 +45,7 @@ public class NtsBatchTests
         var expected = new ResponseReason[size];
         for (int i = 0; i < size; i++)
         {
-            // Kinds in a pattern that splits them across groups of eight: good (AEAD 15 and 17, 0-2
+            // Kinds in a pattern that splits them across groups of lanes: good (AEAD 15 and 17, 0-2
             // placeholders), plain NTP, a tampered authenticator, a cookie under an unknown key.
             Client c = Client.Make(i * 3, i % 5 == 4 ? AeadAlgorithm.AesSivCmac512 : AeadAlgorithm.AesSivCmac256, i % 3);
             switch (i % 6)

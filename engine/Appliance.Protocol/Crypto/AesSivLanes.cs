@@ -1,165 +1,44 @@
-using System.Diagnostics.CodeAnalysis;
 using System.Numerics;
-using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using static Appliance.Protocol.Crypto.SivBlocks;
 
 namespace Appliance.Protocol.Crypto;
 
-/// <summary>One 128-bit value per lane of <see cref="AesSivLanes"/>.</summary>
-[InlineArray(AesSivLanes.Width)]
-internal struct LaneBlocks
-{
-    private Vector128<byte> _first;
-}
-
-/// <summary>One AES cipher per lane of <see cref="AesSivLanes"/>.</summary>
-[InlineArray(AesSivLanes.Width)]
-internal struct LaneCiphers
-{
-    private AesEncryptor _first;
-}
-
-/// <summary>One AES-SIV instance per lane of <see cref="AesSivLanes"/>.</summary>
-[InlineArray(AesSivLanes.Width)]
-internal struct LaneSivs
-{
-    private AesSiv _first;
-}
-
-/// <summary>One count per lane of <see cref="AesSivLanes"/>.</summary>
-[InlineArray(AesSivLanes.Width)]
-internal struct LaneCounts
-{
-    private int _first;
-}
-
 /// <summary>
-/// One value per lane of <see cref="AesSivLanes"/> for values an inline array cannot hold (spans):
-/// one field per lane.
-/// </summary>
-public ref struct Lanes<T>
-    where T : allows ref struct
-{
-    private T _0, _1, _2, _3, _4, _5, _6, _7;
-
-    public T this[int lane]
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        readonly get => lane switch
-        {
-            0 => _0,
-            1 => _1,
-            2 => _2,
-            3 => _3,
-            4 => _4,
-            5 => _5,
-            6 => _6,
-            7 => _7,
-            _ => throw new ArgumentOutOfRangeException(nameof(lane)),
-        };
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set
-        {
-            switch (lane)
-            {
-                case 0: _0 = value; break;
-                case 1: _1 = value; break;
-                case 2: _2 = value; break;
-                case 3: _3 = value; break;
-                case 4: _4 = value; break;
-                case 5: _5 = value; break;
-                case 6: _6 = value; break;
-                case 7: _7 = value; break;
-                default: throw new ArgumentOutOfRangeException(nameof(lane));
-            }
-        }
-    }
-}
-
-/// <summary>One AES-SIV operation for <see cref="AesSivLanes"/>, through the RFC 5116 interface as <see cref="AesSiv"/> takes it.</summary>
-public ref struct SivOperation
-{
-    /// <summary>32 bytes (AEAD_AES_SIV_CMAC_256) or 64 (AEAD_AES_SIV_CMAC_512).</summary>
-    public ReadOnlySpan<byte> Key;
-
-    public ReadOnlySpan<byte> AssociatedData;
-
-    public ReadOnlySpan<byte> Nonce;
-
-    /// <summary>Seal: the plaintext. Open: SIV ‖ ciphertext.</summary>
-    public ReadOnlySpan<byte> Input;
-
-    /// <summary>Seal: SIV ‖ ciphertext (it may start 16 bytes before Input: sealing in place). Open: the plaintext.</summary>
-    public Span<byte> Output;
-
-    /// <summary>Open: whether it authenticated (on false the output is cleared).</summary>
-    public bool Authentic;
-}
-
-/// <summary>Up to <see cref="AesSivLanes.Width"/> <see cref="SivOperation"/>s for one call of <see cref="AesSivLanes"/>.</summary>
-public ref struct SivBatch
-{
-    private SivOperation _0, _1, _2, _3, _4, _5, _6, _7;
-
-    public int Count { get; private set; }
-
-    public readonly bool IsFull => Count == AesSivLanes.Width;
-
-    [UnscopedRef]
-    public ref SivOperation this[int lane]
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get
-        {
-            if ((uint)lane >= (uint)Count)
-            {
-                throw new ArgumentOutOfRangeException(nameof(lane));
-            }
-            switch (lane)
-            {
-                case 0: return ref _0;
-                case 1: return ref _1;
-                case 2: return ref _2;
-                case 3: return ref _3;
-                case 4: return ref _4;
-                case 5: return ref _5;
-                case 6: return ref _6;
-                default: return ref _7;
-            }
-        }
-    }
-
-    /// <summary>Adds an operation; returns its lane.</summary>
-    public int Add(ReadOnlySpan<byte> key, ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> input, Span<byte> output)
-    {
-        if (IsFull)
-        {
-            throw new InvalidOperationException($"a batch holds {AesSivLanes.Width} operations");
-        }
-        var op = new SivOperation { Key = key, AssociatedData = associatedData, Nonce = nonce, Input = input, Output = output };
-        int lane = Count++;
-        this[lane] = op;
-        return lane;
-    }
-
-    public void Clear() => Count = 0;
-}
-
-/// <summary>
-/// Eight AES-SIV operations (RFC 5297) of eight different requests side by side. Every CMAC chain is
-/// serial: one request's S2V waits out the AES latency at each block, using a fraction of what the
-/// AES unit can start per cycle. Running eight requests' chains in lock step (one round of each in
-/// turn, <see cref="AesEncryptor.EncryptLanes"/>) fills those slots, so eight cost little more than
-/// one; CTR runs in lock step too (one keystream block of every lane per step) and so do the key
-/// schedules. Results are bit-for-bit those of <see cref="AesSiv"/> (tested against it). Each lane
-/// keeps its key schedule and expands a key again only when it changes (the server's cookie key
-/// stays). One instance per thread; nothing here allocates.
+/// <see cref="Width"/> AES-SIV operations (RFC 5297) of as many different requests side by side, on
+/// AES-NI: the NTP path's one fast path. Every CMAC chain is serial: one request's S2V waits out the
+/// AES latency at each block, using a fraction of what the AES unit can start per cycle. Running the
+/// lanes' chains in lock step (one round of each in turn, <see cref="AesEncryptor.EncryptLanes"/>)
+/// fills those slots, so all lanes cost little more than one; CTR runs in lock step too (one keystream
+/// block of every lane per step) and so do the key schedules. Results are bit for bit those of the
+/// reference <see cref="AesSiv"/> (tested against it). Each lane keeps its own key state (schedules,
+/// CMAC subkeys) inline in the instance and expands a key again only when it changes (the server's
+/// cookie key stays). Needs AES-NI (<see cref="IsSupported"/>). One instance per thread; nothing here
+/// allocates.
 /// </summary>
 public sealed class AesSivLanes
 {
-    /// <summary>Lanes in lock step: AES-NI's latency over its issue rate (measured, see <see cref="AesEncryptor.EncryptLanes"/>).</summary>
+    /// <summary>
+    /// Lanes in lock step: AES-NI's latency over its issue rate. On this CPU one chain step costs
+    /// 11.5 ns, four side by side 11.5 ns, eight 11.9 ns (<see cref="AesEncryptor.EncryptLanes"/>).
+    /// </summary>
     public const int Width = 8;
+
+    /// <summary>
+    /// The lane count of the routines written out lane by lane, one register or field per lane and no
+    /// loop over lanes, so that the JIT keeps them in registers: <see cref="AesEncryptor.EncryptLanes"/>,
+    /// <see cref="AesEncryptor.Expand128Lanes"/>, the common blocks of <see cref="Chain"/>,
+    /// <see cref="Lanes{T}"/> and <see cref="SivBatch"/>. Changing <see cref="Width"/> means writing
+    /// those again: <see cref="WidthIsWrittenOut"/> does not compile until then.
+    /// </summary>
+    internal const int WrittenOutWidth = 8;
+
+    /// <summary>
+    /// Compiles only when <see cref="Width"/> equals <see cref="WrittenOutWidth"/>: otherwise one side
+    /// of the | is negative, and a negative constant has no byte. (Lane masks are ints: any width up to
+    /// 32 would do for them.)
+    /// </summary>
+    internal const byte WidthIsWrittenOut = (Width - WrittenOutWidth) | (WrittenOutWidth - Width);
 
     /// <summary>Keystream blocks per lane generated before they are applied (CTR in lock step).</summary>
     private const int StreamBlocks = 32;
@@ -169,22 +48,27 @@ public sealed class AesSivLanes
     private readonly bool[] _ctrReady = new bool[Width];
     private readonly LaneBlocks[] _stream = new LaneBlocks[StreamBlocks];
 
-    // Each lane's instance and its two ciphers, set once: the lock step always runs every lane on its
-    // own instance, so no call stores a reference (each such store into an inline array is a call
-    // to the GC's write barrier).
-    private LaneSivs _sivs;
-    private LaneCiphers _macs;
-    private LaneCiphers _ctrs;
+    // Each lane's key state, inline in the instance (no object per lane, so no reference is ever
+    // stored: each such store is a call to the GC's write barrier): the S2V (CMAC) and CTR key
+    // schedules, the CMAC subkeys K1 and K2 (RFC 4493 §2.3) and dbl(CMAC(K, 0^128)), S2V's D before
+    // its first string (RFC 5297 §2.4), which depends on the key alone.
+    private LaneRoundKeys _macKeys;
+    private LaneRoundKeys _ctrKeys;
+    private LaneBlocks _k1;
+    private LaneBlocks _k2;
+    private LaneBlocks _cmacZeroDoubled;
 
-    public AesSivLanes(bool allowHardware = true)
+    /// <exception cref="PlatformNotSupportedException">The CPU has no AES-NI (<see cref="IsSupported"/>).</exception>
+    public AesSivLanes()
     {
-        for (int lane = 0; lane < Width; lane++)
+        if (!IsSupported)
         {
-            _sivs[lane] = new AesSiv(new byte[32], allowHardware);
-            _macs[lane] = _sivs[lane].MacCipher;
-            _ctrs[lane] = _sivs[lane].CtrCipher;
+            throw new PlatformNotSupportedException("AesSivLanes runs on AES-NI, which this CPU lacks; use AesSiv (the platform's AES) one operation at a time");
         }
     }
+
+    /// <summary>Whether this CPU has AES-NI, which the lanes run on.</summary>
+    public static bool IsSupported => AesEncryptor.IsSupported;
 
     /// <summary>Seals every operation: Output = SIV ‖ ciphertext of Input.</summary>
     public void Seal(scoped ref SivBatch batch) => Run(ref batch, open: false);
@@ -222,7 +106,7 @@ public sealed class AesSivLanes
             {
                 if (ctr && !_ctrReady[lane])
                 {
-                    _sivs[lane].SetCtrKey(op.Key);
+                    AesEncryptor.Expand128(Vector128.Create(op.Key[16..]), ref _ctrKeys[lane]);
                     _ctrReady[lane] = true;
                 }
             }
@@ -247,7 +131,7 @@ public sealed class AesSivLanes
             Span<byte> held = _keys.AsSpan(lane * 64, 64);
             if (_keyLengths[lane] != key.Length || !key.SequenceEqual(held[..key.Length]))
             {
-                _sivs[lane].SetKey(key); // throws on a wrong length
+                SetKey512(lane, key);
                 key.CopyTo(held);
                 _keyLengths[lane] = key.Length;
                 _ctrReady[lane] = true;
@@ -264,10 +148,13 @@ public sealed class AesSivLanes
         }
     }
 
-    /// <summary>The lanes in <paramref name="mask"/> take their held 256-bit keys, schedules expanded side by side.</summary>
+    /// <summary>
+    /// The lanes in <paramref name="mask"/> take their held 256-bit keys (AEAD_AES_SIV_CMAC_256: two
+    /// AES-128 keys, RFC 5297 §2.2), schedules and subkeys made side by side.
+    /// </summary>
     private void Rekey(int mask, bool ctr)
     {
-        // The lock step expands all eight. A lane outside the mask holding a 256-bit key gets its own
+        // The lock step expands all lanes. A lane outside the mask holding a 256-bit key gets its own
         // again (the same schedule); one holding another size gets the first lane's and is forgotten,
         // to be keyed afresh when next used.
         int first = BitOperations.TrailingZeroCount(mask);
@@ -292,7 +179,48 @@ public sealed class AesSivLanes
                 _ctrReady[lane] |= ctr;
             }
         }
-        AesSiv.SetKeysLanes(ref _sivs, ref _macs, ref _ctrs, ref macKeys, ref ctrKeys, ctr);
+        // Without CTR (verifying a tag alone never runs it) the CTR schedules stay as they were, for
+        // Run to expand when a lane's key is next used with text.
+        if (ctr)
+        {
+            AesEncryptor.Expand128Lanes(ref _ctrKeys, in ctrKeys);
+        }
+        AesEncryptor.Expand128Lanes(ref _macKeys, in macKeys);
+        // L = AES(K, 0), K1 = dbl(L), K2 = dbl(K1) (RFC 4493 §2.3); CMAC(0^128) = AES(K, 0^128 ⊕ K1),
+        // one complete block.
+        var q = default(LaneBlocks);
+        AesEncryptor.EncryptLanes(in _macKeys, ref q, 10);
+        for (int lane = 0; lane < Width; lane++)
+        {
+            _k1[lane] = Dbl(q[lane]);
+            _k2[lane] = Dbl(_k1[lane]);
+            q[lane] = _k1[lane];
+        }
+        AesEncryptor.EncryptLanes(in _macKeys, ref q, 10);
+        for (int lane = 0; lane < Width; lane++)
+        {
+            _cmacZeroDoubled[lane] = Dbl(q[lane]);
+        }
+    }
+
+    /// <summary>
+    /// One lane takes a 512-bit key (AEAD_AES_SIV_CMAC_512: two AES-256 keys, RFC 5297 §2.2), alone:
+    /// the lock step runs one key size, and these are rare.
+    /// </summary>
+    private void SetKey512(int lane, ReadOnlySpan<byte> key)
+    {
+        if (key.Length != 64)
+        {
+            throw new ArgumentException("AES-SIV keys are 256 or 512 bits", nameof(key));
+        }
+        ref AesEncryptor.RoundKeys mac = ref _macKeys[lane];
+        AesEncryptor.Expand256(Vector128.Create(key[..16]), Vector128.Create(key[16..32]), ref mac);
+        AesEncryptor.Expand256(Vector128.Create(key[32..48]), Vector128.Create(key[48..]), ref _ctrKeys[lane]);
+        // The subkeys as in Rekey (RFC 4493 §2.3).
+        Vector128<byte> k1 = Dbl(AesEncryptor.Encrypt(in mac, 14, Vector128<byte>.Zero));
+        _k1[lane] = k1;
+        _k2[lane] = Dbl(k1);
+        _cmacZeroDoubled[lane] = Dbl(AesEncryptor.Encrypt(in mac, 14, k1));
     }
 
     /// <summary>
@@ -316,7 +244,7 @@ public sealed class AesSivLanes
         }
         if (!open)
         {
-            LaneBlocks v = S2V(ref _sivs, ref _macs, rounds, a, n, text);
+            LaneBlocks v = S2V(rounds, a, n, text);
             // V goes out first: sealing in place puts it just before the plaintext, not over it.
             for (int lane = 0; lane < Width; lane++)
             {
@@ -341,7 +269,7 @@ public sealed class AesSivLanes
             // A repeated lane reads the first lane's plaintext, written by CTR above.
             plain[lane] = op.Output[..(op.Input.Length - AesSiv.TagLength)];
         }
-        LaneBlocks expected = S2V(ref _sivs, ref _macs, rounds, a, n, plain);
+        LaneBlocks expected = S2V(rounds, a, n, plain);
         for (int lane = 0; lane < Width; lane++)
         {
             if ((mask & (1 << lane)) == 0)
@@ -370,7 +298,7 @@ public sealed class AesSivLanes
         int blocks = 0;
         for (int lane = 0; lane < Width; lane++)
         {
-            q[lane] = AesSiv.CounterBase(ivs[lane]);
+            q[lane] = CounterBase(ivs[lane]);
             blocks = Math.Max(blocks, (input[lane].Length + 15) / 16);
         }
         for (int done = 0; done < blocks; done += StreamBlocks)
@@ -382,9 +310,9 @@ public sealed class AesSivLanes
                 uint block = (uint)(done + step);
                 for (int lane = 0; lane < Width; lane++)
                 {
-                    k[lane] = AesSiv.CounterBlock(q[lane], block);
+                    k[lane] = CounterBlock(q[lane], block);
                 }
-                AesEncryptor.EncryptLanes(ref _ctrs, ref k, rounds);
+                AesEncryptor.EncryptLanes(in _ctrKeys, ref k, rounds);
             }
             for (int lane = 0; lane < Width; lane++)
             {
@@ -406,46 +334,49 @@ public sealed class AesSivLanes
         int block = 0;
         for (; (block * 16) + 16 <= input.Length; block++)
         {
-            (AesSiv.Load(input, block * 16) ^ _stream[block][lane]).CopyTo(output[(block * 16)..]);
+            (Load(input, block * 16) ^ _stream[block][lane]).CopyTo(output[(block * 16)..]);
         }
         if (block * 16 < input.Length)
         {
-            AesSiv.XorPartial(input[(block * 16)..], _stream[block][lane], output[(block * 16)..]);
+            XorPartial(input[(block * 16)..], _stream[block][lane], output[(block * 16)..]);
         }
     }
 
-    /// <summary>S2V(K, A, N, P) (RFC 5297 §2.4) for all lanes: the same steps as <see cref="AesSiv"/>'s, each one across the lanes.</summary>
-    private static LaneBlocks S2V(scoped ref LaneSivs s, scoped ref LaneCiphers mac, int rounds, scoped in Lanes<ReadOnlySpan<byte>> a, scoped in Lanes<ReadOnlySpan<byte>> n, scoped in Lanes<ReadOnlySpan<byte>> p)
+    /// <summary>
+    /// S2V(K, A, N, P) (RFC 5297 §2.4) for all lanes: D = dbl(dbl(CMAC(0)) ⊕ CMAC(A)) ⊕ CMAC(N), then
+    /// V = CMAC(T) for P; each step across the lanes, their CMAC chains of A, N and P's prefix in lock step.
+    /// </summary>
+    private LaneBlocks S2V(int rounds, scoped in Lanes<ReadOnlySpan<byte>> a, scoped in Lanes<ReadOnlySpan<byte>> n, scoped in Lanes<ReadOnlySpan<byte>> p)
     {
         var countA = default(LaneCounts);
         var countN = default(LaneCounts);
         var countP = default(LaneCounts);
         for (int lane = 0; lane < Width; lane++)
         {
-            countA[lane] = AesSiv.Blocks(a[lane]) - 1;
-            countN[lane] = AesSiv.Blocks(n[lane]) - 1;
-            countP[lane] = AesSiv.PrefixBlocks(p[lane]);
+            countA[lane] = Blocks(a[lane]) - 1;
+            countN[lane] = Blocks(n[lane]) - 1;
+            countP[lane] = PrefixBlocks(p[lane]);
         }
         var xa = default(LaneBlocks);
         var xn = default(LaneBlocks);
         var xp = default(LaneBlocks);
-        Chain(ref mac, rounds, a, ref countA, ref xa);
-        Chain(ref mac, rounds, n, ref countN, ref xn);
-        Chain(ref mac, rounds, p, ref countP, ref xp);
+        Chain(in _macKeys, rounds, a, ref countA, ref xa);
+        Chain(in _macKeys, rounds, n, ref countN, ref xn);
+        Chain(in _macKeys, rounds, p, ref countP, ref xp);
         for (int lane = 0; lane < Width; lane++)
         {
-            xa[lane] ^= s[lane].LastBlock(a[lane], AesSiv.Blocks(a[lane]));
-            xn[lane] ^= s[lane].LastBlock(n[lane], AesSiv.Blocks(n[lane]));
+            xa[lane] ^= LastBlock(a[lane], Blocks(a[lane]), _k1[lane], _k2[lane]);
+            xn[lane] ^= LastBlock(n[lane], Blocks(n[lane]), _k1[lane], _k2[lane]);
         }
-        AesEncryptor.EncryptLanes(ref mac, ref xa, rounds);
-        AesEncryptor.EncryptLanes(ref mac, ref xn, rounds);
+        AesEncryptor.EncryptLanes(in _macKeys, ref xa, rounds);
+        AesEncryptor.EncryptLanes(in _macKeys, ref xn, rounds);
         var x = default(LaneBlocks);
         var last = default(LaneBlocks);
         int two = 0;
         for (int lane = 0; lane < Width; lane++)
         {
-            Vector128<byte> d = AesSiv.Dbl(s[lane].CmacZeroDoubled ^ xa[lane]) ^ xn[lane];
-            if (s[lane].FinalBlocks(p[lane], d, out Vector128<byte> firstBlock, out last[lane]) == 2)
+            Vector128<byte> d = Dbl(_cmacZeroDoubled[lane] ^ xa[lane]) ^ xn[lane];
+            if (FinalBlocks(p[lane], d, _k1[lane], _k2[lane], out Vector128<byte> firstBlock, out last[lane]) == 2)
             {
                 two |= 1 << lane;
             }
@@ -453,7 +384,7 @@ public sealed class AesSivLanes
         }
         if (two != 0)
         {
-            AesEncryptor.EncryptLanes(ref mac, ref x, rounds);
+            AesEncryptor.EncryptLanes(in _macKeys, ref x, rounds);
             for (int lane = 0; lane < Width; lane++)
             {
                 if ((two & (1 << lane)) != 0)
@@ -466,15 +397,16 @@ public sealed class AesSivLanes
         {
             xp[lane] ^= last[lane];
         }
-        AesEncryptor.EncryptLanes(ref mac, ref xp, rounds);
+        AesEncryptor.EncryptLanes(in _macKeys, ref xp, rounds);
         return xp;
     }
 
     /// <summary>
     /// The CBC-MAC chains of all lanes' strings over their first <paramref name="counts"/> blocks: all
-    /// lanes together as far as all go, then the longer ones on (a finished lane's step is dropped).
+    /// lanes together as far as all go (written out lane by lane, <see cref="WrittenOutWidth"/>), then
+    /// the longer ones on (a finished lane's step is dropped).
     /// </summary>
-    private static void Chain(scoped ref LaneCiphers mac, int rounds, scoped in Lanes<ReadOnlySpan<byte>> data, scoped ref LaneCounts counts, scoped ref LaneBlocks x)
+    private static void Chain(scoped ref readonly LaneRoundKeys mac, int rounds, scoped in Lanes<ReadOnlySpan<byte>> data, scoped ref LaneCounts counts, scoped ref LaneBlocks x)
     {
         int common = int.MaxValue, longest = 0;
         for (int lane = 0; lane < Width; lane++)
@@ -489,15 +421,15 @@ public sealed class AesSivLanes
             ReadOnlySpan<byte> d4 = data[4][..length], d5 = data[5][..length], d6 = data[6][..length], d7 = data[7][..length];
             for (int offset = 0; offset < length; offset += 16)
             {
-                x[0] ^= AesSiv.Load(d0, offset);
-                x[1] ^= AesSiv.Load(d1, offset);
-                x[2] ^= AesSiv.Load(d2, offset);
-                x[3] ^= AesSiv.Load(d3, offset);
-                x[4] ^= AesSiv.Load(d4, offset);
-                x[5] ^= AesSiv.Load(d5, offset);
-                x[6] ^= AesSiv.Load(d6, offset);
-                x[7] ^= AesSiv.Load(d7, offset);
-                AesEncryptor.EncryptLanes(ref mac, ref x, rounds);
+                x[0] ^= Load(d0, offset);
+                x[1] ^= Load(d1, offset);
+                x[2] ^= Load(d2, offset);
+                x[3] ^= Load(d3, offset);
+                x[4] ^= Load(d4, offset);
+                x[5] ^= Load(d5, offset);
+                x[6] ^= Load(d6, offset);
+                x[7] ^= Load(d7, offset);
+                AesEncryptor.EncryptLanes(in mac, ref x, rounds);
             }
         }
         for (int block = common; block < longest; block++)
@@ -507,10 +439,10 @@ public sealed class AesSivLanes
             {
                 if (block < counts[lane])
                 {
-                    t[lane] ^= AesSiv.Load(data[lane], block * 16);
+                    t[lane] ^= Load(data[lane], block * 16);
                 }
             }
-            AesEncryptor.EncryptLanes(ref mac, ref t, rounds);
+            AesEncryptor.EncryptLanes(in mac, ref t, rounds);
             for (int lane = 0; lane < Width; lane++)
             {
                 if (block < counts[lane])
@@ -519,12 +451,5 @@ public sealed class AesSivLanes
                 }
             }
         }
-    }
-
-    /// <summary>Each lane's CTR counter base (<see cref="AesSiv.CounterBase"/>).</summary>
-    [InlineArray(Width)]
-    private struct LaneCounters
-    {
-        private Vector128<uint> _first;
     }
 }

@@ -46,14 +46,17 @@ public ref struct NtsGroup
 }
 
 /// <summary>
-/// NTS on the NTP path (RFC 8915 §5), in three phases per batch so that the AES-SIV work of eight
-/// requests runs side by side (<see cref="AesSivLanes"/>):
+/// NTS on the NTP path (RFC 8915 §5), in three phases per batch so that the AES-SIV work of a group
+/// of <see cref="AesSivLanes.Width"/> requests runs side by side (<see cref="AesSivLanes"/>):
 /// <see cref="Accept"/> checks one request's fields as it is read; <see cref="Answer"/> opens a group's
 /// cookies, verifies their authenticators with the C2S keys and writes the responses with fresh
 /// cookies (one per cookie and placeholder that fits: a response is never larger than its request);
 /// after the transmit timestamps are in, <see cref="Seal"/> encrypts them with the S2C keys.
 /// An unusable cookie gets an NTS NAK (KoD NTSN, §5.7). One instance per worker, sized for its
-/// batch: it owns the per-slot keys and scratch, and allocates nothing per request.
+/// batch: it owns the per-slot keys and scratch, and allocates nothing per request. On a CPU without
+/// AES-NI the same phases run each AES-SIV operation alone on the reference <see cref="AesSiv"/>
+/// (the platform's AES; see <see cref="AesSivPath"/>): the same bytes, slower, and its re-keying
+/// per request allocates.
 /// </summary>
 public sealed class NtsPacketHandler
 {
@@ -63,13 +66,24 @@ public sealed class NtsPacketHandler
     private const int AuthenticatorFixed = ExtensionFields.HeaderLength + 4 + NtsExtensionField.ServerNonceLength + AesSiv.TagLength;
 
     private readonly IRandomSource _random;
-    private readonly AesSivLanes _lanes = new();
+
+    // The lanes, or (no AES-NI) the reference cipher one operation at a time: one instance for the
+    // server's cookie keys, which stay, and one for the clients' C2S and S2C keys, which change per request.
+    private readonly AesSivLanes? _lanes;
+    private readonly OneAtATime? _cookieCipher;
+    private readonly OneAtATime? _sessionCipher;
     private readonly Request[] _requests;
     private readonly byte[] _c2s;
     private readonly byte[] _s2c;
     private readonly byte[] _plaintext = new byte[AesSivLanes.Width * PlaintextRoom];
 
     public NtsPacketHandler(CookieKeyRingCell keys, IRandomSource random, int capacity = 1)
+        : this(keys, random, capacity, useLanes: AesSivLanes.IsSupported)
+    {
+    }
+
+    /// <param name="useLanes">False: the reference path, as on a CPU without AES-NI (tests compare the two).</param>
+    internal NtsPacketHandler(CookieKeyRingCell keys, IRandomSource random, int capacity, bool useLanes)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         Keys = keys;
@@ -77,7 +91,24 @@ public sealed class NtsPacketHandler
         _requests = new Request[capacity];
         _c2s = new byte[capacity * KeyRoom];
         _s2c = new byte[capacity * KeyRoom];
+        if (useLanes)
+        {
+            _lanes = new AesSivLanes();
+        }
+        else
+        {
+            _cookieCipher = new OneAtATime();
+            _sessionCipher = new OneAtATime();
+        }
     }
+
+    /// <summary>What handlers made by the public constructor run their AES-SIV on: for the start-up log.</summary>
+    public static string AesSivPath => AesSivLanes.IsSupported
+        ? $"AES-SIV on AES-NI, {AesSivLanes.Width} requests side by side"
+        : "AES-SIV on the platform's AES (OpenSSL), one request at a time: this CPU has no AES-NI";
+
+    /// <summary>Whether this handler runs the lanes (else the reference cipher, one operation at a time).</summary>
+    public bool UsesLanes => _lanes is not null;
 
     public CookieKeyRingCell Keys { get; }
 
@@ -183,7 +214,7 @@ public sealed class NtsPacketHandler
     }
 
     /// <summary>
-    /// Phase two, for up to eight accepted requests: opens their cookies, verifies their
+    /// Phase two, for a group of accepted requests: opens their cookies, verifies their
     /// authenticators, and writes each response over its request, all but the transmit timestamp
     /// and the ciphertext. Then <see cref="Result"/> tells each slot's outcome and response length.
     /// </summary>
@@ -211,7 +242,7 @@ public sealed class NtsPacketHandler
             lanes[m] = siv.Add(key!.Key, cookie[..4], cookie.Slice(4, NtsCookie.NonceLength), sealedPart,
                 Scratch(siv.Count)[..(sealedPart.Length - AesSiv.TagLength)]);
         }
-        _lanes.Open(ref siv);
+        Run(ref siv, open: true, _cookieCipher);
         for (int m = 0; m < group.Count; m++)
         {
             if (lanes[m] < 0)
@@ -245,9 +276,9 @@ public sealed class NtsPacketHandler
                 buffer.Slice(r.NonceOffset, r.NonceLength), buffer.Slice(r.CiphertextOffset, r.CiphertextLength),
                 Scratch(siv.Count)[..(r.CiphertextLength - AesSiv.TagLength)]);
         }
-        _lanes.Open(ref siv);
+        Run(ref siv, open: true, _sessionCipher);
 
-        // Responses, and the fresh cookies in them eight at a time.
+        // Responses, and the fresh cookies in them a batch at a time.
         var cookies = default(SivBatch);
         for (int m = 0; m < group.Count; m++)
         {
@@ -279,7 +310,7 @@ public sealed class NtsPacketHandler
     public int Cookies(int slot) => _requests[slot].NewCookies;
 
     /// <summary>
-    /// Phase three, for up to eight answered responses whose transmit timestamps are in: encrypts the
+    /// Phase three, for a group of answered responses whose transmit timestamps are in: encrypts the
     /// new cookies in place and writes the SIV, with the S2C key and the response up to the
     /// authenticator as associated data (RFC 8915 §5.6).
     /// </summary>
@@ -295,7 +326,7 @@ public sealed class NtsPacketHandler
             siv.Add(S2C(slot)[..AeadAlgorithms.KeyLength(r.Aead)], response[..r.AssociatedDataLength],
                 response.Slice(r.ServerNonceOffset, NtsExtensionField.ServerNonceLength), sealedPart[AesSiv.TagLength..], sealedPart);
         }
-        _lanes.Seal(ref siv);
+        Run(ref siv, open: false, _sessionCipher);
         for (int m = 0; m < group.Count; m++)
         {
             S2C(group.Slot(m)).Clear();
@@ -351,7 +382,7 @@ public sealed class NtsPacketHandler
 
     private void SealCookies(ref SivBatch cookies)
     {
-        _lanes.Seal(ref cookies);
+        Run(ref cookies, open: false, _cookieCipher);
         for (int lane = 0; lane < cookies.Count; lane++)
         {
             Scratch(lane)[..cookies[lane].Input.Length].Clear(); // the clients' keys
@@ -369,12 +400,65 @@ public sealed class NtsPacketHandler
             failure == CookieFailure.UnknownKey ? ResponseReason.NtsCookieUnknownKey : ResponseReason.NtsCookieInvalid, Nts: true);
     }
 
+    /// <summary>Seals or opens a batch: on the lanes, or one operation at a time on <paramref name="reference"/>.</summary>
+    private void Run(scoped ref SivBatch batch, bool open, OneAtATime? reference)
+    {
+        if (_lanes is not null)
+        {
+            if (open)
+            {
+                _lanes.Open(ref batch);
+            }
+            else
+            {
+                _lanes.Seal(ref batch);
+            }
+            return;
+        }
+        reference!.Run(ref batch, open);
+    }
+
     private Span<byte> C2S(int slot) => _c2s.AsSpan(slot * KeyRoom, KeyRoom);
 
     private Span<byte> S2C(int slot) => _s2c.AsSpan(slot * KeyRoom, KeyRoom);
 
     /// <summary>One lane's plaintext scratch: opened cookies, client plaintext, cookies to seal.</summary>
     private Span<byte> Scratch(int lane) => _plaintext.AsSpan(lane * PlaintextRoom, PlaintextRoom);
+
+    /// <summary>
+    /// The reference <see cref="AesSiv"/> for a CPU without AES-NI: a batch's operations one after
+    /// another, with the same results as the lanes' (tested), re-keyed only when an operation's key is
+    /// not the one it holds.
+    /// </summary>
+    private sealed class OneAtATime
+    {
+        private readonly AesSiv _siv = new(new byte[32]);
+        private readonly byte[] _key = new byte[64];
+        private int _keyLength = 32;
+
+        public void Run(scoped ref SivBatch batch, bool open)
+        {
+            for (int i = 0; i < batch.Count; i++)
+            {
+                ref SivOperation op = ref batch[i];
+                if (!op.Key.SequenceEqual(_key.AsSpan(0, _keyLength)))
+                {
+                    _siv.SetKey(op.Key); // throws on a wrong length, as the lanes do
+                    op.Key.CopyTo(_key);
+                    _keyLength = op.Key.Length;
+                }
+                if (open)
+                {
+                    op.Authentic = _siv.Decrypt(op.AssociatedData, op.Nonce, op.Input, op.Output);
+                }
+                else
+                {
+                    op.Authentic = false;
+                    _siv.Encrypt(op.AssociatedData, op.Nonce, op.Input, op.Output);
+                }
+            }
+        }
+    }
 
     /// <summary>One slot's request, from <see cref="Accept"/> to <see cref="Seal"/>.</summary>
     private struct Request

@@ -124,6 +124,11 @@ public sealed class ApplianceServer : IAsyncDisposable
                 host.Services.GetRequiredService<ILogger<ApplianceServer>>()
                     .LogInformation("metrics on http://{EndPoint}/metrics", metricsEndPoint);
             }
+            if (config.NtsKe is not null)
+            {
+                host.Services.GetRequiredService<ILogger<ApplianceServer>>()
+                    .LogInformation("NTS on the NTP path: {AesSivPath}", NtsPacketHandler.AesSivPath);
+            }
             return new ApplianceServer(host, engine, ntsKe, metricServer, metricsEndPoint, state);
         }
         catch
