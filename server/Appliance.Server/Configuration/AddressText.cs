@@ -74,6 +74,11 @@ public static class AddressText
             problem = "it has no host";
             return false;
         }
+        if (ip is null && rules.IpLiteral)
+        {
+            problem = $"'{host}' is not an IP address (a name is not resolved here: use 0.0.0.0 or [::] for every address)";
+            return false;
+        }
         if (ip is null && !System.Text.Ascii.IsValid(host))
         {
             // Resolvers and the NTS-KE Server record (RFC 8915 §4.1.7) take ASCII names.
@@ -83,11 +88,6 @@ public static class AddressText
         if (ip is null && Uri.CheckHostName(host) != UriHostNameType.Dns)
         {
             problem = $"'{host}' is not a host name or IP address";
-            return false;
-        }
-        if (rules.IpLiteral && ip is null)
-        {
-            problem = $"'{host}' is not an IP address (a name is not resolved here: use 0.0.0.0 or [::] for every address)";
             return false;
         }
         int port = rules.DefaultPort;

@@ -20,7 +20,7 @@ public static class ConfigKeys
     {
         Path = "ntp", Type = ConfigType.Section, Default = "{}",
         Doc = "The NTP service: where it listens, its workers, and whom it answers.",
-        Example = "{ listen: [\"0.0.0.0:123\", \"[::]:123\"] }",
+        Example = "{ listen: [\"127.0.0.1:123\"], workers: 2 }",
         Reload = Reload.Restart, Chrony = null,
     };
 
@@ -198,7 +198,7 @@ public static class ConfigKeys
     public static ConfigKey NtsKeCertificate { get; } = new()
     {
         Path = "nts-ke.certificate", Type = ConfigType.File, Required = true,
-        Doc = "PEM certificate chain, leaf first; reloaded when the file changes.",
+        Doc = "PEM certificate chain, leaf first.",
         Example = "/etc/appliance/tls/fullchain.pem",
         IfMissing = "point it at the PEM certificate chain (leaf first), readable by the appliance",
         Reload = Reload.Live, Chrony = "ntsservercert",
@@ -207,7 +207,7 @@ public static class ConfigKeys
     public static ConfigKey NtsKePrivateKey { get; } = new()
     {
         Path = "nts-ke.private-key", Type = ConfigType.File, Required = true,
-        Doc = "PEM private key of the certificate; reloaded with it.",
+        Doc = "PEM private key of the certificate, reloaded with it.",
         Example = "/etc/appliance/tls/key.pem",
         IfMissing = "point it at the certificate's PEM private key, readable by the appliance",
         Reload = Reload.Live, Chrony = "ntsserverkey",
@@ -324,7 +324,7 @@ public static class ConfigKeys
     public static ConfigKey Clock { get; } = new()
     {
         Path = "clock", Type = ConfigType.Section, Default = "{}",
-        Doc = "What time is served, and how the clock is steered (docs/clock.md).",
+        Doc = "What time is served, and how the clock is steered.",
         Example = "{ mode: software, local: { stratum: 10 } }",
         Reload = Reload.Restart, Chrony = null,
     };
@@ -547,7 +547,7 @@ public static class ConfigKeys
 
     public static ConfigKey PpsSourceLock { get; } = new()
     {
-        Path = "sources[].pps.lock", Type = ConfigType.Text, DefaultNote = "none: the disciplined clock numbers the pulses",
+        Path = "sources[].pps.lock", Type = ConfigType.Text, DefaultNote = "none, and the disciplined clock numbers the pulses",
         Doc = "The source that numbers the pulses, by its metrics name (`host:port` of a gpsd or NTP source).",
         Example = "\"127.0.0.1:2947\"",
         Reload = Reload.Restart, Chrony = "refclock lock",
@@ -632,7 +632,7 @@ public static class ConfigKeys
     {
         Path = "metrics", Type = ConfigType.Section, Default = "{}",
         Doc = "The Prometheus endpoint.",
-        Example = "{ listen: \"127.0.0.1:9975\" }",
+        Example = "{ listen: off }",
         Reload = Reload.Restart, Chrony = null,
     };
 

@@ -88,10 +88,11 @@ internal static class NtpBinder
 
     private static AccessList Access(ConfigReader r, Section access)
     {
-        List<AccessRule> rules = [.. Prefixes(r, access, K.NtpAccessAllow, allow: true), .. Prefixes(r, access, K.NtpAccessDeny, allow: false)];
-        // Unwritten, the table's default (allow 0.0.0.0/0 and ::/0, deny nothing) is everyone: the
-        // shared AllowAll instance says the same in one rule.
-        return access.Has(K.NtpAccessAllow) || access.Has(K.NtpAccessDeny) ? new AccessList(rules) : AccessList.AllowAll;
+        List<AccessRule> allow = Prefixes(r, access, K.NtpAccessAllow, allow: true);
+        List<AccessRule> deny = Prefixes(r, access, K.NtpAccessDeny, allow: false);
+        // ::/0 allowed and nothing denied is everyone, whatever else is allowed (the table's
+        // default among them): the shared AllowAll says the same in one rule.
+        return deny.Count == 0 && allow.Any(rule => rule.PrefixLength == 0) ? AccessList.AllowAll : new AccessList([.. allow, .. deny]);
     }
 
     private static List<AccessRule> Prefixes(ConfigReader r, Section access, ConfigKey key, bool allow)
