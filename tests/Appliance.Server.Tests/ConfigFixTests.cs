@@ -66,6 +66,7 @@ public partial class ConfigFixTests
     [Theory]
     [InlineData("sources: [ntp: { adress: \"ntp.example.net\" }]", 1, 18, "unknown key 'sources[].ntp.adress'", "did you mean 'address'")]
     [InlineData("sources:\n  - ntp: { address: \"ntp.example.net\", minpol: 4 }", 2, 40, "unknown key 'sources[].ntp.minpol'", "did you mean 'minpoll'")]
+    [InlineData("sources: [{ address: \"ntp.example.net\" }]", 1, 13, "unknown key 'sources[].address'", "`- ntp: { address: \"ntp.example.net\" }`")]
     [InlineData("sources: [nttp: \"ntp.example.net\"]", 1, 11, "unknown key 'sources[].nttp'", "did you mean 'ntp'")]
     [InlineData("sources: [pps: { devise: /dev/pps0 }]", 1, 18, "unknown key 'sources[].pps.devise'", "did you mean 'device'")]
     [InlineData("sources: [ntp: \"ntp.example.net:99999\"]", 1, 16, "is not host[:port]: the port '99999'", "optional port")]

@@ -170,7 +170,7 @@ public sealed class ConfigKey
             _ => throw new InvalidOperationException($"{Path}: type {Type} has no fix"),
         };
         string words = Words.Count == 0 ? "" : $", or {Or(Words)}";
-        string hint = Hint is null ? "" : $" ({Hint})";
+        string hint = Hint is null ? "" : $"; {Hint}";
         string example = ExampleValue is { } value ? $", e.g. `{Name}: {value}`" : "";
         return what + words + hint + example;
     }

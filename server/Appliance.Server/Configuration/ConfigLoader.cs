@@ -20,7 +20,12 @@ public static class ConfigLoader
 
     public static ConfigResult LoadEmbeddedDefault() => Parse(EmbeddedDefaultText);
 
-    public static ConfigResult LoadFile(string path)
+    public static ConfigResult LoadFile(string path) => Read(path, Parse);
+
+    /// <summary><see cref="Bind"/> on a file: its text alone, the files it names unchecked.</summary>
+    public static ConfigResult BindFile(string path) => Read(path, Bind);
+
+    private static ConfigResult Read(string path, Func<string, ConfigResult> load)
     {
         string text;
         try
@@ -32,7 +37,7 @@ public static class ConfigLoader
             return new ConfigResult(null, [new ConfigError(0, 0, $"cannot read the configuration: {e.Message}",
                 "check the path and that the file is readable by this user")]);
         }
-        return Parse(text);
+        return load(text);
     }
 
     /// <summary>Binds <paramref name="text"/>, then checks the files and devices it names.</summary>

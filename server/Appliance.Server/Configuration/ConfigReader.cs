@@ -158,8 +158,11 @@ internal sealed class ConfigReader
                 {
                     _misspelled.Add((path, near));
                 }
+                // In a list entry, the form of an entry too: a key there is most often a setting
+                // written without the kind it belongs to.
+                string form = path.EndsWith("[]", StringComparison.Ordinal) ? $"; {fix}" : "";
                 Error(keyNode, $"unknown key '{full}'",
-                    $"{(near is null ? "" : $"did you mean '{near}'? ")}keys allowed in {where}: {string.Join(", ", allowed.Select(k => k.Name))} (see docs/configuration.md)");
+                    $"{(near is null ? "" : $"did you mean '{near}'? ")}keys allowed in {where}: {string.Join(", ", allowed.Select(k => k.Name))} (see docs/configuration.md){form}");
             }
             else if (!children.TryAdd(name, value))
             {

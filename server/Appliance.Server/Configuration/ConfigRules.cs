@@ -22,8 +22,6 @@ public static class ConfigRules
 
     public static ConfigRule DuplicateKey { get; } = new("", "keep one of them");
 
-    public static ConfigRule SingleValue { get; } = new("", "write one value, not a list or mapping");
-
     public static ConfigRule NoTimeSource { get; } = new("",
         "list upstream servers under sources, e.g. `sources: [{ ntp: { address: \"ntp.example.net\" } }]`, "
         + "or serve the host clock with clock.local: `clock: { local: { stratum: 10 } }`");
@@ -45,7 +43,7 @@ public static class ConfigRules
     /// <summary>Every rule, for the test that checks their examples.</summary>
     public static IReadOnlyList<ConfigRule> All { get; } =
     [
-        YamlSyntax, YamlIncomplete, OneDocument, TopLevel, DuplicateKey, SingleValue, NoTimeSource,
+        YamlSyntax, YamlIncomplete, OneDocument, TopLevel, DuplicateKey, NoTimeSource,
         RequireNtsWithoutNts, SourceEntry, ListenEntry, PollOrder, NtsOnly,
     ];
 }
