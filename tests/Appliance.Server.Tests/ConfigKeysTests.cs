@@ -69,13 +69,13 @@ public class ConfigKeysTests
 
     [Theory]
     [MemberData(nameof(AllKeys))]
-    public void Key_SaysWhetherAReloadAppliesIt_AndNamesOnlyRealChronyDirectives(string path)
+    public void Key_SaysWhetherAReloadAppliesIt_AndNamesOnlyReals_chronyDirectives(string path)
     {
         ConfigKey key = Key(path);
         Assert.True(Enum.IsDefined(key.Reload), $"{path}: reload not decided");
         foreach (string directive in key.Chrony?.Split(", ") ?? [])
         {
-            Assert.Contains(directive.Split(' ')[0], ChronyDirectives);
+            Assert.Contains(directive.Split(' ')[0], s_chronyDirectives);
         }
     }
 
@@ -93,14 +93,10 @@ public class ConfigKeysTests
     public void Default_WrittenOut_ParsesAndBindsAsIfLeftOut(string path)
     {
         ConfigKey key = Key(path);
-        YamlMappingNode written = ConfigFragment.With(key, key.Default!);
-        ConfigResult explicitDefault = ConfigFragment.Bind(written);
-        Assert.True(explicitDefault.IsValid, $"{path}: default '{key.Default}':\n{ConfigFragment.Render(written)}{Errors(explicitDefault)}");
-
-        ConfigFragment.Remove(written, key);
-        ConfigResult leftOut = ConfigFragment.Bind(written);
-        Assert.True(leftOut.IsValid, Errors(leftOut));
-        Assert.Equal(ConfigFragment.Dump(explicitDefault.Config), ConfigFragment.Dump(leftOut.Config));
+        YamlMappingNode tree = ConfigFragment.With(key, key.Default!);
+        string written = Bound(tree, $"{path}: default '{key.Default}'");
+        ConfigFragment.Remove(tree, key);
+        Assert.Equal(written, Bound(tree, $"{path} left out"));
     }
 
     [Theory]
@@ -109,19 +105,22 @@ public class ConfigKeysTests
     {
         // A key the loader accepted but never read would leave the configuration as it was.
         ConfigKey key = Key(path);
-        YamlMappingNode example = ConfigFragment.With(key, key.ExampleValue!);
-        ConfigResult withExample = ConfigFragment.Bind(example);
-        Assert.True(withExample.IsValid, $"{path}: example '{key.ExampleValue}':\n{ConfigFragment.Render(example)}{Errors(withExample)}");
-
+        string example = Bound(ConfigFragment.With(key, key.ExampleValue!), $"{path}: example '{key.ExampleValue}'");
         // Against the default written out, or, for a key with none, against the key left out.
         YamlMappingNode other = ConfigFragment.With(key, key.Default ?? key.ExampleValue!);
         if (key.Default is null)
         {
             ConfigFragment.Remove(other, key);
         }
-        ConfigResult baseline = ConfigFragment.Bind(other);
-        Assert.True(baseline.IsValid, Errors(baseline));
-        Assert.NotEqual(ConfigFragment.Dump(baseline.Config), ConfigFragment.Dump(withExample.Config));
+        Assert.NotEqual(Bound(other, $"{path}: baseline"), example);
+    }
+
+    /// <summary>The configuration the tree binds to, as text; the tree must be valid.</summary>
+    private static string Bound(YamlMappingNode tree, string what)
+    {
+        ConfigResult result = ConfigFragment.Bind(tree);
+        Assert.True(result.IsValid, $"{what}:\n{ConfigFragment.Render(tree)}{Errors(result)}");
+        return ConfigFragment.Dump(result.Config);
     }
 
     [Theory]
@@ -269,7 +268,7 @@ public class ConfigKeysTests
     }
 
     /// <summary>The directives of chrony.conf(5), chrony 4.3 (as installed here), and leapseclist (chrony 4.5).</summary>
-    private static readonly HashSet<string> ChronyDirectives =
+    private static readonly HashSet<string> s_chronyDirectives =
     [
         "acquisitionport", "allow", "authselectmode", "bindacqaddress", "bindacqdevice", "bindaddress", "bindcmdaddress",
         "bindcmddevice", "binddevice", "broadcast", "clientloglimit", "clockprecision", "cmdallow", "cmddeny", "cmdport",
