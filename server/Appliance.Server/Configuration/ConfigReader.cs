@@ -13,14 +13,13 @@ internal sealed class Section
 {
     private readonly Dictionary<string, YamlNode> _children;
 
-    public Section(string path, YamlNode node, bool written, Dictionary<string, YamlNode> children, string? word = null, bool invalid = false)
+    public Section(string path, YamlNode node, Dictionary<string, YamlNode> children, string? word = null, bool invalid = false)
     {
-        Invalid = invalid;
         Path = path;
         Node = node;
-        Written = written;
         _children = children;
         Word = word;
+        Invalid = invalid;
     }
 
     /// <summary>The table path of the mapping: "ntp", "sources[].ntp", "" for the top level.</summary>
@@ -28,9 +27,6 @@ internal sealed class Section
 
     /// <summary>Where an error about the section as a whole points.</summary>
     public YamlNode Node { get; }
-
-    /// <summary>Whether the file wrote it (rather than the table's default standing in).</summary>
-    public bool Written { get; }
 
     /// <summary>The bare word written in place of the mapping (<c>off</c>, <c>null</c>), or null.</summary>
     public string? Word { get; }
@@ -41,9 +37,6 @@ internal sealed class Section
     /// <summary>Written as <c>null</c> (or not written, with a null default): the section is not set.</summary>
     public bool IsNull => Word == "null";
 
-    /// <summary>The keys the file wrote in this mapping that the table knows.</summary>
-    public int Count => _children.Count;
-
     public bool Has(ConfigKey key) => _children.ContainsKey(key.Name);
 
     /// <summary>The value written for <paramref name="key"/>, or null.</summary>
@@ -51,9 +44,6 @@ internal sealed class Section
 
     /// <summary>The value written for <paramref name="key"/>, or else the table's default; null when neither exists.</summary>
     public YamlNode? this[ConfigKey key] => _children.GetValueOrDefault(key.Name) ?? key.DefaultNode;
-
-    /// <summary>The single key the file wrote (a source entry's kind), or null.</summary>
-    public string? OnlyKey => _children.Count == 1 ? _children.Keys.First() : null;
 }
 
 /// <summary>
@@ -94,11 +84,7 @@ internal sealed class ConfigReader
     /// <summary>The top level: a mapping of the sections.</summary>
     public Section Root(YamlNode node)
     {
-        if (IsNull(node))
-        {
-            return new Section("", node, written: false, []);
-        }
-        return new Section("", node, written: true, Mapping(node, "", ConfigRules.TopLevel.Fix) ?? []);
+        return new Section("", node, IsNull(node) ? [] : Mapping(node, "", ConfigRules.TopLevel.Fix) ?? []);
     }
 
     /// <summary>
@@ -108,32 +94,34 @@ internal sealed class ConfigReader
     /// </summary>
     public Section Section(Section parent, ConfigKey key)
     {
+        // Left out, the table's default is read in its place; errors about the section as a whole
+        // (a required key missing) then point at the parent, the mapping it was left out of.
         YamlNode? written = parent.Find(key);
-        YamlNode node = written ?? key.DefaultNode ?? parent.Node;
-        return SectionAt(node, key, written is not null);
+        return SectionAt(written ?? key.DefaultNode ?? new YamlScalarNode(null), key, written ?? parent.Node);
     }
 
-    /// <summary>A section from a node of its own (a list entry's value).</summary>
-    public Section SectionAt(YamlNode node, ConfigKey key, bool written = true)
+    /// <summary>A section from a node of its own (a list entry's value); <paramref name="at"/> is where errors about it point.</summary>
+    public Section SectionAt(YamlNode node, ConfigKey key, YamlNode? at = null)
     {
+        at ??= node;
         if (IsNull(node))
         {
-            return new Section(key.Path, node, written, [], "null");
+            return new Section(key.Path, at, [], "null");
         }
         if (node is YamlScalarNode { Value: { } text } scalar)
         {
             if (key.Words.Contains(text))
             {
-                return new Section(key.Path, node, written, [], text);
+                return new Section(key.Path, at, [], text);
             }
             if (key.ShortForm is { } shortForm)
             {
-                return new Section(key.Path, node, written, new Dictionary<string, YamlNode>(StringComparer.Ordinal) { [shortForm] = scalar });
+                return new Section(key.Path, at, new Dictionary<string, YamlNode>(StringComparer.Ordinal) { [shortForm] = scalar });
             }
         }
         return Mapping(node, key.Path, key.Fix) is { } children
-            ? new Section(key.Path, node, written, children)
-            : new Section(key.Path, node, written, [], invalid: true);
+            ? new Section(key.Path, at, children)
+            : new Section(key.Path, at, [], invalid: true);
     }
 
     /// <summary>A mapping whose keys are checked against the table: unknown keys (with "did you mean") and duplicates are errors.</summary>

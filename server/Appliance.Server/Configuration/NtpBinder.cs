@@ -21,7 +21,7 @@ internal static class NtpBinder
             bool require = requireNtsDefault;
             if (item is YamlMappingNode)
             {
-                var entry = new Section("ntp.listen[]", item, written: true, r.Mapping(item, "ntp.listen[]", ConfigRules.ListenEntry.Fix) ?? []);
+                var entry = new Section("ntp.listen[]", item, r.Mapping(item, "ntp.listen[]", ConfigRules.ListenEntry.Fix) ?? []);
                 address = r.Required(entry, K.NtpListenAddress);
                 addressKey = K.NtpListenAddress;
                 if (entry.Has(K.NtpListenRequireNts))
