@@ -27,8 +27,12 @@ public static class Program
         root.Subcommands.Add(serve);
 
         var fileArgument = new Argument<FileInfo>("FILE") { Description = "the YAML configuration to check" };
-        var validate = new Command("validate", "Check a configuration file; print every error with its line, column and fix.") { fileArgument };
-        validate.SetAction(parse => Validate(parse.GetValue(fileArgument)!));
+        var noFilesOption = new Option<bool>("--no-files")
+        {
+            Description = "check the text alone, not that the files and devices it names exist (for a configuration meant for another machine)",
+        };
+        var validate = new Command("validate", "Check a configuration file; print every error with its line, column and fix.") { fileArgument, noFilesOption };
+        validate.SetAction(parse => Validate(parse.GetValue(fileArgument)!, parse.GetValue(noFilesOption)));
         root.Subcommands.Add(validate);
 
         var version = new Command("version", "Print the version.");
@@ -44,9 +48,9 @@ public static class Program
     public static string Version =>
         typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "unknown";
 
-    private static int Validate(FileInfo file)
+    private static int Validate(FileInfo file, bool noFiles)
     {
-        ConfigResult result = ConfigLoader.LoadFile(file.FullName);
+        ConfigResult result = noFiles ? ConfigLoader.BindFile(file.FullName) : ConfigLoader.LoadFile(file.FullName);
         if (result.IsValid)
         {
             Console.WriteLine($"{file.Name}: valid");

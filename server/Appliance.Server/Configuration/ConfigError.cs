@@ -10,4 +10,7 @@ public sealed record ConfigError(int Line, int Column, string Message, string Fi
 public sealed record ConfigResult(ApplianceConfig? Config, IReadOnlyList<ConfigError> Errors)
 {
     public bool IsValid => Config is not null && Errors.Count == 0;
+
+    /// <summary>The files and devices the configuration names, for <see cref="ConfigPreflight"/> (a reload re-runs it on these).</summary>
+    public IReadOnlyList<FileReference> Files { get; init; } = [];
 }

@@ -1,0 +1,985 @@
+namespace Appliance.Server.Configuration;
+
+/// <summary>
+/// The table of every configuration key: path, type, range, default, one-line doc, fix, whether a
+/// reload can apply it, and the chrony.conf directive it corresponds to. Parsing rejects any other
+/// key, the binders take their defaults and ranges from here, docs/configuration.md is checked
+/// against it (ConfigReferenceTests), and a reload or a chrony.conf migration reads it too.
+/// </summary>
+public static class ConfigKeys
+{
+    /// <summary>The NTP port (RFC 5905 §7.2).</summary>
+    public const int NtpPort = 123;
+
+    /// <summary>The NTS-KE port (RFC 8915 §4).</summary>
+    public const int NtsKePort = 4460;
+
+    // ---- ntp ----
+
+    public static ConfigKey Ntp { get; } = new()
+    {
+        Path = "ntp",
+        Type = ConfigType.Section,
+        Default = "{}",
+        Doc = "The NTP service: where it listens, its workers, and whom it answers.",
+        Example = "{ listen: [\"127.0.0.1:123\"], workers: 2 }",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtpListen { get; } = new()
+    {
+        Path = "ntp.listen",
+        Type = ConfigType.AddressList,
+        NotEmpty = true,
+        Default = "[\"0.0.0.0:123\", \"[::]:123\"]",
+        Doc = "UDP addresses to answer NTP on; an entry may be a mapping, to set options for that address alone.",
+        Hint = "an IPv6 socket is IPv6-only: list an IPv4 address too to serve both",
+        Example = "[\"127.0.0.1:11123\", \"[::1]:11123\"]",
+        Reload = Reload.Restart,
+        Chrony = "bindaddress, port",
+    };
+
+    public static ConfigKey NtpListenAddress { get; } = new()
+    {
+        Path = "ntp.listen[].address",
+        Type = ConfigType.Address,
+        Required = true,
+        Doc = "The address:port of a listen entry written as a mapping.",
+        Example = "\"0.0.0.0:4123\"",
+        Reload = Reload.Restart,
+        Chrony = "bindaddress, port",
+    };
+
+    public static ConfigKey NtpListenRequireNts { get; } = new()
+    {
+        Path = "ntp.listen[].require-nts",
+        Type = ConfigType.Boolean,
+        DefaultNote = "the value of `ntp.require-nts`",
+        Doc = "On this address answer NTS requests only; plain requests get nothing.",
+        Example = "true",
+        Requires = "nts-ke: {}",
+        Reload = Reload.Live,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtpRequireNts { get; } = new()
+    {
+        Path = "ntp.require-nts",
+        Type = ConfigType.Boolean,
+        Default = "false",
+        Doc = "The default of `require-nts` for every listen address.",
+        Example = "true",
+        Requires = "nts-ke: {}",
+        Reload = Reload.Live,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtpWorkers { get; } = new()
+    {
+        Path = "ntp.workers",
+        Type = ConfigType.Integer,
+        Min = "1",
+        Max = "256",
+        Words = ["auto"],
+        Default = "auto",
+        Doc = "Worker threads, each with its own socket per listen address: `auto` is one per core.",
+        Example = "2",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtpBatch { get; } = new()
+    {
+        Path = "ntp.batch",
+        Type = ConfigType.Integer,
+        Min = "1",
+        Max = "1024",
+        Default = "64",
+        Doc = "Datagrams per recvmmsg/sendmmsg call.",
+        Example = "32",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtpCpuAffinity { get; } = new()
+    {
+        Path = "ntp.cpu-affinity",
+        Type = ConfigType.CpuList,
+        Min = "0",
+        Max = "1023",
+        Words = ["off", "auto"],
+        Default = "off",
+        Doc = "Pin workers to CPUs: `off`, `auto` (worker i on CPU i) or a list (worker i on entry i mod its length).",
+        Example = "[0, 1]",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtpHardwareTimestamps { get; } = new()
+    {
+        Path = "ntp.hardware-timestamps",
+        Type = ConfigType.Boolean,
+        Default = "false",
+        Doc = "Ask for the NIC's hardware receive timestamps where it offers them.",
+        Example = "true",
+        Reload = Reload.Restart,
+        Chrony = "hwtimestamp",
+    };
+
+    public static ConfigKey NtpBusyPoll { get; } = new()
+    {
+        Path = "ntp.busy-poll",
+        Type = ConfigType.Duration,
+        Min = "0s",
+        Max = "10ms",
+        Words = ["off"],
+        Default = "50us",
+        Doc = "How long a worker keeps polling its sockets after the last request before it sleeps.",
+        Example = "200us",
+        Reload = Reload.Live,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtpRateLimit { get; } = new()
+    {
+        Path = "ntp.rate-limit",
+        Type = ConfigType.Section,
+        Words = ["off"],
+        Default = "{}",
+        Doc = "Per-client rate limiting with chrony's `ratelimit` semantics, or `off`.",
+        Example = "{ interval: 1s, burst: 16 }",
+        Reload = Reload.Live,
+        Chrony = "ratelimit",
+    };
+
+    public static ConfigKey NtpRateLimitInterval { get; } = new()
+    {
+        Path = "ntp.rate-limit.interval",
+        Type = ConfigType.Duration,
+        Min = "1ms",
+        Max = "1h",
+        Default = "2s",
+        Doc = "Average time allowed between requests of one client.",
+        Example = "500ms",
+        Reload = Reload.Live,
+        Chrony = "ratelimit interval",
+    };
+
+    public static ConfigKey NtpRateLimitBurst { get; } = new()
+    {
+        Path = "ntp.rate-limit.burst",
+        Type = ConfigType.Integer,
+        Min = "1",
+        Max = "1000",
+        Default = "8",
+        Doc = "Requests a client may send in a burst before it is limited.",
+        Example = "16",
+        Reload = Reload.Live,
+        Chrony = "ratelimit burst",
+    };
+
+    public static ConfigKey NtpRateLimitLeak { get; } = new()
+    {
+        Path = "ntp.rate-limit.leak",
+        Type = ConfigType.Integer,
+        Min = "0",
+        Max = "16",
+        Default = "2",
+        Doc = "A limited client still gets one answer in 2^leak (0: none).",
+        Example = "3",
+        Reload = Reload.Live,
+        Chrony = "ratelimit leak",
+    };
+
+    public static ConfigKey NtpRateLimitKod { get; } = new()
+    {
+        Path = "ntp.rate-limit.kod",
+        Type = ConfigType.Boolean,
+        Default = "false",
+        Doc = "Make the leaked answers KoD RATE packets (RFC 5905 §7.4) instead of time.",
+        Example = "true",
+        Reload = Reload.Live,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtpRateLimitClients { get; } = new()
+    {
+        Path = "ntp.rate-limit.clients",
+        Type = ConfigType.Integer,
+        Min = "1024",
+        Max = "67108864",
+        Default = "1048576",
+        Doc = "Clients tracked across all workers, about 24 bytes each: the tables are allocated at start.",
+        Example = "65536",
+        Reload = Reload.Restart,
+        Chrony = "clientloglimit",
+    };
+
+    public static ConfigKey NtpAccess { get; } = new()
+    {
+        Path = "ntp.access",
+        Type = ConfigType.Section,
+        Default = "{}",
+        Doc = "Who may ask: the most specific matching prefix decides, a deny beats an allow of the same length.",
+        Example = "{ allow: [\"192.0.2.0/24\"], deny: [\"192.0.2.66\"] }",
+        Reload = Reload.Live,
+        Chrony = "allow, deny",
+    };
+
+    public static ConfigKey NtpAccessAllow { get; } = new()
+    {
+        Path = "ntp.access.allow",
+        Type = ConfigType.PrefixList,
+        Default = "[\"0.0.0.0/0\", \"::/0\"]",
+        Doc = "Addresses or CIDR prefixes allowed.",
+        Example = "[\"192.0.2.0/24\", \"2001:db8::/32\"]",
+        Reload = Reload.Live,
+        Chrony = "allow",
+    };
+
+    public static ConfigKey NtpAccessDeny { get; } = new()
+    {
+        Path = "ntp.access.deny",
+        Type = ConfigType.PrefixList,
+        Default = "[]",
+        Doc = "Addresses or CIDR prefixes denied.",
+        Example = "[\"192.0.2.66\"]",
+        Reload = Reload.Live,
+        Chrony = "deny",
+    };
+
+    public static ConfigKey NtpAccessDenyAction { get; } = new()
+    {
+        Path = "ntp.access.deny-action",
+        Type = ConfigType.Choice,
+        Choices = ["ignore", "kod"],
+        Default = "ignore",
+        Doc = "What a denied client gets: `ignore` (nothing) or `kod` (a KoD DENY).",
+        Example = "kod",
+        Reload = Reload.Live,
+        Chrony = null,
+    };
+
+    // ---- nts-ke ----
+
+    public static ConfigKey NtsKe { get; } = new()
+    {
+        Path = "nts-ke",
+        Type = ConfigType.Section,
+        Default = "null",
+        Doc = "Turns NTS on: the NTS-KE server (RFC 8915 §4) and the cookie keys the NTP path shares with it.",
+        Example = "{ certificate: /etc/appliance/tls/fullchain.pem, private-key: /etc/appliance/tls/key.pem }",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtsKeListen { get; } = new()
+    {
+        Path = "nts-ke.listen",
+        Type = ConfigType.AddressList,
+        Default = "[\"0.0.0.0:4460\", \"[::]:4460\"]",
+        Doc = "TCP addresses for NTS-KE; `[]` runs no NTS-KE listener.",
+        Example = "[\"127.0.0.1:4460\"]",
+        Reload = Reload.Restart,
+        Chrony = "ntsport",
+    };
+
+    public static ConfigKey NtsKeCertificate { get; } = new()
+    {
+        Path = "nts-ke.certificate",
+        Type = ConfigType.File,
+        Required = true,
+        Doc = "PEM certificate chain, leaf first.",
+        Example = "/etc/appliance/tls/fullchain.pem",
+        IfMissing = "point it at the PEM certificate chain (leaf first), readable by the appliance",
+        Reload = Reload.Live,
+        Chrony = "ntsservercert",
+    };
+
+    public static ConfigKey NtsKePrivateKey { get; } = new()
+    {
+        Path = "nts-ke.private-key",
+        Type = ConfigType.File,
+        Required = true,
+        Doc = "PEM private key of the certificate, reloaded with it.",
+        Example = "/etc/appliance/tls/key.pem",
+        IfMissing = "point it at the certificate's PEM private key, readable by the appliance",
+        Reload = Reload.Live,
+        Chrony = "ntsserverkey",
+    };
+
+    public static ConfigKey NtsKeKeys { get; } = new()
+    {
+        Path = "nts-ke.keys",
+        Type = ConfigType.Section,
+        Default = "{}",
+        Doc = "The master keys that seal cookies (RFC 8915 §6).",
+        Example = "{ rotation: 12h, keep: 14 }",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtsKeKeysStorage { get; } = new()
+    {
+        Path = "nts-ke.keys.storage",
+        Type = ConfigType.Path,
+        Default = "/var/lib/appliance/nts-keys",
+        Doc = "File the key ring is kept in, so that a restart invalidates no cookie.",
+        Example = "/var/lib/appliance/keys",
+        Reload = Reload.Restart,
+        Chrony = "ntsdumpdir",
+    };
+
+    public static ConfigKey NtsKeKeysRotation { get; } = new()
+    {
+        Path = "nts-ke.keys.rotation",
+        Type = ConfigType.Duration,
+        Min = "1m",
+        Max = "30d",
+        Default = "24h",
+        Doc = "How long a master key seals new cookies; key ids are numbers of rotation periods.",
+        Example = "12h",
+        Reload = Reload.Restart,
+        Chrony = "ntsrotate",
+    };
+
+    public static ConfigKey NtsKeKeysKeep { get; } = new()
+    {
+        Path = "nts-ke.keys.keep",
+        Type = ConfigType.Integer,
+        Min = "1",
+        Max = "1000",
+        Default = "7",
+        Doc = "How many earlier keys still open cookies.",
+        Example = "14",
+        Reload = Reload.Live,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtsKeKeysFleetSecret { get; } = new()
+    {
+        Path = "nts-ke.keys.fleet-secret",
+        Type = ConfigType.File,
+        Words = ["null"],
+        Default = "null",
+        Doc = "A file of at least 32 random bytes from which every appliance of a fleet derives the same keys.",
+        Example = "/etc/appliance/fleet.key",
+        IfMissing = "point it at a file of at least 32 random bytes, made with: head -c 32 /dev/urandom > fleet.key; chmod 600 fleet.key",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtsKeNtpServer { get; } = new()
+    {
+        Path = "nts-ke.ntp-server",
+        Type = ConfigType.HostPort,
+        DefaultPort = NtpPort,
+        Words = ["null"],
+        Default = "null",
+        DefaultNote = "no Server record, and a Port record only when the first `ntp.listen` port is not 123",
+        Doc = "Where clients should send NTP: sent as the NTPv4 Server and Port records (RFC 8915 §4.1.7, §4.1.8).",
+        Example = "\"ntp.example.net:123\"",
+        Reload = Reload.Live,
+        Chrony = "ntsntpserver",
+    };
+
+    public static ConfigKey NtsKeMaxConnections { get; } = new()
+    {
+        Path = "nts-ke.max-connections",
+        Type = ConfigType.Integer,
+        Min = "1",
+        Max = "100000",
+        Default = "1000",
+        Doc = "NTS-KE connections open at once; excess connections are closed at once.",
+        Example = "5000",
+        Reload = Reload.Live,
+        Chrony = "maxntsconnections",
+    };
+
+    public static ConfigKey NtsKeHandshakeTimeout { get; } = new()
+    {
+        Path = "nts-ke.handshake-timeout",
+        Type = ConfigType.Duration,
+        Min = "100ms",
+        Max = "1m",
+        Default = "5s",
+        Doc = "Time allowed for the TLS handshake.",
+        Example = "2s",
+        Reload = Reload.Live,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtsKeIdleTimeout { get; } = new()
+    {
+        Path = "nts-ke.idle-timeout",
+        Type = ConfigType.Duration,
+        Min = "100ms",
+        Max = "1m",
+        Default = "5s",
+        Doc = "Time allowed between reads of the request after the handshake.",
+        Example = "2s",
+        Reload = Reload.Live,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtsKeMaxRequest { get; } = new()
+    {
+        Path = "nts-ke.max-request",
+        Type = ConfigType.Integer,
+        Min = "64",
+        Max = "65536",
+        Default = "1024",
+        Doc = "Largest request accepted, in bytes; a real request is about 20.",
+        Example = "512",
+        Reload = Reload.Live,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtsKeClientLimit { get; } = new()
+    {
+        Path = "nts-ke.client-limit",
+        Type = ConfigType.Section,
+        Default = "{}",
+        Doc = "New NTS-KE connections allowed per client address.",
+        Example = "{ connections: 5, interval: 1m }",
+        Reload = Reload.Live,
+        Chrony = "ntsratelimit",
+    };
+
+    public static ConfigKey NtsKeClientLimitConnections { get; } = new()
+    {
+        Path = "nts-ke.client-limit.connections",
+        Type = ConfigType.Integer,
+        Min = "1",
+        Max = "100000",
+        Default = "20",
+        Doc = "Connections one address may open per interval.",
+        Example = "5",
+        Reload = Reload.Live,
+        Chrony = "ntsratelimit burst",
+    };
+
+    public static ConfigKey NtsKeClientLimitInterval { get; } = new()
+    {
+        Path = "nts-ke.client-limit.interval",
+        Type = ConfigType.Duration,
+        Min = "1s",
+        Max = "1h",
+        Default = "10s",
+        Doc = "The interval `connections` counts over.",
+        Example = "1m",
+        Reload = Reload.Live,
+        Chrony = "ntsratelimit interval",
+    };
+
+    // ---- clock ----
+
+    public static ConfigKey Clock { get; } = new()
+    {
+        Path = "clock",
+        Type = ConfigType.Section,
+        Default = "{}",
+        Doc = "What time is served, and how the clock is steered.",
+        Example = "{ mode: software, local: { stratum: 10 } }",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey ClockMode { get; } = new()
+    {
+        Path = "clock.mode",
+        Type = ConfigType.Choice,
+        Choices = ["kernel", "software"],
+        Default = "kernel",
+        Doc = "`kernel` steers CLOCK_REALTIME (needs CAP_SYS_TIME); `software` never touches the system clock.",
+        Example = "software",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey ClockLocal { get; } = new()
+    {
+        Path = "clock.local",
+        Type = ConfigType.Section,
+        Words = ["null"],
+        Default = "null",
+        Doc = "Serve the host clock at a fixed stratum whenever no source is usable (chrony's `local stratum N`).",
+        Example = "{ stratum: 10 }",
+        Reload = Reload.Restart,
+        Chrony = "local",
+    };
+
+    public static ConfigKey ClockLocalStratum { get; } = new()
+    {
+        Path = "clock.local.stratum",
+        Type = ConfigType.Integer,
+        Min = "1",
+        Max = "15",
+        Default = "10",
+        Doc = "Stratum to serve the host clock at.",
+        Example = "8",
+        Reload = Reload.Restart,
+        Chrony = "local stratum",
+    };
+
+    public static ConfigKey ClockLeapSeconds { get; } = new()
+    {
+        Path = "clock.leap-seconds",
+        Type = ConfigType.File,
+        Words = ["null"],
+        Default = "null",
+        DefaultNote = "not set: the leap bits follow the majority of the selected sources",
+        Doc = "A `leap-seconds.list` file (IERS/NIST format), its hash verified at start.",
+        Example = "/usr/share/zoneinfo/leap-seconds.list",
+        IfMissing = "point it at the IERS/NIST list, e.g. /usr/share/zoneinfo/leap-seconds.list (Debian package tzdata)",
+        Reload = Reload.Live,
+        Chrony = "leapseclist",
+    };
+
+    public static ConfigKey ClockHoldover { get; } = new()
+    {
+        Path = "clock.holdover",
+        Type = ConfigType.Duration,
+        Min = "0s",
+        Max = "30d",
+        Default = "12h",
+        Doc = "How long to keep serving from the free-running estimate after every source is lost.",
+        Example = "2h",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey ClockStepThreshold { get; } = new()
+    {
+        Path = "clock.step-threshold",
+        Type = ConfigType.Duration,
+        Min = "1ms",
+        Max = "10s",
+        Default = "128ms",
+        Doc = "Offsets larger than this (for 300 s, RFC 5905 stepout) are stepped; smaller ones are slewed.",
+        Example = "50ms",
+        Reload = Reload.Restart,
+        Chrony = "makestep",
+    };
+
+    public static ConfigKey ClockPanicThreshold { get; } = new()
+    {
+        Path = "clock.panic-threshold",
+        Type = ConfigType.Duration,
+        Min = "1s",
+        Max = "36500d",
+        Default = "1000s",
+        Doc = "An offset larger than this is refused, except once at start-up (RFC 5905 PANICT).",
+        Example = "600s",
+        Reload = Reload.Restart,
+        Chrony = "maxchange",
+    };
+
+    public static ConfigKey ClockMinSources { get; } = new()
+    {
+        Path = "clock.min-sources",
+        Type = ConfigType.Integer,
+        Min = "1",
+        Max = "16",
+        Default = "1",
+        Doc = "Sources that must survive selection before the clock is disciplined.",
+        Example = "2",
+        Reload = Reload.Restart,
+        Chrony = "minsources",
+    };
+
+    // ---- sources ----
+
+    public static ConfigKey Sources { get; } = new()
+    {
+        Path = "sources",
+        Type = ConfigType.SourceList,
+        Default = "[]",
+        Doc = "Where time comes from: a list, each entry naming its kind.",
+        Example = "[{ ntp: { address: \"ntp.example.net\" } }]",
+        Reload = Reload.Restart,
+        Chrony = "server, pool, refclock",
+    };
+
+    public static ConfigKey NtpSource { get; } = new()
+    {
+        Path = "sources[].ntp",
+        Type = ConfigType.Section,
+        ShortForm = "address",
+        Doc = "An upstream NTP server (RFC 5905), or with `nts: true` an NTS server (RFC 8915).",
+        Example = "{ address: \"ntp.example.net\", iburst: true }",
+        Reload = Reload.Restart,
+        Chrony = "server",
+    };
+
+    public static ConfigKey NtpSourceAddress { get; } = new()
+    {
+        Path = "sources[].ntp.address",
+        Type = ConfigType.HostPort,
+        Required = true,
+        DefaultPort = NtpPort,
+        DefaultNote = "port 123, or with `nts: true` the NTS-KE port 4460",
+        Doc = "`host`, `host:port` or `[IPv6]:port`; a name is resolved when the source starts.",
+        Example = "\"ntp.example.net\"",
+        Reload = Reload.Restart,
+        Chrony = "server",
+    };
+
+    public static ConfigKey NtpSourceNts { get; } = new()
+    {
+        Path = "sources[].ntp.nts",
+        Type = ConfigType.Boolean,
+        Default = "false",
+        Doc = "Authenticate the source with NTS (RFC 8915); the port is then the NTS-KE port.",
+        Example = "true",
+        Reload = Reload.Restart,
+        Chrony = "server nts",
+    };
+
+    public static ConfigKey NtpSourceName { get; } = new()
+    {
+        Path = "sources[].ntp.name",
+        Type = ConfigType.Text,
+        DefaultNote = "the host of `address`",
+        Doc = "NTS only: the name the server's certificate must carry (and the TLS SNI).",
+        Example = "time.example.net",
+        Requires = "nts: true",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtpSourceTrust { get; } = new()
+    {
+        Path = "sources[].ntp.trust",
+        Type = ConfigType.File,
+        DefaultNote = "the system's trust anchors",
+        Doc = "NTS only: a PEM file of the CA certificates to trust for this source.",
+        Example = "/etc/appliance/internal-ca.pem",
+        Requires = "nts: true",
+        IfMissing = "point it at a PEM file of the CA certificates to trust for this source",
+        Reload = Reload.Restart,
+        Chrony = "ntstrustedcerts",
+    };
+
+    public static ConfigKey NtpSourceIburst { get; } = new()
+    {
+        Path = "sources[].ntp.iburst",
+        Type = ConfigType.Boolean,
+        Default = "true",
+        Doc = "Send four requests two seconds apart while the source has not answered yet.",
+        Example = "false",
+        Reload = Reload.Restart,
+        Chrony = "server iburst",
+    };
+
+    public static ConfigKey NtpSourceMinPoll { get; } = new()
+    {
+        Path = "sources[].ntp.minpoll",
+        Type = ConfigType.Integer,
+        Min = "-4",
+        Max = "17",
+        Default = "6",
+        Doc = "The shortest poll interval, as log2 seconds (6 = 64 s).",
+        Example = "4",
+        Reload = Reload.Restart,
+        Chrony = "server minpoll",
+    };
+
+    public static ConfigKey NtpSourceMaxPoll { get; } = new()
+    {
+        Path = "sources[].ntp.maxpoll",
+        Type = ConfigType.Integer,
+        Min = "-4",
+        Max = "17",
+        Default = "10",
+        DefaultNote = "or `minpoll` when that is larger",
+        Doc = "The longest poll interval, as log2 seconds (10 = 1024 s).",
+        Example = "8",
+        Reload = Reload.Restart,
+        Chrony = "server maxpoll",
+    };
+
+    public static ConfigKey GpsdSource { get; } = new()
+    {
+        Path = "sources[].gpsd",
+        Type = ConfigType.Section,
+        ShortForm = "address",
+        Doc = "A gpsd: GPS time and PPS edges over its JSON protocol.",
+        Example = "{ address: \"127.0.0.1:2947\", pps: true }",
+        Reload = Reload.Restart,
+        Chrony = "refclock SOCK",
+    };
+
+    public static ConfigKey GpsdSourceAddress { get; } = new()
+    {
+        Path = "sources[].gpsd.address",
+        Type = ConfigType.HostPort,
+        DefaultPort = 2947,
+        Default = "\"127.0.0.1:2947\"",
+        Doc = "gpsd's TCP address (gpsd -S sets its port).",
+        Example = "\"gps.local:2947\"",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey GpsdSourcePps { get; } = new()
+    {
+        Path = "sources[].gpsd.pps",
+        Type = ConfigType.Boolean,
+        Default = "true",
+        Doc = "Use gpsd's PPS messages when it sends them.",
+        Example = "false",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey GpsdSourceDelay { get; } = new()
+    {
+        Path = "sources[].gpsd.delay",
+        Type = ConfigType.Duration,
+        Min = "0s",
+        Max = "1s",
+        Default = "200ms",
+        Doc = "The uncertainty window of serial time: the sample's delay, so it cannot outvote precise sources.",
+        Example = "100ms",
+        Reload = Reload.Restart,
+        Chrony = "refclock delay",
+    };
+
+    public static ConfigKey GpsdSourceOffset { get; } = new()
+    {
+        Path = "sources[].gpsd.offset",
+        Type = ConfigType.SignedDuration,
+        Max = "1s",
+        Default = "0s",
+        Doc = "Added to serial time: the receiver's known lateness; may be negative.",
+        Example = "-5ms",
+        Reload = Reload.Restart,
+        Chrony = "refclock offset",
+    };
+
+    public static ConfigKey GpsdSourceMinSatellites { get; } = new()
+    {
+        Path = "sources[].gpsd.min-satellites",
+        Type = ConfigType.Integer,
+        Min = "0",
+        Max = "32",
+        Default = "4",
+        Doc = "A fix must use at least this many satellites, when gpsd reports them.",
+        Example = "6",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey PpsSource { get; } = new()
+    {
+        Path = "sources[].pps",
+        Type = ConfigType.Section,
+        ShortForm = "device",
+        Doc = "A kernel PPS device (RFC 2783): pulses numbered by another source's time of day.",
+        Example = "{ device: /dev/pps0, lock: \"127.0.0.1:2947\" }",
+        Reload = Reload.Restart,
+        Chrony = "refclock PPS",
+    };
+
+    public static ConfigKey PpsSourceDevice { get; } = new()
+    {
+        Path = "sources[].pps.device",
+        Type = ConfigType.Device,
+        Required = true,
+        Doc = "The PPS device.",
+        Example = "/dev/pps0",
+        IfMissing = "check ls /dev/pps*: the kernel creates one per PPS client (pps-gpio, pps-ldisc on a serial port's DCD)",
+        Reload = Reload.Restart,
+        Chrony = "refclock PPS",
+    };
+
+    public static ConfigKey PpsSourceEdge { get; } = new()
+    {
+        Path = "sources[].pps.edge",
+        Type = ConfigType.Choice,
+        Choices = ["assert", "clear"],
+        Default = "assert",
+        Doc = "Which edge of the pulse is on time for your receiver.",
+        Example = "clear",
+        Reload = Reload.Restart,
+        Chrony = "refclock clear",
+    };
+
+    public static ConfigKey PpsSourceLock { get; } = new()
+    {
+        Path = "sources[].pps.lock",
+        Type = ConfigType.Text,
+        DefaultNote = "none, and the disciplined clock numbers the pulses",
+        Doc = "The source that numbers the pulses, by its metrics name (`host:port` of a gpsd or NTP source).",
+        Example = "\"127.0.0.1:2947\"",
+        Reload = Reload.Restart,
+        Chrony = "refclock lock",
+    };
+
+    public static ConfigKey PpsSourceMaxDeviation { get; } = new()
+    {
+        Path = "sources[].pps.max-deviation",
+        Type = ConfigType.Duration,
+        Min = "1us",
+        Max = "100ms",
+        Default = "100us",
+        Doc = "Drop a pulse further than this from the median of the last eight.",
+        Example = "20us",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey PhcSource { get; } = new()
+    {
+        Path = "sources[].phc",
+        Type = ConfigType.Section,
+        ShortForm = "device",
+        Doc = "A PTP hardware clock, compared with the system clock by the PTP_SYS_OFFSET ioctl.",
+        Example = "{ device: /dev/ptp0, utc-offset: 37s }",
+        Reload = Reload.Restart,
+        Chrony = "refclock PHC",
+    };
+
+    public static ConfigKey PhcSourceDevice { get; } = new()
+    {
+        Path = "sources[].phc.device",
+        Type = ConfigType.Device,
+        Required = true,
+        Doc = "The PHC device (`ethtool -T eth0` names the NIC's).",
+        Example = "/dev/ptp0",
+        IfMissing = "check ls /sys/class/ptp: a NIC with a hardware clock (ethtool -T shows 'PTP Hardware Clock: N'), or ptp_kvm in a VM",
+        Reload = Reload.Restart,
+        Chrony = "refclock PHC",
+    };
+
+    public static ConfigKey PhcSourcePoll { get; } = new()
+    {
+        Path = "sources[].phc.poll",
+        Type = ConfigType.Integer,
+        Min = "-4",
+        Max = "6",
+        Default = "0",
+        Doc = "log2 seconds between readings (0 = 1 s).",
+        Example = "-1",
+        Reload = Reload.Restart,
+        Chrony = "refclock poll",
+    };
+
+    public static ConfigKey PhcSourceUtcOffset { get; } = new()
+    {
+        Path = "sources[].phc.utc-offset",
+        Type = ConfigType.Duration,
+        Min = "0s",
+        Max = "100s",
+        Default = "37s",
+        Doc = "The PHC's time minus UTC: `37s` for a PHC on TAI (as ptp4l keeps it), `0s` for one on UTC.",
+        Example = "0s",
+        Reload = Reload.Restart,
+        Chrony = "refclock tai",
+    };
+
+    public static ConfigKey PtpSource { get; } = new()
+    {
+        Path = "sources[].ptp",
+        Type = ConfigType.Section,
+        ShortForm = "interface",
+        Doc = "A PTP grandmaster (IEEE 1588-2008 over UDP/IPv4); the appliance is a slave-only ordinary clock.",
+        Example = "{ interface: eth1, domain: 0 }",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey PtpSourceInterface { get; } = new()
+    {
+        Path = "sources[].ptp.interface",
+        Type = ConfigType.Text,
+        Required = true,
+        Doc = "The interface the grandmaster is reached on.",
+        Example = "eth1",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey PtpSourceDomain { get; } = new()
+    {
+        Path = "sources[].ptp.domain",
+        Type = ConfigType.Integer,
+        Min = "0",
+        Max = "255",
+        Default = "0",
+        Doc = "The PTP domain.",
+        Example = "24",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey PtpSourceDelayInterval { get; } = new()
+    {
+        Path = "sources[].ptp.delay-interval",
+        Type = ConfigType.Integer,
+        Min = "-4",
+        Max = "6",
+        Default = "0",
+        Doc = "log2 seconds between Delay_Req messages (0 = 1 s).",
+        Example = "-2",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    // ---- metrics ----
+
+    public static ConfigKey Metrics { get; } = new()
+    {
+        Path = "metrics",
+        Type = ConfigType.Section,
+        Default = "{}",
+        Doc = "The Prometheus endpoint.",
+        Example = "{ listen: off }",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey MetricsListen { get; } = new()
+    {
+        Path = "metrics.listen",
+        Type = ConfigType.Address,
+        Words = ["off", "null"],
+        Default = "\"127.0.0.1:9975\"",
+        Doc = "TCP address of `/metrics` and the status page, or `off`; it has no authentication.",
+        Example = "\"127.0.0.1:9100\"",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    /// <summary>Every key, in the order of docs/configuration.md.</summary>
+    public static IReadOnlyList<ConfigKey> All { get; } =
+    [
+        Ntp, NtpListen, NtpListenAddress, NtpListenRequireNts, NtpRequireNts, NtpWorkers, NtpBatch, NtpCpuAffinity,
+        NtpHardwareTimestamps, NtpBusyPoll, NtpRateLimit, NtpRateLimitInterval, NtpRateLimitBurst, NtpRateLimitLeak,
+        NtpRateLimitKod, NtpRateLimitClients, NtpAccess, NtpAccessAllow, NtpAccessDeny, NtpAccessDenyAction,
+        NtsKe, NtsKeListen, NtsKeCertificate, NtsKePrivateKey, NtsKeKeys, NtsKeKeysStorage, NtsKeKeysRotation,
+        NtsKeKeysKeep, NtsKeKeysFleetSecret, NtsKeNtpServer, NtsKeMaxConnections, NtsKeHandshakeTimeout,
+        NtsKeIdleTimeout, NtsKeMaxRequest, NtsKeClientLimit, NtsKeClientLimitConnections, NtsKeClientLimitInterval,
+        Clock, ClockMode, ClockLocal, ClockLocalStratum, ClockLeapSeconds, ClockHoldover, ClockStepThreshold,
+        ClockPanicThreshold, ClockMinSources,
+        Sources, NtpSource, NtpSourceAddress, NtpSourceNts, NtpSourceName, NtpSourceTrust, NtpSourceIburst,
+        NtpSourceMinPoll, NtpSourceMaxPoll,
+        GpsdSource, GpsdSourceAddress, GpsdSourcePps, GpsdSourceDelay, GpsdSourceOffset, GpsdSourceMinSatellites,
+        PpsSource, PpsSourceDevice, PpsSourceEdge, PpsSourceLock, PpsSourceMaxDeviation,
+        PhcSource, PhcSourceDevice, PhcSourcePoll, PhcSourceUtcOffset,
+        PtpSource, PtpSourceInterface, PtpSourceDomain, PtpSourceDelayInterval,
+        Metrics, MetricsListen,
+    ];
+
+    private static readonly Dictionary<string, ConfigKey> s_byPath = All.ToDictionary(k => k.Path, StringComparer.Ordinal);
+
+    private static readonly ILookup<string, ConfigKey> s_byParent = All.ToLookup(k => k.Parent, StringComparer.Ordinal);
+
+    /// <summary>The key at <paramref name="path"/>, or null.</summary>
+    public static ConfigKey? Find(string path) => s_byPath.GetValueOrDefault(path);
+
+    /// <summary>The keys written directly in the mapping at <paramref name="path"/> ("" for the top level, "sources[]" for a source entry).</summary>
+    public static IReadOnlyList<ConfigKey> ChildrenOf(string path) => s_byParent[path].ToArray();
+}

@@ -1,0 +1,14 @@
+using YamlDotNet.RepresentationModel;
+using K = Appliance.Server.Configuration.ConfigKeys;
+
+namespace Appliance.Server.Configuration;
+
+/// <summary>Binds the <c>metrics</c> section.</summary>
+internal static class MetricsBinder
+{
+    public static MetricsConfig Bind(ConfigReader r, Section metrics)
+    {
+        YamlNode listen = metrics[K.MetricsListen]!;
+        return new MetricsConfig(ConfigReader.Is(listen, "off") || ConfigReader.Is(listen, "null") ? null : r.Address(listen, K.MetricsListen));
+    }
+}
