@@ -19,7 +19,7 @@ public class ConfigKeysTests
     public static TheoryData<string> OptionalKeys() => [.. ConfigKeys.All.Where(k => !k.Required && k.Parent != "sources[]").Select(k => k.Path)];
 
     public static TheoryData<string> RangedKeys() =>
-        [.. ConfigKeys.All.Where(k => k.Type is ConfigType.Integer or ConfigType.Duration or ConfigType.SignedDuration or ConfigType.CpuList).Select(k => k.Path)];
+        [.. ConfigKeys.All.Where(k => k.Type is ConfigType.WholeNumber or ConfigType.Duration or ConfigType.SignedDuration or ConfigType.CpuList).Select(k => k.Path)];
 
     public static TheoryData<string> ChoiceKeys() => [.. ConfigKeys.All.Where(k => k.Type == ConfigType.Choice).Select(k => k.Path)];
 
@@ -52,7 +52,7 @@ public class ConfigKeysTests
         Assert.DoesNotContain('\n', key.Doc);
         Assert.True(Enum.IsDefined(key.Type), $"{path}: no type");
         Assert.False(key.Required && key.Default is not null, $"{path}: required keys have no default");
-        if (key.Type is ConfigType.Integer or ConfigType.Duration or ConfigType.CpuList)
+        if (key.Type is ConfigType.WholeNumber or ConfigType.Duration or ConfigType.CpuList)
         {
             Assert.True(key.Min is not null && key.Max is not null, $"{path}: no range");
         }
@@ -238,7 +238,7 @@ public class ConfigKeysTests
 
     private static (string Low, string High, string BelowLow, string AboveHigh) Bounds(ConfigKey key)
     {
-        if (key.Type is ConfigType.Integer or ConfigType.CpuList)
+        if (key.Type is ConfigType.WholeNumber or ConfigType.CpuList)
         {
             long min = long.Parse(key.Min!, CultureInfo.InvariantCulture);
             long max = long.Parse(key.Max!, CultureInfo.InvariantCulture);

@@ -9,7 +9,7 @@ public enum ConfigType
     /// <summary>A mapping of the keys below it.</summary>
     Section = 1,
     Boolean,
-    Integer,
+    WholeNumber,
 
     /// <summary>A number and a unit (us, ms, s, m, h, d), see <see cref="DurationText"/>.</summary>
     Duration,
@@ -153,7 +153,7 @@ public sealed class ConfigKey
         {
             ConfigType.Section => $"write {Name} as 'key: value' lines or {{ key: value }} with the keys {string.Join(", ", ConfigKeys.ChildrenOf(Path).Select(k => k.Name))}",
             ConfigType.Boolean => "use true or false",
-            ConfigType.Integer => $"use a whole number from {Min} to {Max}",
+            ConfigType.WholeNumber => $"use a whole number from {Min} to {Max}",
             ConfigType.Duration => $"write a duration from {Min} to {Max} with a unit: us, ms, s, m, h or d",
             ConfigType.SignedDuration => $"write a duration from -{Max} to {Max} with a unit: us, ms, s, m, h or d",
             ConfigType.Choice => $"use {Or(Choices)}",

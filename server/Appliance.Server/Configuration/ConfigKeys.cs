@@ -78,7 +78,7 @@ public static class ConfigKeys
     public static ConfigKey NtpWorkers { get; } = new()
     {
         Path = "ntp.workers",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "1",
         Max = "256",
         Words = ["auto"],
@@ -92,7 +92,7 @@ public static class ConfigKeys
     public static ConfigKey NtpBatch { get; } = new()
     {
         Path = "ntp.batch",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "1",
         Max = "1024",
         Default = "64",
@@ -169,7 +169,7 @@ public static class ConfigKeys
     public static ConfigKey NtpRateLimitBurst { get; } = new()
     {
         Path = "ntp.rate-limit.burst",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "1",
         Max = "1000",
         Default = "8",
@@ -182,7 +182,7 @@ public static class ConfigKeys
     public static ConfigKey NtpRateLimitLeak { get; } = new()
     {
         Path = "ntp.rate-limit.leak",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "0",
         Max = "16",
         Default = "2",
@@ -206,7 +206,7 @@ public static class ConfigKeys
     public static ConfigKey NtpRateLimitClients { get; } = new()
     {
         Path = "ntp.rate-limit.clients",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "1024",
         Max = "67108864",
         Default = "1048576",
@@ -347,7 +347,7 @@ public static class ConfigKeys
     public static ConfigKey NtsKeKeysKeep { get; } = new()
     {
         Path = "nts-ke.keys.keep",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "1",
         Max = "1000",
         Default = "7",
@@ -387,7 +387,7 @@ public static class ConfigKeys
     public static ConfigKey NtsKeMaxConnections { get; } = new()
     {
         Path = "nts-ke.max-connections",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "1",
         Max = "100000",
         Default = "1000",
@@ -426,7 +426,7 @@ public static class ConfigKeys
     public static ConfigKey NtsKeMaxRequest { get; } = new()
     {
         Path = "nts-ke.max-request",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "64",
         Max = "65536",
         Default = "1024",
@@ -450,7 +450,7 @@ public static class ConfigKeys
     public static ConfigKey NtsKeClientLimitConnections { get; } = new()
     {
         Path = "nts-ke.client-limit.connections",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "1",
         Max = "100000",
         Default = "20",
@@ -513,7 +513,7 @@ public static class ConfigKeys
     public static ConfigKey ClockLocalStratum { get; } = new()
     {
         Path = "clock.local.stratum",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "1",
         Max = "15",
         Default = "10",
@@ -579,7 +579,7 @@ public static class ConfigKeys
     public static ConfigKey ClockMinSources { get; } = new()
     {
         Path = "clock.min-sources",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "1",
         Max = "16",
         Default = "1",
@@ -676,7 +676,7 @@ public static class ConfigKeys
     public static ConfigKey NtpSourceMinPoll { get; } = new()
     {
         Path = "sources[].ntp.minpoll",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "-4",
         Max = "17",
         Default = "6",
@@ -689,7 +689,7 @@ public static class ConfigKeys
     public static ConfigKey NtpSourceMaxPoll { get; } = new()
     {
         Path = "sources[].ntp.maxpoll",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "-4",
         Max = "17",
         Default = "10",
@@ -762,7 +762,7 @@ public static class ConfigKeys
     public static ConfigKey GpsdSourceMinSatellites { get; } = new()
     {
         Path = "sources[].gpsd.min-satellites",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "0",
         Max = "32",
         Default = "4",
@@ -857,7 +857,7 @@ public static class ConfigKeys
     public static ConfigKey PhcSourcePoll { get; } = new()
     {
         Path = "sources[].phc.poll",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "-4",
         Max = "6",
         Default = "0",
@@ -905,7 +905,7 @@ public static class ConfigKeys
     public static ConfigKey PtpSourceDomain { get; } = new()
     {
         Path = "sources[].ptp.domain",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "0",
         Max = "255",
         Default = "0",
@@ -918,7 +918,7 @@ public static class ConfigKeys
     public static ConfigKey PtpSourceDelayInterval { get; } = new()
     {
         Path = "sources[].ptp.delay-interval",
-        Type = ConfigType.Integer,
+        Type = ConfigType.WholeNumber,
         Min = "-4",
         Max = "6",
         Default = "0",

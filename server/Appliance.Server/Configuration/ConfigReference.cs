@@ -86,7 +86,7 @@ public static class ConfigReference
         {
             ConfigType.Section => key.ShortForm is { } shortForm ? $"section, or just its `{shortForm}`" : "section",
             ConfigType.Boolean => "`true` or `false`",
-            ConfigType.Integer => $"integer, `{key.Min}` to `{key.Max}`",
+            ConfigType.WholeNumber => $"integer, `{key.Min}` to `{key.Max}`",
             ConfigType.Duration => $"duration, `{key.Min}` to `{key.Max}`",
             ConfigType.SignedDuration => $"duration, `-{key.Max}` to `{key.Max}`",
             ConfigType.Choice => string.Join(" or ", key.Choices.Select(c => $"`{c}`")),
