@@ -78,7 +78,7 @@ public sealed class ApplianceMetrics
             "NTS requests on the NTP path, by kind (respond, kod = NTS NAK, drop) and reason.", "kind", "reason");
         _cookies = factory.CreateCounter("appliance_nts_cookies_issued_total", "NTS cookies handed out, by path (ntske, ntp).", "via");
         _handshakes = factory.CreateCounter("appliance_ntske_handshakes_total",
-            "NTS-KE connections by result (ok, error = an Error record sent, closed = dropped) and reason.", "result", "reason");
+            "NTS-KE connections by result (ok; error = the session ended without cookies; closed = dropped by admission, TLS, ALPN, a timeout or shutdown) and reason.", "result", "reason");
         _ntsKeConnections = factory.CreateGauge("appliance_ntske_connections", "NTS-KE connections open now.");
         _rotations = factory.CreateCounter("appliance_nts_key_rotations_total", "NTS master-key rotations.");
         _factory = factory;
