@@ -487,22 +487,7 @@ public class NtpAssociationTests
         Assert.Equal(PollAction.KeyExchange, h.PollWhenDue());
     }
 
-    /// <summary>An answer with bytes flipped, truncated or extended: close to valid, to reach deep code.</summary>
-    private static Gen<byte[]> Mutations(byte[] answer) =>
-        Gen.Select(Gen.Int[0, 6].SelectMany(n => Gen.Select(Gen.Int[0, 1023], Gen.Byte).Array[n]), Gen.Int[-50, 30])
-            .Select((flips, resize) =>
-            {
-                var packet = new byte[Math.Clamp(answer.Length + resize, 0, 1400)];
-                answer.AsSpan(0, Math.Min(answer.Length, packet.Length)).CopyTo(packet);
-                foreach ((int index, byte value) in flips)
-                {
-                    if (packet.Length > 0)
-                    {
-                        packet[index % packet.Length] ^= value;
-                    }
-                }
-                return packet;
-            });
+    private static Gen<byte[]> Mutated(byte[] answer) => Mutations.Of([answer], flips: 6, shrink: 50, grow: 30, maxLength: 1400);
 
     [Fact]
     public void Fuzz_RandomAndMutatedAnswers_NeverThrow_AndASampleNeedsOurOriginModeAndVersion()
@@ -511,7 +496,7 @@ public class NtpAssociationTests
         h.Poll();
         NtpHeader request = h.RequestHeader;
         byte[] answer = h.Answer();
-        Gen.OneOf(Gen.Byte.Array[0, 1500], Mutations(answer)).Sample(datagram =>
+        Gen.OneOf(Gen.Byte.Array[0, 1500], Mutated(answer)).Sample(datagram =>
         {
             var fresh = new Harness();
             fresh.Poll();
@@ -535,7 +520,7 @@ public class NtpAssociationTests
         h.Poll();
         byte[] request = h.Request[..h.Length];
         byte[] answer = NtsAnswer(h, server);
-        Mutations(answer).Sample(datagram =>
+        Mutated(answer).Sample(datagram =>
         {
             (Harness fresh, _) = NtsPair();
             fresh.Poll();

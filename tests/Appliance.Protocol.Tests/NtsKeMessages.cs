@@ -105,21 +105,7 @@ internal static class NtsKeMessages
         (3, s_recordSequence),
         (1, Gen.Select(Gen.Int[0, seeds.Length - 1], Gen.Frequency((8, Gen.Int[0, 2000]), (1, Gen.Int[65000, 65535])))
             .Select((seed, padding) => (byte[])[.. Records((false, (NtsKeRecordType)0x1234, new byte[padding])), .. seeds[seed]])),
-        (3, Gen.Select(Gen.Int[0, seeds.Length - 1], Gen.Select(Gen.Int[0, 4095], Gen.Byte).Array[0, 6], Gen.Int[-24, 24])
-            .Select((seed, flips, resize) =>
-            {
-                byte[] source = seeds[seed];
-                var message = new byte[Math.Max(0, source.Length + resize)];
-                source.AsSpan(0, Math.Min(source.Length, message.Length)).CopyTo(message);
-                foreach ((int index, byte value) in flips)
-                {
-                    if (message.Length > 0)
-                    {
-                        message[index % message.Length] ^= value;
-                    }
-                }
-                return message;
-            })));
+        (3, Mutations.Of(seeds, flips: 6, shrink: 24, grow: 24, maxLength: int.MaxValue)));
 
     /// <summary>Piece lengths for feeding a machine: empty (all at once), single octets, or a mix.</summary>
     public static readonly Gen<int[]> Splits = Gen.Frequency(

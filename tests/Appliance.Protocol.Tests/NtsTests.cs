@@ -231,15 +231,9 @@ public class NtsPacketTests
         // CsCheck samples on several threads; a handler belongs to one (as to one worker).
         using var fixtures = new ThreadLocal<NtsFixture>(() => new NtsFixture());
         byte[] seed = fixtures.Value!.Request(2);
-        Gen.Select(Gen.Int[0, 6].SelectMany(n => Gen.Select(Gen.Int[0, seed.Length - 1], Gen.Byte).Array[n]), Gen.Int[-40, 40])
-            .Sample((flips, resize) =>
+        Mutations.Of([seed], flips: 6, shrink: 40, grow: 40, maxLength: seed.Length + 40)
+            .Sample(packet =>
             {
-                var packet = new byte[Math.Clamp(seed.Length + resize, 0, seed.Length + 40)];
-                seed.AsSpan(0, Math.Min(seed.Length, packet.Length)).CopyTo(packet);
-                foreach ((int index, byte value) in flips)
-                {
-                    packet[index % packet.Length] ^= value;
-                }
                 byte[] buffer = (byte[])packet.Clone();
                 fixtures.Value!.Respond(buffer, packet.Length, out int length);
                 Assert.InRange(length, 0, packet.Length);

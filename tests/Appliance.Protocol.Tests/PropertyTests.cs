@@ -23,22 +23,7 @@ public class PropertyTests
     private static readonly Gen<byte[]> s_random = Gen.Byte.Array[0, 1500];
 
     /// <summary>Golden packets with bytes flipped, truncated or extended: close enough to valid to reach deep code.</summary>
-    private static readonly Gen<byte[]> s_mutated =
-        Gen.Select(Gen.Int[0, s_seeds.Length - 1], Gen.Int[0, 8].SelectMany(n => Gen.Select(Gen.Int[0, 1023], Gen.Byte).Array[n]), Gen.Int[-8, 80])
-            .Select((seed, flips, resize) =>
-            {
-                byte[] source = s_seeds[seed];
-                var packet = new byte[Math.Clamp(source.Length + resize, 0, 1024)];
-                source.AsSpan(0, Math.Min(source.Length, packet.Length)).CopyTo(packet);
-                foreach ((int index, byte value) in flips)
-                {
-                    if (packet.Length > 0)
-                    {
-                        packet[index % packet.Length] ^= value;
-                    }
-                }
-                return packet;
-            });
+    private static readonly Gen<byte[]> s_mutated = Mutations.Of(s_seeds, flips: 8, shrink: 8, grow: 80, maxLength: 1024);
 
     private static void CheckResponder(byte[] packet)
     {
