@@ -232,6 +232,28 @@ public class NtsKeServerSessionTests
         Assert.Equal(11, records.Count);
     }
 
+    /// <summary>
+    /// Security review (issue #14): the response was once written into 256 octets plus the cookies,
+    /// so a Server name longer than about 198 characters made every exchange throw. The machine sizes
+    /// its answer from the records it writes: 253 characters is the longest DNS name (RFC 1035
+    /// §2.3.4, the longest <c>validate</c> takes), 65535 the longest a record body can carry (RFC 8915 §4).
+    /// </summary>
+    [Theory]
+    [InlineData(253)]
+    [InlineData(ushort.MaxValue)]
+    public void LongServerName_IsSentWhole_BeforeEightCookies(int length)
+    {
+        string name = string.Join('.', Enumerable.Range(0, (length / 64) + 1).Select(_ => new string('a', 63)))[..length];
+        NtsKeServerSession session = Run(s_chronyRequest, new NtsKeServerOptions(1024, name, 11123));
+
+        Assert.Equal(NtsKeServerReason.Ok, session.Reason);
+        var records = Read(session.Response.Span);
+        Assert.Equal<KeRecord>((true, NtsKeRecordType.Server, System.Text.Encoding.ASCII.GetBytes(name)), records[2]);
+        Assert.Equal(8, records.Count(r => r.Type == NtsKeRecordType.NewCookie));
+        Assert.Equal(End, records[^1]);
+        Assert.Throws<ArgumentException>(() => new NtsKeServerOptions(1024, new string('a', ushort.MaxValue + 1)));
+    }
+
     [Fact]
     public void RequestWithoutEndOfMessageWithinTheLimit_IsRefusedAsTooLarge_ARequestOfExactlyTheLimitIsNot()
     {
@@ -301,6 +323,9 @@ public class NtsKeServerSessionTests
         (NtsKeServerReason.IdleTimeout, "closed", "idle_timeout"),
         (NtsKeServerReason.Shutdown, "closed", "shutdown"),
         (NtsKeServerReason.Internal, "error", "internal"),
+        (NtsKeServerReason.Denied, "closed", "denied"),
+        (NtsKeServerReason.ClientConcurrency, "closed", "client_concurrency"),
+        (NtsKeServerReason.Deadline, "closed", "deadline"),
     ];
 
     private static readonly string[] s_results = ["ok", "error", "closed"];

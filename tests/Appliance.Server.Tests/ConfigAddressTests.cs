@@ -77,6 +77,30 @@ public class ConfigAddressTests
         Assert.Contains("the port '70000' is not a number from", error.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>A DNS name of <paramref name="length"/> characters: labels of 63 joined by dots.</summary>
+    internal static string LongName(int length) =>
+        string.Join('.', Enumerable.Range(0, (length / 64) + 1).Select(i => new string((char)('a' + (i % 26)), 63)))[..length];
+
+    [Fact]
+    public void NtsKeNtpServer_LongestDnsName_IsTaken_OneLongerIsRefusedAtTheValue()
+    {
+        // Security review (issue #14): names past ~198 characters once passed validate, then made every
+        // NTS-KE exchange throw. 253 characters is the longest DNS name (RFC 1035 §2.3.4).
+        string longest = LongName(AddressText.MaxNameLength);
+        string yaml = $"nts-ke: {{ ntp-server: \"{longest}:1123\", certificate: /c, private-key: /k }}\nclock: {{ local: {{}} }}\n";
+        ConfigResult result = ConfigLoader.Bind(yaml);
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        Assert.Equal((longest, (ushort?)1123), (result.Config!.NtsKe!.NtpServer, result.Config.NtsKe.NtpPort));
+        Assert.True(AddressText.TryParse(longest + ".", AddressRules.Remote(123), out _, out string problem), problem);
+
+        string tooLong = LongName(AddressText.MaxNameLength + 1);
+        ConfigError error = Assert.Single(ConfigLoader.Bind(yaml.Replace(longest, tooLong, StringComparison.Ordinal)).Errors);
+        Assert.Contains("'nts-ke.ntp-server'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("the name has 254 characters; a DNS name has at most 253", error.Message, StringComparison.Ordinal);
+        Assert.Equal(1, error.Line);
+        Assert.Equal(ConfigKeys.NtsKeNtpServer.Fix, error.Fix);
+    }
+
     [Fact]
     public void NtsKeNtpServer_BareIpv6_IsTheServerRecordWithNoPort()
     {

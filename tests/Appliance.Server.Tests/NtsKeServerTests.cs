@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
@@ -5,14 +7,16 @@ using System.Security.Authentication;
 using Appliance.Protocol;
 using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
+using Appliance.Server.Configuration;
 using Appliance.Server.Hosting;
 using Appliance.Sources;
 using Appliance.Testing;
+using Xunit.Abstractions;
 
 namespace Appliance.Server.Tests;
 
 /// <summary>The NTS-KE listener and NTS on the NTP path, through real TLS and UDP on loopback.</summary>
-public class NtsKeServerTests
+public class NtsKeServerTests(ITestOutputHelper output)
 {
     private static async Task<MetricsScrape> Scrape(ApplianceServer server) => await MetricsScrape.FetchAsync($"http://{server.MetricsEndPoint}/metrics");
 
@@ -89,25 +93,63 @@ public class NtsKeServerTests
     /// A TLS 1.3 connection to the NTS-KE listener, asking for ntske/1 (it owns its socket); by
     /// default it trusts exactly the fixture's certificate.
     /// </summary>
-    private static async Task<SslStream> HandshakeAsync(NtsServerFixture fixture, RemoteCertificateValidationCallback? validate = null)
+    private static async Task<SslStream> HandshakeAsync(NtsServerFixture fixture, RemoteCertificateValidationCallback? validate = null) =>
+        await HandshakeOnAsync(await ConnectFromAsync(IPAddress.Loopback, fixture.Ke, CancellationToken.None), fixture, validate, CancellationToken.None);
+
+    /// <summary>A TCP connection to <paramref name="server"/> from <paramref name="local"/>: every 127.0.0.0/8 address is this host's.</summary>
+    private static async Task<Socket> ConnectFromAsync(IPAddress local, IPEndPoint server, CancellationToken cancellationToken)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync(fixture.Ke);
+        try
+        {
+            socket.Bind(new IPEndPoint(local, 0));
+            await socket.ConnectAsync(server, cancellationToken);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The TLS 1.3 handshake of <see cref="HandshakeAsync"/> on a connected socket, which the stream then owns.</summary>
+    private static async Task<SslStream> HandshakeOnAsync(Socket socket, NtsServerFixture fixture, RemoteCertificateValidationCallback? validate, CancellationToken cancellationToken)
+    {
         var tls = new SslStream(new NetworkStream(socket, ownsSocket: true), false,
             validate ?? ((_, c, _, _) => c?.GetCertHashString() == fixture.Certificate.Certificate.GetCertHashString()));
-        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        try
         {
-            TargetHost = "ntp.test",
-            EnabledSslProtocols = SslProtocols.Tls13,
-            ApplicationProtocols = [new SslApplicationProtocol("ntske/1")],
-        });
-        return tls;
+            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+            {
+                TargetHost = "ntp.test",
+                EnabledSslProtocols = SslProtocols.Tls13,
+                ApplicationProtocols = [new SslApplicationProtocol("ntske/1")],
+            }, cancellationToken);
+            return tls;
+        }
+        catch
+        {
+            await tls.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>A request for AEAD 15 with NTPv4, as chronyd sends it.</summary>
+    private static byte[] GoodRequest()
+    {
+        var request = new byte[32];
+        int n = NtsKeRecords.WriteUInt16(request, true, NtsKeRecordType.NextProtocol, 0);
+        n += NtsKeRecords.WriteUInt16(request.AsSpan(n), true, NtsKeRecordType.AeadAlgorithm, 15);
+        n += NtsKeRecords.Write(request.AsSpan(n), true, NtsKeRecordType.EndOfMessage, []);
+        return request[..n];
     }
 
     /// <summary>A raw NTS-KE session: handshake, send <paramref name="request"/>, read all records back.</summary>
-    private static async Task<List<(ushort Type, byte[] Body)>> RawExchange(NtsServerFixture fixture, byte[] request)
+    private static async Task<List<(ushort Type, byte[] Body)>> RawExchange(NtsServerFixture fixture, byte[] request, IPAddress? from = null)
     {
-        await using SslStream tls = await HandshakeAsync(fixture);
+        await using SslStream tls = await HandshakeOnAsync(await ConnectFromAsync(from ?? IPAddress.Loopback, fixture.Ke, CancellationToken.None),
+            fixture, null, CancellationToken.None);
         await tls.WriteAsync(request);
         var received = new MemoryStream();
         await tls.CopyToAsync(received);
@@ -271,14 +313,201 @@ public class NtsKeServerTests
             }
         });
         // ...and the connection opened before still gets its cookies.
-        var request = new byte[32];
-        int n = NtsKeRecords.WriteUInt16(request, true, NtsKeRecordType.NextProtocol, 0);
-        n += NtsKeRecords.WriteUInt16(request.AsSpan(n), true, NtsKeRecordType.AeadAlgorithm, 15);
-        n += NtsKeRecords.Write(request.AsSpan(n), true, NtsKeRecordType.EndOfMessage, []);
-        await open.WriteAsync(request.AsMemory(0, n));
+        await open.WriteAsync(GoodRequest());
         var received = new MemoryStream();
         await open.CopyToAsync(received);
         Assert.True(received.Length > 8 * 104, $"only {received.Length} bytes");
+    }
+
+    /// <summary>
+    /// Security review (issue #14), slowloris: a read timer restarted by every octet let a connection
+    /// that sent one byte every few seconds after its handshake hold a slot for an hour, and a few
+    /// addresses filled all 1,000 slots. Here 1,000 connections from four addresses each complete TLS
+    /// if they are let in, then trickle a request one octet a second (never silent for the idle
+    /// timeout). The rate limit is opened wide, so only the per-client cap and the deadline stand in
+    /// their way: a well-behaved client from another address gets its cookies within a second, and
+    /// the slow ones are closed at the exchange's deadline however they trickle.
+    /// </summary>
+    [Fact(Timeout = 120_000)]
+    public async Task SlowClients_AThousandFromFourAddresses_CannotKeepAWellBehavedClientOut_AndEndAtTheDeadline()
+    {
+        const int Slow = 1000;
+        var fixture = new NtsServerFixture(extraNtsKe: "  client-limit: { connections: 100000, interval: 1s }");
+        await using ApplianceServer server = await fixture.StartAsync();
+        IPAddress[] addresses = [.. Enumerable.Range(2, 4).Select(i => IPAddress.Parse($"127.0.0.{i}"))];
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        // A non-critical record of a type nobody knows, 1000 octets long: never a whole request, never too large.
+        byte[] slowRequest = new byte[1004];
+        NtsKeRecords.WriteHeader(slowRequest, false, (NtsKeRecordType)0x1234, 1000);
+        var sockets = new List<Socket>(Slow);
+        var streams = new ConcurrentBag<SslStream>();
+        using var stopTrickling = new CancellationTokenSource();
+        Task trickle = Task.CompletedTask;
+        var attack = Stopwatch.StartNew();
+        try
+        {
+            for (int i = 0; i < Slow; i++)
+            {
+                sockets.Add(await ConnectFromAsync(addresses[i % addresses.Length], fixture.Ke, bound.Token));
+            }
+            int[] admitted = await Task.WhenAll(sockets.Select(async socket =>
+            {
+                try
+                {
+                    SslStream tls = await HandshakeOnAsync(socket, fixture, null, bound.Token);
+                    streams.Add(tls);
+                    await tls.WriteAsync(slowRequest.AsMemory(0, 1), bound.Token);
+                    return 1;
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    return 0; // closed at accept
+                }
+            }));
+            int held = admitted.Sum();
+            trickle = Task.Run(async () =>
+            {
+                for (int next = 1; next < slowRequest.Length; next++)
+                {
+                    try
+                    {
+                        await Task.Delay(TimeSpan.FromSeconds(1), stopTrickling.Token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+                    foreach (SslStream tls in streams)
+                    {
+                        try
+                        {
+                            await tls.WriteAsync(slowRequest.AsMemory(next, 1), stopTrickling.Token);
+                        }
+                        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException or NotSupportedException)
+                        {
+                            // closed by the server
+                        }
+                    }
+                }
+            });
+
+            var watch = Stopwatch.StartNew();
+            NtsKeResult ke = await NtsKeClient.ExchangeAsync(fixture.Ke, "ntp.test", fixture.Certificate.Trust, [AeadAlgorithm.AesSivCmac256], bound.Token);
+            watch.Stop();
+            output.WriteLine($"{Slow} slow connections from {addresses.Length} addresses: {held} let in, {Slow - held} closed at accept; " +
+                $"the well-behaved client's key exchange took {watch.Elapsed.TotalMilliseconds:F0} ms");
+            Assert.True(ke.Succeeded, $"{ke.Reason} {ke.Error}");
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"the key exchange took {watch.Elapsed.TotalMilliseconds:F0} ms");
+
+            // Four addresses hold at most ten connections each (client-limit.concurrent); the rest were closed at accept.
+            Assert.InRange(held, addresses.Length, addresses.Length * 10);
+            Assert.InRange(server.NtsKe!.ActiveConnections, 0, addresses.Length * 10);
+            MetricsScrape scrape = await Scrape(server);
+            Assert.Equal(Slow - held, scrape["appliance_ntske_handshakes_total{result=\"closed\",reason=\"client_concurrency\"}"]);
+            Assert.Equal(0, scrape["appliance_ntske_handshakes_total{result=\"closed\",reason=\"max_connections\"}"]);
+
+            // Trickling keeps none of them past the deadline: 5 s handshake + 2 s request from accept
+            // (the margin is for a loaded host's timers and scrapes).
+            await WaitForMetric(server, "appliance_ntske_handshakes_total{result=\"closed\",reason=\"deadline\"}", held);
+            Assert.Equal(0, server.NtsKe.ActiveConnections);
+            output.WriteLine($"the {held} let in were all closed at the deadline, {attack.Elapsed.TotalSeconds:F1} s after the first connected");
+            Assert.True(attack.Elapsed < TimeSpan.FromSeconds(10), $"closed {attack.Elapsed.TotalSeconds:F1} s after the first connected");
+            Assert.Equal(0, (await Scrape(server))["appliance_ntske_handshakes_total{result=\"closed\",reason=\"idle_timeout\"}"]);
+        }
+        finally
+        {
+            await stopTrickling.CancelAsync();
+            await trickle;
+            foreach (SslStream tls in streams)
+            {
+                await tls.DisposeAsync();
+            }
+            sockets.ForEach(s => s.Dispose());
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task TricklingClient_IsClosedAtTheExchangeDeadline_ThoughNeverIdle()
+    {
+        // Deadline: handshake-timeout 1 s + request-timeout 2 s (its default) from accept; an octet every 300 ms is never idle for 1 s.
+        var fixture = new NtsServerFixture(extraNtsKe: "  handshake-timeout: 1s\n  idle-timeout: 1s");
+        await using ApplianceServer server = await fixture.StartAsync();
+        var watch = Stopwatch.StartNew();
+        await using SslStream tls = await HandshakeAsync(fixture);
+        Task<int> closed = tls.ReadAsync(new byte[16]).AsTask();
+        byte[] slowRequest = new byte[104];
+        NtsKeRecords.WriteHeader(slowRequest, false, (NtsKeRecordType)0x1234, 100);
+        for (int i = 0; i < slowRequest.Length && !closed.IsCompleted && watch.Elapsed < TimeSpan.FromSeconds(10); i++)
+        {
+            try
+            {
+                await tls.WriteAsync(slowRequest.AsMemory(i, 1));
+            }
+            catch (IOException)
+            {
+                break; // closed by the server
+            }
+            await Task.WhenAny(closed, Task.Delay(300));
+        }
+        Assert.True(closed.IsCompleted, $"still open after {watch.Elapsed.TotalSeconds:F1} s");
+        TimeSpan open = watch.Elapsed;
+        output.WriteLine($"a client sending an octet every 300 ms was closed {open.TotalSeconds:F2} s after it connected");
+        Assert.True(open > TimeSpan.FromSeconds(2.5) && open < TimeSpan.FromSeconds(6), $"closed after {open.TotalSeconds:F1} s");
+        await WaitForMetric(server, "appliance_ntske_handshakes_total{result=\"closed\",reason=\"deadline\"}", 1);
+        Assert.Equal(0, (await Scrape(server))["appliance_ntske_handshakes_total{result=\"closed\",reason=\"idle_timeout\"}"]);
+    }
+
+    [Fact]
+    public async Task DeniedNetwork_IsClosedAtAccept_BeforeTls_AndCounted_AnAllowedAddressIsServed()
+    {
+        // Security review (issue #14): NTS-KE ignored ntp.access, so a denied network still cost TLS handshakes.
+        var fixture = new NtsServerFixture(extraNtp: ", access: { deny: [\"127.0.0.0/30\"] }");
+        await using ApplianceServer server = await fixture.StartAsync();
+
+        using (Socket denied = await ConnectFromAsync(IPAddress.Parse("127.0.0.2"), fixture.Ke, CancellationToken.None))
+        {
+            denied.ReceiveTimeout = 5000;
+            Assert.Equal(0, denied.Receive(new byte[16])); // closed at once, before any ClientHello: no TLS work
+        }
+        await Assert.ThrowsAnyAsync<Exception>(() => fixture.KeAsync()); // from 127.0.0.1
+        await WaitForMetric(server, "appliance_ntske_handshakes_total{result=\"closed\",reason=\"denied\"}", 2);
+
+        var records = await RawExchange(fixture, GoodRequest(), from: IPAddress.Parse("127.0.0.4"));
+        Assert.Equal(8, records.Count(r => r.Type == (ushort)NtsKeRecordType.NewCookie));
+        MetricsScrape scrape = await Scrape(server);
+        Assert.Equal(1, scrape["appliance_ntske_handshakes_total{result=\"ok\",reason=\"ok\"}"]);
+        Assert.Equal(0, scrape["appliance_ntske_handshakes_total{result=\"closed\",reason=\"tls\"}"]);
+    }
+
+    [Fact]
+    public async Task LongestNtpServerNameValidateTakes_ReachesTheClient()
+    {
+        // Security review (issue #14): a name past ~198 characters once made every exchange throw.
+        string name = ConfigAddressTests.LongName(AddressText.MaxNameLength);
+        var fixture = new NtsServerFixture(extraNtsKe: $"  ntp-server: \"{name}:1123\"");
+        await using ApplianceServer server = await fixture.StartAsync();
+        NtsKeResult ke = await fixture.KeAsync();
+        Assert.True(ke.Succeeded, $"{ke.Reason} {ke.Error}");
+        Assert.Equal((name, (ushort?)1123), (ke.Server, ke.Port));
+        Assert.Equal(8, ke.Cookies.Count);
+    }
+
+    [Fact]
+    public async Task RenewedKeyUnreadable_TheReloadFailsAndIsCounted_TheOldCertificateServesOn()
+    {
+        // Security review (issue #14): the reload ran on the file watcher's timer and let an
+        // UnauthorizedAccessException out, which ended the process. Root reads any file, so the key
+        // is made unreadable the way it is for root too: its path is a directory.
+        var fixture = new NtsServerFixture();
+        await using ApplianceServer server = await fixture.StartAsync();
+        File.Delete(fixture.Certificate.KeyPath);
+        Directory.CreateDirectory(fixture.Certificate.KeyPath);
+        File.WriteAllText(fixture.Certificate.CertificatePath, File.ReadAllText(fixture.Certificate.CertificatePath)); // "renewed"
+
+        await WaitForMetric(server, "appliance_ntske_certificate_reloads_total{result=\"failed\"}", 1);
+        NtsKeResult ke = await fixture.KeAsync(); // trusts the original certificate only
+        Assert.True(ke.Succeeded, $"{ke.Reason} {ke.Error}");
+        Assert.Equal(0, (await Scrape(server))["appliance_ntske_certificate_reloads_total{result=\"ok\"}"]);
     }
 
     private static async Task WaitFor(Func<bool> condition) => await WaitFor(() => Task.FromResult(condition()));

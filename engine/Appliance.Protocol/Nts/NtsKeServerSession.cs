@@ -75,6 +75,15 @@ public enum NtsKeServerReason : byte
 
     /// <summary>A fault of this server (logged).</summary>
     Internal,
+
+    /// <summary>Closed at accept, before TLS: the client address is denied by <c>ntp.access</c>.</summary>
+    Denied,
+
+    /// <summary>Closed at accept: the client address (IPv6: its /64) holds its maximum of open connections.</summary>
+    ClientConcurrency,
+
+    /// <summary>The exchange was not over by its deadline (handshake time and request time from accept), however the client trickled its octets.</summary>
+    Deadline,
 }
 
 /// <summary>
@@ -82,7 +91,7 @@ public enum NtsKeServerReason : byte
 /// <see cref="NtsKeServerReason"/>, allocated once. They are the labels the server has always
 /// exported: "ok"; "error" for an ending inside the session that gave no cookies (an Error record,
 /// an empty negotiation, the client's close, a fault of ours); "closed" for a connection dropped
-/// (admission, TLS, ALPN, a timeout, shutdown).
+/// (admission, TLS, ALPN, a timeout or the deadline, shutdown).
 /// </summary>
 public static class NtsKeOutcomeNames
 {
@@ -92,6 +101,7 @@ public static class NtsKeOutcomeNames
         ("error", "unrecognized_critical"), ("error", "request_too_large"), ("error", "no_keys"), ("error", "client_closed"),
         ("closed", "max_connections"), ("closed", "client_rate"), ("closed", "handshake_timeout"), ("closed", "tls"),
         ("closed", "alpn"), ("closed", "idle_timeout"), ("closed", "shutdown"), ("error", "internal"),
+        ("closed", "denied"), ("closed", "client_concurrency"), ("closed", "deadline"),
     ];
 
     public static int Count => s_names.Length;

@@ -20,6 +20,9 @@ public readonly record struct HostPort(string Host, int Port, IPAddress? Ip, boo
 /// </summary>
 public static class AddressText
 {
+    /// <summary>The longest DNS name in text, without a final dot: 255 octets on the wire (RFC 1035 §2.3.4).</summary>
+    public const int MaxNameLength = 253;
+
     /// <summary>Parses <paramref name="text"/>; on failure <paramref name="problem"/> says what is wrong in a few words.</summary>
     public static bool TryParse(string text, AddressRules rules, out HostPort address, out string problem)
     {
@@ -83,6 +86,12 @@ public static class AddressText
         {
             // Resolvers and the NTS-KE Server record (RFC 8915 §4.1.7) take ASCII names.
             problem = $"'{host}' is not ASCII (write an internationalised name in its xn-- form)";
+            return false;
+        }
+        if (ip is null && (host.EndsWith('.') ? host.Length - 1 : host.Length) > MaxNameLength)
+        {
+            // No resolver takes it, and an NTS-KE Server record (RFC 8915 §4.1.7) naming it would send clients nowhere.
+            problem = $"the name has {host.Length} characters; a DNS name has at most {MaxNameLength} (RFC 1035 §2.3.4)";
             return false;
         }
         if (ip is null && Uri.CheckHostName(host) != UriHostNameType.Dns)

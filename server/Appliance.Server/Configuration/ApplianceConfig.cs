@@ -79,6 +79,9 @@ public sealed record MetricsConfig(IPEndPoint? Listen);
 /// <summary>The NTS-KE server (RFC 8915 §4) and the cookie keys the NTP path shares with it.</summary>
 /// <param name="NtpServer">Host for the NTPv4 Server record, or null to name none.</param>
 /// <param name="NtpPort">Port for the NTPv4 Port record, or null to send none.</param>
+/// <param name="RequestTimeout">With <paramref name="HandshakeTimeout"/>, the one deadline of an exchange from accept.</param>
+/// <param name="ClientConcurrent">Connections one client (IPv4 address, IPv6 /64) may hold open at once.</param>
+/// <param name="Access">Who may connect: <c>ntp.access</c>, applied at accept before any TLS work.</param>
 public sealed record NtsKeConfig(
     IReadOnlyList<IPEndPoint> Listen,
     string Certificate,
@@ -89,9 +92,12 @@ public sealed record NtsKeConfig(
     int MaxConnections,
     TimeSpan HandshakeTimeout,
     TimeSpan IdleTimeout,
+    TimeSpan RequestTimeout,
     int MaxRequest,
     int ClientConnections,
-    TimeSpan ClientInterval);
+    TimeSpan ClientInterval,
+    int ClientConcurrent,
+    AccessList Access);
 
 /// <summary>The master-key ring: where it is kept, how often it turns, how many old keys still open cookies.</summary>
 /// <param name="FleetSecret">A file holding the fleet secret, or null for random keys of this appliance alone.</param>

@@ -404,7 +404,7 @@ public static class ConfigKeys
         Min = "100ms",
         Max = "1m",
         Default = "5s",
-        Doc = "Time allowed for the TLS handshake.",
+        Doc = "Time allowed for the TLS handshake, from accept.",
         Example = "2s",
         Reload = Reload.Live,
         Chrony = null,
@@ -417,8 +417,21 @@ public static class ConfigKeys
         Min = "100ms",
         Max = "1m",
         Default = "5s",
-        Doc = "Time allowed between reads of the request after the handshake.",
+        Doc = "Time allowed between reads of the request after the handshake, within the exchange's deadline.",
         Example = "2s",
+        Reload = Reload.Live,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtsKeRequestTimeout { get; } = new()
+    {
+        Path = "nts-ke.request-timeout",
+        Type = ConfigType.Duration,
+        Min = "100ms",
+        Max = "1m",
+        Default = "2s",
+        Doc = "Added to `handshake-timeout`: the one deadline, from accept, by which an exchange is over, however its octets trickle in.",
+        Example = "1s",
         Reload = Reload.Live,
         Chrony = null,
     };
@@ -441,7 +454,7 @@ public static class ConfigKeys
         Path = "nts-ke.client-limit",
         Type = ConfigType.Section,
         Default = "{}",
-        Doc = "New NTS-KE connections allowed per client address.",
+        Doc = "NTS-KE connections allowed per client: an IPv4 address, or an IPv6 /64.",
         Example = "{ connections: 5, interval: 1m }",
         Reload = Reload.Live,
         Chrony = "ntsratelimit",
@@ -454,7 +467,7 @@ public static class ConfigKeys
         Min = "1",
         Max = "100000",
         Default = "20",
-        Doc = "Connections one address may open per interval.",
+        Doc = "New connections one client may open per interval.",
         Example = "5",
         Reload = Reload.Live,
         Chrony = "ntsratelimit burst",
@@ -471,6 +484,19 @@ public static class ConfigKeys
         Example = "1m",
         Reload = Reload.Live,
         Chrony = "ntsratelimit interval",
+    };
+
+    public static ConfigKey NtsKeClientLimitConcurrent { get; } = new()
+    {
+        Path = "nts-ke.client-limit.concurrent",
+        Type = ConfigType.WholeNumber,
+        Min = "1",
+        Max = "100000",
+        Default = "10",
+        Doc = "Connections one client may hold open at once; more are closed at accept.",
+        Example = "4",
+        Reload = Reload.Live,
+        Chrony = null,
     };
 
     // ---- clock ----
@@ -961,7 +987,8 @@ public static class ConfigKeys
         NtpRateLimitKod, NtpRateLimitClients, NtpAccess, NtpAccessAllow, NtpAccessDeny, NtpAccessDenyAction,
         NtsKe, NtsKeListen, NtsKeCertificate, NtsKePrivateKey, NtsKeKeys, NtsKeKeysStorage, NtsKeKeysRotation,
         NtsKeKeysKeep, NtsKeKeysFleetSecret, NtsKeNtpServer, NtsKeMaxConnections, NtsKeHandshakeTimeout,
-        NtsKeIdleTimeout, NtsKeMaxRequest, NtsKeClientLimit, NtsKeClientLimitConnections, NtsKeClientLimitInterval,
+        NtsKeIdleTimeout, NtsKeRequestTimeout, NtsKeMaxRequest, NtsKeClientLimit, NtsKeClientLimitConnections,
+        NtsKeClientLimitInterval, NtsKeClientLimitConcurrent,
         Clock, ClockMode, ClockLocal, ClockLocalStratum, ClockLeapSeconds, ClockHoldover, ClockStepThreshold,
         ClockPanicThreshold, ClockMinSources,
         Sources, NtpSource, NtpSourceAddress, NtpSourceNts, NtpSourceName, NtpSourceTrust, NtpSourceIburst,

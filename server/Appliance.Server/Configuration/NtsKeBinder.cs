@@ -44,9 +44,13 @@ internal static class NtsKeBinder
             r.Integer(nts, K.NtsKeMaxConnections),
             r.Duration(nts, K.NtsKeHandshakeTimeout),
             r.Duration(nts, K.NtsKeIdleTimeout),
+            r.Duration(nts, K.NtsKeRequestTimeout),
             r.Integer(nts, K.NtsKeMaxRequest),
             r.Integer(clients, K.NtsKeClientLimitConnections),
-            r.Duration(clients, K.NtsKeClientLimitInterval));
+            r.Duration(clients, K.NtsKeClientLimitInterval),
+            r.Integer(clients, K.NtsKeClientLimitConcurrent),
+            // One list for both doors: a network denied NTP gets no TLS handshake either.
+            ntp.Access);
     }
 
     /// <summary>The NTPv4 Server and Port records (RFC 8915 §4.1.7, §4.1.8): a port record only where it is not 123.</summary>

@@ -41,6 +41,7 @@ public sealed class ApplianceMetrics
     private readonly Counter _cookies;
     private readonly Counter _handshakes;
     private readonly Gauge _ntsKeConnections;
+    private readonly Counter _certificateReloads;
     private readonly Counter _rotations;
 
     private ClockMetrics? _clock;
@@ -78,8 +79,10 @@ public sealed class ApplianceMetrics
             "NTS requests on the NTP path, by kind (respond, kod = NTS NAK, drop) and reason.", "kind", "reason");
         _cookies = factory.CreateCounter("appliance_nts_cookies_issued_total", "NTS cookies handed out, by path (ntske, ntp).", "via");
         _handshakes = factory.CreateCounter("appliance_ntske_handshakes_total",
-            "NTS-KE connections by result (ok; error = the session ended without cookies; closed = dropped by admission, TLS, ALPN, a timeout or shutdown) and reason.", "result", "reason");
+            "NTS-KE connections by result (ok; error = the session ended without cookies; closed = dropped by admission, TLS, ALPN, a timeout, the deadline or shutdown) and reason.", "result", "reason");
         _ntsKeConnections = factory.CreateGauge("appliance_ntske_connections", "NTS-KE connections open now.");
+        _certificateReloads = factory.CreateCounter("appliance_ntske_certificate_reloads_total",
+            "NTS-KE certificate reloads (file change or SIGHUP) by result: ok, or failed (logged; the certificate in service stays).", "result");
         _rotations = factory.CreateCounter("appliance_nts_key_rotations_total", "NTS master-key rotations.");
         _factory = factory;
         Prometheus.DotNetStats.Register(Registry);
@@ -177,6 +180,11 @@ public sealed class ApplianceMetrics
             }
         }
         _ntsKeConnections.Set(_ntsKe?.ActiveConnections ?? 0);
+        if (_ntsKe is not null)
+        {
+            _certificateReloads.WithLabels("ok").IncTo(_ntsKe.Certificates.Reloads);
+            _certificateReloads.WithLabels("failed").IncTo(_ntsKe.Certificates.ReloadFailures);
+        }
         _rotations.IncTo(_nts.Rotations);
 
         ServerState state = _state.Current;

@@ -1,6 +1,5 @@
 using System.Net.Security;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 
@@ -8,8 +7,8 @@ namespace Appliance.Server.Nts;
 
 /// <summary>
 /// The NTS-KE certificate and key, reloaded when their files change or on SIGHUP. A new handshake
-/// takes whatever context is current; established connections keep theirs. A reload that fails is
-/// logged and the old certificate stays in service.
+/// takes whatever context is current; established connections keep theirs. A reload that fails,
+/// for whatever reason, is logged and counted, and the old certificate stays in service.
 /// </summary>
 public sealed class CertificateStore : IDisposable
 {
@@ -20,6 +19,8 @@ public sealed class CertificateStore : IDisposable
     private readonly PosixSignalRegistration? _sighup;
     private readonly Timer _debounce;
     private SslStreamCertificateContext _current;
+    private int _reloads;
+    private int _reloadFailures;
 
     public CertificateStore(string certificatePath, string keyPath, ILogger logger, bool watch = true)
     {
@@ -52,7 +53,11 @@ public sealed class CertificateStore : IDisposable
         return $"{leaf.Subject}, valid until {leaf.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm}Z";
     }
 
-    public int Reloads { get; private set; }
+    /// <summary>Reloads that put new files in service.</summary>
+    public int Reloads => Volatile.Read(ref _reloads);
+
+    /// <summary>Reloads that failed and kept the old certificate.</summary>
+    public int ReloadFailures => Volatile.Read(ref _reloadFailures);
 
     private void OnFileEvent(object sender, FileSystemEventArgs e)
     {
@@ -67,19 +72,25 @@ public sealed class CertificateStore : IDisposable
     /// <summary>Reloads now; returns false (and keeps the old certificate) when the new files do not load.</summary>
     public bool Reload(string why)
     {
+        SslStreamCertificateContext next;
         try
         {
-            SslStreamCertificateContext next = Load(_certificatePath, _keyPath);
-            Volatile.Write(ref _current, next);
-            Reloads++;
-            _logger.LogInformation("NTS-KE certificate reloaded ({Why}): {Certificate}", why, Describe());
-            return true;
+            next = Load(_certificatePath, _keyPath);
         }
-        catch (Exception e) when (e is CryptographicException or IOException or ArgumentException)
+        catch (Exception e)
         {
-            _logger.LogError("NTS-KE certificate reload ({Why}) failed, keeping the old one: {Error}", why, e.Message);
+            // A supervision boundary: the debounce timer and the SIGHUP handler call this, and an
+            // exception escaping either ends the process. Whatever the new files do (an unreadable key
+            // is an UnauthorizedAccessException, a half-written one a CryptographicException), serving goes on.
+            Interlocked.Increment(ref _reloadFailures);
+            _logger.LogError("NTS-KE certificate reload ({Why}) failed, keeping the one in service ({Certificate}): {Error}: {Message}",
+                why, Describe(), e.GetType().Name, e.Message);
             return false;
         }
+        Volatile.Write(ref _current, next);
+        Interlocked.Increment(ref _reloads);
+        _logger.LogInformation("NTS-KE certificate reloaded ({Why}): {Certificate}", why, Describe());
+        return true;
     }
 
     /// <summary>Loads a PEM chain (leaf first) and its PEM key into a handshake-ready context.</summary>

@@ -1,8 +1,10 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography;
+using Appliance.Protocol;
 using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
 using Appliance.Server.Configuration;
@@ -14,11 +16,14 @@ using Microsoft.Extensions.Logging;
 namespace Appliance.Server.Nts;
 
 /// <summary>
-/// The NTS-KE server's TLS shell (RFC 8915 §4): it accepts, admits (concurrent connections, new
-/// connections per client address), runs the TLS 1.3 handshake in its timeout, checks ALPN "ntske/1"
-/// (.NET accepts a client that offers none), then only moves octets between the connection and
+/// The NTS-KE server's TLS shell (RFC 8915 §4): it accepts, admits (the access list, connections
+/// open in all, and per client — an IPv4 address or an IPv6 /64 — connections open and new ones per
+/// interval), runs the TLS 1.3 handshake in its timeout, checks ALPN "ntske/1" (.NET accepts a
+/// client that offers none), then only moves octets between the connection and
 /// <see cref="NtsKeServerSession"/>, which decides the request and the answer, and supplies what the
-/// machine cannot have: the TLS exporter keys (§5.1) and randomness. Each read waits at most the idle timeout.
+/// machine cannot have: the TLS exporter keys (§5.1) and randomness. Every exchange has one deadline
+/// from accept (handshake timeout + request timeout) that no trickle of octets moves; within it,
+/// each read waits at most the idle timeout.
 /// </summary>
 public sealed class NtsKeServer : IAsyncDisposable
 {
@@ -45,12 +50,17 @@ public sealed class NtsKeServer : IAsyncDisposable
         _metrics = metrics;
         _logger = logger;
         _listeners = listeners;
-        _limiter = new ClientConnectionLimiter(config.ClientConnections, config.ClientInterval);
+        // More clients remembered than connections can be open, so one with none open can always be forgotten.
+        _limiter = new ClientConnectionLimiter(config.ClientConnections, config.ClientInterval, config.ClientConcurrent,
+            Math.Max(ClientConnectionLimiter.DefaultCapacity, 2 * config.MaxConnections));
     }
 
     public IReadOnlyList<IPEndPoint> LocalEndPoints => _listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToList();
 
     public int ActiveConnections => Volatile.Read(ref _active);
+
+    /// <summary>The certificate in service and its reload counts.</summary>
+    public CertificateStore Certificates => _certificates;
 
     /// <summary>Binds every NTS-KE address; throws <see cref="BindFailedException"/> naming the first that fails.</summary>
     public static NtsKeServer Bind(NtsKeConfig config, CertificateStore certificates, CookieKeyRingCell keys, NtsMetrics metrics, ILogger logger)
@@ -114,18 +124,12 @@ public sealed class NtsKeServer : IAsyncDisposable
                 _logger.LogWarning("NTS-KE accept failed: {Error}", e.Message);
                 continue;
             }
+            long acceptedAt = Stopwatch.GetTimestamp();
             var peer = (IPEndPoint)client.RemoteEndPoint!;
-            if (Interlocked.Increment(ref _active) > _config.MaxConnections)
+            NetAddress address = NetAddress.FromIPAddress(peer.Address);
+            if (Admit(address, acceptedAt) is { } refusal)
             {
-                Interlocked.Decrement(ref _active);
-                _metrics.CountHandshake(NtsKeServerReason.MaxConnections);
-                client.Dispose();
-                continue;
-            }
-            if (!_limiter.TryAdmit(peer.Address, DateTime.UtcNow.Ticks))
-            {
-                Interlocked.Decrement(ref _active);
-                _metrics.CountHandshake(NtsKeServerReason.ClientRate);
+                _metrics.CountHandshake(refusal);
                 client.Dispose();
                 continue;
             }
@@ -133,30 +137,65 @@ public sealed class NtsKeServer : IAsyncDisposable
             {
                 try
                 {
-                    await ServeAsync(client, peer);
+                    await ServeAsync(client, peer, acceptedAt);
                 }
                 finally
                 {
-                    Interlocked.Decrement(ref _active);
+                    try
+                    {
+                        _limiter.Release(address);
+                    }
+                    finally
+                    {
+                        Interlocked.Decrement(ref _active); // the server's slot, whatever happened
+                    }
                 }
             });
         }
     }
 
-    private async Task ServeAsync(Socket client, IPEndPoint peer)
+    /// <summary>
+    /// Admission at accept, before any TLS work, cheapest refusal first; null when admitted (then the
+    /// connection holds one of the server's slots and one of its client's until it ends).
+    /// </summary>
+    private NtsKeServerReason? Admit(NetAddress client, long acceptedAt)
+    {
+        if (!_config.Access.Allows(client))
+        {
+            return NtsKeServerReason.Denied;
+        }
+        if (Interlocked.Increment(ref _active) > _config.MaxConnections)
+        {
+            Interlocked.Decrement(ref _active);
+            return NtsKeServerReason.MaxConnections;
+        }
+        if (!_limiter.TryAdmit(client, Stopwatch.GetElapsedTime(0, acceptedAt).Ticks, out NtsKeServerReason refusal))
+        {
+            Interlocked.Decrement(ref _active);
+            return refusal;
+        }
+        return null;
+    }
+
+    private async Task ServeAsync(Socket client, IPEndPoint peer, long acceptedAt)
     {
         using (client)
         await using (var stream = new SslStream(new NetworkStream(client, ownsSocket: false), leaveInnerStreamOpen: false))
         {
+            // The exchange's one deadline, from accept (DESIGN.md boundary 6: bounded in time). A read
+            // timer restarted by every octet let one byte every few seconds hold a slot for an hour.
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-            deadline.CancelAfter(_config.HandshakeTimeout);
+            deadline.CancelAfter(Left(acceptedAt, _config.HandshakeTimeout + _config.RequestTimeout));
+            using var handshake = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
+            handshake.CancelAfter(Left(acceptedAt, _config.HandshakeTimeout));
             try
             {
-                await stream.AuthenticateAsServerAsync(ServerOptions(_certificates.Current), deadline.Token);
+                await stream.AuthenticateAsServerAsync(ServerOptions(_certificates.Current), handshake.Token);
             }
             catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException)
             {
-                _metrics.CountHandshake(deadline.IsCancellationRequested ? NtsKeServerReason.HandshakeTimeout : NtsKeServerReason.Tls);
+                _metrics.CountHandshake(_stopping.IsCancellationRequested ? NtsKeServerReason.Shutdown
+                    : handshake.IsCancellationRequested ? NtsKeServerReason.HandshakeTimeout : NtsKeServerReason.Tls);
                 return;
             }
             if (stream.NegotiatedApplicationProtocol != Alpn)
@@ -167,11 +206,12 @@ public sealed class NtsKeServer : IAsyncDisposable
             }
             try
             {
-                _metrics.CountHandshake(await RunSessionAsync(stream));
+                _metrics.CountHandshake(await RunSessionAsync(stream, deadline.Token));
             }
             catch (Exception e) when (e is IOException or OperationCanceledException)
             {
-                _metrics.CountHandshake(_stopping.IsCancellationRequested ? NtsKeServerReason.Shutdown : NtsKeServerReason.IdleTimeout);
+                _metrics.CountHandshake(_stopping.IsCancellationRequested ? NtsKeServerReason.Shutdown
+                    : deadline.IsCancellationRequested ? NtsKeServerReason.Deadline : NtsKeServerReason.IdleTimeout);
             }
             catch (Exception e)
             {
@@ -181,15 +221,22 @@ public sealed class NtsKeServer : IAsyncDisposable
         }
     }
 
-    /// <summary>One session after the handshake: octets in, the machine's steps out; how it ended.</summary>
-    private async Task<NtsKeServerReason> RunSessionAsync(SslStream stream)
+    /// <summary>What is left of <paramref name="allowed"/> since <paramref name="acceptedAt"/>; zero (cancel now) once it is spent.</summary>
+    private static TimeSpan Left(long acceptedAt, TimeSpan allowed)
+    {
+        TimeSpan left = allowed - Stopwatch.GetElapsedTime(acceptedAt);
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+    }
+
+    /// <summary>One session after the handshake, within <paramref name="deadline"/>: octets in, the machine's steps out; how it ended.</summary>
+    private async Task<NtsKeServerReason> RunSessionAsync(SslStream stream, CancellationToken deadline)
     {
         var session = new NtsKeServerSession(_options, _keys.Current);
         byte[] buffer = new byte[Math.Min(_config.MaxRequest, 4096)];
         NtsKeServerStep step = session.Step;
         while (step == NtsKeServerStep.NeedBytes)
         {
-            using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            using var idle = CancellationTokenSource.CreateLinkedTokenSource(deadline);
             idle.CancelAfter(_config.IdleTimeout);
             int n = await stream.ReadAsync(buffer, idle.Token);
             step = n == 0 ? session.Close() : session.Receive(buffer.AsSpan(0, n));
@@ -200,7 +247,7 @@ public sealed class NtsKeServer : IAsyncDisposable
         }
         if (step == NtsKeServerStep.SendThenClose)
         {
-            await stream.WriteAsync(session.Response, _stopping.Token);
+            await stream.WriteAsync(session.Response, deadline);
             await stream.ShutdownAsync();
             _metrics.CountCookies(session.CookiesIssued);
         }
