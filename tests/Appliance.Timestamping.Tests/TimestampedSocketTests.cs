@@ -36,6 +36,7 @@ public class TimestampedSocketTests
             Assert.Equal(i, batch.Payload(i)[0]);
             Assert.Equal(TimestampSource.KernelSoftware, batch.TimestampSource(i));
             Assert.InRange(batch.ReceiveTimestamp(i), before - 1_000_000, after);
+            Assert.Equal(batch.ReceiveTimestamp(i), batch.SoftwareTimestamp(i));
             Assert.Equal(NetAddress.FromIPAddress(ip), batch.Source(i));
             Assert.Equal(((IPEndPoint)client.LocalEndPoint!).Port, batch.SourcePort(i));
             Assert.Equal(NetAddress.FromIPAddress(ip), batch.Destination(i));

@@ -44,6 +44,7 @@ public sealed unsafe class PacketBatch : IDisposable
     private readonly int[] _length;
     private readonly int[] _responseLength;
     private readonly long[] _timestamp;
+    private readonly long[] _softwareTimestamp;
     private readonly TimestampSource[] _timestampSource;
     private readonly bool[] _truncated;
     private readonly NetAddress[] _destination;
@@ -71,6 +72,7 @@ public sealed unsafe class PacketBatch : IDisposable
         _length = new int[capacity];
         _responseLength = new int[capacity];
         _timestamp = new long[capacity];
+        _softwareTimestamp = new long[capacity];
         _timestampSource = new TimestampSource[capacity];
         _truncated = new bool[capacity];
         _destination = new NetAddress[capacity];
@@ -95,6 +97,13 @@ public sealed unsafe class PacketBatch : IDisposable
     public long ReceiveTimestamp(int slot) => _timestamp[slot];
 
     public TimestampSource TimestampSource(int slot) => _timestampSource[slot];
+
+    /// <summary>
+    /// The kernel's software receive timestamp (CLOCK_REALTIME), or 0 when it gave none. Kept also
+    /// when the hardware one is preferred: a NIC's clock is not the system's, and the worker measures
+    /// the time between its own clock readings and arrivals.
+    /// </summary>
+    public long SoftwareTimestamp(int slot) => _softwareTimestamp[slot];
 
     public NetAddress Source(int slot) => NetAddress.FromBytes(SockAddr.AddressBytes(Name(slot)));
 
@@ -124,6 +133,7 @@ public sealed unsafe class PacketBatch : IDisposable
         _length[slot] = copied;
         _truncated[slot] = datagram.Length > SlotSize;
         _timestamp[slot] = receiveTimestamp;
+        _softwareTimestamp[slot] = receiveTimestamp;
         _timestampSource[slot] = receiveTimestamp != 0 ? Timestamping.TimestampSource.KernelSoftware : Timestamping.TimestampSource.UserSpace;
         _destination[slot] = default;
         _ifIndex[slot] = 0;
@@ -195,6 +205,7 @@ public sealed unsafe class PacketBatch : IDisposable
             _truncated[i] = (m.Header.Flags & Libc.MsgTrunc) != 0;
             _responseLength[i] = 0;
             _timestamp[i] = 0;
+            _softwareTimestamp[i] = 0;
             _timestampSource[i] = Timestamping.TimestampSource.UserSpace;
             _destination[i] = default;
             _ifIndex[i] = 0;
@@ -220,6 +231,7 @@ public sealed unsafe class PacketBatch : IDisposable
                 // struct scm_timestamping { timespec ts[3]; }: [0] software, [2] raw hardware.
                 long hardware = ReadTimespec(data[(2 * sizeof(Timespec))..]);
                 long software = ReadTimespec(data);
+                _softwareTimestamp[slot] = software;
                 if (preferHardware && hardware != 0)
                 {
                     _timestamp[slot] = hardware;
@@ -234,6 +246,7 @@ public sealed unsafe class PacketBatch : IDisposable
             else if (level == Libc.SolSocket && type == Libc.SoTimestampNs && data.Length >= sizeof(Timespec))
             {
                 _timestamp[slot] = ReadTimespec(data);
+                _softwareTimestamp[slot] = _timestamp[slot];
                 _timestampSource[slot] = Timestamping.TimestampSource.KernelSoftware;
             }
             else if (level == Libc.IpProtoIp && type == Libc.IpPktInfo && data.Length >= sizeof(InPktInfo))
