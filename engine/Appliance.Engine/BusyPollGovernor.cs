@@ -22,7 +22,7 @@ namespace Appliance.Engine;
 /// catch and after a sleep apart.
 /// </para>
 /// <para>
-/// Gaps and prices are kept in classes on the ladder of candidate windows: 0, 1 µs, 2 µs, 4 µs …
+/// Gaps and prices are kept in classes on the ladder of candidate windows: 0, 1.024 µs, 2.048 µs …
 /// up to the configured maximum (class k holds gaps from the k-th window up to the next). Every
 /// <see cref="Epoch"/> idle periods the counts are folded into moving averages and each candidate w
 /// is priced: (F + Σ_{k&lt;w} gap_k + Σ_{k≥w} share_k·(w + price_k)) / (datagrams per period). A
@@ -65,6 +65,9 @@ public sealed class BusyPollGovernor
     /// <summary>Timed receives kept per price; the price is their median, which a rare outlier does not move.</summary>
     private const int PriceSamples = 8;
 
+    /// <summary>The shortest window but 0 is 2^10 ns (~1 µs); each next one doubles, so a gap's class is a log2.</summary>
+    private const int FirstWindowLog2 = 10;
+
     /// <summary>Weight of one epoch in the moving averages (they follow about the last 8 epochs).</summary>
     private const double EpochWeight = 1.0 / 8;
 
@@ -105,7 +108,7 @@ public sealed class BusyPollGovernor
         MaxWindowNanoseconds = maxWindowNanoseconds;
         _adaptive = adaptive && maxWindowNanoseconds > 0;
         var windows = new List<long> { 0 };
-        for (long w = 1000; w < maxWindowNanoseconds; w *= 2)
+        for (long w = 1 << FirstWindowLog2; w < maxWindowNanoseconds; w *= 2)
         {
             windows.Add(w);
         }
@@ -252,7 +255,7 @@ public sealed class BusyPollGovernor
         {
             return last;
         }
-        return nanoseconds < 1000 ? 0 : Math.Min(last, BitOperations.Log2((ulong)(nanoseconds / 1000)) + 1);
+        return nanoseconds < 1 << FirstWindowLog2 ? 0 : Math.Min(last, BitOperations.Log2((ulong)nanoseconds) - FirstWindowLog2 + 1);
     }
 
     /// <summary>

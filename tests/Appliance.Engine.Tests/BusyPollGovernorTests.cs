@@ -43,9 +43,9 @@ public class BusyPollGovernorTests
     }
 
     [Fact]
-    public void Candidates_AreZeroThenDoublingMicrosecondsUpToTheMaximum()
+    public void Candidates_AreZeroThenDoublingFrom1024NanosecondsUpToTheMaximum()
     {
-        Assert.Equal([0L, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 50_000], new BusyPollGovernor(Max).Candidates.ToArray());
+        Assert.Equal([0L, 1_024, 2_048, 4_096, 8_192, 16_384, 32_768, 50_000], new BusyPollGovernor(Max).Candidates.ToArray());
         Assert.Equal([0L], new BusyPollGovernor(0).Candidates.ToArray());
         Assert.Equal(16, new BusyPollGovernor(10_000_000).Candidates.Length);
     }
@@ -101,11 +101,11 @@ public class BusyPollGovernorTests
     [Fact]
     public void GapsShorterThanASleepCosts_ArePolledThrough_WithTheShortestWindowThatCatchesThem()
     {
-        // Gaps of 1.5 µs (class [1, 2) µs) against sleeps of 10 µs: a 2 µs window catches them all.
+        // Gaps of 1.5 µs (the class from 1.024 to 2.048 µs) against sleeps of 10 µs: a 2.048 µs window catches them all.
         var governor = new BusyPollGovernor(Max);
         FeedQueued(governor, 2_000);
         Feed(governor, 2000, _ => 1_500, sleepCpu: 10_000);
-        Assert.Equal(2_000, governor.WindowNanoseconds);
+        Assert.Equal(2_048, governor.WindowNanoseconds);
     }
 
     [Fact]
@@ -123,7 +123,7 @@ public class BusyPollGovernorTests
         var single = new BusyPollGovernor(Max);
         FeedQueued(single, 2_000);
         Feed(single, 2000, _ => 3_000, sleepCpu: 6_000, datagramsAfterSleep: 1);
-        Assert.Equal(4_000, single.WindowNanoseconds);
+        Assert.Equal(4_096, single.WindowNanoseconds);
     }
 
     [Fact]
@@ -142,11 +142,11 @@ public class BusyPollGovernorTests
     public void Bursts_ArePolledThrough_TheGapsBetweenThemSlept()
     {
         // Bursts: half the gaps 1.5 µs, half 1 ms; a sleep costs 8 µs more than a queued receive.
-        // Poll 2 µs (7.75 µs per datagram), then sleep; sleeping at once costs 10 µs.
+        // Poll 2.048 µs (about 7.8 µs per datagram), then sleep; sleeping at once costs 10 µs.
         var governor = new BusyPollGovernor(Max);
         FeedQueued(governor, 2_000);
         Feed(governor, 4000, i => i % 2 == 0 ? 1_500 : 1_000_000, sleepCpu: 10_000);
-        Assert.Equal(2_000, governor.WindowNanoseconds);
+        Assert.Equal(2_048, governor.WindowNanoseconds);
     }
 
     [Fact]
@@ -155,7 +155,7 @@ public class BusyPollGovernorTests
         var governor = new BusyPollGovernor(10_000_000);
         FeedQueued(governor, 2_000);
         Feed(governor, 2000, _ => 1_500, sleepCpu: 10_000);
-        Assert.Equal(2_000, governor.WindowNanoseconds);
+        Assert.Equal(2_048, governor.WindowNanoseconds);
         // 5 k/s again: 200 µs gaps outlast every poll; within 16 epochs it sleeps at once.
         Feed(governor, 16 * BusyPollGovernor.Epoch, _ => 200_000, sleepCpu: 10_000);
         Assert.Equal(0, governor.WindowNanoseconds);
@@ -167,7 +167,7 @@ public class BusyPollGovernorTests
         var governor = new BusyPollGovernor(Max);
         FeedQueued(governor, 2_000);
         Feed(governor, 2000, _ => 1_500, sleepCpu: 10_000);
-        Assert.Equal(2_000, governor.WindowNanoseconds);
+        Assert.Equal(2_048, governor.WindowNanoseconds);
         var probes = new List<int>();
         for (int i = 0; i < 3 * BusyPollGovernor.ProbeInterval; i++)
         {
@@ -180,7 +180,7 @@ public class BusyPollGovernorTests
             }
             else
             {
-                Assert.Equal(2_000, window);
+                Assert.Equal(2_048, window);
             }
         }
         Assert.Equal(3, probes.Count);

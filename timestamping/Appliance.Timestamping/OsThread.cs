@@ -5,6 +5,9 @@ namespace Appliance.Timestamping;
 /// <summary>The kernel's view of the calling thread.</summary>
 public static class OsThread
 {
+    /// <summary>CLOCK_THREAD_CPUTIME_ID (linux/time.h).</summary>
+    private const int ClockThreadCpuTimeId = 3;
+
     /// <summary>The calling thread's kernel id (gettid): its directory under /proc/self/task.</summary>
     public static int CurrentId() => Libc.GetTid();
 
@@ -16,7 +19,7 @@ public static class OsThread
     /// </summary>
     public static long CpuNanoseconds()
     {
-        Libc.ClockGetTime(Libc.ClockThreadCpuTimeId, out Timespec ts);
+        Libc.ClockGetTime(ClockThreadCpuTimeId, out Timespec ts);
         return ts.ToNanoseconds();
     }
 }

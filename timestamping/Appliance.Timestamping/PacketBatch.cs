@@ -49,6 +49,7 @@ public sealed unsafe class PacketBatch : IDisposable
     private readonly bool[] _truncated;
     private readonly NetAddress[] _destination;
     private readonly int[] _ifIndex;
+    private int _dirty;
     private bool _disposed;
 
     public PacketBatch(int capacity)
@@ -77,6 +78,7 @@ public sealed unsafe class PacketBatch : IDisposable
         _truncated = new bool[capacity];
         _destination = new NetAddress[capacity];
         _ifIndex = new int[capacity];
+        InitializeReceive();
     }
 
     public int Capacity { get; }
@@ -130,6 +132,7 @@ public sealed unsafe class PacketBatch : IDisposable
         datagram[..copied].CopyTo(Payload(slot));
         int nameLength = SockAddr.Write(Name(slot), peer);
         _recv[slot].Header.NameLength = (uint)nameLength;
+        _dirty = Math.Max(_dirty, slot + 1);
         _length[slot] = copied;
         _truncated[slot] = datagram.Length > SlotSize;
         _timestamp[slot] = receiveTimestamp;
@@ -150,6 +153,7 @@ public sealed unsafe class PacketBatch : IDisposable
     {
         peer.CopyTo(Name(slot));
         _recv[slot].Header.NameLength = (uint)peer.Length;
+        _dirty = Math.Max(_dirty, slot + 1);
         _destination[slot] = localAddress;
         _ifIndex[slot] = 0;
         _responseLength[slot] = length;
@@ -173,31 +177,48 @@ public sealed unsafe class PacketBatch : IDisposable
     /// <summary>Empties the batch (for <see cref="Load"/>).</summary>
     public void Clear() => Count = 0;
 
-    /// <summary>Resets the headers the kernel overwrites (namelen, controllen, flags) before recvmmsg.</summary>
+    /// <summary>
+    /// Resets the headers the kernel overwrote (namelen, controllen, flags, len) before recvmmsg: only
+    /// those of the datagrams received (or loaded) since the last reset, as the kernel writes back
+    /// nothing for the message it stopped at. Resetting all of a 64-slot batch for every receive was
+    /// the largest user-space cost of a worker at 30 k/s (2.6 % of its CPU, one datagram a turn).
+    /// </summary>
     internal MMsgHdr* PrepareReceive()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        for (int i = 0; i < _dirty; i++)
+        {
+            ref MsgHdr h = ref _recv[i].Header;
+            h.NameLength = SockAddr.StorageSize;
+            h.ControlLength = RecvControlSize;
+            h.Flags = 0;
+            _recv[i].Length = 0;
+        }
+        _dirty = 0;
+        return _recv;
+    }
+
+    /// <summary>Points every receive header at its slot's buffers once; the kernel never changes these.</summary>
+    private void InitializeReceive()
+    {
         for (int i = 0; i < Capacity; i++)
         {
             _recvIov[i].Base = _payloads + ((nint)i * SlotSize);
             _recvIov[i].Length = SlotSize;
             ref MsgHdr h = ref _recv[i].Header;
             h.Name = _names + ((nint)i * SockAddr.StorageSize);
-            h.NameLength = SockAddr.StorageSize;
             h.Iov = &_recvIov[i];
             h.IovLength = 1;
             h.Control = _recvControl + ((nint)i * RecvControlSize);
-            h.ControlLength = RecvControlSize;
-            h.Flags = 0;
-            _recv[i].Length = 0;
         }
-        return _recv;
+        _dirty = Capacity;
     }
 
     /// <summary>Reads lengths, flags and control messages of the <paramref name="count"/> datagrams received.</summary>
     internal void CompleteReceive(int count, bool preferHardware)
     {
         Count = count;
+        _dirty = Math.Max(_dirty, count);
         for (int i = 0; i < count; i++)
         {
             ref MMsgHdr m = ref _recv[i];

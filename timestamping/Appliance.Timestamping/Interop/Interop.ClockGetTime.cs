@@ -16,7 +16,6 @@ internal static partial class Libc
 {
     internal const int ClockRealtime = 0;
     internal const int ClockMonotonic = 1;
-    internal const int ClockThreadCpuTimeId = 3;
 
     /// <summary>clock_gettime(2). The generated stub pins the out struct and allocates nothing.</summary>
     [LibraryImport("libc", EntryPoint = "clock_gettime", SetLastError = true)]
