@@ -226,4 +226,43 @@ public class AllocationTests
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
         Assert.Equal(64 * 501, counters.Get(ResponseAction.Respond, ResponseReason.Served));
     }
+
+    [Theory]
+    [InlineData(50, true)]
+    [InlineData(10_000, true)]
+    [InlineData(50, false)]
+    public async Task Worker_SteadyState_AllocatesNothing_PollingSleepingAndDeciding(int busyPollMicroseconds, bool adaptive)
+    {
+        // A real worker, its loop and its busy-poll governor (decisions every 64 idle periods, timed
+        // sleeps, probes) under bursts and gaps: the worker thread's allocation counter, which it
+        // publishes after every batch, must not move once warm.
+        var options = EngineFixture.Options() with { BusyPoll = TimeSpan.FromMicroseconds(busyPollMicroseconds), AdaptiveBusyPoll = adaptive };
+        using NtpEngine engine = EngineFixture.Start(options);
+        NtpWorker worker = engine.Workers[0];
+        using var client = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);
+        client.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        client.ReceiveBufferSize = 8 << 20;
+        byte[] request = NtpQuery.ClientRequest(7);
+        async Task Traffic(int datagrams)
+        {
+            long target = worker.Counters.Received + datagrams;
+            for (int i = 0; i < datagrams; i++)
+            {
+                client.SendTo(request, engine.LocalEndPoints[0]);
+                if (i % 16 == 15)
+                {
+                    await Task.Delay(1); // a gap: the worker goes idle, polls, sleeps
+                }
+            }
+            for (int wait = 0; wait < 500 && worker.Counters.Received < target; wait++)
+            {
+                await Task.Delay(10);
+            }
+            Assert.Equal(target, worker.Counters.Received);
+        }
+        await Traffic(2000);
+        long warm = worker.Counters.AllocatedBytes;
+        await Traffic(4000);
+        Assert.Equal(warm, worker.Counters.AllocatedBytes);
+    }
 }
