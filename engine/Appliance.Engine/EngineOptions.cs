@@ -21,11 +21,19 @@ public sealed record EngineOptions
     public bool HardwareTimestamps { get; init; }
 
     /// <summary>
-    /// How long a worker keeps polling its sockets without blocking after the last datagram. A worker
-    /// that sleeps pays the kernel's (and, in a VM, the hypervisor's) wake-up latency on the next
-    /// packet, which lands between its receive and transmit timestamps. Zero: always block.
+    /// The longest a worker keeps polling its empty sockets before it sleeps. A sleep costs the thread
+    /// a switch out and back in (a few µs of CPU on a VM) and adds the wake-up latency to the next
+    /// request's T3 − T2; polling costs all the CPU it spins. Zero: never poll, sleep at once.
     /// </summary>
     public TimeSpan BusyPoll { get; init; } = TimeSpan.FromMicroseconds(50);
+
+    /// <summary>
+    /// True: each worker picks its window between 0 and <see cref="BusyPoll"/> from what it observes
+    /// (<see cref="BusyPollGovernor"/>: the gaps to the next datagram against what its sleeps cost,
+    /// per datagram), so that it polls only while that is cheaper than sleeping. False: it polls for
+    /// the whole <see cref="BusyPoll"/> each time its sockets run empty, whatever that costs.
+    /// </summary>
+    public bool AdaptiveBusyPoll { get; init; } = true;
 
     /// <summary>Null: every client is allowed.</summary>
     public AccessList? Access { get; init; }

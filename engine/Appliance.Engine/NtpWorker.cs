@@ -15,6 +15,12 @@ public sealed class NtpWorker : IDisposable
 {
     private static readonly TimeSpan s_maxBackoff = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long an epoll wait blocks with nothing to read, so the worker can notice a stop request (as the sockets' receive timeout).</summary>
+    private const int PollerTimeoutMilliseconds = 250;
+
+    /// <summary>A timed blocking call whose wall time exceeds its CPU time by more than this slept.</summary>
+    private const long OffCpuNanoseconds = 1000;
+
     private readonly TimestampedSocket[] _sockets;
     private readonly ServerStateCell _state;
     private readonly PacketBatch _batch;
@@ -24,8 +30,9 @@ public sealed class NtpWorker : IDisposable
     private readonly int? _cpu;
     private readonly AccessList? _access;
     private readonly DenyAction _denyAction;
-    private readonly long _busyPollNanoseconds;
+    private readonly BusyPollGovernor _governor;
     private Thread? _thread;
+    private int _osThreadId;
     private volatile bool _stopping;
 
     public NtpWorker(int index, IReadOnlyList<TimestampedSocket> sockets, ServerStateCell state, EngineOptions options)
@@ -41,7 +48,7 @@ public sealed class NtpWorker : IDisposable
         _cpu = options.CpuAffinity is { Count: > 0 } cpus ? cpus[index % cpus.Count] : null;
         _access = options.Access;
         _denyAction = options.DenyAction;
-        _busyPollNanoseconds = (long)(options.BusyPoll.TotalMicroseconds * 1000);
+        _governor = new BusyPollGovernor((long)(options.BusyPoll.TotalMicroseconds * 1000), options.AdaptiveBusyPoll);
         if (options.RateLimit is { } rate)
         {
             // Each worker owns its share of the client table; the hash key is random per worker.
@@ -53,6 +60,12 @@ public sealed class NtpWorker : IDisposable
     }
 
     public int Index { get; }
+
+    /// <summary>The worker thread's kernel id (its /proc/self/task entry) once it runs; 0 before.</summary>
+    public int OsThreadId => Volatile.Read(ref _osThreadId);
+
+    /// <summary>The busy-poll window the worker uses now (the governor's choice).</summary>
+    public TimeSpan BusyPollWindow => TimeSpan.FromTicks(_governor.WindowNanoseconds / 100);
 
     public WorkerCounters Counters { get; } = new();
 
@@ -75,6 +88,7 @@ public sealed class NtpWorker : IDisposable
 
     private void Run()
     {
+        Volatile.Write(ref _osThreadId, OsThread.CurrentId());
         if (_cpu is int cpu && !ThreadAffinity.PinCurrentThread(cpu, out string error))
         {
             OnFault?.Invoke(this, new InvalidOperationException($"cannot pin worker {Index} to CPU {cpu}: {error}"));
@@ -99,38 +113,144 @@ public sealed class NtpWorker : IDisposable
         }
     }
 
+    /// <summary>
+    /// Each turn begins with the sockets found empty: poll them for the governor's window, then sleep
+    /// in a blocking receive; serve what comes, and go on polling without sleeping while receives
+    /// come back full. The governor learns from every idle period how long the gap to the next
+    /// datagram was, and from a sampled sleep now and then what a sleep costs.
+    /// </summary>
     private void Loop()
     {
         var policy = new ServerPolicy(_access, _denyAction, RateLimiter);
-        long lastActive = 0;
+        long gap = 0;
+        bool slept = false;
+        long servedBefore = Counters.Received;
         while (!_stopping)
         {
-            // Drain every socket without blocking; block only after BusyPoll with nothing to do.
-            bool any = false;
-            for (int s = 0; s < _sockets.Length; s++)
+            long idleSince = SystemClock.RealtimeNanoseconds();
+            long received = Counters.Received;
+            if (received != servedBefore)
             {
-                int n = _sockets[s].ReceiveNoWait(_batch);
-                any |= n > 0;
-                Serve(s, n, ref policy);
+                _governor.RecordPeriod(gap, slept, (int)Math.Min(int.MaxValue, received - servedBefore));
             }
-            long now = _busyPollNanoseconds > 0 ? SystemClock.MonotonicNanoseconds() : 0;
-            if (any)
+            long window = _governor.BeginIdle(out bool probe);
+            long arrival = 0;
+            bool full = false;
+            if (window > 0)
             {
-                lastActive = now;
+                long now;
+                do
+                {
+                    arrival = PollOnce(ref policy, out full);
+                    now = SystemClock.RealtimeNanoseconds();
+                }
+                while (arrival == 0 && now - idleSince < window && !_stopping);
+                Counters.CountSpin(now - idleSince);
             }
-            else if (now - lastActive >= _busyPollNanoseconds)
+            slept = arrival == 0;
+            if (slept)
             {
-                if (_poller is null)
+                arrival = Sleep(ref policy, probe, out full);
+                if (arrival == 0)
                 {
-                    Serve(0, _sockets[0].Receive(_batch), ref policy);
+                    continue; // stopping
                 }
-                else
-                {
-                    _poller.Wait(250);
-                }
-                lastActive = SystemClock.MonotonicNanoseconds();
+            }
+            gap = arrival - idleSince;
+            servedBefore = received;
+            // A full batch leaves more queued; a short one means the queue was empty when it was taken.
+            while (full && !_stopping && PollOnce(ref policy, out full) != 0)
+            {
             }
         }
+    }
+
+    /// <summary>
+    /// Blocks until a datagram arrives (the socket's receive timeout wakes it to check for a stop) and
+    /// serves what came; returns the earliest arrival, or 0 when stopping. The sleeps the governor
+    /// asks for are timed on the thread's CPU clock: its price of a sleep.
+    /// </summary>
+    private long Sleep(ref ServerPolicy policy, bool probe, out bool full)
+    {
+        full = false;
+        while (!_stopping)
+        {
+            Counters.CountSleep();
+            bool timed = _governor.BeginSleep(probe);
+            long cpuBefore = timed ? OsThread.CpuNanoseconds() : 0;
+            long calledAt = timed ? SystemClock.RealtimeNanoseconds() : 0;
+            long arrival;
+            long cpu = 0;
+            long wall = 0;
+            if (_poller is null)
+            {
+                int n = _sockets[0].Receive(_batch);
+                if (timed)
+                {
+                    wall = SystemClock.RealtimeNanoseconds() - calledAt;
+                    cpu = OsThread.CpuNanoseconds() - cpuBefore;
+                }
+                arrival = ArrivalOf(n);
+                full = n == _batch.Capacity;
+                Serve(0, n, ref policy);
+            }
+            else
+            {
+                if (_poller.Wait(PollerTimeoutMilliseconds) == 0)
+                {
+                    continue;
+                }
+                if (timed)
+                {
+                    wall = SystemClock.RealtimeNanoseconds() - calledAt;
+                    cpu = OsThread.CpuNanoseconds() - cpuBefore;
+                }
+                arrival = PollOnce(ref policy, out full);
+            }
+            if (arrival != 0)
+            {
+                if (timed)
+                {
+                    // Off the CPU for a while inside the call: it slept (or, rarely, was preempted).
+                    _governor.RecordSleep(arrival - calledAt, cpu, slept: wall - cpu > OffCpuNanoseconds);
+                }
+                return arrival;
+            }
+        }
+        return 0;
+    }
+
+    /// <summary>One non-blocking receive on every socket, each batch served; the earliest arrival seen, or 0.</summary>
+    private long PollOnce(ref ServerPolicy policy, out bool full)
+    {
+        long earliest = 0;
+        full = false;
+        for (int s = 0; s < _sockets.Length; s++)
+        {
+            int n = _sockets[s].ReceiveNoWait(_batch);
+            long arrival = ArrivalOf(n);
+            if (arrival != 0 && (earliest == 0 || arrival < earliest))
+            {
+                earliest = arrival;
+            }
+            full |= n == _batch.Capacity;
+            Serve(s, n, ref policy);
+        }
+        return earliest;
+    }
+
+    /// <summary>
+    /// When the first (earliest queued) datagram of the batch just received arrived, on the system
+    /// clock: the kernel's software timestamp, or the clock now when there is none; 0 for no datagram.
+    /// </summary>
+    private long ArrivalOf(int received)
+    {
+        if (received <= 0)
+        {
+            return 0;
+        }
+        long stamped = _batch.SoftwareTimestamp(0);
+        return stamped != 0 ? stamped : SystemClock.RealtimeNanoseconds();
     }
 
     private void Serve(int socketIndex, int received, ref ServerPolicy policy)

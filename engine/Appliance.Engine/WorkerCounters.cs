@@ -18,6 +18,8 @@ public sealed class WorkerCounters
     private long _restarts;
     private long _cookiesIssued;
     private long _allocatedBytes;
+    private long _sleeps;
+    private long _spinNanoseconds;
 
     public long Received => Volatile.Read(ref _received);
     public long SendErrors => Volatile.Read(ref _sendErrors);
@@ -31,6 +33,12 @@ public sealed class WorkerCounters
 
     /// <summary>Bytes this worker's thread has allocated since it started (GC.GetAllocatedBytesForCurrentThread).</summary>
     public long AllocatedBytes => Volatile.Read(ref _allocatedBytes);
+
+    /// <summary>Blocking receives the worker entered: a sleep each unless a datagram was already queued (and one per receive timeout while idle).</summary>
+    public long Sleeps => Volatile.Read(ref _sleeps);
+
+    /// <summary>Time the worker spent polling its empty sockets (busy-poll, with the turn that caught a datagram), nanoseconds.</summary>
+    public long SpinNanoseconds => Volatile.Read(ref _spinNanoseconds);
 
     /// <summary>Fresh NTS cookies sent in responses.</summary>
     public long CookiesIssued => Volatile.Read(ref _cookiesIssued);
@@ -50,6 +58,10 @@ public sealed class WorkerCounters
     public void CountSendErrors(int errors) => _sendErrors += errors;
 
     public void CountReceiveError() => _receiveErrors++;
+
+    public void CountSleep() => _sleeps++;
+
+    public void CountSpin(long nanoseconds) => _spinNanoseconds += nanoseconds;
 
     public void CountRestart() => Interlocked.Increment(ref _restarts);
 

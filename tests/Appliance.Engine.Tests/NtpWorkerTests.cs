@@ -96,6 +96,66 @@ public class NtpWorkerTests
         Assert.Null(fault);
     }
 
+    /// <summary>The busy-poll settings: off, the default, the maximum (fixed and adaptive).</summary>
+    public static TheoryData<int, bool> BusyPollSettings => new()
+    {
+        { 0, true },
+        { 50, false },
+        { 10_000, false },
+        { 50, true },
+        { 10_000, true },
+    };
+
+    [Theory]
+    [MemberData(nameof(BusyPollSettings))]
+    public async Task IdleWorker_UsesWellUnderOnePercentOfACore(int busyPollMicroseconds, bool adaptive)
+    {
+        var options = EngineFixture.Options() with { BusyPoll = TimeSpan.FromMicroseconds(busyPollMicroseconds), AdaptiveBusyPoll = adaptive };
+        using NtpEngine engine = EngineFixture.Start(options);
+        NtpWorker worker = engine.Workers[0];
+        // One exchange first: a window is polled after traffic, and the worker must not keep on.
+        Assert.NotNull(await NtpQuery.ExchangeAsync(engine.LocalEndPoints[0], NtpQuery.ClientRequest(1), TimeSpan.FromSeconds(5)));
+        await Task.Delay(100);
+
+        long before = ThreadCpuNanoseconds(worker.OsThreadId);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        double share = (ThreadCpuNanoseconds(worker.OsThreadId) - before) / (watch.Elapsed.TotalSeconds * 1e9);
+
+        // A spinning worker shows ~100 %; one that polls 10 ms after each 250 ms receive timeout, 4 %.
+        Assert.True(share < 0.0025, $"the idle worker used {share:P3} of a core");
+    }
+
+    [Theory]
+    [MemberData(nameof(BusyPollSettings))]
+    public async Task Worker_AnswersOnEverySocket_WithEveryBusyPollSetting(int busyPollMicroseconds, bool adaptive)
+    {
+        // Two listen addresses: the worker owns two sockets and sleeps in epoll, not in recvmmsg.
+        var options = EngineFixture.Options() with
+        {
+            Listen = [new IPEndPoint(IPAddress.Loopback, 0), new IPEndPoint(IPAddress.IPv6Loopback, 0)],
+            BusyPoll = TimeSpan.FromMicroseconds(busyPollMicroseconds),
+            AdaptiveBusyPoll = adaptive,
+        };
+        using NtpEngine engine = EngineFixture.Start(options);
+        for (int i = 0; i < 40; i++)
+        {
+            IPEndPoint server = engine.LocalEndPoints[i % 2];
+            byte[]? reply = await NtpQuery.ExchangeAsync(server, NtpQuery.ClientRequest((ulong)i), TimeSpan.FromSeconds(5));
+            Assert.NotNull(reply);
+            Assert.Equal(NtpQuery.ClientRequest((ulong)i).AsSpan(40, 8).ToArray(), reply.AsSpan(24, 8).ToArray()); // origin = our transmit
+        }
+        Assert.Equal(40, engine.Workers[0].Counters.Get(ResponseAction.Respond, ResponseReason.Served));
+    }
+
+    /// <summary>A thread's CPU time so far: /proc/self/task/TID/schedstat, first field (ns on the CPU).</summary>
+    private static long ThreadCpuNanoseconds(int tid)
+    {
+        Assert.NotEqual(0, tid);
+        string schedstat = File.ReadAllText($"/proc/self/task/{tid}/schedstat");
+        return long.Parse(schedstat.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     [Fact]
     public void ProcessBatch_InMemory_AnswersLoadedRequestsAndLeavesKissUnstamped()
     {
@@ -165,5 +225,44 @@ public class AllocationTests
         }
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
         Assert.Equal(64 * 501, counters.Get(ResponseAction.Respond, ResponseReason.Served));
+    }
+
+    [Theory]
+    [InlineData(50, true)]
+    [InlineData(10_000, true)]
+    [InlineData(50, false)]
+    public async Task Worker_SteadyState_AllocatesNothing_PollingSleepingAndDeciding(int busyPollMicroseconds, bool adaptive)
+    {
+        // A real worker, its loop and its busy-poll governor (decisions every 64 idle periods, timed
+        // sleeps, probes) under bursts and gaps: the worker thread's allocation counter, which it
+        // publishes after every batch, must not move once warm.
+        var options = EngineFixture.Options() with { BusyPoll = TimeSpan.FromMicroseconds(busyPollMicroseconds), AdaptiveBusyPoll = adaptive };
+        using NtpEngine engine = EngineFixture.Start(options);
+        NtpWorker worker = engine.Workers[0];
+        using var client = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);
+        client.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        client.ReceiveBufferSize = 8 << 20;
+        byte[] request = NtpQuery.ClientRequest(7);
+        async Task Traffic(int datagrams)
+        {
+            long target = worker.Counters.Received + datagrams;
+            for (int i = 0; i < datagrams; i++)
+            {
+                client.SendTo(request, engine.LocalEndPoints[0]);
+                if (i % 16 == 15)
+                {
+                    await Task.Delay(1); // a gap: the worker goes idle, polls, sleeps
+                }
+            }
+            for (int wait = 0; wait < 500 && worker.Counters.Received < target; wait++)
+            {
+                await Task.Delay(10);
+            }
+            Assert.Equal(target, worker.Counters.Received);
+        }
+        await Traffic(2000);
+        long warm = worker.Counters.AllocatedBytes;
+        await Traffic(4000);
+        Assert.Equal(warm, worker.Counters.AllocatedBytes);
     }
 }

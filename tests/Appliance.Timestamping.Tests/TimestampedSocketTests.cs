@@ -36,9 +36,42 @@ public class TimestampedSocketTests
             Assert.Equal(i, batch.Payload(i)[0]);
             Assert.Equal(TimestampSource.KernelSoftware, batch.TimestampSource(i));
             Assert.InRange(batch.ReceiveTimestamp(i), before - 1_000_000, after);
+            Assert.Equal(batch.ReceiveTimestamp(i), batch.SoftwareTimestamp(i));
             Assert.Equal(NetAddress.FromIPAddress(ip), batch.Source(i));
             Assert.Equal(((IPEndPoint)client.LocalEndPoint!).Port, batch.SourcePort(i));
             Assert.Equal(NetAddress.FromIPAddress(ip), batch.Destination(i));
+        }
+    }
+
+    [Fact]
+    public void Receive_AfterLoadAndEarlierReceives_ResetsTheHeadersTheyChanged()
+    {
+        // A slot loaded with an IPv4 peer has a 16-byte name length; an IPv6 receive into it must
+        // have the full 28 again (the batch resets only the headers used since its last receive).
+        using var socket = TimestampedSocket.Open(new IPEndPoint(IPAddress.IPv6Loopback, 0), new TimestampedSocketOptions());
+        using var batch = new PacketBatch(4);
+        using var client = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp);
+        client.Bind(new IPEndPoint(IPAddress.IPv6Loopback, 0));
+        int port = ((IPEndPoint)client.LocalEndPoint!).Port;
+        for (int round = 0; round < 3; round++)
+        {
+            batch.Load(0, [1, 2, 3], new IPEndPoint(IPAddress.Parse("192.0.2.1"), 9), 0);
+            batch.Load(2, [1, 2, 3], new IPEndPoint(IPAddress.Parse("192.0.2.1"), 9), 0);
+            batch.Clear();
+            int sends = round + 1;
+            for (int i = 0; i < sends; i++)
+            {
+                client.SendTo(new byte[] { (byte)i, 9 }, socket.LocalEndPoint);
+            }
+            Thread.Sleep(20);
+            Assert.Equal(sends, socket.Receive(batch));
+            for (int i = 0; i < sends; i++)
+            {
+                Assert.Equal(2, batch.Length(i));
+                Assert.Equal(NetAddress.FromIPAddress(IPAddress.IPv6Loopback), batch.Source(i));
+                Assert.Equal(port, batch.SourcePort(i));
+                Assert.Equal(TimestampSource.KernelSoftware, batch.TimestampSource(i));
+            }
         }
     }
 

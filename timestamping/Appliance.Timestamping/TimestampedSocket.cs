@@ -240,7 +240,7 @@ public sealed unsafe class TimestampedSocket : IDisposable
         int n = Libc.RecvMMsg(_fd.Value, messages, (uint)batch.Capacity, flags, null);
         if (n < 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
+            int errno = Marshal.GetLastSystemError();
             batch.CompleteReceive(0, _preferHardware);
             return errno is Errno.EAGAIN or Errno.EINTR ? 0 : -errno;
         }
@@ -266,7 +266,7 @@ public sealed unsafe class TimestampedSocket : IDisposable
                 offset += sent;
                 continue;
             }
-            if (sent < 0 && Marshal.GetLastPInvokeError() == Errno.EINTR)
+            if (sent < 0 && Marshal.GetLastSystemError() == Errno.EINTR)
             {
                 continue;
             }
