@@ -38,15 +38,22 @@ public class PtpSourceTests
     /// <paramref name="timescaleOffset"/> seconds ahead of UTC). Returns the measurement, if any.
     /// </summary>
     private Measurement? Exchange(PtpSource slave, long now, byte[]? identity = null, NetAddress? from = null,
-        double masterMinusSlave = 0, int timescaleOffset = 0, long at = Start)
+        double masterMinusSlave = 0, int timescaleOffset = 0, long at = Start, bool followUpFirst = false)
     {
         identity ??= s_master;
         NetAddress source = from ?? s_masterAddress;
         long shift = (long)(masterMinusSlave * Second) + (timescaleOffset * Second);
         ushort sequence = ++_sequence;
         long t1 = at, t2 = at + 20_000 - shift;
+        if (followUpFirst)
+        {
+            slave.OnGeneral(PtpMessages.FollowUp(identity, sequence, t1), source, now);
+        }
         slave.OnEvent(PtpMessages.Sync(identity, sequence, originNanoseconds: null), source, t2);
-        slave.OnGeneral(PtpMessages.FollowUp(identity, sequence, t1), source, now);
+        if (!followUpFirst)
+        {
+            slave.OnGeneral(PtpMessages.FollowUp(identity, sequence, t1), source, now);
+        }
         var request = new byte[44];
         if (!slave.WriteDelayRequest(request))
         {
@@ -68,6 +75,20 @@ public class PtpSourceTests
         Assert.Equal(40e-6, (m.T4 - m.T1) / 1e9, 9); // the round trip: 20 µs each way
         Assert.Equal(ReferenceIds.Ptp, m.Response.ReferenceId);
         Assert.Equal(0, slave.Counters.Invalid);
+    }
+
+    [Fact]
+    public void AFollowUpReadBeforeItsSync_StillCompletesIt()
+    {
+        // The event and general ports are read on two threads: the Follow_Up can be taken first.
+        PtpSource slave = Slave();
+        slave.OnGeneral(PtpMessages.Announce(s_master, 1), s_masterAddress, now: 1000);
+        Assert.Equal(3e-6, Offset(Exchange(slave, now: 1000, masterMinusSlave: 3e-6, followUpFirst: true)!.Value), 9);
+        Assert.Equal(-3e-6, Offset(Exchange(slave, now: 1000, masterMinusSlave: -3e-6)!.Value), 9);
+        // A Follow_Up kept for a Sync that never came does not complete a later one.
+        slave.OnGeneral(PtpMessages.FollowUp(s_master, 500, Start), s_masterAddress, now: 1000);
+        slave.OnEvent(PtpMessages.Sync(s_master, 501, originNanoseconds: null), s_masterAddress, Start);
+        Assert.False(slave.WriteDelayRequest(new byte[44]));
     }
 
     [Fact]

@@ -75,6 +75,8 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
     private ushort _syncSequence;
     private long _syncArrival;
     private long _syncOrigin = -1;
+    private ushort _followUpSequence;
+    private long _followUpOrigin = -1;   // a Follow_Up taken before its Sync (the two ports are read on two threads)
     private ushort _delaySequence;
     private long _delayDeparture;
     private long _lastAnnounce;
@@ -347,7 +349,19 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
             _syncSequence = BinaryPrimitives.ReadUInt16BigEndian(message[30..]);
             _syncArrival = arrival;
             bool twoStep = (message[6] & 0x02) != 0;
-            _syncOrigin = twoStep ? -1 : Timestamp(message[34..]) + Correction(message) - _utcOffsetNanoseconds;
+            if (!twoStep)
+            {
+                _syncOrigin = Timestamp(message[34..]) + Correction(message) - _utcOffsetNanoseconds;
+            }
+            else if (_followUpSequence == _syncSequence && _followUpOrigin >= 0)
+            {
+                _syncOrigin = _followUpOrigin; // its Follow_Up was read first
+                _followUpOrigin = -1;
+            }
+            else
+            {
+                _syncOrigin = -1; // until its Follow_Up
+            }
         }
     }
 
@@ -377,9 +391,20 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
                 return null;
             }
             ushort sequence = BinaryPrimitives.ReadUInt16BigEndian(message[30..]);
-            if (type == FollowUp && message.Length >= 44 && sequence == _syncSequence)
+            if (type == FollowUp && message.Length >= 44)
             {
-                _syncOrigin = Timestamp(message[34..]) + Correction(message) - _utcOffsetNanoseconds;
+                // Its Sync may not have been read yet: the event port has its own thread. Kept, it
+                // completes that Sync when it comes (ptp4l does the same).
+                long origin = Timestamp(message[34..]) + Correction(message) - _utcOffsetNanoseconds;
+                if (sequence == _syncSequence)
+                {
+                    _syncOrigin = origin;
+                }
+                else
+                {
+                    _followUpSequence = sequence;
+                    _followUpOrigin = origin;
+                }
                 return null;
             }
             if (type == DelayResp && message.Length >= 54 && sequence == _delaySequence && message.Slice(44, 10).SequenceEqual(_identity))
@@ -453,6 +478,7 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
             _master = identity.ToArray();
             _masterAddress = source;
             _syncOrigin = -1;
+            _followUpOrigin = -1;
         }
         else if (utcOffset != _utcOffsetNanoseconds)
         {
