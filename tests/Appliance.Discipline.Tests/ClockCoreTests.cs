@@ -207,4 +207,127 @@ public class ClockCoreTests
         Assert.Equal(ClockCoreStatus.Unsynchronised, core.Status);
         Assert.False(spent.State.IsSynchronised);
     }
+
+    private const uint Gps = 0x47505300;
+
+    /// <summary>A serial GPS report as GpsdSource gives it: stratum 0, refid GPS, a 200 ms window.</summary>
+    private static Sample Serial(double at, double offset) => new(Samples.At(at), offset, 0.2, 1e-3, 0, 1e-3, 0, LeapIndicator.NoWarning, Gps);
+
+    private static void AssertNamesItsReference(ServerState state, uint referenceId, byte stratum, string when)
+    {
+        Assert.True(state.IsSynchronised, $"{when}: not synchronised");
+        Assert.True(state.ReferenceId == referenceId, $"{when}: reference id 0x{state.ReferenceId:X8}, not 0x{referenceId:X8}");
+        Assert.True(state.Stratum == stratum, $"{when}: stratum {state.Stratum}, not {stratum}");
+    }
+
+    [Fact]
+    public void AFirstSampleThatSteps_LeavesEveryStateNamingTheReferenceClock_UntilItsNextSample()
+    {
+        // gpsd as the only source, its first serial time 0.3 s from the clock: beyond the step
+        // threshold, so the clock is stepped and every filter cleared. The ticks that follow, before
+        // the next sample, must still say whom the time comes from (RFC 5905 §7.3), at stratum 1.
+        var core = new ClockCore(new ClockCoreOptions { StartupWait = TimeSpan.Zero });
+        Peer gpsd = core.AddPeer("127.0.0.1:2947", Gps);
+        gpsd.PollSeconds = 1;
+        ClockUpdate first = core.OnSample(gpsd, Serial(1, 0.3), Samples.At(1));
+        Assert.Single(first.Commands.OfType<ClockCommand.Step>());
+        AssertNamesItsReference(first.State, Gps, 1, "the step");
+        for (int t = 2; t <= 4; t++)
+        {
+            ClockUpdate tick = core.Tick(Samples.At(t + 0.3));
+            AssertNamesItsReference(tick.State, Gps, 1, $"tick {t}");
+            // The path to the primary reference is not forgotten either: its window and dispersion.
+            Assert.Equal(0.2, tick.State.RootDelay, 9);
+            Assert.True(tick.State.RootDispersion >= 1e-3, $"tick {t}: root dispersion {tick.State.RootDispersion}");
+        }
+        AssertNamesItsReference(core.OnSample(gpsd, Serial(5.3, 0), Samples.At(5.3)).State, Gps, 1, "the next sample");
+    }
+
+    [Fact]
+    public void AStepUnderStratum1Upstreams_KeepsStratum2AndTheSystemPeersReference_RFC5905Section11_2_3()
+    {
+        var (core, peers) = Core();
+        ClockUpdate step = Feed(core, peers, 1, 2.0);
+        Assert.Single(step.Commands.OfType<ClockCommand.Step>());
+        uint named = step.State.ReferenceId;
+        Assert.Contains(named, peers.Select(p => p.ReferenceId));
+        ClockUpdate tick = core.Tick(Samples.At(3.5));
+        // Not "stratum 1, refid 0": a step clears the filters, not what the system peer said.
+        AssertNamesItsReference(tick.State, named, 2, "after the step");
+        Assert.Equal(300e-6, tick.State.RootDelay, 9);
+    }
+
+    [Fact]
+    public void ASystemPeerThatDoesNotNameItsReference_NeverMakesTheStateSynchronised()
+    {
+        var core = new ClockCore(new ClockCoreOptions { StartupWait = TimeSpan.Zero });
+        Peer unnamed = core.AddPeer("refclock", 0);
+        unnamed.PollSeconds = 1;
+        for (int t = 1; t <= 5; t++)
+        {
+            ClockUpdate update = core.OnSample(unnamed, Serial(t, 0.01), Samples.At(t));
+            Assert.False(update.State.IsSynchronised, $"sample {t}: stratum {update.State.Stratum}, refid 0x{update.State.ReferenceId:X8}");
+            Assert.Contains(update.Commands, c => c is ClockCommand.SetStatus { Synchronised: false });
+        }
+        Assert.Equal(ClockCoreStatus.Unsynchronised, core.Status);
+
+        // Once the driver names it, the same source makes the server stratum 1 under that name.
+        unnamed.ReferenceId = Gps;
+        AssertNamesItsReference(core.OnSample(unnamed, Serial(6, 0.01), Samples.At(6)).State, Gps, 1, "named");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(5)]
+    public void EverySynchronisedState_NamesAReferenceThatIsOneOfItsPeers(int seed)
+    {
+        // GPS (stratum 0) and two stratum-1 upstreams, samples and ticks in random order, some
+        // offsets far enough to step, sources falling silent and coming back.
+        var random = new Random(seed);
+        var core = new ClockCore(new ClockCoreOptions { StartupWait = TimeSpan.Zero, StepOut = TimeSpan.FromSeconds(20) });
+        Peer gps = core.AddPeer("gps", Gps);
+        gps.PollSeconds = 1;
+        Peer[] upstreams = [core.AddPeer("a", 0xC0000201), core.AddPeer("b", 0xC0000202)];
+        foreach (Peer p in upstreams)
+        {
+            p.PollSeconds = 4;
+        }
+        double clockOffset = 0.4; // true − local, at start
+        for (double t = 1; t < 600; t += 0.25 + random.NextDouble())
+        {
+            if (random.NextDouble() < 0.01)
+            {
+                clockOffset += random.NextDouble() < 0.5 ? 0.5 : -0.5; // a jump the core must step for
+            }
+            ClockUpdate update;
+            int pick = random.Next(6);
+            if (pick == 0 && (int)(t / 60) % 3 != 2)
+            {
+                update = core.OnSample(gps, Serial(t, clockOffset + ((random.NextDouble() - 0.5) * 2e-3)), Samples.At(t));
+            }
+            else if (pick == 1)
+            {
+                Peer p = upstreams[random.Next(upstreams.Length)];
+                update = core.OnSample(p, Samples.Make(t, clockOffset + ((random.NextDouble() - 0.5) * 1e-4)), Samples.At(t));
+            }
+            else
+            {
+                update = core.Tick(Samples.At(t));
+            }
+            foreach (ClockCommand.Step step in update.Commands.OfType<ClockCommand.Step>())
+            {
+                clockOffset -= step.Seconds;
+                t += step.Seconds; // the local clock's readings jump with it
+            }
+            if (update.State.IsSynchronised)
+            {
+                uint id = update.State.ReferenceId;
+                Assert.True(id == Gps ? update.State.Stratum == 1 : upstreams.Any(p => p.ReferenceId == id) && update.State.Stratum == 2,
+                    $"seed {seed}, t = {t:F2}: stratum {update.State.Stratum}, refid 0x{id:X8}, status {core.Status}");
+            }
+        }
+    }
 }

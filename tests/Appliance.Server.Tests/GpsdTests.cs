@@ -1,3 +1,4 @@
+using Appliance.Protocol;
 using Appliance.Protocol.Client;
 using Appliance.Server.Configuration;
 using Appliance.Server.Hosting;
@@ -91,6 +92,23 @@ public class GpsdTests
         ITimeSource source = Assert.Single(server.Clock.Sources);
         string Describe() => $"stratum {server.State.Current.Stratum}, source {server.Clock.Snapshot.Sources.Single()}";
 
+        // Every state the workers could have served, read as they read it, all through the test: a
+        // synchronised one names GPS at stratum 1 (RFC 5905 §7.3), right after the first +2 s step too.
+        using var watching = new CancellationTokenSource();
+        var unnamed = new List<string>();
+        Task watch = Task.Run(async () =>
+        {
+            while (!watching.IsCancellationRequested)
+            {
+                ServerState s = server.State.Current;
+                if (s.IsSynchronised && (s.ReferenceId != ReferenceIds.Gps || s.Stratum != 1) && unnamed.Count < 10)
+                {
+                    unnamed.Add($"stratum {s.Stratum}, refid 0x{s.ReferenceId:X8}, root dispersion {s.RootDispersion:F3} s");
+                }
+                await Task.Delay(2);
+            }
+        });
+
         await Eventually.TrueAsync(() => server.State.Current.Stratum == 1 && source.Counters.Answers >= 3, TimeSpan.FromSeconds(30), Describe);
 
         Assert.Equal(ReferenceIds.Gps, server.State.Current.ReferenceId);
@@ -112,5 +130,9 @@ public class GpsdTests
         await gpsd.StartAsync();
         await Eventually.TrueAsync(() => source.State == SourceState.Reachable && source.Counters.Answers >= before + 3, TimeSpan.FromSeconds(40), Describe);
         Assert.Equal(1, server.State.Current.Stratum);
+
+        await watching.CancelAsync();
+        await watch;
+        Assert.True(unnamed.Count == 0, "synchronised states that did not name GPS: " + string.Join("; ", unnamed));
     }
 }

@@ -1,5 +1,14 @@
+using System.Collections.Concurrent;
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Appliance.Protocol.Client;
+using Appliance.Sources;
 using Appliance.Testing;
+using Appliance.Timestamping;
+using Microsoft.Extensions.Logging.Abstractions;
+using Xunit.Abstractions;
 
 namespace Appliance.Server.Tests;
 
@@ -11,14 +20,11 @@ namespace Appliance.Server.Tests;
 /// correction (served − system) is its error against the grandmaster.
 /// </summary>
 [Collection(RealPeers.Name)]
-public class PtpTests
+public class PtpTests(ITestOutputHelper output)
 {
-    [Fact]
-    public async Task Ptp4lGrandmaster_ApplianceLocks_ServedTimeWithin10usOfTheGrandmaster()
+    /// <summary>ptp4l as grandmaster in <paramref name="master"/>; returns it once it has taken the role, with its clockIdentity.</summary>
+    private static async Task<(PeerProcess Ptp4l, byte[] Identity)> StartGrandmasterAsync(NetworkNamespace master)
     {
-        (NetworkNamespace master, NetworkNamespace slave) = await NetworkNamespace.CreateLinkedPairAsync("ptp");
-        await using NetworkNamespace a = master;
-        await using NetworkNamespace b = slave;
         string dir = Directory.CreateTempSubdirectory("ptp").FullName;
         string config = Path.Combine(dir, "master.cfg");
         await File.WriteAllTextAsync(config, $"""
@@ -32,9 +38,30 @@ public class PtpTests
             uds_address {dir}/master.uds
 
             """);
-        await using var ptp4l = new PeerProcess("ip", master.Exec("capsh", "--drop=cap_sys_time", "--", "-c",
+        var ptp4l = new PeerProcess("ip", master.Exec("capsh", "--drop=cap_sys_time", "--", "-c",
             $"exec ptp4l -S -4 -i {master.Interface} -m -f {config}"));
-        await ptp4l.WaitForOutputAsync("assuming the grand master role", TimeSpan.FromSeconds(20));
+        try
+        {
+            await ptp4l.WaitForOutputAsync("assuming the grand master role", TimeSpan.FromSeconds(20));
+            // "selected local clock 1ab017.fffe.68dcd5 as best master": the clockIdentity; port 1.
+            Match selected = Regex.Match(ptp4l.Output, @"selected local clock ([0-9a-f]{6})\.([0-9a-f]{4})\.([0-9a-f]{6})");
+            Assert.True(selected.Success, ptp4l.Output);
+            return (ptp4l, Convert.FromHexString(selected.Groups[1].Value + selected.Groups[2].Value + selected.Groups[3].Value + "0001"));
+        }
+        catch
+        {
+            await ptp4l.DisposeAsync();
+            throw;
+        }
+    }
+
+    [Fact]
+    public async Task Ptp4lGrandmaster_ApplianceLocks_ServedTimeWithin10usOfTheGrandmaster()
+    {
+        (NetworkNamespace master, NetworkNamespace slave) = await NetworkNamespace.CreateLinkedPairAsync("ptp");
+        await using NetworkNamespace a = master;
+        await using NetworkNamespace b = slave;
+        await using PeerProcess ptp4l = (await StartGrandmasterAsync(master)).Ptp4l;
 
         int metricsPort = 9900 + (Environment.ProcessId % 90); // inside the test's own namespace: nothing else there
         string yaml = ApplianceProcess.WriteConfig($$"""
@@ -74,5 +101,66 @@ public class PtpTests
         }
         string seen = string.Join(", ", corrections.Select(c => (c * 1e6).ToString("0.00", CultureInfo.InvariantCulture) + " µs"));
         Assert.True(corrections.All(c => Math.Abs(c) < 10e-6), $"served − grandmaster: {seen}");
+    }
+
+    [Fact]
+    public async Task ASpooferOnTheSlavesHost_NamingTheGrandmaster_IsRefused_AndEverySampleStaysOnTheGrandmaster()
+    {
+        (NetworkNamespace master, NetworkNamespace slave) = await NetworkNamespace.CreateLinkedPairAsync("ptps");
+        await using NetworkNamespace a = master;
+        await using NetworkNamespace b = slave;
+        (PeerProcess grandmaster, byte[] identity) = await StartGrandmasterAsync(master);
+        await using PeerProcess ptp4l = grandmaster;
+
+        // The PTP client in the slave's namespace; both ends read the same CLOCK_REALTIME, so every
+        // true offset is within microseconds of zero.
+        var source = new PtpSource(new PtpOptions { Interface = slave.Interface!, DelayRequestInterval = -3 }, NullLogger.Instance);
+        var offsets = new ConcurrentQueue<double>();
+        using var stop = new CancellationTokenSource();
+        Task run = NetworkNamespaceThread.Run(slave.Name, () => source.RunAsync((_, m) =>
+        {
+            offsets.Enqueue((m.T2 - ((m.T1 / 2) + (m.T4 / 2))) / 1e9);
+            return true;
+        }, stop.Token));
+        string Summary() => $"{offsets.Count} samples: {string.Join(", ", offsets.Select(o => (o * 1e6).ToString("0.0", CultureInfo.InvariantCulture) + " µs"))}; "
+            + $"{source.Counters.Invalid} refused, {source.Counters.Requests} requests, {source.Counters.Answers} answers";
+        string Seen() => $"{Summary()}\n{ptp4l.Output}";
+        await Eventually.TrueAsync(() => offsets.Count >= 4, TimeSpan.FromSeconds(20), Seen);
+        offsets.Clear();
+
+        // The spoofer: a plain UDP socket on the slave's host, as any local process can open. It
+        // names the grandmaster's identity in Announces that put the master on the PTP timescale
+        // 1000 s from UTC, and in one-step Syncs 0.8 s early; to the multicast group out of the
+        // slave's interface (looped back to local members), to the slave's address and to loopback.
+        using Socket spoofer = NetworkNamespaceThread.Run(slave.Name, () =>
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastInterface, IPAddress.Parse(slave.Address!).GetAddressBytes());
+            socket.Bind(new IPEndPoint(IPAddress.Any, 0));
+            return socket;
+        });
+        IPAddress[] targets = [PtpSource.PrimaryGroup, IPAddress.Parse(slave.Address!), IPAddress.Loopback];
+        ushort sequence = 40_000;
+        DateTime until = DateTime.UtcNow.AddSeconds(4);
+        while (DateTime.UtcNow < until)
+        {
+            sequence++;
+            byte[] announce = PtpMessages.Announce(identity, sequence, PtpMessages.PtpTimescale | PtpMessages.UtcOffsetValid, utcOffset: 1000);
+            byte[] sync = PtpMessages.Sync(identity, sequence, SystemClock.RealtimeNanoseconds() - 800_000_000);
+            foreach (IPAddress target in targets)
+            {
+                spoofer.SendTo(announce, new IPEndPoint(target, 320));
+                spoofer.SendTo(sync, new IPEndPoint(target, 319));
+            }
+            await Task.Delay(10);
+        }
+        await Task.Delay(1000);
+        await stop.CancelAsync();
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+
+        output.WriteLine(Summary());
+        Assert.True(offsets.Count >= 20, Seen()); // eight Delay_Req a second for five seconds
+        Assert.True(offsets.All(o => Math.Abs(o) < 100e-6), Seen());
+        Assert.True(source.Counters.Invalid > 0, Seen());
     }
 }

@@ -1,3 +1,4 @@
+using System.Text;
 using Appliance.Protocol;
 using Appliance.Protocol.Client;
 using Appliance.Sources;
@@ -216,5 +217,102 @@ public class ReferenceClockTests
         long reported = Start - (GpsdSource.WeekRolloverSeconds * Second); // a receiver stuck in the previous epoch
         Measurement m = gpsd.Handle(Toff(reported, Start, "PPS"))!.Value;
         Assert.Equal(0, Offset(m), 9);
+    }
+
+    [Theory]
+    [InlineData("{\"class\":\"TPV\",\"mode\":\"3\"}")]                       // a number as a string
+    [InlineData("{\"class\":\"TPV\",\"mode\":3,\"ept\":\"fast\"}")]
+    [InlineData("{\"class\":\"TPV\",\"mode\":7}")]                          // no such mode
+    [InlineData("{\"class\":\"SKY\",\"uSat\":\"7\"}")]
+    [InlineData("{\"class\":\"SKY\",\"satellites\":{\"used\":true}}")]
+    [InlineData("{\"class\":\"SKY\",\"satellites\":[1,2,3]}")]
+    [InlineData("{\"class\":\"SKY\",\"satellites\":[{\"used\":1}]}")]
+    [InlineData("{\"class\":\"PPS\",\"real_sec\":\"1795435200\",\"real_nsec\":0,\"clock_sec\":1795435200,\"clock_nsec\":0}")]
+    [InlineData("{\"class\":\"PPS\",\"real_sec\":1795435200,\"real_nsec\":0,\"clock_nsec\":0}")]          // clock_sec missing
+    [InlineData("{\"class\":\"PPS\",\"real_sec\":1795435200,\"real_nsec\":2000000000,\"clock_sec\":1795435200,\"clock_nsec\":0}")]
+    [InlineData("{\"class\":\"PPS\",\"real_sec\":1795435200.5,\"real_nsec\":0,\"clock_sec\":1795435200,\"clock_nsec\":0}")]
+    [InlineData("{\"class\":\"PPS\",\"real_sec\":99999999999999999999,\"real_nsec\":0,\"clock_sec\":1795435200,\"clock_nsec\":0}")]
+    [InlineData("{\"class\":\"PPS\",\"real_sec\":1795435200,\"real_nsec\":0,\"clock_sec\":1795435200,\"clock_nsec\":0,\"precision\":\"-20\"}")]
+    [InlineData("{\"class\":5}")]
+    [InlineData("[\"TPV\"]")]
+    [InlineData("{\"class\":\"TPV\"")]                                     // cut short
+    [InlineData("")]
+    public void Gpsd_ALineThatIsNotWhatGpsdSends_IsOneBadLine_ThatNeverThrows_AndChangesNothing(string line)
+    {
+        GpsdSource gpsd = Gpsd();
+        gpsd.Handle(Fix3D);
+        gpsd.Handle("{\"class\":\"SKY\",\"uSat\":7}");
+
+        Assert.Null(gpsd.Handle(line));
+
+        Assert.Equal(1, gpsd.Counters.Invalid);
+        // The fix before it still stands: the next good edge is time.
+        Measurement edge = gpsd.Handle(Toff(Start, Start - 2_000, "PPS"))!.Value;
+        Assert.Equal(2e-6, Offset(edge), 9);
+        Assert.Equal(1, gpsd.Counters.Invalid);
+    }
+
+    [Fact]
+    public async Task Gpsd_AHugelyNegativeRealSec_IsABadLine_AtOnce()
+    {
+        GpsdSource gpsd = Gpsd();
+        gpsd.Handle(Fix3D);
+        string line = "{\"class\":\"PPS\",\"real_sec\":-9000000000000000000,\"real_nsec\":0,\"clock_sec\":1795435200,\"clock_nsec\":0}";
+        // Moved forward one rollover at a time, this would take ~10^10 turns (seconds of CPU).
+        Measurement? m = await Task.Run(() => gpsd.Handle(line)).WaitAsync(TimeSpan.FromSeconds(2));
+        Assert.Null(m);
+        Assert.Equal(1, gpsd.Counters.Invalid);
+    }
+
+    [Fact]
+    public void Gpsd_TwoWeekRolloversBehind_IsMovedForwardBy2048Weeks()
+    {
+        GpsdSource gpsd = Gpsd();
+        gpsd.Handle(Fix3D);
+        long reported = Start - (2 * GpsdSource.WeekRolloverSeconds * Second);
+        Measurement m = gpsd.Handle(Toff(reported, Start, "PPS"))!.Value;
+        Assert.Equal(0, Offset(m), 9);
+        Assert.Equal(0, gpsd.Counters.Invalid);
+    }
+
+    [Fact]
+    public void Gpsd_MutatedReports_NeverThrow_AndEveryRefusedOneIsCounted()
+    {
+        // gpsd's own reports with bytes replaced (by JSON's own characters, digits, signs and bytes
+        // that are not UTF-8), cut short and spliced: whatever arrives, the driver answers with a
+        // sample, nothing, or one bad line.
+        string[] seeds =
+        [
+            Fix3D,
+            "{\"class\":\"SKY\",\"device\":\"/dev/ttyS0\",\"uSat\":7,\"satellites\":[{\"PRN\":1,\"used\":true},{\"PRN\":2,\"used\":false}]}",
+            Toff(Start, Start + 20_000_000),
+            Toff(Start, Start - 1_500, "PPS"),
+        ];
+        byte[] alphabet = "{}[]:,\"-.0123456789eE+ tfnul\\"u8.ToArray().Concat(new byte[] { 0x00, 0x80, 0xC3, 0xFF }).ToArray();
+        var random = new Random(14);
+        GpsdSource gpsd = Gpsd();
+        long refused = 0;
+        for (int i = 0; i < 20_000; i++)
+        {
+            byte[] line = Encoding.UTF8.GetBytes(seeds[random.Next(seeds.Length)]);
+            for (int flips = random.Next(1, 4); flips > 0; flips--)
+            {
+                line[random.Next(line.Length)] = alphabet[random.Next(alphabet.Length)];
+            }
+            if (random.Next(4) == 0)
+            {
+                line = line[..random.Next(line.Length)];
+            }
+            else if (random.Next(4) == 0)
+            {
+                byte[] other = Encoding.UTF8.GetBytes(seeds[random.Next(seeds.Length)]);
+                line = [.. line[..random.Next(line.Length)], .. other[random.Next(other.Length)..]];
+            }
+            long before = gpsd.Counters.Invalid;
+            Measurement? m = gpsd.Handle(line);
+            refused += gpsd.Counters.Invalid - before;
+            Assert.True(gpsd.Counters.Invalid - before <= 1 && (m is null || gpsd.Counters.Invalid == before), $"line {i}: {Encoding.UTF8.GetString(line)}");
+        }
+        Assert.InRange(refused, 1000, 20_000); // most mutations break something, and each is one bad line
     }
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Appliance.Protocol;
+using Appliance.Testing;
 
 namespace Appliance.Timestamping.Tests;
 
@@ -131,5 +132,49 @@ public class TimestampedSocketTests
         var e = Assert.ThrowsAny<SocketException>(() => TimestampedSocket.Open(first.LocalEndPoint, new TimestampedSocketOptions()));
         Assert.Equal(SocketError.AddressAlreadyInUse, e.SocketErrorCode);
         Assert.Contains("bind", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Open_WithADevice_TakesOnlyWhatArrivesOnThatInterface()
+    {
+        // Two namespaces joined by a veth pair. In B, one socket on the wildcard bound to B's veth and
+        // one on the wildcard alone; datagrams come over the veth from A, and over loopback from B itself.
+        (NetworkNamespace a, NetworkNamespace b) = await NetworkNamespace.CreateLinkedPairAsync("dev");
+        await using NetworkNamespace nsA = a;
+        await using NetworkNamespace nsB = b;
+        var options = new TimestampedSocketOptions { ReceiveTimeout = TimeSpan.FromMilliseconds(200), Device = b.Interface };
+        (TimestampedSocket bound, TimestampedSocket unbound) = NetworkNamespaceThread.Run(b.Name, () => (
+            TimestampedSocket.Open(new IPEndPoint(IPAddress.Any, 0), options),
+            TimestampedSocket.Open(new IPEndPoint(IPAddress.Any, 0), options with { Device = null })));
+        using (bound)
+        using (unbound)
+        {
+            using Socket fromA = NetworkNamespaceThread.Run(a.Name, () => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
+            using Socket fromB = NetworkNamespaceThread.Run(b.Name, () => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
+            using var batch = new PacketBatch(4);
+            foreach (TimestampedSocket socket in new[] { bound, unbound })
+            {
+                fromA.SendTo(new byte[] { 1 }, new IPEndPoint(IPAddress.Parse(b.Address!), socket.LocalEndPoint.Port));
+                fromB.SendTo(new byte[] { 2 }, new IPEndPoint(IPAddress.Loopback, socket.LocalEndPoint.Port));
+            }
+            await Task.Delay(100);
+
+            Assert.Equal(1, bound.Receive(batch));
+            Assert.Equal(1, batch.Payload(0)[0]);
+            Assert.Equal(NetAddress.FromIPAddress(IPAddress.Parse(a.Address!)), batch.Source(0));
+            Assert.Equal(0, bound.Receive(batch)); // the loopback one never reached it
+            Assert.Equal(2, unbound.Receive(batch));
+        }
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("a-name-too-long-for-linux")]
+    [InlineData("\u00e9th0")]
+    public void Open_WithADeviceNameLinuxCannotHold_FailsWithTheName(string device)
+    {
+        var e = Assert.ThrowsAny<SocketException>(() => TimestampedSocket.Open(new IPEndPoint(IPAddress.Loopback, 0),
+            new TimestampedSocketOptions { Device = device }));
+        Assert.Contains("SO_BINDTODEVICE", e.Message, StringComparison.Ordinal);
     }
 }

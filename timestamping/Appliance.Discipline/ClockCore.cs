@@ -81,6 +81,7 @@ public sealed class ClockCore
     private bool _everSet;
     private bool _panic;               // the last offset was refused as beyond the panic threshold
     private long _firstSample = -1;    // local time of the first sample from any source
+    private SystemReference? _reference;
 
     // The steering applied to the clock so far, C(t) = anchor + u·(t − anchorTime): every slew and
     // step the core has commanded. A measured offset θ (true − steered clock) plus C(t) is the
@@ -137,7 +138,7 @@ public sealed class ClockCore
         sample = sample with { Steering = SteeringAt(sample.LocalTime) };
         peer.Filter.Add(sample);
         _firstSample = _firstSample < 0 ? now : _firstSample;
-        _selection = SourceSelection.Select(_peers, now, _options.MinSources);
+        Select(now);
         if (_selection.Survivors.Contains(peer) && StartupQuorum(now))
         {
             now += Discipline(peer, sample, now, commands);
@@ -149,8 +150,24 @@ public sealed class ClockCore
     public ClockUpdate Tick(long now)
     {
         var commands = new List<ClockCommand>();
-        _selection = SourceSelection.Select(_peers, now, _options.MinSources);
+        Select(now);
         return Finish(now, commands);
+    }
+
+    /// <summary>
+    /// One selection round (RFC 5905 §11.2), and the system peer's variables copied into the
+    /// system's as clock_update does (§11.2.3, A.5.5.1). They are taken before the servo may step
+    /// (a step clears every filter), and they persist while no peer has a sample: right after a
+    /// step, and in holdover. A system peer that does not name its reference (reference id 0)
+    /// leaves none, so nothing synchronised is published from it.
+    /// </summary>
+    private void Select(long now)
+    {
+        _selection = SourceSelection.Select(_peers, now, _options.MinSources);
+        if (_selection.SystemPeer is { Filter.Best: { } best } system)
+        {
+            _reference = system.ReferenceId != 0 ? new SystemReference(system.ReferenceId, best, system.Filter.Dispersion, system.Filter.Jitter) : null;
+        }
     }
 
     private double SteeringAt(long time) => _steeringAnchor + (_applied * ((time - _steeringAnchorTime) / 1e9));
@@ -253,6 +270,11 @@ public sealed class ClockCore
             : holdoverOver ? ClockCoreStatus.Unsynchronised
             : inHoldover ? ClockCoreStatus.Holdover
             : ClockCoreStatus.Synchronised;
+        if (Status is (ClockCoreStatus.Synchronised or ClockCoreStatus.Holdover) && _reference is null)
+        {
+            // A synchronised answer names its reference (RFC 5905 §7.3): without one it is not synchronised.
+            Status = ClockCoreStatus.Unsynchronised;
+        }
         if (Status == ClockCoreStatus.Unsynchronised && _options.LocalStratum is not null && !survivors)
         {
             Status = ClockCoreStatus.Local;
@@ -304,21 +326,23 @@ public sealed class ClockCore
             // LI = 3, stratum 16: never a lie.
             return ServerState.Unsynchronised(_options.Precision);
         }
-        Peer? system = _selection.SystemPeer ?? _peers.Where(p => p.Filter.Best is not null).MinBy(p => p.RootDistance(now));
-        Sample best = system?.Filter.Best ?? default;
+        // The system variables (RFC 5905 §11.2.3): from the system peer at the last selection that had
+        // one; Finish has made sure there is one.
+        SystemReference reference = _reference!.Value;
+        Sample best = reference.Sample;
         double sinceUpdate = Math.Max(0, (now - _lastUpdate) / 1e9);
         // Honest error bound: the path to the primary reference, the source's own dispersion and
         // jitter, the selection jitter, the servo's uncertainty (3σ: a bound, not a typical value),
         // and (in holdover) the frequency uncertainty on top of PHI; ServerState adds PHI × time
         // from here on.
-        double dispersion = best.RootDispersion + (system?.Filter.Dispersion ?? 0) + (system?.Filter.Jitter ?? 0) + _selection.Jitter
+        double dispersion = best.RootDispersion + reference.Dispersion + reference.Jitter + _selection.Jitter
             + (3 * _servo.OffsetStdDev) + ((Constants.Phi + (3 * _servo.FrequencyStdDev)) * sinceUpdate)
             + Math.Abs(OffsetAt(now)); // the offset not yet slewed away is served error too
         return new ServerState
         {
             Leap = leap,
             Stratum = (byte)Math.Min(15, best.Stratum + 1),
-            ReferenceId = system?.ReferenceId ?? 0,
+            ReferenceId = reference.ReferenceId,
             ReferenceTime = NtpTimestamp.FromUnixNanoseconds(_lastUpdate),
             RootDelay = best.RootDelay + best.Delay,
             RootDispersion = dispersion,
@@ -340,3 +364,10 @@ public sealed class ClockCore
         return insert > half ? LeapIndicator.InsertSecond : delete > half ? LeapIndicator.DeleteSecond : LeapIndicator.NoWarning;
     }
 }
+
+/// <summary>
+/// The system peer's variables as the last selection that had one saw them (RFC 5905 §11.2.3): whom
+/// the server names as its reference (never 0: a system peer without one leaves no reference), and the
+/// sample, dispersion and jitter its stratum, root delay and root dispersion come from.
+/// </summary>
+internal readonly record struct SystemReference(uint ReferenceId, Sample Sample, double Dispersion, double Jitter);

@@ -19,6 +19,14 @@ public sealed record TimestampedSocketOptions
 
     /// <summary>How long a receive blocks with nothing to read, so the worker can notice a stop request.</summary>
     public TimeSpan ReceiveTimeout { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Take only datagrams that arrived on this interface, and send out of it (SO_BINDTODEVICE, set
+    /// before the bind); null: any interface. A PTP slave listens on its link alone: bound to the
+    /// wildcard, a socket also takes datagrams routed in from every other interface. Unprivileged
+    /// since Linux 5.7.
+    /// </summary>
+    public string? Device { get; init; }
 }
 
 /// <summary>
@@ -75,6 +83,10 @@ public sealed unsafe class TimestampedSocket : IDisposable
             {
                 Check(Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoReusePort, 1), "SO_REUSEPORT");
             }
+            if (options.Device is { } device)
+            {
+                BindToDevice(fd, device);
+            }
             bool kernelTimestamps = EnableTimestamps(fd, options.HardwareTimestamps);
             // SO_RCVBUFFORCE exceeds rmem_max when we are privileged; fall back to what the limit allows.
             if (Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoRcvBufForce, options.ReceiveBufferBytes) != 0)
@@ -118,6 +130,20 @@ public sealed unsafe class TimestampedSocket : IDisposable
             return true;
         }
         return Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoTimestampNs, 1) == 0;
+    }
+
+    private static void BindToDevice(int fd, string device)
+    {
+        byte* name = stackalloc byte[Libc.InterfaceNameSize];
+        var span = new Span<byte>(name, Libc.InterfaceNameSize);
+        span.Clear();
+        // A name the kernel could not hold is refused here, with the name, rather than cut to another one.
+        if (device.Length is 0 or >= Libc.InterfaceNameSize || !System.Text.Ascii.IsValid(device))
+        {
+            throw NativeErrors.Socket(Errno.EINVAL, $"SO_BINDTODEVICE {device} (an interface name is 1 to {Libc.InterfaceNameSize - 1} ASCII characters)");
+        }
+        System.Text.Encoding.ASCII.GetBytes(device, span);
+        Check(Libc.SetSockOpt(fd, Libc.SolSocket, Libc.SoBindToDevice, name, (uint)(device.Length + 1)), $"SO_BINDTODEVICE {device}");
     }
 
     private static void Check(int result, string what)

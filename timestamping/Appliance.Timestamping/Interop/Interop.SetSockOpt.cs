@@ -9,6 +9,7 @@ internal static unsafe partial class Libc
     internal const int SoSndBuf = 7;
     internal const int SoReusePort = 15;
     internal const int SoRcvTimeo = 20;
+    internal const int SoBindToDevice = 25;
     internal const int SoRcvBufForce = 33;
     internal const int SoTimestampNs = 35;
     internal const int SoTimestamping = 37;
@@ -36,6 +37,9 @@ internal static unsafe partial class Libc
     internal static partial int SetSockOpt(int fd, int level, int name, void* value, uint length);
 
     internal static int SetSockOptInt(int fd, int level, int name, int value) => SetSockOpt(fd, level, name, &value, sizeof(int));
+
+    /// <summary>IFNAMSIZ (linux/if.h): an interface name and its terminating NUL.</summary>
+    internal const int InterfaceNameSize = 16;
 }
 
 /// <summary>struct timeval (16 bytes), for SO_RCVTIMEO.</summary>
