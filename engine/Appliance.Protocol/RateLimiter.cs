@@ -3,8 +3,10 @@ namespace Appliance.Protocol;
 /// <summary>
 /// Rate-limit settings with chrony's <c>ratelimit</c> semantics: each client may average one request
 /// per <see cref="Interval"/> with bursts of <see cref="Burst"/>; beyond that one request in
-/// 2^<see cref="Leak"/> is still answered (none when it is 0), so a flood spoofing a victim's address
-/// cannot cut the victim off; with <see cref="Kod"/> those answers are KoD RATE (RFC 5905 §7.4).
+/// 2^<see cref="Leak"/> is still answered with time (none when it is 0), so a flood spoofing a
+/// victim's address cannot cut the victim off. With <see cref="Kod"/>, a request that is dropped
+/// gets a KoD RATE (RFC 5905 §7.4) instead when the client has had none for an interval: at most
+/// one KoD per client per interval, however fast it sends.
 /// </summary>
 public sealed record RateLimitSettings(TimeSpan Interval, int Burst, int Leak, bool Kod, int Clients)
 {
@@ -16,11 +18,14 @@ public enum RateDecision : byte
 {
     Allow,
 
-    /// <summary>Over the rate, but this one is the 1 in 2^leak that is answered anyway.</summary>
+    /// <summary>Over the rate, but this one is the 1 in 2^leak that is answered with time anyway.</summary>
     Leak,
 
     /// <summary>Over the rate: no response.</summary>
     Drop,
+
+    /// <summary>Over the rate and not leaked, with KoD on and the client's KoD allowance unspent: a KoD RATE.</summary>
+    Kiss,
 }
 
 /// <summary>
@@ -28,20 +33,27 @@ public enum RateDecision : byte
 /// hash with a random seed (so an attacker cannot aim at one set), evicting the least recently seen
 /// entry of a set. A flood of spoofed sources only evicts; the table never grows. IPv6 clients are
 /// keyed by their /64, IPv4 by the address. One table per worker: no locks.
+/// Each entry also holds the client's KoD allowance (one per interval), which KoD RATE and KoD DENY
+/// share: a KoD is as long as the request it answers, so without a limit of its own a flood spoofing
+/// a victim's address would be reflected at the victim one for one.
 /// </summary>
 public sealed class RateLimiter
 {
     private const int Ways = 4;
-    private const long TokenUnit = 1 << 16;
+    private const int TokenUnit = 1 << 16;
+
+    /// <summary>The burst that still fits the token count in 32 bits.</summary>
+    private const int MaxBurst = int.MaxValue / TokenUnit;
 
     private readonly Entry[] _entries;
     private readonly int _setMask;
     private readonly ulong _k0;
     private readonly ulong _k1;
     private readonly long _intervalMicros;
-    private readonly long _capacityTokens;
+    private readonly int _capacityTokens;
     private readonly uint _leakMask;
     private readonly bool _leakNever;
+    private readonly bool _kod;
     private ulong _random;
     private int _used;
 
@@ -57,9 +69,10 @@ public sealed class RateLimiter
         _k1 = seed1;
         _random = Mix(seed0 ^ seed1) | 1;
         _intervalMicros = Math.Max(1, (long)settings.Interval.TotalMicroseconds);
-        _capacityTokens = Math.Max(1, settings.Burst) * TokenUnit;
+        _capacityTokens = Math.Clamp(settings.Burst, 1, MaxBurst) * TokenUnit;
         _leakNever = settings.Leak <= 0;
         _leakMask = (1u << Math.Clamp(settings.Leak, 0, 30)) - 1;
+        _kod = settings.Kod;
     }
 
     public RateLimitSettings Settings { get; }
@@ -84,11 +97,48 @@ public sealed class RateLimiter
         return false;
     }
 
-    /// <summary>Charges one request to the client's bucket at <paramref name="nowUnixNanoseconds"/>.</summary>
-    public RateDecision Check(NetAddress client, long nowUnixNanoseconds)
+    /// <summary>
+    /// Charges one request to the client's bucket at <paramref name="nowNanoseconds"/>, a clock that
+    /// should not step (the worker's monotonic clock); a clock that steps back costs the clients one
+    /// request's refill, not the length of the step.
+    /// </summary>
+    public RateDecision Check(NetAddress client, long nowNanoseconds)
+    {
+        ref Entry entry = ref Touch(client, nowNanoseconds);
+        if (entry.Tokens >= TokenUnit)
+        {
+            entry.Tokens -= TokenUnit;
+            return RateDecision.Allow;
+        }
+        // The leak comes first and stays time: it is what keeps the victim of a spoofed flood served.
+        if (!_leakNever && (NextRandom() & _leakMask) == 0)
+        {
+            return RateDecision.Leak;
+        }
+        return _kod && SpendKiss(ref entry) ? RateDecision.Kiss : RateDecision.Drop;
+    }
+
+    /// <summary>
+    /// For a request that is refused anyway (a denied client): whether it may have a KoD, charged to the
+    /// client's KoD allowance at <paramref name="nowNanoseconds"/> (one per interval).
+    /// </summary>
+    public bool TryKiss(NetAddress client, long nowNanoseconds) => SpendKiss(ref Touch(client, nowNanoseconds));
+
+    private static bool SpendKiss(ref Entry entry)
+    {
+        if (entry.Kisses < TokenUnit)
+        {
+            return false;
+        }
+        entry.Kisses -= TokenUnit;
+        return true;
+    }
+
+    /// <summary>The client's entry, created (full) or refilled to <paramref name="nowNanoseconds"/>.</summary>
+    private ref Entry Touch(NetAddress client, long nowNanoseconds)
     {
         ulong key = Key(client, out int set);
-        long now = nowUnixNanoseconds / 1000;
+        long now = nowNanoseconds / 1000;
         int start = set * Ways;
         int slot = -1;
         int victim = start;
@@ -107,32 +157,31 @@ public sealed class RateLimiter
         ref Entry entry = ref _entries[slot >= 0 ? slot : victim];
         if (slot < 0)
         {
-            // A new (or evicted and returning) client starts with a full bucket.
+            // A new (or evicted and returning) client starts with a full bucket and its KoD allowance.
             if (entry.Key == 0)
             {
                 _used++;
             }
             entry.Key = key;
             entry.Tokens = _capacityTokens;
+            entry.Kisses = TokenUnit;
         }
         else
         {
+            // Behind the entry's time (a clock stepped back): no time elapsed, and the entry moves to
+            // the new time, so refills resume at once instead of waiting out the step.
             long elapsed = now - entry.Time;
             if (elapsed > 0)
             {
-                long refill = elapsed >= _intervalMicros * Math.Max(1, Settings.Burst)
+                long refill = elapsed >= _intervalMicros * (_capacityTokens / TokenUnit)
                     ? _capacityTokens
                     : elapsed * TokenUnit / _intervalMicros;
-                entry.Tokens = Math.Min(_capacityTokens, entry.Tokens + refill);
+                entry.Tokens = (int)Math.Min(_capacityTokens, entry.Tokens + refill);
+                entry.Kisses = (int)Math.Min(TokenUnit, entry.Kisses + refill);
             }
         }
-        entry.Time = Math.Max(entry.Time, now);
-        if (entry.Tokens >= TokenUnit)
-        {
-            entry.Tokens -= TokenUnit;
-            return RateDecision.Allow;
-        }
-        return !_leakNever && (NextRandom() & _leakMask) == 0 ? RateDecision.Leak : RateDecision.Drop;
+        entry.Time = now;
+        return ref entry;
     }
 
     private ulong Key(NetAddress client, out int set)
@@ -165,10 +214,14 @@ public sealed class RateLimiter
         return (uint)((_random * 0x2545F4914F6CDD1DUL) >> 32);
     }
 
+    /// <summary>24 bytes: the figure <c>ntp.rate-limit.clients</c> documents.</summary>
     private struct Entry
     {
         public ulong Key;
         public long Time;
-        public long Tokens;
+        public int Tokens;
+
+        /// <summary>The KoD allowance, in the same units as the tokens: one KoD is one unit, at most one is held.</summary>
+        public int Kisses;
     }
 }

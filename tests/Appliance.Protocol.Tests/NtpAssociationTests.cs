@@ -449,6 +449,65 @@ public class NtpAssociationTests
         Assert.Equal(ReplyReason.Unauthenticated, h.Receive(answer, out _));
     }
 
+    /// <summary>The Unique Identifier of the request the association just sent (its first field, RFC 8915 §5.7).</summary>
+    private static byte[] RequestUid(Harness h)
+    {
+        foreach (ExtensionField field in ExtensionFields.Enumerate(h.Request.AsSpan(NtpHeader.Length, h.Length - NtpHeader.Length)))
+        {
+            Assert.Equal(NtsExtensionField.UniqueIdentifier, field.Type);
+            return field.Value.ToArray();
+        }
+        throw new InvalidOperationException("no field");
+    }
+
+    [Theory]
+    [InlineData("ours, another")]
+    [InlineData("another, ours")]
+    [InlineData("ours, ours")]
+    [InlineData("ours, authenticator")]
+    public void Nts_AnAuthenticAnswerWithAnotherFieldLayout_IsRefused_AndTheGenuineOneStillServes(string layout)
+    {
+        // Issue #14: a response with a second UID (the last one used to win) or a second authenticator,
+        // sealed under the right key, is not a sample.
+        (Harness h, NtsFixture server) = NtsPair();
+        h.Poll();
+        byte[] uid = RequestUid(h);
+        byte[] answer = NtsAnswer(h, server);
+        NtsResponseForge.Parts parts = NtsResponseForge.Open(answer, uid, server.S2C);
+        byte[] another = [.. uid[16..], .. uid[..16]];
+        byte[][] fields = layout.Split(", ").Select(which => which switch
+        {
+            "ours" => NtsResponseForge.Field(NtsExtensionField.UniqueIdentifier, uid),
+            "another" => NtsResponseForge.Field(NtsExtensionField.UniqueIdentifier, another),
+            _ => parts.Authenticator,
+        }).ToArray();
+        int cookies = h.Association.Cookies;
+
+        Assert.Equal(ReplyReason.Unauthenticated, h.Receive(NtsResponseForge.Seal(parts.Header, fields, parts.Plaintext, server.S2C), out _));
+        Assert.Equal(cookies, h.Association.Cookies); // none taken from it
+        Assert.True(h.Association.AwaitingReply);
+        // The same parts in the layout RFC 8915 §5.7 gives are a sample: only the layout was wrong.
+        Assert.Equal(ReplyReason.Sample, h.Receive(NtsResponseForge.Seal(parts.Header, parts.Fields, parts.Plaintext, server.S2C), out _));
+    }
+
+    [Fact]
+    public void Nts_ANakWithASecondUniqueIdentifier_IsNotANak_TheCookiesStay()
+    {
+        (Harness h, _) = NtsPair();
+        h.Poll();
+        byte[] uid = RequestUid(h);
+        var kod = new byte[NtpHeader.Length];
+        KissOfDeath.Write(kod, 4, 4, h.RequestHeader.Transmit, KissCode.NtsNak);
+        byte[] other = NtsResponseForge.Field(NtsExtensionField.UniqueIdentifier, [.. uid[16..], .. uid[..16]]);
+        byte[] ours = NtsResponseForge.Field(NtsExtensionField.UniqueIdentifier, uid);
+        int cookies = h.Association.Cookies;
+
+        Assert.Equal(ReplyReason.Unauthenticated, h.Receive([.. kod, .. other, .. ours], out _));
+        Assert.Equal(cookies, h.Association.Cookies);
+        Assert.Equal(ReplyReason.NtsNak, h.Receive([.. kod, .. ours], out _));
+        Assert.Equal(0, h.Association.Cookies);
+    }
+
     [Fact]
     public void Nts_Nak_DropsTheCookies_AndTheNextPollIsAKeyExchange()
     {

@@ -8,8 +8,8 @@ public class RateLimiterTests
     private const long Second = 1_000_000_000;
     private static readonly NetAddress s_client = NetAddress.FromIPAddress(IPAddress.Parse("192.0.2.1"));
 
-    private static RateLimiter Limiter(int burst = 4, int leak = 0, int interval = 2, int capacity = 1024) =>
-        new(new RateLimitSettings(TimeSpan.FromSeconds(interval), burst, leak, false, capacity), capacity, 42, 43);
+    private static RateLimiter Limiter(int burst = 4, int leak = 0, int interval = 2, int capacity = 1024, bool kod = false) =>
+        new(new RateLimitSettings(TimeSpan.FromSeconds(interval), burst, leak, kod, capacity), capacity, 42, 43);
 
     [Fact]
     public void Burst_ThenDrop_ThenRefillAtOnePerInterval()
@@ -63,6 +63,47 @@ public class RateLimiterTests
         {
             Assert.Equal(RateDecision.Drop, limiter.Check(s_client, 1000 * Second));
         }
+    }
+
+    [Fact]
+    public void Kod_TheFirstDropOfAnIntervalIsAKiss_TheRestAreDropped()
+    {
+        RateLimiter limiter = Limiter(burst: 1, leak: 0, kod: true);
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, 1000 * Second));
+        Assert.Equal(RateDecision.Kiss, limiter.Check(s_client, 1000 * Second));
+        for (int i = 0; i < 1000; i++)
+        {
+            Assert.Equal(RateDecision.Drop, limiter.Check(s_client, 1000 * Second));
+        }
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, 1001 * Second));
+        // An interval on, one token and one KoD again.
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, 1002 * Second));
+        Assert.Equal(RateDecision.Kiss, limiter.Check(s_client, 1002 * Second));
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, 1002 * Second));
+    }
+
+    [Fact]
+    public void TryKiss_SharesTheClientsOneKissPerInterval_AndSpendsNoToken()
+    {
+        RateLimiter limiter = Limiter(burst: 1, leak: 0, kod: true);
+        Assert.True(limiter.TryKiss(s_client, 1000 * Second));   // a new client has its allowance
+        Assert.False(limiter.TryKiss(s_client, 1001 * Second));  // half an interval later: not yet
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, 1001 * Second)); // its token untouched
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, 1001 * Second));  // the KoD of this interval is spent
+        Assert.True(limiter.TryKiss(s_client, 1002 * Second));
+    }
+
+    [Fact]
+    public void ClockSteppedBack_NoTimeElapsed_AndRefillsGoOnFromTheNewTime()
+    {
+        RateLimiter limiter = Limiter(burst: 1);
+        long t = 100_000 * Second;
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t));
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, t));
+        long back = t - (86_400 * Second); // a day back
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, back));               // no refill for the step
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, back + Second));      // half a token
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, back + (2 * Second))); // one interval after the step
     }
 
     [Fact]

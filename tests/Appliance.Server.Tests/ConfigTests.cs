@@ -76,6 +76,31 @@ public class ConfigTests
     }
 
     [Fact]
+    public void Parse_RateLimitLeak0_IsRefused_SayingWhatItWouldDo()
+    {
+        // Issue #14: leak 0 would leave the victim of a flood spoofing its address with no answer at all.
+        ConfigResult result = ConfigLoader.Parse("ntp: { rate-limit: { leak: 0 } }\nclock: { local: {} }\n");
+        ConfigError error = Assert.Single(result.Errors);
+        Assert.Equal((1, 28), (error.Line, error.Column));
+        Assert.Contains("from 1 to 16", error.Fix, StringComparison.Ordinal);
+        Assert.Contains("victims of a flood spoofing their address", error.Fix, StringComparison.Ordinal);
+        Assert.True(ConfigLoader.Parse("ntp: { rate-limit: { leak: 1 } }\nclock: { local: {} }\n").IsValid);
+    }
+
+    [Fact]
+    public void Parse_DenyActionKodWithRateLimitOff_IsRefused()
+    {
+        // Issue #14: KoD DENY is limited through the rate table; without one every denied request would get a KoD.
+        ConfigResult result = ConfigLoader.Parse("ntp: { rate-limit: off, access: { deny: [\"192.0.2.66\"], deny-action: kod } }\nclock: { local: {} }\n");
+        ConfigError error = Assert.Single(result.Errors);
+        Assert.Equal((1, 70), (error.Line, error.Column));
+        Assert.Contains("rate-limit is off", error.Message, StringComparison.Ordinal);
+        Assert.Contains("deny-action: ignore", error.Fix, StringComparison.Ordinal);
+        Assert.True(ConfigLoader.Parse("ntp: { rate-limit: off, access: { deny: [\"192.0.2.66\"] } }\nclock: { local: {} }\n").IsValid);
+        Assert.True(ConfigLoader.Parse("ntp: { access: { deny: [\"192.0.2.66\"], deny-action: kod } }\nclock: { local: {} }\n").IsValid);
+    }
+
+    [Fact]
     public void Parse_BadEngineValues_EachReported()
     {
         const string yaml = """

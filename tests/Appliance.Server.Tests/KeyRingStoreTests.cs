@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
 using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
 using Appliance.Server.Configuration;
@@ -5,7 +7,7 @@ using Appliance.Server.Nts;
 
 namespace Appliance.Server.Tests;
 
-public class KeyRingStoreTests
+public partial class KeyRingStoreTests
 {
     private static readonly DateTimeOffset s_t0 = DateTimeOffset.FromUnixTimeSeconds(1_795_435_200);
 
@@ -88,5 +90,187 @@ public class KeyRingStoreTests
         File.WriteAllBytes(file, new byte[8]);
         var e = Assert.Throws<InvalidDataException>(() => new KeyRingStore(new NtsKeysConfig("x", TimeSpan.FromHours(1), 1, file)));
         Assert.Contains("/dev/urandom", e.Message, StringComparison.Ordinal);
+    }
+
+    private static NtsKeysConfig Random(string file, TimeSpan? rotation = null) => new(file, rotation ?? TimeSpan.FromHours(24), 7, null);
+
+    private static string Saved(string file, TimeSpan? rotation = null)
+    {
+        var store = new KeyRingStore(Random(file, rotation));
+        store.Update(s_t0, out _);
+        store.Save();
+        return File.ReadAllText(file);
+    }
+
+    [Fact]
+    public void Save_AStaleTemporaryFileIsReplaced_NotReusedWithItsMode()
+    {
+        // A crash left the temporary file a process of our id would write (pids repeat after a reboot), mode 0644.
+        string file = TempFile();
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        string temporary = Path.Combine(Path.GetDirectoryName(file)!, $".{Path.GetFileName(file)}.{Environment.ProcessId}.tmp");
+        File.WriteAllText(temporary, "stale");
+        File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+        Saved(file);
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+        Assert.False(File.Exists(temporary));
+        new KeyRingStore(Random(file)).Load();
+    }
+
+    [Fact]
+    public void Save_ATemporaryFileThatIsALink_IsNotFollowed()
+    {
+        string file = TempFile();
+        string directory = Path.GetDirectoryName(file)!;
+        Directory.CreateDirectory(directory);
+        string elsewhere = Path.Combine(Path.GetDirectoryName(directory)!, "elsewhere.txt");
+        File.WriteAllText(elsewhere, "not yours");
+        File.CreateSymbolicLink(Path.Combine(directory, $".{Path.GetFileName(file)}.{Environment.ProcessId}.tmp"), elsewhere);
+
+        Saved(file);
+
+        Assert.Equal("not yours", File.ReadAllText(elsewhere));
+        Assert.Null(new FileInfo(file).LinkTarget);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+    }
+
+    [Theory]
+    [InlineData(UnixFileMode.GroupRead)]
+    [InlineData(UnixFileMode.OtherRead)]
+    [InlineData(UnixFileMode.GroupWrite)]
+    public void Load_AKeyFileOpenToOthers_IsRefused_WithTheFix(UnixFileMode extra)
+    {
+        string file = TempFile();
+        Saved(file);
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | extra);
+        var e = Assert.Throws<InvalidDataException>(() => new KeyRingStore(Random(file)).Load());
+        Assert.StartsWith(file, e.Message, StringComparison.Ordinal);
+        Assert.Contains("chmod 600 " + file, e.Message, StringComparison.Ordinal);
+    }
+
+    public static TheoryData<string, string> MalformedKeyFiles()
+    {
+        string key = Convert.ToBase64String(new byte[32]);
+        return new TheoryData<string, string>
+        {
+            { "", "is not a key file" },
+            { "null", "is not a key file (it holds null)" },
+            { "[]", "is not a key file" },
+            { "{\"Version\":1,", "is not a key file" },
+            { "{\"Version\":2,\"RotationSeconds\":86400,\"Keys\":[]}", "version 2" },
+            { "{\"Version\":1,\"Keys\":[{\"Id\":1,\"Key\":\"" + key + "\"}]}", "names no rotation period" },
+            { "{\"Version\":1,\"RotationSeconds\":86400}", "holds no keys" },
+            { "{\"Version\":1,\"RotationSeconds\":86400,\"Keys\":[]}", "holds no keys" },
+            { "{\"Version\":1,\"RotationSeconds\":86400,\"Keys\":[null]}", "without a key" },
+            { "{\"Version\":1,\"RotationSeconds\":86400,\"Keys\":[{\"Id\":7}]}", "without a key" },
+            { "{\"Version\":1,\"RotationSeconds\":86400,\"Keys\":[{\"Id\":7,\"Key\":\"AAAA\"}]}", "(id 7) that is not 32 bytes" },
+            { "{\"Version\":1,\"RotationSeconds\":86400,\"Keys\":[{\"Id\":7,\"Key\":\"" + key + key + "\"}]}", "(id 7) that is not 32 bytes" },
+            { "{\"Version\":1,\"RotationSeconds\":86400,\"Keys\":[{\"Id\":7,\"Key\":\"not base64!\"}]}", "(id 7) that is not 32 bytes" },
+            { "{\"Version\":1,\"RotationSeconds\":86400,\"Keys\":[{\"Id\":7,\"Key\":\"" + key + "\"},{\"Id\":7,\"Key\":\"" + key + "\"}]}", "key id 7 twice" },
+            { "{\"Version\":1,\"RotationSeconds\":86400,\"Keys\":[{\"Id\":-1,\"Key\":\"" + key + "\"}]}", "is not a key file" },
+            { "{\"Version\":1,\"RotationSeconds\":86400,\"Keys\":" + new string('[', 100) + "}", "is not a key file" },
+            { new string(' ', 1_100_000), "more than a key file can be" },
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(MalformedKeyFiles))]
+    public void Load_AMalformedKeyFile_IsOneInvalidDataExceptionNamingTheFileAndTheProblem(string content, string problem)
+    {
+        string file = TempFile();
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        File.WriteAllText(file, content);
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var e = Assert.Throws<InvalidDataException>(() => new KeyRingStore(Random(file)).Load());
+        Assert.StartsWith(file + " ", e.Message, StringComparison.Ordinal);
+        Assert.Contains(problem, e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("{\"Version\":1,\"RotationSeconds\":86400}", "holds no keys")]
+    [InlineData("{\"Version\":1,\"RotationSeconds\":86400,\"Keys\":[null]}", "without a key")]
+    [InlineData("{\"Version\":1,\"RotationSeconds\":86400,\"Keys\":[{\"Id\":7,\"Key\":\"AAAA\"}]}", "not 32 bytes")]
+    [InlineData("{\"Version\":1,\"RotationSeconds\":86400,\"Keys\":[{\"Id\":7,\"Key\":\"####\"}]}", "not 32 bytes")]
+    [InlineData("garbage", "is not a key file")]
+    public async Task Start_WithAMalformedKeyFile_StopsWithOneLineNamingTheFileAndTheProblem(string content, string problem)
+    {
+        var fixture = new NtsServerFixture();
+        Directory.CreateDirectory(Path.GetDirectoryName(fixture.KeyFile)!);
+        File.WriteAllText(fixture.KeyFile, content);
+        File.SetUnixFileMode(fixture.KeyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var e = await Assert.ThrowsAsync<Appliance.Server.Ntp.StartupFailedException>(fixture.StartAsync);
+        Assert.StartsWith("cannot load the NTS cookie keys", e.Message, StringComparison.Ordinal);
+        Assert.Contains(fixture.KeyFile, e.Message, StringComparison.Ordinal);
+        Assert.Contains(problem, e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.Equal(content, File.ReadAllText(fixture.KeyFile)); // left as it was, for the operator to look at
+    }
+
+    [Fact]
+    public void Load_KeysStoredUnderAnotherRotation_AreDropped_AndSaid()
+    {
+        // Key ids count rotation periods: at t0, 24h and 24h2s periods have the same number, 20780,
+        // yet a 24h key id means another time under 24h2s. The stored keys must not be taken for the new ones.
+        string file = TempFile();
+        var first = new KeyRingStore(Random(file, TimeSpan.FromSeconds(86_400)));
+        first.Update(s_t0, out CookieKeyRing before);
+        first.Save();
+
+        var second = new KeyRingStore(Random(file, TimeSpan.FromSeconds(86_402)));
+        Assert.Equal(before.Current.Id, second.PeriodOf(s_t0));
+        second.Load();
+        Assert.True(second.Update(s_t0, out CookieKeyRing after));
+        Assert.NotEqual(before.Current.Key, after.Current.Key);
+        Assert.Contains("86400s", second.Discarded, StringComparison.Ordinal);
+        Assert.Contains("86402s", second.Discarded, StringComparison.Ordinal);
+
+        // The same rotation takes them, and says nothing.
+        var same = new KeyRingStore(Random(file, TimeSpan.FromSeconds(86_400)));
+        same.Load();
+        Assert.False(same.Update(s_t0, out CookieKeyRing restored));
+        Assert.Equal(before.Current.Key, restored.Current.Key);
+        Assert.Null(same.Discarded);
+    }
+
+    [GeneratedRegex(@"^(?<call>openat|rename|renameat2?|fsync)\((?<args>.*)\)\s+=\s+(?<result>-?\d+)")]
+    private static partial Regex Syscall();
+
+    [Fact]
+    public void Save_FlushesTheDirectory_AfterTheRename()
+    {
+        // What a crash after Save returned leaves depends on syscalls nothing else shows: trace this
+        // thread while it saves (strace, from tests/peers/install.sh).
+        string file = TempFile();
+        string directory = Path.GetDirectoryName(file)!;
+        var store = new KeyRingStore(Random(file));
+        store.Update(s_t0, out _);
+        string log = Path.Combine(Path.GetDirectoryName(directory)!, "strace.log");
+        string thread = Path.GetFileName(new FileInfo("/proc/thread-self").LinkTarget!);
+        using var strace = Process.Start(new ProcessStartInfo("strace", ["-e", "trace=openat,rename,renameat,renameat2,fsync", "-o", log, "-p", thread])
+        {
+            RedirectStandardError = true,
+        })!;
+        string? line;
+        while ((line = strace.StandardError.ReadLine()) is not null && !line.Contains($"Process {thread} attached", StringComparison.Ordinal))
+        {
+        }
+        Assert.NotNull(line);
+
+        store.Save();
+
+        using (var stop = Process.Start("kill", ["-INT", strace.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            stop.WaitForExit();
+        }
+        strace.WaitForExit();
+        var calls = File.ReadAllLines(log).Select(l => Syscall().Match(l)).Where(m => m.Success).ToList();
+        int rename = calls.FindIndex(m => m.Groups["call"].Value.StartsWith("rename", StringComparison.Ordinal) && m.Groups["args"].Value.Contains($"\"{file}\"", StringComparison.Ordinal));
+        Assert.True(rename >= 0, string.Join("\n", calls.Select(m => m.Value)));
+        Match? open = calls.Skip(rename).FirstOrDefault(m => m.Groups["call"].Value == "openat"
+            && m.Groups["args"].Value.Contains($"\"{directory}\"", StringComparison.Ordinal) && m.Groups["args"].Value.Contains("O_DIRECTORY", StringComparison.Ordinal));
+        Assert.True(open is not null, string.Join("\n", calls.Select(m => m.Value)));
+        Assert.Contains(calls.Skip(rename), m => m.Groups["call"].Value == "fsync" && m.Groups["args"].Value == open.Groups["result"].Value && m.Groups["result"].Value == "0");
     }
 }

@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 peers_dir=${APPLIANCE_PEERS_DIR:-$here/../../.peers}
 mkdir -p "$peers_dir"
 
-packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 openssl python3 curl libcap2-bin gpsd linuxptp)
+packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 openssl python3 curl libcap2-bin gpsd linuxptp strace)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

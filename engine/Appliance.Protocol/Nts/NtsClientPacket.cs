@@ -11,7 +11,7 @@ public enum NtsResponseCheck : byte
     /// <summary>A KoD NTSN with our Unique Identifier: the cookie was refused.</summary>
     Nak,
 
-    /// <summary>Fields missing, wrong Unique Identifier, or the authenticator does not verify.</summary>
+    /// <summary>Fields missing, duplicated or misplaced, wrong Unique Identifier, or the authenticator does not verify.</summary>
     Invalid,
 }
 
@@ -95,6 +95,13 @@ public static class NtsClientPacket
     /// The checks of <see cref="CheckResponse"/> up to the AES-SIV: Unique Identifier, NAK, and where the
     /// authenticator's parts are. <see cref="NtsResponseCheck.Authentic"/> here means "decrypt next".
     /// </summary>
+    /// <remarks>
+    /// The layout RFC 8915 §5.6–5.7 gives a response: exactly one Unique Identifier, ours, in the
+    /// associated data (authenticated, not encrypted), and exactly one authenticator, which ends the
+    /// packet. Anything else is refused rather than read generously: with "the last UID wins", a
+    /// response could carry another request's UID beside ours, and whatever follows the
+    /// authenticator is not covered by it.
+    /// </remarks>
     public static NtsResponseCheck ParseResponse(ReadOnlySpan<byte> response, ReadOnlySpan<byte> uniqueId, int plaintextRoom, out ResponseAuthenticator auth)
     {
         auth = default;
@@ -103,12 +110,19 @@ public static class NtsClientPacket
             return NtsResponseCheck.Invalid;
         }
         ReadOnlySpan<byte> fields = response.Slice(NtpHeader.Length, layout.FieldsLength);
+        int uids = 0;
         bool uidMatches = false;
         int authOffset = -1, authLength = 0;
         foreach (ExtensionField field in ExtensionFields.Enumerate(fields))
         {
+            if (authOffset >= 0)
+            {
+                // A field after the authenticator (a second one among them) is outside what it covers (§5.6).
+                return NtsResponseCheck.Invalid;
+            }
             if (field.Type == NtsExtensionField.UniqueIdentifier)
             {
+                uids++;
                 uidMatches = field.Value.Length >= uniqueId.Length && field.Value[..uniqueId.Length].SequenceEqual(uniqueId);
             }
             else if (field.Type == NtsExtensionField.Authenticator)
@@ -117,7 +131,9 @@ public static class NtsClientPacket
                 authLength = field.Length;
             }
         }
-        if (!uidMatches)
+        // Exactly one UID, and ours: a second one, ours or not, is refused, never "the last one wins".
+        // No field follows the authenticator, so the UID is in its associated data.
+        if (uids != 1 || !uidMatches)
         {
             return NtsResponseCheck.Invalid;
         }
@@ -125,8 +141,8 @@ public static class NtsClientPacket
         {
             return NtsResponseCheck.Nak;
         }
-        // The authenticator must be the last thing in the packet: whatever followed it (a field, a
-        // legacy MAC, padding) would be unauthenticated (RFC 8915 §5.6; chrony refuses it too).
+        // The authenticator must be the last thing in the packet: whatever followed it that is not a
+        // field (a legacy MAC, padding) would be unauthenticated too (RFC 8915 §5.6; chrony refuses it).
         if (authOffset < 0 || authOffset + authLength != response.Length)
         {
             return NtsResponseCheck.Invalid;
@@ -147,7 +163,8 @@ public static class NtsClientPacket
 
     /// <summary>
     /// The cookies in an authenticated response's decrypted plaintext, each handed to
-    /// <paramref name="onCookie"/>; their count, or -1 when the plaintext is not extension fields.
+    /// <paramref name="onCookie"/>; their count, or -1 when the plaintext is not extension fields or
+    /// holds a Unique Identifier (RFC 8915 §5.7: it is authenticated, never encrypted).
     /// </summary>
     public static int ReadCookies(ReadOnlySpan<byte> plaintext, CookieSink? onCookie)
     {
@@ -155,8 +172,17 @@ public static class NtsClientPacket
         {
             return -1;
         }
+        ReadOnlySpan<byte> fields = plaintext[..inner.FieldsLength];
+        foreach (ExtensionField field in ExtensionFields.Enumerate(fields))
+        {
+            if (field.Type == NtsExtensionField.UniqueIdentifier)
+            {
+                return -1;
+            }
+        }
+        // Handed on only once the whole plaintext is known good: a refused response gives no cookie.
         int cookies = 0;
-        foreach (ExtensionField field in ExtensionFields.Enumerate(plaintext[..inner.FieldsLength]))
+        foreach (ExtensionField field in ExtensionFields.Enumerate(fields))
         {
             if (field.Type == NtsExtensionField.Cookie)
             {

@@ -40,10 +40,13 @@ public static class ConfigRules
 
     public static ConfigRule NtsOnly { get; } = new("sources[].ntp", "add `nts: true`, or remove name and trust");
 
+    public static ConfigRule DenyKodWithoutRateLimit { get; } = new("ntp",
+        "turn rate limiting on, e.g. `rate-limit: { interval: 2s }`, or deny without an answer: `access: { deny-action: ignore }`");
+
     /// <summary>Every rule, for the test that checks their examples.</summary>
     public static IReadOnlyList<ConfigRule> All { get; } =
     [
         YamlSyntax, YamlIncomplete, OneDocument, TopLevel, DuplicateKey, NoTimeSource,
-        RequireNtsWithoutNts, SourceEntry, ListenEntry, PollOrder, NtsOnly,
+        RequireNtsWithoutNts, SourceEntry, ListenEntry, PollOrder, NtsOnly, DenyKodWithoutRateLimit,
     ];
 }

@@ -39,6 +39,16 @@ internal static class NtpBinder
         YamlNode workers = ntp[K.NtpWorkers]!;
         YamlNode busyPoll = ntp[K.NtpBusyPoll]!;
         Section access = r.Section(ntp, K.NtpAccess);
+        RateLimitSettings? rateLimit = RateLimit(r, ntp);
+        AccessList accessList = Access(r, access);
+        DenyAction denyAction = r.Choice<DenyAction>(access, K.NtpAccessDenyAction);
+        if (denyAction == DenyAction.Kod && rateLimit is null)
+        {
+            // KoD DENY is limited through the rate table (one per client per interval); without the
+            // table every denied request would be answered: a reflector at line rate.
+            r.Error(access.Find(K.NtpAccessDenyAction) ?? access.Node, "deny-action: kod needs rate-limit, which limits the KoDs, but rate-limit is off",
+                ConfigRules.DenyKodWithoutRateLimit);
+        }
         return new NtpConfig(
             listen,
             requireNts,
@@ -47,9 +57,9 @@ internal static class NtpBinder
             CpuAffinity(r, ntp),
             r.Boolean(ntp, K.NtpHardwareTimestamps),
             ConfigReader.Is(busyPoll, "off") ? TimeSpan.Zero : r.Duration(ntp, K.NtpBusyPoll),
-            RateLimit(r, ntp),
-            Access(r, access),
-            r.Choice<DenyAction>(access, K.NtpAccessDenyAction));
+            rateLimit,
+            accessList,
+            denyAction);
     }
 
     private static int[]? CpuAffinity(ConfigReader r, Section ntp)

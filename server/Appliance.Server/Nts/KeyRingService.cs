@@ -20,6 +20,10 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (store.Discarded is { } discarded)
+        {
+            logger.LogWarning("NTS cookie keys: {Discarded}", discarded);
+        }
         logger.LogInformation("NTS cookie keys: {Mode}, current key id {Id}", store.FleetMode ? "fleet (derived from the fleet secret)" : "random, persisted",
             cell.Current?.Current.Id);
         while (!stoppingToken.IsCancellationRequested)

@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Appliance.Protocol.Nts;
 using Appliance.Server.Configuration;
+using Appliance.Timestamping;
+using Microsoft.Win32.SafeHandles;
 
 namespace Appliance.Server.Nts;
 
@@ -9,41 +11,148 @@ namespace Appliance.Server.Nts;
 /// Builds and keeps the NTS master-key ring (RFC 8915 §6). Key ids are rotation-period numbers
 /// (floor(unix time / rotation)): the ring holds the current period's key, the <c>keep</c> before it
 /// (cookies issued under them still open) and the next one (ready before it is needed).
-/// Random keys are persisted to a 0600 file, replaced atomically, so a restart invalidates no
-/// cookie; with a fleet secret every key is derived (HKDF) and nothing needs storing.
+/// Random keys are persisted to a 0600 file, replaced atomically and durably, so a restart
+/// invalidates no cookie; with a fleet secret every key is derived (HKDF) and nothing needs storing.
 /// </summary>
 public sealed class KeyRingStore(NtsKeysConfig config)
 {
+    /// <summary>Far more than a ring can fill: keep (at most 1000) + 2 keys of about 70 bytes of JSON each.</summary>
+    private const int MaxFileBytes = 1 << 20;
+
+    private static readonly UnixFileMode s_othersMask = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+
     private readonly Dictionary<uint, CookieKey> _keys = [];
     private readonly byte[]? _fleetSecret = config.FleetSecret is { } path ? ReadSecret(path) : null;
 
     public bool FleetMode => _fleetSecret is not null;
 
-    public uint PeriodOf(DateTimeOffset time) => (uint)(time.ToUnixTimeSeconds() / (long)config.Rotation.TotalSeconds);
+    private long RotationSeconds => (long)config.Rotation.TotalSeconds;
+
+    public uint PeriodOf(DateTimeOffset time) => (uint)(time.ToUnixTimeSeconds() / RotationSeconds);
 
     /// <summary>When the period after <paramref name="time"/>'s starts.</summary>
     public DateTimeOffset NextRotation(DateTimeOffset time) =>
-        DateTimeOffset.FromUnixTimeSeconds(((long)PeriodOf(time) + 1) * (long)config.Rotation.TotalSeconds);
+        DateTimeOffset.FromUnixTimeSeconds(((long)PeriodOf(time) + 1) * RotationSeconds);
 
-    /// <summary>Loads persisted keys (random mode). A missing file is a first start, not an error.</summary>
+    /// <summary>
+    /// Why the stored keys were not taken (they count periods of another rotation), for the start-up
+    /// log; null when they were, or when there were none.
+    /// </summary>
+    public string? Discarded { get; private set; }
+
+    /// <summary>
+    /// Loads persisted keys (random mode). A missing file is a first start, not an error. Anything
+    /// else that is not a key file as <see cref="Save"/> writes it (readable by others, too large,
+    /// not JSON, no keys, a key of the wrong length, …) throws <see cref="InvalidDataException"/>
+    /// naming the file and the problem: start-up stops with that line rather than start a new ring
+    /// in silence, which would turn every cookie out there into a NAK and could hide tampering.
+    /// </summary>
     public void Load()
     {
-        if (FleetMode || !File.Exists(config.Storage))
+        if (FleetMode)
         {
             return;
         }
-        using FileStream stream = File.OpenRead(config.Storage);
-        StoredRing stored = JsonSerializer.Deserialize<StoredRing>(stream)
-            ?? throw new InvalidDataException($"{config.Storage}: empty key file");
-        if (stored.Version != 1)
+        string path = config.Storage;
+        SafeFileHandle handle;
+        try
         {
-            throw new InvalidDataException($"{config.Storage}: unknown key file version {stored.Version}");
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
         }
-        foreach (StoredKey key in stored.Keys)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            _keys[key.Id] = new CookieKey(key.Id, Convert.FromBase64String(key.Key));
+            return;
+        }
+        StoredRing stored;
+        using (handle)
+        {
+            // The mode of the file opened, not of the path: the check and the read see one file.
+            UnixFileMode mode = File.GetUnixFileMode(handle);
+            if ((mode & s_othersMask) != 0)
+            {
+                throw Corrupt($"is open to others (mode {ModeText(mode)}), but master keys must be 0600: whoever could read them "
+                    + $"can open every cookie and forge the time their clients get. Remove the file to start a new ring (every client makes "
+                    + $"a new key exchange), or, if nobody else can have read or written it, keep it with: chmod 600 {path}");
+            }
+            long length = RandomAccess.GetLength(handle);
+            if (length > MaxFileBytes)
+            {
+                throw Corrupt($"is {length} bytes, more than a key file can be ({MaxFileBytes})");
+            }
+            var bytes = new byte[length];
+            int read = 0;
+            while (read < bytes.Length && RandomAccess.Read(handle, bytes.AsSpan(read), read) is int n and > 0)
+            {
+                read += n;
+            }
+            stored = Parse(bytes.AsSpan(0, read));
+        }
+        if (stored.RotationSeconds != RotationSeconds)
+        {
+            // Key ids are numbers of rotation periods: under another period length the same id is
+            // another time, so the stored keys would seal and open cookies for the wrong periods.
+            Discarded = $"{path} holds keys of {stored.RotationSeconds}s rotation periods but the rotation is now {RotationSeconds}s: "
+                + "they are dropped and a new ring starts; clients whose cookies they sealed get an NTS NAK and make a new key exchange";
+            return;
+        }
+        foreach (StoredKey key in stored.Keys!)
+        {
+            _keys[key.Id] = new CookieKey(key.Id, Convert.FromBase64String(key.Key!));
         }
     }
+
+    /// <summary>The stored ring, checked down to every key, or <see cref="InvalidDataException"/> saying what is wrong.</summary>
+    private StoredRing Parse(ReadOnlySpan<byte> json)
+    {
+        StoredRing? stored;
+        try
+        {
+            stored = JsonSerializer.Deserialize<StoredRing>(json);
+        }
+        catch (JsonException e)
+        {
+            throw Corrupt($"is not a key file (JSON: {e.Message})");
+        }
+        if (stored is null)
+        {
+            throw Corrupt("is not a key file (it holds null)");
+        }
+        if (stored.Version != 1)
+        {
+            throw Corrupt($"has key file version {stored.Version}; this appliance reads version 1");
+        }
+        if (stored.RotationSeconds <= 0)
+        {
+            throw Corrupt("names no rotation period");
+        }
+        if (stored.Keys is not { Count: > 0 } keys)
+        {
+            throw Corrupt("holds no keys");
+        }
+        var seen = new HashSet<uint>();
+        Span<byte> material = stackalloc byte[CookieKey.KeyLength + 3];
+        foreach (StoredKey? key in keys)
+        {
+            if (key?.Key is null)
+            {
+                throw Corrupt("has a key entry without a key");
+            }
+            if (!Convert.TryFromBase64String(key.Key, material, out int length) || length != CookieKey.KeyLength)
+            {
+                throw Corrupt($"has a key (id {key.Id}) that is not {CookieKey.KeyLength} bytes of base64");
+            }
+            if (!seen.Add(key.Id))
+            {
+                throw Corrupt($"has key id {key.Id} twice");
+            }
+        }
+        return stored;
+    }
+
+    private InvalidDataException Corrupt(string problem) => new($"{config.Storage} {problem}");
+
+    private static string ModeText(UnixFileMode mode) => Convert.ToString((int)mode & 0x1FF, 8).PadLeft(4, '0');
 
     /// <summary>
     /// Makes the ring right for <paramref name="now"/>: derives or generates the keys of periods
@@ -82,21 +191,30 @@ public sealed class KeyRingStore(NtsKeysConfig config)
         return changed;
     }
 
-    /// <summary>Writes the ring to its file: 0600, via a temporary file and rename, so a crash leaves the old or the new file, never half of one.</summary>
+    /// <summary>
+    /// Writes the ring to its file: 0600, via a temporary file and rename, then the directory is
+    /// flushed, so a crash leaves the old or the new file, never half of one, and a save that
+    /// returned survives a power cut.
+    /// </summary>
     public void Save()
     {
         if (FleetMode)
         {
             return;
         }
-        string directory = Path.GetDirectoryName(Path.GetFullPath(config.Storage))!;
+        string path = Path.GetFullPath(config.Storage);
+        string directory = Path.GetDirectoryName(path)!;
         Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        string temporary = Path.Combine(directory, $".{Path.GetFileName(config.Storage)}.{Environment.ProcessId}.tmp");
-        var stored = new StoredRing(1, (long)config.Rotation.TotalSeconds,
-            _keys.Values.OrderBy(k => k.Id).Select(k => new StoredKey(k.Id, Convert.ToBase64String(k.Key))).ToList());
+        string temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
+        // A temporary file left by a crash (by a process of the same id, before a reboot) is removed,
+        // never reused: opened as it is, it would keep its old mode and owner (a link, its target's),
+        // and the keys would land in it. CreateNew (O_EXCL) then makes a new file or fails.
+        File.Delete(temporary);
+        var stored = new StoredRing(1, RotationSeconds,
+            _keys.Values.OrderBy(k => k.Id).Select(k => (StoredKey?)new StoredKey(k.Id, Convert.ToBase64String(k.Key))).ToList());
         using (FileStream stream = new(temporary, new FileStreamOptions
         {
-            Mode = FileMode.Create,
+            Mode = FileMode.CreateNew,
             Access = FileAccess.Write,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         }))
@@ -104,7 +222,10 @@ public sealed class KeyRingStore(NtsKeysConfig config)
             JsonSerializer.Serialize(stream, stored);
             stream.Flush(flushToDisk: true);
         }
-        File.Move(temporary, config.Storage, overwrite: true);
+        File.Move(temporary, path, overwrite: true);
+        // rename(2) is in the directory: until the directory is on disk, a crash may bring back the
+        // old file (keys that sealed cookies since would be lost) or leave no file at all.
+        DirectorySync.Flush(directory);
     }
 
     private static byte[] ReadSecret(string path)
@@ -117,7 +238,7 @@ public sealed class KeyRingStore(NtsKeysConfig config)
         return secret;
     }
 
-    private sealed record StoredKey(uint Id, string Key);
+    private sealed record StoredKey(uint Id, string? Key);
 
-    private sealed record StoredRing(int Version, long RotationSeconds, List<StoredKey> Keys);
+    private sealed record StoredRing(int Version, long RotationSeconds, List<StoredKey?>? Keys);
 }
