@@ -13,8 +13,6 @@ namespace Appliance.Engine;
 /// </summary>
 public sealed class NtpWorker : IDisposable
 {
-    private static readonly TimeSpan s_maxBackoff = TimeSpan.FromSeconds(30);
-
     /// <summary>How long an epoll wait blocks with nothing to read, so the worker can notice a stop request (as the sockets' receive timeout).</summary>
     private const int PollerTimeoutMilliseconds = 250;
 
@@ -74,8 +72,14 @@ public sealed class NtpWorker : IDisposable
 
     public IReadOnlyList<TimestampedSocket> Sockets => _sockets;
 
-    /// <summary>Told about every failure of the loop; the worker restarts itself after a back-off.</summary>
+    /// <summary>Told about every failure of the loop; the worker restarts itself after <see cref="RestartPause"/>.</summary>
     public Action<NtpWorker, Exception>? OnFault { get; set; }
+
+    /// <summary>The pauses before a restart; set before <see cref="Start"/> (tests shorten them).</summary>
+    public RestartBackoff Backoff { get; set; } = RestartBackoff.Default;
+
+    /// <summary>The pause before the restart after the latest fault (zero before any); read it in <see cref="OnFault"/>.</summary>
+    public TimeSpan RestartPause { get; private set; }
 
     /// <summary>Called before each batch is answered. Tests use it to inject a failure.</summary>
     internal Action<NtpWorker>? BeforeBatch { get; set; }
@@ -93,9 +97,9 @@ public sealed class NtpWorker : IDisposable
         {
             OnFault?.Invoke(this, new InvalidOperationException($"cannot pin worker {Index} to CPU {cpu}: {error}"));
         }
-        TimeSpan backoff = TimeSpan.FromMilliseconds(100);
         while (!_stopping)
         {
+            long started = SystemClock.MonotonicNanoseconds();
             try
             {
                 Warmup.RequestPath(_state.Current, _scratch.Nts);
@@ -106,9 +110,10 @@ public sealed class NtpWorker : IDisposable
             {
                 // A worker's failure is logged and the worker restarted, never the process lost.
                 Counters.CountRestart();
+                TimeSpan ranFor = TimeSpan.FromTicks((SystemClock.MonotonicNanoseconds() - started) / 100);
+                RestartPause = Backoff.Next(RestartPause, ranFor);
                 OnFault?.Invoke(this, e);
-                Thread.Sleep(backoff);
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, s_maxBackoff.Ticks));
+                Thread.Sleep(RestartPause);
             }
         }
     }
@@ -282,6 +287,9 @@ public sealed class NtpWorker : IDisposable
         counters.CountReceived(count);
         long fallback = 0;
         int pending = 0;
+        // The rate limiter's clock, once per batch: monotonic, because the receive timestamps are on
+        // the system clock, which steps (the appliance itself steps it in kernel mode, issue #14 item 10).
+        long monotonic = SystemClock.MonotonicNanoseconds();
         for (int i = 0; i < count; i++)
         {
             scratch.Kind[i] = SlotKind.None;
@@ -298,7 +306,7 @@ public sealed class NtpWorker : IDisposable
                 counters.Count(Outcome.Drop(ResponseReason.Oversized));
                 continue;
             }
-            var context = new RequestContext(batch.Source(i), rx, NtpTimestamp.FromUnixNanoseconds(state.Transform.Apply(rx)));
+            var context = new RequestContext(batch.Source(i), rx, NtpTimestamp.FromUnixNanoseconds(state.Transform.Apply(rx)), monotonic);
             Outcome outcome = NtpResponder.Respond(batch.Payload(i), batch.Length(i), context, state, ref policy,
                 scratch.Nts, i, requireNts, out int length);
             if (outcome.Action == ResponseAction.Deferred)
@@ -320,7 +328,7 @@ public sealed class NtpWorker : IDisposable
         }
     }
 
-    /// <summary>The accepted NTS requests, eight at a time so their AES-SIV work runs side by side.</summary>
+    /// <summary>The accepted NTS requests, <see cref="AesSivLanes.Width"/> at a time so their AES-SIV work runs side by side.</summary>
     private static void AnswerNts(PacketBatch batch, ServerState state, WorkerCounters counters, BatchScratch scratch)
     {
         NtsPacketHandler nts = scratch.Nts!;
@@ -341,7 +349,7 @@ public sealed class NtpWorker : IDisposable
     }
 
     /// <summary>
-    /// Transmit timestamps as late as possible: NTS responses are stamped eight at a time, each group
+    /// Transmit timestamps as late as possible: NTS responses are stamped <see cref="AesSivLanes.Width"/> at a time, each group
     /// with its own clock reading just before it is sealed (the timestamp is inside what the
     /// authenticator covers); then one reading, taken after all sealing and just before the send,
     /// goes into every plain time response. KoDs get none.
@@ -366,7 +374,7 @@ public sealed class NtpWorker : IDisposable
         StampTransmit(batch, state, scratch, SystemClock.RealtimeNanoseconds());
     }
 
-    /// <summary>Refills <paramref name="group"/> with the next (up to eight) slots of <paramref name="kind"/> from <paramref name="next"/>; returns where to go on.</summary>
+    /// <summary>Refills <paramref name="group"/> with the next (up to <see cref="AesSivLanes.Width"/>) slots of <paramref name="kind"/> from <paramref name="next"/>; returns where to go on.</summary>
     private static int NextGroup(PacketBatch batch, BatchScratch scratch, SlotKind kind, int next, ref NtsGroup group)
     {
         group.Clear();

@@ -85,6 +85,73 @@ public class NtpWorkerTests
     }
 
     [Fact]
+    public void Backoff_DoublesToItsMaximum_AndResetsAfterAHealthyRun()
+    {
+        var backoff = new RestartBackoff(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(1));
+        TimeSpan pause = TimeSpan.Zero;
+        var pauses = new List<double>();
+        for (int i = 0; i < 12; i++)
+        {
+            pause = backoff.Next(pause, TimeSpan.FromSeconds(1));
+            pauses.Add(pause.TotalMilliseconds);
+        }
+        Assert.Equal([100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000, 30000], pauses);
+        Assert.Equal(TimeSpan.FromSeconds(30), backoff.Next(pause, TimeSpan.FromSeconds(59)));
+        Assert.Equal(TimeSpan.FromMilliseconds(100), backoff.Next(pause, TimeSpan.FromMinutes(1)));
+    }
+
+    /// <summary>
+    /// Faults in a row lengthen the pause; a healthy run between two faults brings it back to the
+    /// first (issue #14 item 13: on a32f6d2 the fifth fault paused 1.6 s however long the worker had
+    /// served before it).
+    /// </summary>
+    [Fact]
+    public async Task Worker_FaultAfterAHealthyRun_RestartsAfterTheFirstPause()
+    {
+        using NtpEngine engine = NtpEngine.Bind(EngineFixture.Options(), EngineFixture.SyncedCell());
+        NtpWorker worker = engine.Workers[0];
+        worker.Backoff = new RestartBackoff(TimeSpan.FromMilliseconds(10), TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(500));
+        var pauses = new List<TimeSpan>();
+        worker.OnFault = (w, _) => { lock (pauses) { pauses.Add(w.RestartPause); } };
+        int fail = 4;
+        worker.BeforeBatch = _ =>
+        {
+            if (Volatile.Read(ref fail) > 0)
+            {
+                Interlocked.Decrement(ref fail);
+                throw new InvalidOperationException("injected failure");
+            }
+        };
+        engine.Start();
+        IPEndPoint server = engine.LocalEndPoints[0];
+
+        // Four faults in a row (each request that reaches the worker throws), then it serves.
+        await ServedAgain(server);
+        // A healthy run longer than the reset, then one more fault.
+        await Task.Delay(700);
+        Volatile.Write(ref fail, 1);
+        await ServedAgain(server);
+
+        lock (pauses)
+        {
+            Assert.Equal([10, 20, 40, 80, 10], pauses.Select(p => p.TotalMilliseconds));
+        }
+        Assert.Equal(5, worker.Counters.Restarts);
+    }
+
+    private static async Task ServedAgain(IPEndPoint server)
+    {
+        for (int i = 0; i < 100; i++)
+        {
+            if (await NtpQuery.ExchangeAsync(server, NtpQuery.ClientRequest((ulong)i), TimeSpan.FromMilliseconds(100)) is not null)
+            {
+                return;
+            }
+        }
+        Assert.Fail("the worker did not serve again");
+    }
+
+    [Fact]
     public async Task Worker_PinnedToCpu0_ServesWithoutFault()
     {
         var options = EngineFixture.Options() with { CpuAffinity = [0] };
