@@ -135,7 +135,7 @@ public static class ConfigKeys
         Max = "10ms",
         Words = ["off"],
         Default = "50us",
-        Doc = "How long a worker keeps polling its sockets after the last request before it sleeps.",
+        Doc = "The longest a worker polls its empty sockets before it sleeps; within it, the worker polls only while polling costs less CPU per request than sleeping would (measured as it runs).",
         Example = "200us",
         Reload = Reload.Live,
         Chrony = null,

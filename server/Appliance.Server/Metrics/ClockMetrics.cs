@@ -56,7 +56,7 @@ internal sealed class ClockMetrics
         _requests = factory.CreateCounter("appliance_source_requests_total", "Requests sent to the source.", "source");
         _answers = factory.CreateCounter("appliance_source_answers_total", "Valid answers from the source.", "source");
         _invalid = factory.CreateCounter("appliance_source_invalid_total",
-            "Answers that failed the checks (mode, version, timestamps, NTS authenticator).", "source");
+            "Answers or messages that failed the checks (NTP: mode, version, timestamps, NTS authenticator; PTP: refused messages, Delay_Req without a kernel transmit timestamp; gpsd: bad lines).", "source");
         _kod = factory.CreateCounter("appliance_source_kod_total", "Kiss-o'-Death packets from the source.", "source");
         _naks = factory.CreateCounter("appliance_source_nts_naks_total", "NTS NAKs from the source.", "source");
         _keyExchanges = factory.CreateCounter("appliance_source_nts_key_exchanges_total", "NTS key exchanges done with the source.", "source");
