@@ -59,7 +59,7 @@ public sealed class KernelPpsDevice : IPpsDevice
         {
             if (Libc.IoctlInt(fd, Libc.PpsGetCap, out int capabilities) < 0)
             {
-                throw new IOException($"{path} is not a PPS device (PPS_GETCAP failed: errno {Marshal.GetLastPInvokeError()})");
+                throw new IOException($"{path} is not a PPS device (PPS_GETCAP failed: errno {Marshal.GetLastSystemError()})");
             }
             var parameters = default(PpsKParams);
             Check(Libc.IoctlPpsParams(fd, Libc.PpsGetParams, ref parameters), path, "PPS_GETPARAMS");
