@@ -5,7 +5,8 @@ namespace Appliance.Engine;
 /// <see cref="Max"/> while faults come close together (a fault that repeats at once must not spin a
 /// core), and back to <see cref="First"/> once the worker has run <see cref="HealthyRun"/> without one.
 /// Without the reset, a worker that faulted nine times over months was down 30 s at every later
-/// fault (issue #14 item 13).
+/// fault (issue #14 item 13). A fault that keeps coming back within a minute of each restart is a
+/// standing fault: its pause stays at <see cref="Max"/>.
 /// </summary>
 public sealed record RestartBackoff(TimeSpan First, TimeSpan Max, TimeSpan HealthyRun)
 {

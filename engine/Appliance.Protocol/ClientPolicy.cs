@@ -64,8 +64,8 @@ public enum DenyAction : byte
 
 /// <summary>
 /// The server's policy: access control first, then the worker's own rate limiter. Either part may be
-/// absent. Every KoD goes through the rate table, DENY included (RFC 5905 §7.4 KoDs are as long as
-/// the requests they answer: unlimited, they would reflect a flood spoofing a victim's address at
+/// absent. Every KoD goes through the rate table, DENY included (an RFC 5905 §7.4 KoD is 48 octets, as
+/// long as a plain request: unlimited, they would reflect a flood spoofing a victim's address at
 /// the victim one for one): a client gets at most one KoD per interval, RATE or DENY.
 /// </summary>
 public readonly struct ServerPolicy : IClientPolicy

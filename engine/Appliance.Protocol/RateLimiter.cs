@@ -34,7 +34,7 @@ public enum RateDecision : byte
 /// entry of a set. A flood of spoofed sources only evicts; the table never grows. IPv6 clients are
 /// keyed by their /64, IPv4 by the address. One table per worker: no locks.
 /// Each entry also holds the client's KoD allowance (one per interval), which KoD RATE and KoD DENY
-/// share: a KoD is as long as the request it answers, so without a limit of its own a flood spoofing
+/// share: a KoD is 48 octets, as long as a plain request, so without a limit of its own a flood spoofing
 /// a victim's address would be reflected at the victim one for one.
 /// </summary>
 public sealed class RateLimiter
@@ -99,8 +99,8 @@ public sealed class RateLimiter
 
     /// <summary>
     /// Charges one request to the client's bucket at <paramref name="nowNanoseconds"/>, a clock that
-    /// should not step (the worker's monotonic clock); a clock that steps back costs the clients one
-    /// request's refill, not the length of the step.
+    /// should not step (the worker's monotonic clock). On a clock that steps back, a client loses the
+    /// refill for the time between its last request and the step, not the length of the step.
     /// </summary>
     public RateDecision Check(NetAddress client, long nowNanoseconds)
     {
@@ -169,7 +169,10 @@ public sealed class RateLimiter
         else
         {
             // Behind the entry's time (a clock stepped back): no time elapsed, and the entry moves to
-            // the new time, so refills resume at once instead of waiting out the step.
+            // the new time, so refills resume at once instead of waiting out the step. Until the clock
+            // passes the old times again, the clients seen since the step look older than the rest to
+            // the eviction: they may be evicted first (and come back with a full bucket). Only callers
+            // without a monotonic clock meet this; the workers pass theirs.
             long elapsed = now - entry.Time;
             if (elapsed > 0)
             {

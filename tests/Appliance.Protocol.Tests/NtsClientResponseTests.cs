@@ -143,4 +143,16 @@ public class NtsClientResponseTests
         Assert.Equal(NtsResponseCheck.Invalid, Check(nts, [.. kod, .. Uid(nts.Uid), .. Uid(nts.Uid)], out _, out _));
         Assert.Equal(NtsResponseCheck.Invalid, Check(nts, [.. kod, .. Uid(s_otherUid)], out _, out _));
     }
+
+    [Fact]
+    public void AUniqueIdentifierThatOnlyStartsWithOurs_IsRefused()
+    {
+        // Ours and four octets more: equal is required, not a prefix, sealed or in a NAK.
+        (NtsFixture nts, NtsResponseForge.Parts parts) = Genuine();
+        byte[] longer = Uid([.. nts.Uid, 1, 2, 3, 4]);
+        Assert.Equal(NtsResponseCheck.Invalid, Check(nts, NtsResponseForge.Seal(parts.Header, [longer], parts.Plaintext, nts.S2C), out _, out _));
+        var kod = new byte[NtpHeader.Length];
+        KissOfDeath.Write(kod, 4, 6, new NtpTimestamp(0x1122334455667788), KissCode.NtsNak);
+        Assert.Equal(NtsResponseCheck.Invalid, Check(nts, [.. kod, .. longer], out _, out _));
+    }
 }

@@ -20,6 +20,13 @@ public partial class KeyRingStoreTests
         return cookie;
     }
 
+    /// <summary>A fleet secret as an operator makes one: mode 0600.</summary>
+    private static void WriteSecret(string path, byte[] secret)
+    {
+        File.WriteAllBytes(path, secret);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
     private static CookieFailure Open(CookieKeyRing ring, byte[] cookie) => NtsCookie.Open(ring, cookie, new byte[64], new byte[64], out _);
 
     [Fact]
@@ -68,8 +75,8 @@ public partial class KeyRingStoreTests
     {
         string dir = Directory.CreateTempSubdirectory("fleet").FullName;
         string secretA = Path.Combine(dir, "a.key"), secretB = Path.Combine(dir, "b.key");
-        File.WriteAllBytes(secretA, Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
-        File.WriteAllBytes(secretB, Enumerable.Range(1, 32).Select(i => (byte)i).ToArray());
+        WriteSecret(secretA, Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
+        WriteSecret(secretB, Enumerable.Range(1, 32).Select(i => (byte)i).ToArray());
         KeyRingStore Make(string secret) => new(new NtsKeysConfig(Path.Combine(dir, "unused.json"), TimeSpan.FromHours(24), 7, secret));
 
         Make(secretA).Update(s_t0, out CookieKeyRing a1);
@@ -87,9 +94,46 @@ public partial class KeyRingStoreTests
     public void FleetSecret_TooShort_IsRefusedWithTheFix()
     {
         string file = Path.Combine(Directory.CreateTempSubdirectory("fleet").FullName, "short.key");
-        File.WriteAllBytes(file, new byte[8]);
+        WriteSecret(file, new byte[8]);
         var e = Assert.Throws<InvalidDataException>(() => new KeyRingStore(new NtsKeysConfig("x", TimeSpan.FromHours(1), 1, file)));
         Assert.Contains("/dev/urandom", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The fleet secret derives every key of the fleet: it is held to the key file's rules (on a32f6d2 it was read whatever its mode and size).</summary>
+    [Fact]
+    public void FleetSecret_OpenToOthersOrTooLong_IsRefusedWithTheFix()
+    {
+        string dir = Directory.CreateTempSubdirectory("fleet").FullName;
+        string open = Path.Combine(dir, "open.key");
+        WriteSecret(open, new byte[32]);
+        File.SetUnixFileMode(open, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+        var e = Assert.Throws<InvalidDataException>(() => new KeyRingStore(new NtsKeysConfig("x", TimeSpan.FromHours(1), 1, open)));
+        Assert.StartsWith(open + " is open to others (mode 0640)", e.Message, StringComparison.Ordinal);
+        Assert.Contains("chmod 600 " + open, e.Message, StringComparison.Ordinal);
+
+        string huge = Path.Combine(dir, "huge.key");
+        WriteSecret(huge, new byte[1 << 20]);
+        e = Assert.Throws<InvalidDataException>(() => new KeyRingStore(new NtsKeysConfig("x", TimeSpan.FromHours(1), 1, huge)));
+        Assert.StartsWith(huge + " is 1048576 bytes, more than a fleet secret can be", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Temporary files of saves that never finished, under any process id, are gone after a start (on a32f6d2 they stayed, readable by others).</summary>
+    [Fact]
+    public void Load_RemovesTheTemporaryFilesOfUnfinishedSaves()
+    {
+        string file = TempFile();
+        Saved(file);
+        string directory = Path.GetDirectoryName(file)!;
+        string stale = Path.Combine(directory, $".{Path.GetFileName(file)}.999999.tmp");
+        File.WriteAllText(stale, "keys of a save that crashed");
+        File.SetUnixFileMode(stale, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+        string unrelated = Path.Combine(directory, ".other.json.1.tmp");
+        File.WriteAllText(unrelated, "not ours");
+
+        new KeyRingStore(Random(file)).Load();
+
+        Assert.False(File.Exists(stale));
+        Assert.True(File.Exists(unrelated));
     }
 
     private static NtsKeysConfig Random(string file, TimeSpan? rotation = null) => new(file, rotation ?? TimeSpan.FromHours(24), 7, null);

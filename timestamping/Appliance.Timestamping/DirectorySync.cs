@@ -11,13 +11,10 @@ namespace Appliance.Timestamping;
 /// </summary>
 public static class DirectorySync
 {
-    /// <summary>O_DIRECTORY (x86-64): fail unless the path is a directory.</summary>
-    private const int ODirectory = 0x10000;
-
     /// <summary>Flushes <paramref name="directory"/>'s entries to disk; an <see cref="IOException"/> says why it could not.</summary>
     public static void Flush(string directory)
     {
-        int fd = Libc.Open(directory, Libc.ORdOnly | ODirectory | Libc.OCloExec);
+        int fd = Libc.Open(directory, Libc.ORdOnly | Libc.ODirectory | Libc.OCloExec);
         if (fd < 0)
         {
             throw new IOException($"cannot open the directory {directory} to flush it: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");

@@ -123,7 +123,9 @@ public static class NtsClientPacket
             if (field.Type == NtsExtensionField.UniqueIdentifier)
             {
                 uids++;
-                uidMatches = field.Value.Length >= uniqueId.Length && field.Value[..uniqueId.Length].SequenceEqual(uniqueId);
+                // The server echoes the field as sent (RFC 8915 §5.7); ours is a multiple of four octets, so
+                // it carries no padding: equal, not merely starting with ours.
+                uidMatches = field.Value.SequenceEqual(uniqueId);
             }
             else if (field.Type == NtsExtensionField.Authenticator)
             {

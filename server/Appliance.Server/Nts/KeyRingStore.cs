@@ -19,6 +19,9 @@ public sealed class KeyRingStore(NtsKeysConfig config)
     /// <summary>Far more than a ring can fill: keep (at most 1000) + 2 keys of about 70 bytes of JSON each.</summary>
     private const int MaxFileBytes = 1 << 20;
 
+    /// <summary>Far more than a secret needs (32 bytes), and a bound on what is read (a device never ends).</summary>
+    private const int MaxSecretBytes = 4096;
+
     private static readonly UnixFileMode s_othersMask = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
         | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
 
@@ -64,46 +67,71 @@ public sealed class KeyRingStore(NtsKeysConfig config)
         {
             return;
         }
-        StoredRing stored;
+        RemoveStaleTemporaryFiles(path);
+        byte[] bytes;
         using (handle)
         {
-            // The mode of the file opened, not of the path: the check and the read see one file.
-            UnixFileMode mode = File.GetUnixFileMode(handle);
-            if ((mode & s_othersMask) != 0)
-            {
-                throw Corrupt($"is open to others (mode {ModeText(mode)}), but master keys must be 0600: whoever could read them "
-                    + $"can open every cookie and forge the time their clients get. Remove the file to start a new ring (every client makes "
-                    + $"a new key exchange), or, if nobody else can have read or written it, keep it with: chmod 600 {path}");
-            }
-            long length = RandomAccess.GetLength(handle);
-            if (length > MaxFileBytes)
-            {
-                throw Corrupt($"is {length} bytes, more than a key file can be ({MaxFileBytes})");
-            }
-            var bytes = new byte[length];
-            int read = 0;
-            while (read < bytes.Length && RandomAccess.Read(handle, bytes.AsSpan(read), read) is int n and > 0)
-            {
-                read += n;
-            }
-            stored = Parse(bytes.AsSpan(0, read));
+            bytes = ReadPrivate(handle, path, MaxFileBytes, "a key file",
+                $"master keys must be 0600: whoever could read them can open every cookie and forge the time their clients get. "
+                + $"Remove the file to start a new ring (every client makes a new key exchange), or, if nobody else can have read or "
+                + $"written it, keep it with: chmod 600 {path}");
         }
-        if (stored.RotationSeconds != RotationSeconds)
+        List<CookieKey> keys = Parse(bytes, out long rotationSeconds);
+        if (rotationSeconds != RotationSeconds)
         {
             // Key ids are numbers of rotation periods: under another period length the same id is
             // another time, so the stored keys would seal and open cookies for the wrong periods.
-            Discarded = $"{path} holds keys of {stored.RotationSeconds}s rotation periods but the rotation is now {RotationSeconds}s: "
+            Discarded = $"{path} holds keys of {rotationSeconds}s rotation periods but the rotation is now {RotationSeconds}s: "
                 + "they are dropped and a new ring starts; clients whose cookies they sealed get an NTS NAK and make a new key exchange";
             return;
         }
-        foreach (StoredKey key in stored.Keys!)
+        foreach (CookieKey key in keys)
         {
-            _keys[key.Id] = new CookieKey(key.Id, Convert.FromBase64String(key.Key!));
+            _keys[key.Id] = key;
         }
     }
 
-    /// <summary>The stored ring, checked down to every key, or <see cref="InvalidDataException"/> saying what is wrong.</summary>
-    private StoredRing Parse(ReadOnlySpan<byte> json)
+    /// <summary>
+    /// Reads a file that must be this user's alone, as <see cref="InvalidDataException"/> if it is
+    /// open to others (group or other bits) or longer than <paramref name="maxBytes"/>. The mode is
+    /// that of the file opened, not of the path: the check and the read see one file.
+    /// </summary>
+    private static byte[] ReadPrivate(SafeFileHandle handle, string path, int maxBytes, string what, string whyPrivate)
+    {
+        UnixFileMode mode = File.GetUnixFileMode(handle);
+        if ((mode & s_othersMask) != 0)
+        {
+            throw new InvalidDataException($"{path} is open to others (mode {ModeText(mode)}), but {whyPrivate}");
+        }
+        long length = RandomAccess.GetLength(handle);
+        if (length > maxBytes)
+        {
+            throw new InvalidDataException($"{path} is {length} bytes, more than {what} can be ({maxBytes})");
+        }
+        var bytes = new byte[length];
+        int read = 0;
+        while (read < bytes.Length && RandomAccess.Read(handle, bytes.AsSpan(read), read) is int n and > 0)
+        {
+            read += n;
+        }
+        return bytes[..read];
+    }
+
+    /// <summary>
+    /// Removes the temporary files of saves that never finished (a crash, any process id): they may
+    /// hold keys, and one written before the temporary file was made with O_EXCL may be readable by others.
+    /// </summary>
+    private static void RemoveStaleTemporaryFiles(string path)
+    {
+        string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        foreach (string stale in Directory.EnumerateFiles(directory, $".{Path.GetFileName(path)}.*.tmp"))
+        {
+            File.Delete(stale);
+        }
+    }
+
+    /// <summary>The stored keys, checked down to every key, or <see cref="InvalidDataException"/> saying what is wrong.</summary>
+    private List<CookieKey> Parse(ReadOnlySpan<byte> json, out long rotationSeconds)
     {
         StoredRing? stored;
         try
@@ -131,6 +159,7 @@ public sealed class KeyRingStore(NtsKeysConfig config)
             throw Corrupt("holds no keys");
         }
         var seen = new HashSet<uint>();
+        var parsed = new List<CookieKey>(keys.Count);
         Span<byte> material = stackalloc byte[CookieKey.KeyLength + 3];
         foreach (StoredKey? key in keys)
         {
@@ -146,8 +175,10 @@ public sealed class KeyRingStore(NtsKeysConfig config)
             {
                 throw Corrupt($"has key id {key.Id} twice");
             }
+            parsed.Add(new CookieKey(key.Id, material[..length].ToArray()));
         }
-        return stored;
+        rotationSeconds = stored.RotationSeconds;
+        return parsed;
     }
 
     private InvalidDataException Corrupt(string problem) => new($"{config.Storage} {problem}");
@@ -230,7 +261,13 @@ public sealed class KeyRingStore(NtsKeysConfig config)
 
     private static byte[] ReadSecret(string path)
     {
-        byte[] secret = File.ReadAllBytes(path);
+        byte[] secret;
+        using (SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read))
+        {
+            secret = ReadPrivate(handle, path, MaxSecretBytes, "a fleet secret",
+                $"a fleet secret must be 0600: whoever could read it can derive every key of the fleet. Make a new secret on every "
+                + $"appliance of the fleet if someone else may have read it, else keep it with: chmod 600 {path}");
+        }
         if (secret.Length < 32)
         {
             throw new InvalidDataException($"{path}: a fleet secret needs at least 32 bytes (it has {secret.Length}); make one with: head -c 32 /dev/urandom > {path}");
