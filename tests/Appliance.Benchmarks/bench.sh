@@ -39,7 +39,7 @@ cpus=$(nproc)
 server_cpu=$(( cpus > 1 ? 1 : 0 ))
 cpu_rates="5000 30000 150000"; cpu_rounds=5
 
-export DEFER_MAX="$defer_max" BDN CMD_CAP_NTS CMD_CAP_NTP CMD_CAP_CHRONY CMD_REF CMD_CHRONY CMD_HALF CMD_ALLOC CMD_ALLOC_NTS CMD_NTS CMD_NTS_CHRONY CMD_NTSKE
+export DEFER_MAX="$defer_max" BDN CMD_CAP_NTS CMD_CAP_NTP CMD_CAP_CHRONY CMD_CAP_REF CMD_REF CMD_CHRONY CMD_HALF CMD_ALLOC CMD_ALLOC_NTS CMD_NTS CMD_NTS_CHRONY CMD_NTSKE
 if [ -z "$only" ]; then
   echo "== BenchmarkDotNet (in-memory request path)"
   bdn="dotnet tests/Appliance.Benchmarks/bin/$CONFIG/net10.0/Appliance.Benchmarks.dll --filter '*' --job short --memory --exporters github --artifacts $out/bdn"
@@ -179,8 +179,11 @@ for i in 1 2 3; do
   cmd_cap_nts="$LT run 127.0.0.1:$p_app --nts $nts_args --rate $cap_nts_rate --duration 5s $gen --pid $pid_app --json $out/cap-nts-$i.json"
   cmd_cap_ntp="$LT run 127.0.0.1:$p_app --rate $cap_ntp_rate --duration 5s $gen --pid $pid_app --json $out/cap-ntp-$i.json"
   cmd_cap_chrony="$LT run 127.0.0.1:$p_chrony --nts --ntske 127.0.0.1:$p_chrony_ke --ntske-name ntp.test --ca $W/server.crt --rate $cap_chrony_rate --duration 5s $gen --pid $pid_chrony --json $out/cap-chrony-nts-$i.json"
-  CMD_CAP_NTS=$cmd_cap_nts CMD_CAP_NTP=$cmd_cap_ntp CMD_CAP_CHRONY=$cmd_cap_chrony
+  # The flat-out rate of plain NTP against the C yardstick, both offered more than they answer.
+  cmd_cap_ref="$LT run 127.0.0.1:$p_ref --rate $cap_ntp_rate --duration 5s $gen --pid $pid_ref --json $out/cap-ref-$i.json"
+  CMD_CAP_NTS=$cmd_cap_nts CMD_CAP_NTP=$cmd_cap_ntp CMD_CAP_CHRONY=$cmd_cap_chrony CMD_CAP_REF=$cmd_cap_ref
   $cmd_cap_nts > "$out/cap-nts-$i.md"; $cmd_cap_ntp > "$out/cap-ntp-$i.md"; $cmd_cap_chrony > "$out/cap-chrony-nts-$i.md"
+  $cmd_cap_ref > "$out/cap-ref-$i.md"
 done
 echo "== NTS-KE handshakes per second"
 cmd_ntske="$LT ntske 127.0.0.1:$p_ke --name ntp.test --ca $W/server.crt --vs 127.0.0.1:$p_chrony_ke --vs-name ntp.test --vs-ca $W/server.crt --duration 5s --concurrency 8"
@@ -266,6 +269,8 @@ def median_capacity(a, b):
 (cn2, cc, rcc), all_cc = median_capacity("cap-nts", "cap-chrony-nts")
 print(f"| **NTS maximum response rate** vs the appliance's plain NTP (offered above capacity; median of 3 alternating rounds: {all_cn}) | {cn:.0f}/s vs {cp:.0f}/s = **{rcn:.2f}×** | ≥ 0.7× |")
 print(f"| **NTS maximum response rate** vs chronyd 4.3 NTS (same rounds: {all_cc}) | {cn2:.0f}/s vs {cc:.0f}/s = **{rcc:.2f}×** | ≥ 2× |")
+(fp, fr, rfr), all_fr = median_capacity("cap-ntp", "cap-ref")
+print(f"| **plain NTP maximum response rate** vs ntpref (flat out, same rounds: {all_fr}) | {fp:.0f}/s vs {fr:.0f}/s = **{rfr:.2f}×** | ≥ 0.9× |")
 ke_lines = [l for l in open(f"{out}/ntske.md") if l.startswith("| 127")]
 ke = [float(l.split("|")[2]) for l in ke_lines]
 print(f"| NTS-KE handshakes per second vs chronyd (8 concurrent clients) | {ke[0]:.0f}/s vs {ke[1]:.0f}/s = **{ke[0]/ke[1]:.2f}×** | (measured) |")
@@ -310,22 +315,22 @@ for title, name, env in [("NTS against plain NTP, one appliance", "nts-vs-ntp", 
     for i in (1, 2, 3):
         print(f"### Ramp {i}\n")
         print(open(f"{out}/{name}-{i}.md").read())
-print("## NTS maximum response rates\n")
+print("## Maximum response rates\n")
 print("Each server offered more than it can answer, three rounds of: the appliance's NTS, its plain NTP,")
-print("chronyd's NTS (each on CPU 1). The response rate is then the server's capacity; a vCPU stall of the")
+print("chronyd's NTS, ntpref's plain NTP (each on CPU 1). The response rate is then the server's capacity; a vCPU stall of the")
 print("host costs only its own length, where it ends a ramp (below) at the step it falls in. Commands of")
 print("the last round (the others differ only in the JSON file name):\n")
-for env in ("CMD_CAP_NTS", "CMD_CAP_NTP", "CMD_CAP_CHRONY"):
+for env in ("CMD_CAP_NTS", "CMD_CAP_NTP", "CMD_CAP_CHRONY", "CMD_CAP_REF"):
     print("- `" + cmd(env) + "`")
 print()
-print("| round | appliance NTS valid/s | appliance NTP valid/s | chronyd NTS valid/s | NTS/NTP | NTS/chronyd NTS | server CPU µs per response (NTS / NTP / chronyd NTS) |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
+print("| round | appliance NTS valid/s | appliance NTP valid/s | chronyd NTS valid/s | ntpref valid/s | NTS/NTP | NTS/chronyd NTS | NTP/ntpref | server CPU µs per response (NTS / NTP / chronyd NTS / ntpref) |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for i in (1, 2, 3):
-    steps = [cap_step(f"{n}-{i}") for n in ("cap-nts", "cap-ntp", "cap-chrony-nts")]
+    steps = [cap_step(f"{n}-{i}") for n in ("cap-nts", "cap-ntp", "cap-chrony-nts", "cap-ref")]
     flags = [("" if saturated(s) else " (not saturated)") + (" (generator-limited)" if s["GeneratorLimited"] else "") for s in steps]
     rates = [f"{s['ValidRate']:.0f} of {s['SentRate']:.0f} sent{f}" for s, f in zip(steps, flags)]
     cpu_us = " / ".join(f"{s['ServerCpuMicrosPerResponse']:.2f}" if s.get("ServerCpuMicrosPerResponse") is not None else "n/a" for s in steps)
-    print(f"| {i} | {rates[0]} | {rates[1]} | {rates[2]} | {steps[0]['ValidRate']/steps[1]['ValidRate']:.2f}× | {steps[0]['ValidRate']/steps[2]['ValidRate']:.2f}× | {cpu_us} |")
+    print(f"| {i} | {rates[0]} | {rates[1]} | {rates[2]} | {rates[3]} | {steps[0]['ValidRate']/steps[1]['ValidRate']:.2f}× | {steps[0]['ValidRate']/steps[2]['ValidRate']:.2f}× | {steps[1]['ValidRate']/steps[3]['ValidRate']:.2f}× | {cpu_us} |")
 print()
 print("## NTS-KE handshakes\n")
 print("Command: `" + cmd("CMD_NTSKE") + "`\n")

@@ -106,10 +106,15 @@ public partial class KeyRingStoreTests
         string dir = Directory.CreateTempSubdirectory("fleet").FullName;
         string open = Path.Combine(dir, "open.key");
         WriteSecret(open, new byte[32]);
-        File.SetUnixFileMode(open, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+        File.SetUnixFileMode(open, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
         var e = Assert.Throws<InvalidDataException>(() => new KeyRingStore(new NtsKeysConfig("x", TimeSpan.FromHours(1), 1, open)));
-        Assert.StartsWith(open + " is open to others (mode 0640)", e.Message, StringComparison.Ordinal);
+        Assert.StartsWith(open + " is open to others (mode 0604)", e.Message, StringComparison.Ordinal);
         Assert.Contains("chmod 600 " + open, e.Message, StringComparison.Ordinal);
+        File.SetUnixFileMode(open, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        Assert.Throws<InvalidDataException>(() => new KeyRingStore(new NtsKeysConfig("x", TimeSpan.FromHours(1), 1, open)));
+        // Readable by the service's group, as an operator provisions it (root:appliance 0640): taken.
+        File.SetUnixFileMode(open, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+        Assert.True(new KeyRingStore(new NtsKeysConfig("x", TimeSpan.FromHours(1), 1, open)).FleetMode);
 
         string huge = Path.Combine(dir, "huge.key");
         WriteSecret(huge, new byte[1 << 20]);

@@ -174,7 +174,7 @@ public class PtpSourceTests
         Assert.Equal(0, slave.Counters.Invalid);
 
         long silent = 1000 + PtpSource.MasterTimeoutMilliseconds + 1;
-        // After the silence, a backup on the PTP timescale would move the time by 37 s: refused.
+        // After the silence, a backup on another timescale (or with another offset) is not believed at once.
         slave.OnGeneral(PtpMessages.Announce(s_backup, 2, PtpMessages.PtpTimescale, utcOffset: 37), s_backupAddress, now: silent);
         Assert.Equal(1, slave.Counters.Invalid);
         // On the same timescale it takes over, and the old master's identity is just another clock.
@@ -182,5 +182,67 @@ public class PtpSourceTests
         Assert.Equal(2e-6, Offset(Exchange(slave, now: silent + 100, identity: s_backup, from: s_backupAddress, masterMinusSlave: 2e-6)!.Value), 9);
         Assert.Null(Exchange(slave, now: silent + 200));
         Assert.Equal(1, slave.Counters.Invalid);
+    }
+
+    /// <summary>
+    /// A grandmaster that started with a wrong UTC offset and corrects it is followed again once it has
+    /// announced the new one, and nothing else, for the settle time (the first version of the offset
+    /// check pinned the first offset for the life of the process: the master was lost until a restart).
+    /// </summary>
+    [Fact]
+    public void AMastersCorrectedUtcOffset_IsTakenOnceAnnouncedWithoutContradictionForTheSettleTime()
+    {
+        PtpSource slave = Slave();
+        const byte tai = PtpMessages.PtpTimescale;
+        slave.OnGeneral(PtpMessages.Announce(s_master, 1, tai, utcOffset: 0), s_masterAddress, now: 1000);
+        Assert.NotNull(Exchange(slave, now: 1000));
+
+        ushort sequence = 2;
+        long now = 2000;
+        for (; now < 2000 + PtpSource.OffsetSettleMilliseconds; now += 1000)
+        {
+            slave.OnGeneral(PtpMessages.Announce(s_master, sequence++, tai, utcOffset: 37), s_masterAddress, now);
+        }
+        // Not yet believed: the master is not followed meanwhile (silent to us after the timeout).
+        Assert.Null(Exchange(slave, now: now - 1000, timescaleOffset: 37));
+        slave.OnGeneral(PtpMessages.Announce(s_master, sequence, tai, utcOffset: 37), s_masterAddress, now);
+        Assert.Equal(0, Offset(Exchange(slave, now: now, timescaleOffset: 37)!.Value), 9);
+    }
+
+    /// <summary>A spoofer announcing another offset in the master's name never gets it believed while the master keeps announcing its own.</summary>
+    [Fact]
+    public void ASpoofedUtcOffset_IsNeverTaken_WhileTheMasterContradictsIt()
+    {
+        PtpSource slave = Slave();
+        const byte tai = PtpMessages.PtpTimescale;
+        ushort sequence = 1;
+        for (long now = 1000; now < 1000 + (3 * PtpSource.OffsetSettleMilliseconds); now += 1000)
+        {
+            slave.OnGeneral(PtpMessages.Announce(s_master, sequence++, tai, utcOffset: 37), s_masterAddress, now);
+            slave.OnGeneral(PtpMessages.Announce(s_master, sequence++, tai, utcOffset: 1000), s_masterAddress, now + 1);
+            slave.OnGeneral(PtpMessages.Announce(s_master, sequence++, tai, utcOffset: 1000), s_masterAddress, now + 500);
+            Assert.Equal(0, Offset(Exchange(slave, now: now + 500, timescaleOffset: 37)!.Value), 9);
+        }
+    }
+
+    /// <summary>
+    /// After a master change, a Follow_Up of the new master that carries the sequence number of the old
+    /// master's last Sync completes nothing: it would pair the new master's origin with the old one's arrival.
+    /// </summary>
+    [Fact]
+    public void ANewMastersFollowUp_NeverCompletesTheOldMastersSync()
+    {
+        PtpSource slave = Slave();
+        slave.OnGeneral(PtpMessages.Announce(s_master, 1), s_masterAddress, now: 1000);
+        Assert.NotNull(Exchange(slave, now: 1000));
+        // The old master's last Sync, its Follow_Up never sent.
+        slave.OnEvent(PtpMessages.Sync(s_master, ++_sequence, originNanoseconds: null), s_masterAddress, Start);
+
+        long silent = 1000 + PtpSource.MasterTimeoutMilliseconds + 1;
+        slave.OnGeneral(PtpMessages.Announce(s_backup, 1), s_backupAddress, now: silent);
+        slave.OnGeneral(PtpMessages.FollowUp(s_backup, _sequence, Start + (400 * 1_000_000)), s_backupAddress, now: silent);
+        Assert.False(slave.WriteDelayRequest(new byte[44]));
+        // Its own Sync and Follow_Up make a sample.
+        Assert.NotNull(Exchange(slave, now: silent, identity: s_backup, from: s_backupAddress));
     }
 }

@@ -57,7 +57,7 @@ public sealed class GpsdSource(GpsdOptions options, ILogger logger) : ITimeSourc
     public const int MedianWindow = 5;
 
     /// <summary>
-    /// The longest line taken, bytes: gpsd's own limit on a JSON report is 10240 (GPS_JSON_RESPONSE_MAX
+    /// The longest line taken, bytes, its line end included: gpsd's own limit on a JSON report is 10240 (GPS_JSON_RESPONSE_MAX
     /// since 3.20, for u-blox RAW reports; this watch asks for none of those).
     /// </summary>
     public const int MaxLineBytes = 16 * 1024;
@@ -163,7 +163,7 @@ public sealed class GpsdSource(GpsdOptions options, ILogger logger) : ITimeSourc
             {
                 return; // gpsd closed the connection
             }
-            Measurement? sample = next.status == LineStatus.Overlong ? BadLine("a line longer than 16 KiB") : Handle(next.line);
+            Measurement? sample = next.status == LineStatus.Overlong ? BadLine("a line that with its line end does not fit 16 KiB") : Handle(next.line);
             if (sample is { } measurement)
             {
                 long now = Environment.TickCount64;

@@ -58,6 +58,15 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
     /// <summary>A master silent this long (no accepted Announce) is gone: unreachable, and another may take over.</summary>
     public const long MasterTimeoutMilliseconds = 5000;
 
+    /// <summary>
+    /// How long a clock must announce a changed UTC offset (one no announced leap second explains),
+    /// in every Announce and with nothing contradicting it from that clock, before it is believed:
+    /// a grandmaster that corrects its offset, or a backup on another timescale after the master
+    /// failed. A spoofer racing the real master cannot do that (the master's next Announce with the
+    /// old offset starts the wait again); meanwhile that clock is not followed.
+    /// </summary>
+    public const long OffsetSettleMilliseconds = 16_000;
+
     private const byte Sync = 0x0, DelayReq = 0x1, FollowUp = 0x8, DelayResp = 0x9, Announce = 0xB;
     private const int HeaderLength = 34;
 
@@ -71,10 +80,16 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
     private NetAddress[] _localAddresses = [];
     private long _utcOffsetNanoseconds;
     private bool _utcOffsetKnown;
+    private bool _offsetChangePending;             // a clock announces another UTC offset: since when, from whom
+    private readonly byte[] _offsetChangeIdentity = new byte[10];
+    private NetAddress _offsetChangeAddress;
+    private long _offsetChange;
+    private long _offsetChangeSince;
     private byte _leapFlags;
     private ushort _syncSequence;
     private long _syncArrival;
     private long _syncOrigin = -1;
+    private bool _syncAwaitsFollowUp;              // a two-step Sync of the master we follow, its Follow_Up not yet read
     private ushort _followUpSequence;
     private long _followUpOrigin = -1;   // a Follow_Up taken before its Sync (the two ports are read on two threads)
     private ushort _delaySequence;
@@ -349,6 +364,7 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
             _syncSequence = BinaryPrimitives.ReadUInt16BigEndian(message[30..]);
             _syncArrival = arrival;
             bool twoStep = (message[6] & 0x02) != 0;
+            _syncAwaitsFollowUp = false;
             if (!twoStep)
             {
                 _syncOrigin = Timestamp(message[34..]) + Correction(message) - _utcOffsetNanoseconds;
@@ -356,12 +372,13 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
             else if (_followUpSequence == _syncSequence && _followUpOrigin >= 0)
             {
                 _syncOrigin = _followUpOrigin; // its Follow_Up was read first
-                _followUpOrigin = -1;
             }
             else
             {
                 _syncOrigin = -1; // until its Follow_Up
+                _syncAwaitsFollowUp = true;
             }
+            _followUpOrigin = -1; // a Follow_Up kept for an earlier Sync never completes a later one
         }
     }
 
@@ -396,9 +413,11 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
                 // Its Sync may not have been read yet: the event port has its own thread. Kept, it
                 // completes that Sync when it comes (ptp4l does the same).
                 long origin = Timestamp(message[34..]) + Correction(message) - _utcOffsetNanoseconds;
-                if (sequence == _syncSequence)
+                if (_syncAwaitsFollowUp && sequence == _syncSequence)
                 {
+                    // Only a Sync of this master that waits for it: never one taken before a master change.
                     _syncOrigin = origin;
+                    _syncAwaitsFollowUp = false;
                 }
                 else
                 {
@@ -433,7 +452,8 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
     /// <summary>
     /// Takes the first master heard from another host, and another only when it has gone quiet (no
     /// full BMCA: slave-only); refuses the master's identity from another address, and a UTC offset
-    /// that moves by more than the leap second the master announced.
+    /// that moves by more than the leap second the master announced until that clock has announced
+    /// it without contradiction for <see cref="OffsetSettleMilliseconds"/>.
     /// </summary>
     private void OnAnnounce(ReadOnlySpan<byte> message, NetAddress source, long now)
     {
@@ -464,13 +484,23 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
         long utcOffset = (flags & PtpTimescale) != 0 ? BinaryPrimitives.ReadInt16BigEndian(message[44..]) * 1_000_000_000L : 0;
         if (_utcOffsetKnown && utcOffset != _utcOffsetNanoseconds && !AnnouncedLeap(utcOffset - _utcOffsetNanoseconds))
         {
-            if (Refused())
+            if (!OffsetChangeSettled(identity, source, utcOffset, now))
             {
-                logger.LogWarning("source ptp: refused an Announce from {Source} that moves the UTC offset from {Known} s to {Offset} s "
-                    + "without announcing that leap second; further refusals are counted in appliance_source_invalid_total",
-                    source, _utcOffsetNanoseconds / 1_000_000_000, utcOffset / 1_000_000_000);
+                if (Refused())
+                {
+                    logger.LogWarning("source ptp: refused an Announce from {Source} that moves the UTC offset from {Known} s to {Offset} s "
+                        + "without announcing that leap second; it is believed once that clock has announced it, and nothing else, for {Settle} s. "
+                        + "Further refusals are counted in appliance_source_invalid_total",
+                        source, _utcOffsetNanoseconds / 1_000_000_000, utcOffset / 1_000_000_000, OffsetSettleMilliseconds / 1000);
+                }
+                return;
             }
-            return;
+            logger.LogWarning("source ptp: {Source} has announced a UTC offset of {Offset} s (not {Known} s) for {Settle} s without contradiction: "
+                + "taken", source, utcOffset / 1_000_000_000, _utcOffsetNanoseconds / 1_000_000_000, OffsetSettleMilliseconds / 1000);
+        }
+        else if (current)
+        {
+            _offsetChangePending = false; // the master itself confirms the offset we know
         }
         if (!current)
         {
@@ -478,16 +508,48 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
             _master = identity.ToArray();
             _masterAddress = source;
             _syncOrigin = -1;
+            _syncAwaitsFollowUp = false;
             _followUpOrigin = -1;
         }
-        else if (utcOffset != _utcOffsetNanoseconds)
+        else if (utcOffset != _utcOffsetNanoseconds && AnnouncedLeap(utcOffset - _utcOffsetNanoseconds))
         {
             logger.LogInformation("source ptp: the master's UTC offset is now {Offset} s (the leap second it announced)", utcOffset / 1_000_000_000);
+        }
+        if (utcOffset != _utcOffsetNanoseconds)
+        {
+            // The exchange in flight began under the old offset: its t1 and t4 would straddle the change.
+            _syncOrigin = -1;
+            _syncAwaitsFollowUp = false;
+            _followUpOrigin = -1;
         }
         _lastAnnounce = now;
         _utcOffsetNanoseconds = utcOffset;
         _utcOffsetKnown = true;
         _leapFlags = (byte)(flags & (Leap61 | Leap59));
+    }
+
+    /// <summary>
+    /// Whether <paramref name="identity"/> at <paramref name="source"/> has announced
+    /// <paramref name="offset"/> in every Announce for <see cref="OffsetSettleMilliseconds"/>; a
+    /// different offset or clock starts the wait again.
+    /// </summary>
+    private bool OffsetChangeSettled(ReadOnlySpan<byte> identity, NetAddress source, long offset, long now)
+    {
+        if (!_offsetChangePending || _offsetChange != offset || source != _offsetChangeAddress || !identity.SequenceEqual(_offsetChangeIdentity))
+        {
+            _offsetChangePending = true;
+            identity.CopyTo(_offsetChangeIdentity);
+            _offsetChangeAddress = source;
+            _offsetChange = offset;
+            _offsetChangeSince = now;
+            return false;
+        }
+        if (now - _offsetChangeSince < OffsetSettleMilliseconds)
+        {
+            return false;
+        }
+        _offsetChangePending = false;
+        return true;
     }
 
     /// <summary>Whether the master's last Announce announced the leap second that explains a change of the UTC offset.</summary>

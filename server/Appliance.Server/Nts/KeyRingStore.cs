@@ -22,7 +22,15 @@ public sealed class KeyRingStore(NtsKeysConfig config)
     /// <summary>Far more than a secret needs (32 bytes), and a bound on what is read (a device never ends).</summary>
     private const int MaxSecretBytes = 4096;
 
+    /// <summary>The key file is the appliance's own (it writes it 0600): nobody else may have any access.</summary>
     private static readonly UnixFileMode s_othersMask = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+
+    /// <summary>
+    /// The fleet secret is provisioned by the operator, often owned by root and readable by the
+    /// service's group (0640, as chrony's keys): group read is allowed, others nothing, writing only the owner.
+    /// </summary>
+    private static readonly UnixFileMode s_secretMask = UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
         | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
 
     private readonly Dictionary<uint, CookieKey> _keys = [];
@@ -71,7 +79,7 @@ public sealed class KeyRingStore(NtsKeysConfig config)
         byte[] bytes;
         using (handle)
         {
-            bytes = ReadPrivate(handle, path, MaxFileBytes, "a key file",
+            bytes = ReadPrivate(handle, path, s_othersMask, MaxFileBytes, "a key file",
                 $"master keys must be 0600: whoever could read them can open every cookie and forge the time their clients get. "
                 + $"Remove the file to start a new ring (every client makes a new key exchange), or, if nobody else can have read or "
                 + $"written it, keep it with: chmod 600 {path}");
@@ -92,14 +100,14 @@ public sealed class KeyRingStore(NtsKeysConfig config)
     }
 
     /// <summary>
-    /// Reads a file that must be this user's alone, as <see cref="InvalidDataException"/> if it is
-    /// open to others (group or other bits) or longer than <paramref name="maxBytes"/>. The mode is
+    /// Reads a secret file, as <see cref="InvalidDataException"/> if its mode has any of the
+    /// <paramref name="forbidden"/> bits or it is longer than <paramref name="maxBytes"/>. The mode is
     /// that of the file opened, not of the path: the check and the read see one file.
     /// </summary>
-    private static byte[] ReadPrivate(SafeFileHandle handle, string path, int maxBytes, string what, string whyPrivate)
+    private static byte[] ReadPrivate(SafeFileHandle handle, string path, UnixFileMode forbidden, int maxBytes, string what, string whyPrivate)
     {
         UnixFileMode mode = File.GetUnixFileMode(handle);
-        if ((mode & s_othersMask) != 0)
+        if ((mode & forbidden) != 0)
         {
             throw new InvalidDataException($"{path} is open to others (mode {ModeText(mode)}), but {whyPrivate}");
         }
@@ -264,9 +272,9 @@ public sealed class KeyRingStore(NtsKeysConfig config)
         byte[] secret;
         using (SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read))
         {
-            secret = ReadPrivate(handle, path, MaxSecretBytes, "a fleet secret",
-                $"a fleet secret must be 0600: whoever could read it can derive every key of the fleet. Make a new secret on every "
-                + $"appliance of the fleet if someone else may have read it, else keep it with: chmod 600 {path}");
+            secret = ReadPrivate(handle, path, s_secretMask, MaxSecretBytes, "a fleet secret",
+                $"a fleet secret must be 0600 (or 0640, for the service's group): whoever could read it can derive every key of the fleet. "
+                + $"Make a new secret for every appliance of the fleet if someone else may have read it, else keep it with: chmod 600 {path}");
         }
         if (secret.Length < 32)
         {
