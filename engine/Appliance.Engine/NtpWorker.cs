@@ -75,10 +75,13 @@ public sealed class NtpWorker : IDisposable
     /// <summary>Told about every failure of the loop; the worker restarts itself after <see cref="RestartPause"/>.</summary>
     public Action<NtpWorker, Exception>? OnFault { get; set; }
 
+    /// <summary>Told about a problem the worker serves on despite (it could not be pinned to its CPU).</summary>
+    public Action<NtpWorker, string>? OnWarning { get; set; }
+
     /// <summary>The pauses before a restart; set before <see cref="Start"/> (tests shorten them).</summary>
     public RestartBackoff Backoff { get; set; } = RestartBackoff.Default;
 
-    /// <summary>The pause before the restart after the latest fault (zero before any); read it in <see cref="OnFault"/>.</summary>
+    /// <summary>The pause before the restart after the latest fault; read it in <see cref="OnFault"/>.</summary>
     public TimeSpan RestartPause { get; private set; }
 
     /// <summary>Called before each batch is answered. Tests use it to inject a failure.</summary>
@@ -95,7 +98,7 @@ public sealed class NtpWorker : IDisposable
         Volatile.Write(ref _osThreadId, OsThread.CurrentId());
         if (_cpu is int cpu && !ThreadAffinity.PinCurrentThread(cpu, out string error))
         {
-            OnFault?.Invoke(this, new InvalidOperationException($"cannot pin worker {Index} to CPU {cpu}: {error}"));
+            OnWarning?.Invoke(this, $"cannot pin worker {Index} to CPU {cpu}: {error}");
         }
         while (!_stopping)
         {

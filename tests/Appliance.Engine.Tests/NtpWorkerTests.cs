@@ -154,9 +154,12 @@ public class NtpWorkerTests
         using NtpEngine engine = NtpEngine.Bind(options, EngineFixture.SyncedCell());
         Exception? fault = null;
         engine.Workers[0].OnFault = (_, e) => fault = e;
+        string? warning = null;
+        engine.Workers[0].OnWarning = (_, w) => warning = w;
         engine.Start();
         Assert.NotNull(await NtpQuery.ExchangeAsync(engine.LocalEndPoints[0], NtpQuery.ClientRequest(1), TimeSpan.FromSeconds(5)));
         Assert.Null(fault);
+        Assert.Null(warning);
     }
 
     /// <summary>The busy-poll settings: off, the default, the maximum (fixed and adaptive).</summary>

@@ -301,6 +301,9 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
         return (seconds * 1_000_000_000L) + BinaryPrimitives.ReadUInt32BigEndian(field[6..]);
     }
 
+    /// <summary>A Sync's or Follow_Up's origin timestamp plus its correction, in UTC (the master's offset taken off).</summary>
+    private long OriginUtc(ReadOnlySpan<byte> message) => Timestamp(message[34..]) + Correction(message) - _utcOffsetNanoseconds;
+
     /// <summary>correctionField: nanoseconds × 2^16 (§13.3.2.7).</summary>
     private static long Correction(ReadOnlySpan<byte> message) => BinaryPrimitives.ReadInt64BigEndian(message[8..]) >> 16;
 
@@ -367,7 +370,7 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
             _syncAwaitsFollowUp = false;
             if (!twoStep)
             {
-                _syncOrigin = Timestamp(message[34..]) + Correction(message) - _utcOffsetNanoseconds;
+                _syncOrigin = OriginUtc(message);
             }
             else if (_followUpSequence == _syncSequence && _followUpOrigin >= 0)
             {
@@ -412,7 +415,7 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
             {
                 // Its Sync may not have been read yet: the event port has its own thread. Kept, it
                 // completes that Sync when it comes (ptp4l does the same).
-                long origin = Timestamp(message[34..]) + Correction(message) - _utcOffsetNanoseconds;
+                long origin = OriginUtc(message);
                 if (_syncAwaitsFollowUp && sequence == _syncSequence)
                 {
                     // Only a Sync of this master that waits for it: never one taken before a master change.

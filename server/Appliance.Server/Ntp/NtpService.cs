@@ -11,18 +11,8 @@ internal sealed class NtpService(NtpEngine engine, ILogger<NtpService> logger) :
     {
         foreach (NtpWorker worker in engine.Workers)
         {
-            worker.OnFault = (w, e) =>
-            {
-                // A fault before any restart pause is the worker's start-up warning (it could not be pinned).
-                if (w.RestartPause > TimeSpan.Zero)
-                {
-                    logger.LogError(e, "NTP worker {Worker} failed; restarting it in {Pause}", w.Index, w.RestartPause);
-                }
-                else
-                {
-                    logger.LogWarning("NTP worker {Worker}: {Problem}", w.Index, e.Message);
-                }
-            };
+            worker.OnFault = (w, e) => logger.LogError(e, "NTP worker {Worker} failed; restarting it in {Pause}", w.Index, w.RestartPause);
+            worker.OnWarning = (w, problem) => logger.LogWarning("NTP worker {Worker}: {Problem}", w.Index, problem);
         }
         engine.Start();
         logger.LogInformation("serving NTP on UDP {EndPoints} with {Workers} worker(s)",

@@ -122,7 +122,7 @@ public sealed class KeyRingStore(NtsKeysConfig config)
         {
             read += n;
         }
-        return bytes[..read];
+        return read == bytes.Length ? bytes : bytes[..read];
     }
 
     /// <summary>
