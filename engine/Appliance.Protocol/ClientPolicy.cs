@@ -43,13 +43,14 @@ public readonly record struct RequestContext(NetAddress Client, long ReceiveUnix
 /// </summary>
 public interface IClientPolicy
 {
-    PolicyVerdict Evaluate(in RequestContext context);
+    /// <param name="nts">The request carries NTS extension fields (the client table counts them).</param>
+    PolicyVerdict Evaluate(in RequestContext context, bool nts);
 }
 
 /// <summary>Answers everyone.</summary>
 public struct AllowAllPolicy : IClientPolicy
 {
-    public readonly PolicyVerdict Evaluate(in RequestContext context) => PolicyVerdict.Allow;
+    public readonly PolicyVerdict Evaluate(in RequestContext context, bool nts) => PolicyVerdict.Allow;
 }
 
 /// <summary>What to do with a denied client.</summary>
@@ -92,11 +93,11 @@ public readonly struct ServerPolicy : IClientPolicy
             : null);
     }
 
-    public PolicyVerdict Evaluate(in RequestContext context)
+    public PolicyVerdict Evaluate(in RequestContext context, bool nts)
     {
         if (_access is not null && !_access.Allows(context.Client))
         {
-            return _denyAction == DenyAction.Kod && _kisses!.TryKiss(context.Client, context.LimiterNanoseconds)
+            return _denyAction == DenyAction.Kod && _kisses!.TryKiss(context.Client, context.LimiterNanoseconds, nts)
                 ? PolicyVerdict.DenyKiss
                 : PolicyVerdict.DenyIgnore;
         }
@@ -104,7 +105,7 @@ public readonly struct ServerPolicy : IClientPolicy
         {
             return PolicyVerdict.Allow;
         }
-        return _limiter.Check(context.Client, context.LimiterNanoseconds) switch
+        return _limiter.Check(context.Client, context.LimiterNanoseconds, nts) switch
         {
             RateDecision.Allow => PolicyVerdict.Allow,
             RateDecision.Leak => PolicyVerdict.RateLeak,

@@ -86,8 +86,9 @@ public static class NtpResponder
         sbyte poll = (sbyte)request[2];
         var clientTransmit = NtpTimestamp.Read(request[NtpHeader.TransmitOffset..]);
 
+        bool ntsRequest = nts is not null && layout.HasFields && NtsPacketHandler.LooksLikeNts(buffer.Slice(NtpHeader.Length, layout.FieldsLength));
         ResponseReason answered = ResponseReason.Served;
-        switch (policy.Evaluate(context))
+        switch (policy.Evaluate(context, ntsRequest))
         {
             case PolicyVerdict.Allow:
                 break;
@@ -111,9 +112,9 @@ public static class NtpResponder
                 return Outcome.Drop(ResponseReason.Denied);
         }
 
-        if (nts is not null && layout.HasFields && NtsPacketHandler.LooksLikeNts(buffer.Slice(NtpHeader.Length, layout.FieldsLength)))
+        if (ntsRequest)
         {
-            return nts.Accept(slot, buffer, requestLength, layout, version, poll, clientTransmit, context, answered);
+            return nts!.Accept(slot, buffer, requestLength, layout, version, poll, clientTransmit, context, answered);
         }
         if (requireNts)
         {

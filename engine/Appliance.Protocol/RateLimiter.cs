@@ -13,6 +13,13 @@ public sealed record RateLimitSettings(TimeSpan Interval, int Burst, int Leak, b
     public static RateLimitSettings Default { get; } = new(TimeSpan.FromSeconds(2), 8, 2, false, 1 << 20);
 }
 
+/// <summary>
+/// One client as the rate-limit table saw it (what <c>appliance clients</c> shows): the address (an
+/// IPv6 client's /64), its requests, how many were over the rate, the KoDs it was sent, how many
+/// carried NTS fields, and when it was last seen (on the limiter's clock).
+/// </summary>
+public readonly record struct ClientRecord(NetAddress Address, bool IsPrefix, long Requests, long RateLimited, long KissesSent, long NtsRequests, long LastSeenNanoseconds);
+
 /// <summary>What the rate limiter says about one request.</summary>
 public enum RateDecision : byte
 {
@@ -36,6 +43,8 @@ public enum RateDecision : byte
 /// Each entry also holds the client's KoD allowance (one per interval), which KoD RATE and KoD DENY
 /// share: a KoD is 48 octets, as long as a plain request, so without a limit of its own a flood spoofing
 /// a victim's address would be reflected at the victim one for one.
+/// Each entry keeps the client's counters too (like chrony's client log), for <see cref="CopyClients"/>:
+/// plain increments on a line the request has just touched.
 /// </summary>
 public sealed class RateLimiter
 {
@@ -102,14 +111,16 @@ public sealed class RateLimiter
     /// should not step (the worker's monotonic clock). On a clock that steps back, a client loses the
     /// refill for the time between its last request and the step, not the length of the step.
     /// </summary>
-    public RateDecision Check(NetAddress client, long nowNanoseconds)
+    /// <param name="nts">The request carries NTS extension fields (counted for <see cref="CopyClients"/>).</param>
+    public RateDecision Check(NetAddress client, long nowNanoseconds, bool nts = false)
     {
-        ref Entry entry = ref Touch(client, nowNanoseconds);
+        ref Entry entry = ref Touch(client, nowNanoseconds, nts);
         if (entry.Tokens >= TokenUnit)
         {
             entry.Tokens -= TokenUnit;
             return RateDecision.Allow;
         }
+        entry.Limited++;
         // The leak comes first and stays time: it is what keeps the victim of a spoofed flood served.
         if (!_leakNever && (NextRandom() & _leakMask) == 0)
         {
@@ -122,7 +133,7 @@ public sealed class RateLimiter
     /// For a request that is refused anyway (a denied client): whether it may have a KoD, charged to the
     /// client's KoD allowance at <paramref name="nowNanoseconds"/> (one per interval).
     /// </summary>
-    public bool TryKiss(NetAddress client, long nowNanoseconds) => SpendKiss(ref Touch(client, nowNanoseconds));
+    public bool TryKiss(NetAddress client, long nowNanoseconds, bool nts = false) => SpendKiss(ref Touch(client, nowNanoseconds, nts));
 
     private static bool SpendKiss(ref Entry entry)
     {
@@ -131,11 +142,52 @@ public sealed class RateLimiter
             return false;
         }
         entry.Kisses -= TokenUnit;
+        entry.KissesSent++;
         return true;
     }
 
+    /// <summary>
+    /// Adds every client the table holds to <paramref name="into"/>, its last-seen time on the clock
+    /// <see cref="Check"/> is given. Safe from any thread while the owning worker writes: an entry
+    /// caught half-written (its address no longer hashing to its key) is left out, and a counter may
+    /// be a request behind. Visits the whole table (<see cref="Capacity"/> entries): for diagnostics,
+    /// never the request path.
+    /// </summary>
+    public void CopyClients(List<ClientRecord> into)
+    {
+        ArgumentNullException.ThrowIfNull(into);
+        Entry[] entries = _entries;
+        for (int i = 0; i < entries.Length; i++)
+        {
+            Entry entry = entries[i];
+            if (entry.Key == 0)
+            {
+                continue;
+            }
+            NetAddress address = AddressOf(entry.Id, out bool prefix);
+            if (Key(address, out int set) != entry.Key || set != i / Ways)
+            {
+                continue; // torn by a concurrent write
+            }
+            into.Add(new ClientRecord(address, prefix, entry.Requests, entry.Limited, entry.KissesSent, entry.NtsRequests, entry.Time * 1000));
+        }
+    }
+
+    /// <summary>What an entry keeps of the address: the IPv4 address (mapped), or the IPv6 client's upper 64 bits.</summary>
+    private static ulong IdOf(NetAddress client) => client.IsIPv4 ? (ulong)client.Value : client.Upper;
+
+    /// <summary>
+    /// Back from <see cref="IdOf"/>: an IPv4-mapped low half (0000:ffff:a.b.c.d) is IPv4; anything else
+    /// is an IPv6 /64 (the hash keys both the same way, so the key check tells them apart when needed).
+    /// </summary>
+    private static NetAddress AddressOf(ulong id, out bool prefix)
+    {
+        prefix = (id >> 32) != 0xFFFF;
+        return new NetAddress(prefix ? new UInt128(id, 0) : new UInt128(0, id));
+    }
+
     /// <summary>The client's entry, created (full) or refilled to <paramref name="nowNanoseconds"/>.</summary>
-    private ref Entry Touch(NetAddress client, long nowNanoseconds)
+    private ref Entry Touch(NetAddress client, long nowNanoseconds, bool nts)
     {
         ulong key = Key(client, out int set);
         long now = nowNanoseconds / 1000;
@@ -163,8 +215,13 @@ public sealed class RateLimiter
                 _used++;
             }
             entry.Key = key;
+            entry.Id = IdOf(client);
             entry.Tokens = _capacityTokens;
             entry.Kisses = TokenUnit;
+            entry.Requests = 0;
+            entry.Limited = 0;
+            entry.KissesSent = 0;
+            entry.NtsRequests = 0;
         }
         else
         {
@@ -184,6 +241,11 @@ public sealed class RateLimiter
             }
         }
         entry.Time = now;
+        entry.Requests++;
+        if (nts)
+        {
+            entry.NtsRequests++;
+        }
         return ref entry;
     }
 
@@ -217,7 +279,7 @@ public sealed class RateLimiter
         return (uint)((_random * 0x2545F4914F6CDD1DUL) >> 32);
     }
 
-    /// <summary>24 bytes: the figure <c>ntp.rate-limit.clients</c> documents.</summary>
+    /// <summary>48 bytes: the figure <c>ntp.rate-limit.clients</c> documents.</summary>
     private struct Entry
     {
         public ulong Key;
@@ -226,5 +288,14 @@ public sealed class RateLimiter
 
         /// <summary>The KoD allowance, in the same units as the tokens: one KoD is one unit, at most one is held.</summary>
         public int Kisses;
+
+        /// <summary>The address as <see cref="IdOf"/> keeps it.</summary>
+        public ulong Id;
+
+        // The client log: wrapping after 2^32 requests is harmless for a display.
+        public uint Requests;
+        public uint Limited;
+        public uint KissesSent;
+        public uint NtsRequests;
     }
 }

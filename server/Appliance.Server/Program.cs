@@ -1,12 +1,13 @@
 using System.CommandLine;
 using System.Reflection;
 using Appliance.Server.Configuration;
+using Appliance.Server.Control;
 using Appliance.Server.Hosting;
 using Appliance.Server.Ntp;
 
 namespace Appliance.Server;
 
-/// <summary>The <c>appliance</c> command line: serve, validate, version.</summary>
+/// <summary>The <c>appliance</c> command line: serve, validate, the control verbs (status, sources, …), version.</summary>
 public static class Program
 {
     /// <summary>Exit code for a configuration or start-up error the operator can fix.</summary>
@@ -34,6 +35,11 @@ public static class Program
         var validate = new Command("validate", "Check a configuration file; print every error with its line, column and fix.") { fileArgument, noFilesOption };
         validate.SetAction(parse => Validate(parse.GetValue(fileArgument)!, parse.GetValue(noFilesOption)));
         root.Subcommands.Add(validate);
+
+        foreach (Command verb in ControlCommands.Build())
+        {
+            root.Subcommands.Add(verb);
+        }
 
         var version = new Command("version", "Print the version.");
         version.SetAction(_ =>

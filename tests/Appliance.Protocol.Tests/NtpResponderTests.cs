@@ -184,7 +184,7 @@ public class NtpResponderTests
 
     private struct FixedPolicy(PolicyVerdict verdict) : IClientPolicy
     {
-        public readonly PolicyVerdict Evaluate(in RequestContext context) => verdict;
+        public readonly PolicyVerdict Evaluate(in RequestContext context, bool nts) => verdict;
     }
 
     [Theory]

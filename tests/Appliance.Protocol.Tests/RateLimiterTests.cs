@@ -166,4 +166,78 @@ public class RateLimiterTests
         }
         Assert.True(differ > 0);
     }
+
+    [Fact]
+    public void CopyClients_GivesEachClientsAddressAndCounts_IPv6ByItsPrefix()
+    {
+        RateLimiter limiter = Limiter(burst: 2, kod: true);
+        NetAddress v6 = NetAddress.FromIPAddress(IPAddress.Parse("2001:db8:1:2::77"));
+        long t = 1000 * Second;
+        for (int i = 0; i < 5; i++)
+        {
+            limiter.Check(s_client, t, nts: i % 2 == 0); // 2 allowed, 3 over: one KoD, then drops
+        }
+        limiter.Check(v6, t + Second);
+        limiter.Check(NetAddress.FromIPAddress(IPAddress.Parse("2001:db8:1:2::78")), t + (2 * Second)); // the same /64
+
+        var clients = new List<ClientRecord>();
+        limiter.CopyClients(clients);
+
+        Assert.Equal(2, clients.Count);
+        ClientRecord v4 = clients.Single(c => !c.IsPrefix);
+        Assert.Equal(s_client, v4.Address);
+        Assert.Equal((5L, 3L, 1L, 3L, t), (v4.Requests, v4.RateLimited, v4.KissesSent, v4.NtsRequests, v4.LastSeenNanoseconds));
+        ClientRecord prefix = clients.Single(c => c.IsPrefix);
+        Assert.Equal("2001:db8:1:2::", prefix.Address.ToString());
+        Assert.Equal((2L, 0L, t + (2 * Second)), (prefix.Requests, prefix.RateLimited, prefix.LastSeenNanoseconds));
+    }
+
+    [Fact]
+    public void CopyClients_StartsAnEvictedClientsCountsAfresh()
+    {
+        RateLimiter limiter = Limiter(capacity: 4); // one set of four ways: a fifth client evicts the oldest
+        long t = 1000 * Second;
+        for (uint i = 0; i < 5; i++)
+        {
+            limiter.Check(NetAddress.FromIPv4(0xC0000200 + i), t + (i * Second));
+        }
+        limiter.Check(NetAddress.FromIPv4(0xC0000200), t + (10 * Second));
+
+        var clients = new List<ClientRecord>();
+        limiter.CopyClients(clients);
+        Assert.Equal(["192.0.2.0", "192.0.2.2", "192.0.2.3", "192.0.2.4"], clients.Select(c => c.Address.ToString()).Order());
+        Assert.All(clients, c => Assert.True(c.Requests == 1, $"{c.Address}: {c.Requests}"));
+    }
+
+    [Fact]
+    public async Task CopyClients_WhileTheOwnerWrites_NeverInventsAClient()
+    {
+        // The control socket copies a worker's table while the worker serves: a torn entry is left out,
+        // never shown as an address that did not send.
+        RateLimiter limiter = Limiter(capacity: 256);
+        NetAddress[] senders = [.. Enumerable.Range(0, 2000).Select(i => NetAddress.FromIPv4(0x0A000000u + (uint)(i * 7919)))];
+        var known = senders.ToHashSet();
+        using var stop = new CancellationTokenSource();
+        var writer = Task.Run(() =>
+        {
+            long t = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                foreach (NetAddress sender in senders)
+                {
+                    limiter.Check(sender, t += 1000);
+                }
+            }
+        });
+        var clients = new List<ClientRecord>();
+        for (int copy = 0; copy < 200; copy++)
+        {
+            clients.Clear();
+            limiter.CopyClients(clients);
+            Assert.All(clients, c => Assert.Contains(c.Address, known));
+            Assert.True(clients.Count <= limiter.Capacity);
+        }
+        await stop.CancelAsync();
+        await writer;
+    }
 }

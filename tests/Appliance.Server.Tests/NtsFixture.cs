@@ -20,7 +20,7 @@ internal sealed class NtsServerFixture
         KePort = Ports.FreeTcpPort();
         KeyFile = Path.Combine(Certificate.Directory, "keys", "nts-keys.json");
         Yaml = $"""
-            ntp: {"{"} listen: ["127.0.0.1:{NtpPort}"], workers: 1, rate-limit: off {extraNtp} {"}"}
+            ntp: {"{"} listen: ["127.0.0.1:{NtpPort}"], workers: 1{(extraNtp.Contains("rate-limit", StringComparison.Ordinal) ? "" : ", rate-limit: off")} {extraNtp} {"}"}
             nts-ke:
               listen: ["127.0.0.1:{KePort}"]
               certificate: {Certificate.CertificatePath}

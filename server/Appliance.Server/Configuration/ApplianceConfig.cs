@@ -4,7 +4,28 @@ using Appliance.Protocol;
 namespace Appliance.Server.Configuration;
 
 /// <summary>The whole configuration, validated. Every key is documented in docs/configuration.md.</summary>
-public sealed record ApplianceConfig(NtpConfig Ntp, NtsKeConfig? NtsKe, ClockConfig Clock, IReadOnlyList<SourceConfig> Sources, MetricsConfig Metrics);
+public sealed record ApplianceConfig(NtpConfig Ntp, NtsKeConfig? NtsKe, ClockConfig Clock, IReadOnlyList<SourceConfig> Sources, MetricsConfig Metrics)
+{
+    public ControlConfig Control { get; init; } = ControlConfig.Auto;
+}
+
+/// <summary>The control socket.</summary>
+/// <param name="Socket">The socket's path; null when off. <see cref="ControlConfig.AutoPath"/> when not written.</param>
+/// <param name="Explicit">The path was written in the file (not <c>auto</c>): a socket another running appliance holds is then an error, not a warning.</param>
+public sealed record ControlConfig(string? Socket, bool Explicit)
+{
+    public static ControlConfig Auto => new(AutoPath(), false);
+
+    /// <summary>
+    /// Where <c>auto</c> puts the socket: in the runtime directory systemd made for the service
+    /// (<c>RuntimeDirectory=appliance</c> sets <c>$RUNTIME_DIRECTORY</c>), else /run/appliance. The CLI
+    /// looks in the same place.
+    /// </summary>
+    public static string AutoPath() =>
+        Environment.GetEnvironmentVariable("RUNTIME_DIRECTORY") is { Length: > 0 } runtime
+            ? System.IO.Path.Combine(runtime.Split(':')[0], "control.sock")
+            : "/run/appliance/control.sock";
+}
 
 /// <summary>A time source: one of the kinds below.</summary>
 public abstract record SourceConfig;

@@ -211,7 +211,7 @@ public static class ConfigKeys
         Min = "1024",
         Max = "67108864",
         Default = "1048576",
-        Doc = "Clients tracked across all workers, about 24 bytes each: the tables are allocated at start.",
+        Doc = "Clients tracked across all workers (the rate limit and `appliance clients`), 48 bytes each: the tables are allocated at start.",
         Example = "65536",
         Reload = Reload.Restart,
         Chrony = "clientloglimit",
@@ -980,6 +980,32 @@ public static class ConfigKeys
         Chrony = null,
     };
 
+    // ---- control ----
+
+    public static ConfigKey Control { get; } = new()
+    {
+        Path = "control",
+        Type = ConfigType.Section,
+        Default = "{}",
+        Doc = "The control socket the `appliance status|sources|clients|serverstats|keys|reload|rotate-keys` verbs talk to.",
+        Example = "{ socket: /run/appliance/control.sock }",
+        Reload = Reload.Restart,
+        Chrony = "cmdport, bindcmdaddress",
+    };
+
+    public static ConfigKey ControlSocket { get; } = new()
+    {
+        Path = "control.socket",
+        Type = ConfigType.Path,
+        Words = ["auto", "off"],
+        Default = "auto",
+        DefaultNote = "`auto`: `$RUNTIME_DIRECTORY/control.sock` under systemd (`RuntimeDirectory=appliance`), else `/run/appliance/control.sock`",
+        Doc = "Unix socket of the control verbs (mode 0660: the service's user and group may read; only the user or root may reload or rotate keys), or `off`.",
+        Example = "/run/appliance/control.sock",
+        Reload = Reload.Restart,
+        Chrony = "bindcmdaddress",
+    };
+
     /// <summary>Every key, in the order of docs/configuration.md.</summary>
     public static IReadOnlyList<ConfigKey> All { get; } =
     [
@@ -999,6 +1025,7 @@ public static class ConfigKeys
         PhcSource, PhcSourceDevice, PhcSourcePoll, PhcSourceUtcOffset,
         PtpSource, PtpSourceInterface, PtpSourceDomain, PtpSourceDelayInterval,
         Metrics, MetricsListen,
+        Control, ControlSocket,
     ];
 
     private static readonly Dictionary<string, ConfigKey> s_byPath = All.ToDictionary(k => k.Path, StringComparer.Ordinal);

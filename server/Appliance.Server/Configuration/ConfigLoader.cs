@@ -90,8 +90,9 @@ public static class ConfigLoader
         List<SourceConfig> sources = SourceBinder.Bind(r, top);
         ClockBinder.CheckTimeSource(r, top, clockSection);
         MetricsConfig metrics = MetricsBinder.Bind(r, r.Section(top, K.Metrics));
+        ControlConfig control = MetricsBinder.BindControl(r, r.Section(top, K.Control));
         return r.Errors.Count == 0
-            ? new ConfigResult(new ApplianceConfig(ntp, ntsKe, clock, sources, metrics), []) { Files = r.Files }
+            ? new ConfigResult(new ApplianceConfig(ntp, ntsKe, clock, sources, metrics) { Control = control }, []) { Files = r.Files }
             : new ConfigResult(null, Ordered(r.Errors)) { Files = r.Files };
     }
 

@@ -5,6 +5,7 @@ using Appliance.Protocol;
 using Appliance.Protocol.Nts;
 using Appliance.Server.Clock;
 using Appliance.Server.Configuration;
+using Appliance.Server.Control;
 using Appliance.Server.Metrics;
 using Appliance.Server.Ntp;
 using Appliance.Server.Nts;
@@ -24,12 +25,15 @@ public sealed class ApplianceServer : IAsyncDisposable
 {
     private readonly IHost _host;
     private readonly MetricServer? _metricServer;
+    private readonly ControlServer? _control;
 
     private bool _stopped;
 
-    private ApplianceServer(IHost host, NtpEngine engine, NtsKeServer? ntsKe, MetricServer? metricServer, IPEndPoint? metricsEndPoint, ServerStateCell state)
+    private ApplianceServer(IHost host, NtpEngine engine, NtsKeServer? ntsKe, MetricServer? metricServer, IPEndPoint? metricsEndPoint, ServerStateCell state,
+        ControlServer? control)
     {
         _host = host;
+        _control = control;
         Engine = engine;
         NtsKe = ntsKe;
         _metricServer = metricServer;
@@ -48,6 +52,9 @@ public sealed class ApplianceServer : IAsyncDisposable
 
     public ServerStateCell State { get; }
 
+    /// <summary>The control socket's path, or null when there is none.</summary>
+    public string? ControlSocket => _control?.Path;
+
     public ClockService Clock => _host.Services.GetRequiredService<ClockService>();
 
     /// <summary>Binds, builds and starts. Throws <see cref="BindFailedException"/> when an address cannot be bound.</summary>
@@ -55,6 +62,7 @@ public sealed class ApplianceServer : IAsyncDisposable
     public static async Task<ApplianceServer> StartAsync(ApplianceConfig config, Action<ILoggingBuilder>? logging = null,
         KernelClock? kernelClock = null, CancellationToken cancellationToken = default)
     {
+        long startedAt = SystemClock.MonotonicNanoseconds();
         var state = new ServerStateCell(ServerState.Unsynchronised(SystemClock.MeasurePrecision()));
         var ntsMetrics = new NtsMetrics();
         var keyCell = new CookieKeyRingCell();
@@ -69,9 +77,11 @@ public sealed class ApplianceServer : IAsyncDisposable
         NtpEngine? engine = null;
         MetricServer? metricServer = null;
         IPEndPoint? metricsEndPoint = null;
+        ControlServer? control = null;
         try
         {
             engine = BindEngine(config.Ntp, state, config.NtsKe is null ? null : keyCell);
+            control = ControlServer.Bind(config.Control, startupLogs.CreateLogger<ControlServer>());
             if (config.NtsKe is { } nts)
             {
                 ntsKe = NtsKeServer.Bind(nts, certificates!, keyCell, ntsMetrics, startupLogs.CreateLogger<NtsKeServer>());
@@ -119,6 +129,13 @@ public sealed class ApplianceServer : IAsyncDisposable
             IHost host = builder.Build();
             metrics.Attach(host.Services.GetRequiredService<ClockService>());
             await host.StartAsync(cancellationToken);
+            var server = new ApplianceServer(host, engine, ntsKe, metricServer, metricsEndPoint, state, control);
+            if (control is not null)
+            {
+                control.Start(new ControlVerbs(new ControlContext(engine, state, server.Clock, ntsMetrics, keyCell, keyStore, config.NtsKe?.Keys, startedAt,
+                    server.ReloadReportAsync, server.RotateKeysReportAsync)));
+                host.Services.GetRequiredService<ILogger<ApplianceServer>>().LogInformation("control socket {Path}", control.Path);
+            }
             if (metricsEndPoint is not null)
             {
                 host.Services.GetRequiredService<ILogger<ApplianceServer>>()
@@ -129,10 +146,14 @@ public sealed class ApplianceServer : IAsyncDisposable
                 host.Services.GetRequiredService<ILogger<ApplianceServer>>()
                     .LogInformation("NTS on the NTP path: {AesSivPath}", NtsPacketHandler.AesSivPath);
             }
-            return new ApplianceServer(host, engine, ntsKe, metricServer, metricsEndPoint, state);
+            return server;
         }
         catch
         {
+            if (control is not null)
+            {
+                await control.DisposeAsync();
+            }
             metricServer?.Dispose();
             engine?.Dispose();
             if (ntsKe is not null)
@@ -236,8 +257,19 @@ public sealed class ApplianceServer : IAsyncDisposable
         _stopped = true;
     }
 
+    private Task<ActionReport> ReloadReportAsync(CancellationToken cancellationToken) =>
+        Task.FromResult(new ActionReport(false, ["reload: not in this build yet"]));
+
+    private Task<ActionReport> RotateKeysReportAsync(CancellationToken cancellationToken) =>
+        Task.FromResult(new ActionReport(false, ["rotate-keys: not in this build yet"]));
+
     public async ValueTask DisposeAsync()
     {
+        // The control socket first: no verb runs against parts that are stopping.
+        if (_control is not null)
+        {
+            await _control.DisposeAsync();
+        }
         if (!_stopped)
         {
             await _host.StopAsync();

@@ -98,62 +98,40 @@ public sealed class ApplianceMetrics
 
     private void Update()
     {
-        long received = 0, sendErrors = 0, receiveErrors = 0, restarts = 0, workerAllocated = 0, tableEntries = 0, tableCapacity = 0, cookies = 0;
-        var nts = new long[OutcomeNames.ActionCount, OutcomeNames.ReasonCount];
-        var timestamps = new long[TimestampSourceNames.Count];
-        var outcomes = new long[OutcomeNames.ActionCount, OutcomeNames.ReasonCount];
-        foreach (NtpWorker worker in _engine.Workers)
+        var stats = ServerStatistics.Collect(_engine);
+        for (int w = 0; w < stats.PerWorker.Length; w++)
         {
-            WorkerCounters counters = worker.Counters;
-            received += counters.Received;
-            _workerRequests.WithLabels(worker.Index.ToString(CultureInfo.InvariantCulture)).IncTo(counters.Received);
-            sendErrors += counters.SendErrors;
-            receiveErrors += counters.ReceiveErrors;
-            restarts += counters.Restarts;
-            workerAllocated += counters.AllocatedBytes;
-            cookies += counters.CookiesIssued;
-            tableEntries += worker.RateLimiter?.Count ?? 0;
-            tableCapacity += worker.RateLimiter?.Capacity ?? 0;
-            for (int s = 0; s < timestamps.Length; s++)
-            {
-                timestamps[s] += counters.Timestamps((TimestampSource)s);
-            }
-            for (int a = 0; a < OutcomeNames.ActionCount; a++)
-            {
-                for (int r = 0; r < OutcomeNames.ReasonCount; r++)
-                {
-                    outcomes[a, r] += counters.Get((ResponseAction)a, (ResponseReason)r);
-                    nts[a, r] += counters.Get((ResponseAction)a, (ResponseReason)r, nts: true);
-                }
-            }
+            _workerRequests.WithLabels(w.ToString(CultureInfo.InvariantCulture)).IncTo(stats.PerWorker[w]);
         }
-        _requests.IncTo(received);
-        _sendErrors.IncTo(sendErrors);
-        _receiveErrors.IncTo(receiveErrors);
-        _restarts.IncTo(restarts);
-        _workerAllocated.IncTo(workerAllocated);
-        _rateTableEntries.Set(tableEntries);
-        _rateTableCapacity.Set(tableCapacity);
+        _requests.IncTo(stats.Received);
+        _sendErrors.IncTo(stats.SendErrors);
+        _receiveErrors.IncTo(stats.ReceiveErrors);
+        _restarts.IncTo(stats.Restarts);
+        _workerAllocated.IncTo(stats.WorkerAllocatedBytes);
+        _rateTableEntries.Set(stats.TableEntries);
+        _rateTableCapacity.Set(stats.TableCapacity);
         _allocated.IncTo(GC.GetTotalAllocatedBytes(precise: true));
-        for (int s = 0; s < timestamps.Length; s++)
+        for (int s = 0; s < TimestampSourceNames.Count; s++)
         {
-            if (timestamps[s] > 0)
+            long count = stats.Timestamps((TimestampSource)s);
+            if (count > 0)
             {
-                _timestamps.WithLabels(TimestampSourceNames.Name((TimestampSource)s)).IncTo(timestamps[s]);
+                _timestamps.WithLabels(TimestampSourceNames.Name((TimestampSource)s)).IncTo(count);
             }
         }
         for (int r = 0; r < OutcomeNames.ReasonCount; r++)
         {
-            string reason = OutcomeNames.Reason((ResponseReason)r);
-            if (outcomes[(int)ResponseAction.Drop, r] > 0)
+            var reason = (ResponseReason)r;
+            string name = OutcomeNames.Reason(reason);
+            if (stats.Outcome(ResponseAction.Drop, reason) is long dropped and > 0)
             {
-                _drops.WithLabels(reason).IncTo(outcomes[(int)ResponseAction.Drop, r]);
+                _drops.WithLabels(name).IncTo(dropped);
             }
             foreach (ResponseAction kind in (ReadOnlySpan<ResponseAction>)[ResponseAction.Respond, ResponseAction.KissOfDeath])
             {
-                if (outcomes[(int)kind, r] > 0)
+                if (stats.Outcome(kind, reason) is long count and > 0)
                 {
-                    _responses.WithLabels(OutcomeNames.Action(kind), reason).IncTo(outcomes[(int)kind, r]);
+                    _responses.WithLabels(OutcomeNames.Action(kind), name).IncTo(count);
                 }
             }
         }
@@ -162,13 +140,13 @@ public sealed class ApplianceMetrics
         {
             for (int r = 0; r < OutcomeNames.ReasonCount; r++)
             {
-                if (nts[a, r] > 0)
+                if (stats.NtsOutcome((ResponseAction)a, (ResponseReason)r) is long count and > 0)
                 {
-                    _ntsRequests.WithLabels(OutcomeNames.Action((ResponseAction)a), OutcomeNames.Reason((ResponseReason)r)).IncTo(nts[a, r]);
+                    _ntsRequests.WithLabels(OutcomeNames.Action((ResponseAction)a), OutcomeNames.Reason((ResponseReason)r)).IncTo(count);
                 }
             }
         }
-        _cookies.WithLabels("ntp").IncTo(cookies);
+        _cookies.WithLabels("ntp").IncTo(stats.CookiesIssued);
         _cookies.WithLabels("ntske").IncTo(_nts.CookiesIssued);
         for (int r = 0; r < NtsKeOutcomeNames.Count; r++)
         {

@@ -42,6 +42,9 @@ public sealed class KeyRingStore(NtsKeysConfig config)
 
     public uint PeriodOf(DateTimeOffset time) => (uint)(time.ToUnixTimeSeconds() / RotationSeconds);
 
+    /// <summary>When the key numbered <paramref name="id"/> became current: the start of its period.</summary>
+    public DateTimeOffset StartOf(uint id) => DateTimeOffset.FromUnixTimeSeconds((long)id * RotationSeconds);
+
     /// <summary>When the period after <paramref name="time"/>'s starts.</summary>
     public DateTimeOffset NextRotation(DateTimeOffset time) =>
         DateTimeOffset.FromUnixTimeSeconds(((long)PeriodOf(time) + 1) * RotationSeconds);
