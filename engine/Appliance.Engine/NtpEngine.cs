@@ -127,4 +127,4 @@ public sealed class NtpEngine : IDisposable
 }
 
 /// <summary>What a worker answers by: access list, deny action, rate-limit parameters (null: off).</summary>
-internal sealed record WorkerPolicy(AccessList? Access, DenyAction DenyAction, RateLimitSettings? RateLimit);
+public sealed record WorkerPolicy(AccessList? Access, DenyAction DenyAction, RateLimitSettings? RateLimit);

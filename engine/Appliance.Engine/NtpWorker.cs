@@ -71,6 +71,9 @@ public sealed class NtpWorker : IDisposable
 
     public IReadOnlyList<TimestampedSocket> Sockets => _sockets;
 
+    /// <summary>The policy the worker answered its latest batch by.</summary>
+    public WorkerPolicy AppliedPolicy => Volatile.Read(ref _applied);
+
     /// <summary>The policy the worker answers by from its next batch on (a reload); see <see cref="NtpEngine.UpdatePolicy"/>.</summary>
     internal WorkerPolicy Policy
     {

@@ -4,7 +4,16 @@ using Appliance.Protocol;
 namespace Appliance.Server.Configuration;
 
 /// <summary>The whole configuration, validated. Every key is documented in docs/configuration.md.</summary>
-public sealed record ApplianceConfig(NtpConfig Ntp, NtsKeConfig? NtsKe, ClockConfig Clock, IReadOnlyList<SourceConfig> Sources, MetricsConfig Metrics);
+public sealed record ApplianceConfig(NtpConfig Ntp, NtsKeConfig? NtsKe, ClockConfig Clock, IReadOnlyList<SourceConfig> Sources, MetricsConfig Metrics)
+{
+    public LogConfig Log { get; init; } = LogConfig.Default;
+}
+
+/// <param name="Level">The least severe messages logged.</param>
+public sealed record LogConfig(Microsoft.Extensions.Logging.LogLevel Level)
+{
+    public static LogConfig Default { get; } = new(Microsoft.Extensions.Logging.LogLevel.Information);
+}
 
 /// <summary>A time source: one of the kinds below.</summary>
 public abstract record SourceConfig;

@@ -90,8 +90,9 @@ public static class ConfigLoader
         List<SourceConfig> sources = SourceBinder.Bind(r, top);
         ClockBinder.CheckTimeSource(r, top, clockSection);
         MetricsConfig metrics = MetricsBinder.Bind(r, r.Section(top, K.Metrics));
+        var log = new LogConfig(r.Choice<Microsoft.Extensions.Logging.LogLevel>(r.Section(top, K.Log), K.LogLevel));
         return r.Errors.Count == 0
-            ? new ConfigResult(new ApplianceConfig(ntp, ntsKe, clock, sources, metrics), []) { Files = r.Files }
+            ? new ConfigResult(new ApplianceConfig(ntp, ntsKe, clock, sources, metrics) { Log = log }, []) { Files = r.Files }
             : new ConfigResult(null, Ordered(r.Errors)) { Files = r.Files };
     }
 

@@ -20,7 +20,7 @@ namespace Appliance.Server.Hosting;
 /// The running appliance: sockets bound first (a bad address fails before anything starts), then the
 /// Generic Host with the NTP listeners, the time reference and the metrics endpoint.
 /// </summary>
-public sealed class ApplianceServer : IAsyncDisposable
+public sealed partial class ApplianceServer : IAsyncDisposable
 {
     private readonly IHost _host;
     private readonly MetricServer? _metricServer;
@@ -52,9 +52,11 @@ public sealed class ApplianceServer : IAsyncDisposable
 
     /// <summary>Binds, builds and starts. Throws <see cref="BindFailedException"/> when an address cannot be bound.</summary>
     /// <param name="kernelClock">In kernel mode, the clock to steer: the real CLOCK_REALTIME when null; tests pass a simulated one.</param>
+    /// <param name="configPath">The file <paramref name="config"/> was read from, which a reload reads again; null: the embedded default.</param>
     public static async Task<ApplianceServer> StartAsync(ApplianceConfig config, Action<ILoggingBuilder>? logging = null,
-        KernelClock? kernelClock = null, CancellationToken cancellationToken = default)
+        KernelClock? kernelClock = null, string? configPath = null, CancellationToken cancellationToken = default)
     {
+        var levels = new LogLevelSwitch(config.Log.Level);
         var state = new ServerStateCell(ServerState.Unsynchronised(SystemClock.MeasurePrecision()));
         var ntsMetrics = new NtsMetrics();
         var keyCell = new CookieKeyRingCell();
@@ -95,7 +97,9 @@ public sealed class ApplianceServer : IAsyncDisposable
                 o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
                 o.UseUtcTimestamp = true;
             });
-            builder.Logging.SetMinimumLevel(LogLevel.Information);
+            // log.level through a filter a reload can change; the minimum lets every level reach it.
+            builder.Logging.SetMinimumLevel(LogLevel.Trace);
+            builder.Logging.AddFilter(levels.Allows);
             logging?.Invoke(builder.Logging);
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
             builder.Services.AddSingleton(config);
@@ -108,7 +112,8 @@ public sealed class ApplianceServer : IAsyncDisposable
                 builder.Services.AddSingleton(keyStore!);
                 builder.Services.AddSingleton(certificates!);
                 builder.Services.AddSingleton(ntsKe);
-                builder.Services.AddHostedService<KeyRingService>();
+                builder.Services.AddSingleton<KeyRingService>();
+                builder.Services.AddHostedService(sp => sp.GetRequiredService<KeyRingService>());
                 builder.Services.AddHostedService<NtsKeService>();
             }
             builder.Services.AddSingleton(metrics);
@@ -129,7 +134,9 @@ public sealed class ApplianceServer : IAsyncDisposable
                 host.Services.GetRequiredService<ILogger<ApplianceServer>>()
                     .LogInformation("NTS on the NTP path: {AesSivPath}", NtsPacketHandler.AesSivPath);
             }
-            return new ApplianceServer(host, engine, ntsKe, metricServer, metricsEndPoint, state);
+            var server = new ApplianceServer(host, engine, ntsKe, metricServer, metricsEndPoint, state);
+            server.StartReloading(config, configPath, levels);
+            return server;
         }
         catch
         {
@@ -238,6 +245,7 @@ public sealed class ApplianceServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        StopReloading();
         if (!_stopped)
         {
             await _host.StopAsync();
