@@ -9,6 +9,7 @@ using Appliance.Server.Nts;
 using Appliance.Sources;
 using Appliance.Testing;
 using Microsoft.Extensions.Logging;
+using YamlDotNet.RepresentationModel;
 
 namespace Appliance.Server.Tests;
 
@@ -374,5 +375,142 @@ public class ReloadTests
         Assert.Contains("new fleet secret", result.Message, StringComparison.Ordinal);
         Assert.Equal(current, f.Server.NtsKeys.CurrentId(DateTimeOffset.UtcNow));
         Assert.Equal(0, (await MetricsScrape.FetchAsync($"http://{f.Server.MetricsEndPoint}/metrics"))["appliance_nts_key_rotations_total"]);
+    }
+
+    /// <summary>
+    /// What each Live key holds in the running server, read from the part that uses it (the worker's
+    /// policy after a batch, the NTS-KE listener, the key ring, the log filter), written as
+    /// <see cref="ConfigDiff.Value"/> writes the configuration's.
+    /// </summary>
+    private static readonly Dictionary<string, Func<ApplianceServer, Task<string>>> s_inForce = new(StringComparer.Ordinal)
+    {
+        [ConfigKeys.NtpRateLimitInterval.Path] = s => Worker(s, p => p.RateLimit?.Interval),
+        [ConfigKeys.NtpRateLimitBurst.Path] = s => Worker(s, p => p.RateLimit?.Burst),
+        [ConfigKeys.NtpRateLimitLeak.Path] = s => Worker(s, p => p.RateLimit?.Leak),
+        [ConfigKeys.NtpRateLimitKod.Path] = s => Worker(s, p => p.RateLimit?.Kod),
+        [ConfigKeys.NtpAccessAllow.Path] = s => Worker(s, p => ConfigDiff.Prefixes(p.Access, allow: true)),
+        [ConfigKeys.NtpAccessDeny.Path] = s => Worker(s, p => ConfigDiff.Prefixes(p.Access, allow: false)),
+        [ConfigKeys.NtpAccessDenyAction.Path] = s => Worker(s, p => p.DenyAction),
+        [ConfigKeys.NtsKeKeysRotation.Path] = s => Task.FromResult(ConfigDiff.Text(s.NtsKeys!.Config.Rotation)),
+        [ConfigKeys.NtsKeKeysKeep.Path] = s => Task.FromResult(ConfigDiff.Text(s.NtsKeys!.Config.Keep)),
+        [ConfigKeys.NtsKeNtpServer.Path] = s => Task.FromResult($"{s.NtsKe!.Config.NtpServer}:{s.NtsKe.Config.NtpPort}"),
+        [ConfigKeys.NtsKeMaxConnections.Path] = s => Nts(s, c => c.MaxConnections),
+        [ConfigKeys.NtsKeHandshakeTimeout.Path] = s => Nts(s, c => c.HandshakeTimeout),
+        [ConfigKeys.NtsKeIdleTimeout.Path] = s => Nts(s, c => c.IdleTimeout),
+        [ConfigKeys.NtsKeRequestTimeout.Path] = s => Nts(s, c => c.RequestTimeout),
+        [ConfigKeys.NtsKeMaxRequest.Path] = s => Nts(s, c => c.MaxRequest),
+        [ConfigKeys.NtsKeClientLimitConnections.Path] = s => Nts(s, c => c.ClientConnections),
+        [ConfigKeys.NtsKeClientLimitInterval.Path] = s => Nts(s, c => c.ClientInterval),
+        [ConfigKeys.NtsKeClientLimitConcurrent.Path] = s => Nts(s, c => c.ClientConcurrent),
+        [ConfigKeys.LogLevel.Path] = s => Task.FromResult(ConfigDiff.Text(s.LogLevel)),
+    };
+
+    /// <summary>A worker takes a new policy at its next batch: send it one, then read what it answered by.</summary>
+    private static async Task<string> Worker(ApplianceServer server, Func<Appliance.Engine.WorkerPolicy, object?> field)
+    {
+        await NtpQuery.ExchangeAsync(server.NtpEndPoints[0], NtpQuery.ClientRequest(1), TimeSpan.FromMilliseconds(300));
+        Appliance.Engine.WorkerPolicy policy = Assert.Single(server.Engine.Workers).AppliedPolicy;
+        return ConfigDiff.Text(field(policy));
+    }
+
+    private static Task<string> Nts(ApplianceServer server, Func<NtsKeConfig, object> field) => Task.FromResult(ConfigDiff.Text(field(server.NtsKe!.Config)));
+
+    /// <summary>Live keys proven by tests of their own: source entries (added and removed above) and sections (their keys are here).</summary>
+    private static bool ProvenElsewhere(ConfigKey key) =>
+        key.Type == ConfigType.Section || key.Type == ConfigType.SourceList || ConfigDiff.IsSourceKey(key);
+
+    [Fact]
+    public void EveryKey_HasAValueTheReloadComparesOrIsCoveredByAnother()
+    {
+        var base_ = ConfigLoader.LoadEmbeddedDefault().Config!;
+        foreach (ConfigKey key in ConfigKeys.All)
+        {
+            Assert.True(ConfigDiff.Value(key, base_) is not null || ConfigDiff.Covered.ContainsKey(key.Path), $"{key.Path}: the reload would not see it change");
+        }
+        string[] probed = ConfigKeys.All.Where(k => k.Reload == Reload.Live && !ProvenElsewhere(k)).Select(k => k.Path).ToArray();
+        Assert.Equal(probed.Order(), s_inForce.Keys.Order());
+    }
+
+    [Fact]
+    public async Task EveryLiveKey_SetToItsExample_IsAppliedByAReload_AndInForceInTheRunningServer()
+    {
+        var fixture = new NtsServerFixture();
+        string baseline = fixture.Yaml.Replace("rate-limit: off", "rate-limit: {}", StringComparison.Ordinal);
+        await using FromFile f = await FromFile.StartAsync(baseline);
+        ApplianceConfig start = f.Server.Config;
+        foreach (ConfigKey key in ConfigKeys.All.Where(k => s_inForce.ContainsKey(k.Path)))
+        {
+            var tree = (YamlMappingNode)ConfigFragment.Parse(baseline);
+            SetAt(tree, key.Path, ConfigFragment.Parse(key.ExampleValue!));
+            string yaml = ConfigFragment.Render(tree);
+            ConfigResult wanted = ConfigLoader.Parse(yaml);
+            Assert.True(wanted.IsValid, $"{key.Path}: {string.Join("\n", wanted.Errors)}");
+            string before = ConfigDiff.Value(key, start)!;
+            string after = ConfigDiff.Value(key, wanted.Config!)!;
+            Assert.True(before != after, $"{key.Path}: its example {key.ExampleValue} is its value already: the test proves nothing");
+            Assert.Equal(before, await s_inForce[key.Path](f.Server));
+
+            ReloadResult changed = await f.ReloadAsync(yaml);
+            Assert.True(changed.Ok, $"{key.Path}: {string.Join("\n", changed.ToLines())}");
+            Assert.Equal([key.Path], changed.Applied);
+            Assert.Empty(changed.NeedsRestart);
+            Assert.Equal(after, await s_inForce[key.Path](f.Server));
+
+            ReloadResult back = await f.ReloadAsync(baseline);
+            Assert.Equal([key.Path], back.Applied);
+            Assert.Equal(before, await s_inForce[key.Path](f.Server));
+        }
+    }
+
+    /// <summary>Sets the value at a dotted path of the tree, creating the mappings on the way.</summary>
+    private static void SetAt(YamlMappingNode root, string path, YamlNode value)
+    {
+        string[] segments = path.Split('.');
+        YamlMappingNode mapping = root;
+        foreach (string segment in segments[..^1])
+        {
+            var name = new YamlScalarNode(segment);
+            if (!mapping.Children.TryGetValue(name, out YamlNode? next) || next is not YamlMappingNode child)
+            {
+                child = new YamlMappingNode();
+                mapping.Children[name] = child;
+            }
+            mapping = child;
+        }
+        mapping.Children[new YamlScalarNode(segments[^1])] = value;
+    }
+
+    [Fact]
+    public async Task Sighup_ReloadsTheFileTheProcessStartedFrom_AndLogsEveryLine()
+    {
+        int port = Ports.FreeUdpPort();
+        string yaml = Plain(port, "rate-limit: {}");
+        string path = ApplianceProcess.WriteConfig(yaml);
+        try
+        {
+            await using PeerProcess server = ApplianceProcess.Start("serve", "--config", path);
+            await server.WaitForOutputAsync("serving NTP on UDP", TimeSpan.FromSeconds(30));
+            var ntp = new IPEndPoint(IPAddress.Loopback, port);
+            Assert.NotNull(await AskFrom("127.0.0.7", ntp, 1, 3000));
+
+            await File.WriteAllTextAsync(path, Plain(port, "rate-limit: {}, batch: 32, access: { deny: [\"127.0.0.7\"] }"));
+            await Run.CheckedAsync("kill", "-HUP", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await server.WaitForOutputAsync("reload: applied: ntp.access.deny", TimeSpan.FromSeconds(20));
+            await server.WaitForOutputAsync("reload: needs a restart: ntp.batch", TimeSpan.FromSeconds(5));
+            Assert.Null(await AskFrom("127.0.0.7", ntp, 2));
+            Assert.NotNull(await AskFrom("127.0.0.8", ntp, 3, 3000));
+
+            // An invalid file: every error with its line and column, logged; the old configuration serves on.
+            await File.WriteAllTextAsync(path, yaml + "log: { level: loud }\n");
+            await Run.CheckedAsync("kill", "-HUP", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await server.WaitForOutputAsync("serving on with the configuration in force", TimeSpan.FromSeconds(20));
+            Assert.Matches($@"reload: {System.Text.RegularExpressions.Regex.Escape(path)}:4:\d+: .*log\.level", server.Output);
+            Assert.Null(await AskFrom("127.0.0.7", ntp, 4));
+            Assert.False(server.HasExited);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 }

@@ -15,7 +15,11 @@ public sealed record ReloadResult(bool Ok, IReadOnlyList<string> Errors, IReadOn
         lines.AddRange(Errors.Select(e => $"error: {e}"));
         lines.AddRange(Applied.Select(a => $"applied: {a}"));
         lines.AddRange(NeedsRestart.Select(k => $"needs a restart: {k}"));
-        if (lines.Count == 0)
+        if (!Ok)
+        {
+            lines.Add("the configuration in force is unchanged");
+        }
+        else if (lines.Count == 0)
         {
             lines.Add("no change");
         }
