@@ -61,10 +61,10 @@ public class ReloadTests
         }
     }
 
-    private static string Plain(int port, string ntp = "rate-limit: off", string extra = "") => $"""
+    private static string Plain(int port, string ntp = "rate-limit: off", string extra = "", string metrics = "off") => $"""
         ntp: {"{"} listen: ["127.0.0.1:{port}"], workers: 2, {ntp} {"}"}
         clock: {"{"} mode: software, local: {"{"} stratum: 10 {"}"} {"}"}
-        metrics: {"{"} listen: off {"}"}
+        metrics: {"{"} listen: {metrics} {"}"}
         {extra}
         """;
 
@@ -240,7 +240,7 @@ public class ReloadTests
         await using TestNtpServer b = TestNtpServer.Shifted(0);
         int port = Ports.FreeUdpPort();
         string Source(TestNtpServer s, string extra = "") => $"  - ntp: {{ address: \"127.0.0.1:{s.EndPoint.Port}\", minpoll: -4, maxpoll: -4{extra} }}\n";
-        string Config(params string[] sources) => Plain(port, extra: "sources:\n" + string.Concat(sources));
+        string Config(params string[] sources) => Plain(port, extra: "sources:\n" + string.Concat(sources), metrics: "\"127.0.0.1:0\"");
         await using FromFile f = await FromFile.StartAsync(Config(Source(a)));
         string nameA = $"127.0.0.1:{a.EndPoint.Port}";
         string nameB = $"127.0.0.1:{b.EndPoint.Port}";
@@ -258,11 +258,16 @@ public class ReloadTests
         Assert.True(System.Numerics.BitOperations.PopCount(driverA.Reach) >= System.Numerics.BitOperations.PopCount(reachA), "a's reach was reset");
         Assert.NotNull(f.Server.Clock.Snapshot.Sources.Single(s => s.Name == nameA).Offset); // its filter kept its samples
         await Eventually.TrueAsync(() => b.Requests > 0, TimeSpan.FromSeconds(20), () => "source b was never polled");
+        MetricsScrape both = await MetricsScrape.FetchAsync($"http://{f.Server.MetricsEndPoint}/metrics");
+        Assert.Contains(both.Samples.Keys, series => series.StartsWith($"appliance_source_reach{{source=\"{nameA}\"", StringComparison.Ordinal));
 
         ReloadResult removed = await f.ReloadAsync(Config(Source(b)));
         Assert.Equal([$"sources: removed {nameA} (ntp)"], removed.Applied);
         Assert.DoesNotContain(driverA, f.Server.Clock.Sources);
         Assert.DoesNotContain(f.Server.Clock.Snapshot.Sources, s => s.Name == nameA);
+        MetricsScrape scrape = await MetricsScrape.FetchAsync($"http://{f.Server.MetricsEndPoint}/metrics");
+        Assert.DoesNotContain(scrape.Samples.Keys, series => series.Contains($"source=\"{nameA}\"", StringComparison.Ordinal));
+        Assert.Contains(scrape.Samples.Keys, series => series.StartsWith($"appliance_source_reach{{source=\"{nameB}\"", StringComparison.Ordinal));
         // Stopped: a polled every 62.5 ms, and now asks nothing more.
         int polled = a.Requests;
         await Task.Delay(1500);
