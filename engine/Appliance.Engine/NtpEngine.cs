@@ -86,6 +86,29 @@ public sealed class NtpEngine : IDisposable
         }
     }
 
+    /// <summary>True when the workers were built with rate-limit tables (rate limiting was on at start).</summary>
+    public bool HasRateLimitTables => _workers.Length > 0 && _workers[0].RateLimiter is not null;
+
+    /// <summary>
+    /// A new access list, deny action and rate-limit parameters for every worker, taken up at the
+    /// start of each worker's next batch; the rate tables keep their clients. Returns false (and
+    /// changes nothing) when <paramref name="rateLimit"/> asks for rate limiting but the workers have
+    /// no tables (it was off at start): that takes a restart. The tables' size stays as built.
+    /// </summary>
+    public bool UpdatePolicy(AccessList? access, DenyAction denyAction, RateLimitSettings? rateLimit)
+    {
+        if (rateLimit is not null && !HasRateLimitTables)
+        {
+            return false;
+        }
+        foreach (NtpWorker worker in _workers)
+        {
+            // One record per worker: each worker's "have I applied it" compare is its own.
+            worker.Policy = new WorkerPolicy(access, denyAction, rateLimit);
+        }
+        return true;
+    }
+
     public void Start()
     {
         foreach (NtpWorker worker in _workers)
@@ -102,3 +125,6 @@ public sealed class NtpEngine : IDisposable
         }
     }
 }
+
+/// <summary>What a worker answers by: access list, deny action, rate-limit parameters (null: off).</summary>
+public sealed record WorkerPolicy(AccessList? Access, DenyAction DenyAction, RateLimitSettings? RateLimit);

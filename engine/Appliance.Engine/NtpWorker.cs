@@ -26,8 +26,8 @@ public sealed class NtpWorker : IDisposable
     private readonly bool[] _requireNts;
     private readonly Poller? _poller;
     private readonly int? _cpu;
-    private readonly AccessList? _access;
-    private readonly DenyAction _denyAction;
+    private volatile WorkerPolicy _policy;
+    private WorkerPolicy _applied;
     private readonly BusyPollGovernor _governor;
     private Thread? _thread;
     private int _osThreadId;
@@ -44,8 +44,7 @@ public sealed class NtpWorker : IDisposable
         _requireNts = Enumerable.Range(0, _sockets.Length).Select(options.RequireNts.Contains).ToArray();
         _poller = _sockets.Length > 1 ? new Poller(_sockets) : null;
         _cpu = options.CpuAffinity is { Count: > 0 } cpus ? cpus[index % cpus.Count] : null;
-        _access = options.Access;
-        _denyAction = options.DenyAction;
+        _policy = _applied = new WorkerPolicy(options.Access, options.DenyAction, options.RateLimit);
         _governor = new BusyPollGovernor((long)(options.BusyPoll.TotalMicroseconds * 1000), options.AdaptiveBusyPoll);
         if (options.RateLimit is { } rate)
         {
@@ -71,6 +70,16 @@ public sealed class NtpWorker : IDisposable
     public RateLimiter? RateLimiter { get; }
 
     public IReadOnlyList<TimestampedSocket> Sockets => _sockets;
+
+    /// <summary>The policy the worker answered its latest batch by.</summary>
+    public WorkerPolicy AppliedPolicy => Volatile.Read(ref _applied);
+
+    /// <summary>The policy the worker answers by from its next batch on (a reload); see <see cref="NtpEngine.UpdatePolicy"/>.</summary>
+    internal WorkerPolicy Policy
+    {
+        get => _policy;
+        set => _policy = value;
+    }
 
     /// <summary>Told about every failure of the loop; the worker restarts itself after <see cref="RestartPause"/>.</summary>
     public Action<NtpWorker, Exception>? OnFault { get; set; }
@@ -129,7 +138,7 @@ public sealed class NtpWorker : IDisposable
     /// </summary>
     private void Loop()
     {
-        var policy = new ServerPolicy(_access, _denyAction, RateLimiter);
+        var policy = Adopt(_policy);
         long gap = 0;
         bool slept = false;
         long servedBefore = Counters.Received;
@@ -272,11 +281,33 @@ public sealed class NtpWorker : IDisposable
             return;
         }
         BeforeBatch?.Invoke(this);
+        // A reload's new policy, taken up between batches: one volatile read, no lock, no allocation.
+        WorkerPolicy wanted = _policy;
+        if (!ReferenceEquals(wanted, _applied))
+        {
+            policy = Adopt(wanted);
+        }
         ServerState state = _state.Current;
         ProcessBatch(_batch, state, ref policy, Counters, _scratch, _requireNts[socketIndex]);
         StampAndSeal(_batch, state, _scratch, Counters);
         Counters.CountSendErrors(_sockets[socketIndex].Send(_batch));
         Counters.SetAllocatedBytes(GC.GetAllocatedBytesForCurrentThread());
+    }
+
+    /// <summary>
+    /// The policy for <paramref name="wanted"/>, on this worker's thread (the only one that touches its
+    /// rate table): the table keeps every client's bucket and takes the new parameters. Without a table
+    /// (rate limiting was off at start) a policy that asks for one limits nobody: the server reports
+    /// that a restart is needed.
+    /// </summary>
+    private ServerPolicy Adopt(WorkerPolicy wanted)
+    {
+        _applied = wanted;
+        if (wanted.RateLimit is { } rate && RateLimiter is { } limiter && !ReferenceEquals(rate, limiter.Settings))
+        {
+            limiter.UpdateSettings(rate);
+        }
+        return new ServerPolicy(wanted.Access, wanted.DenyAction, wanted.RateLimit is null ? null : RateLimiter);
     }
 
     /// <summary>

@@ -58,11 +58,11 @@ public sealed class RateLimiter
     private readonly int _setMask;
     private readonly ulong _k0;
     private readonly ulong _k1;
-    private readonly long _intervalMicros;
-    private readonly int _capacityTokens;
-    private readonly uint _leakMask;
-    private readonly bool _leakNever;
-    private readonly bool _kod;
+    private long _intervalMicros;
+    private int _capacityTokens;
+    private uint _leakMask;
+    private bool _leakNever;
+    private bool _kod;
     private ulong _random;
     private int _used;
 
@@ -70,21 +70,33 @@ public sealed class RateLimiter
     /// <param name="seed0">Random bits for the hash key and the leak draw: randomness is passed in.</param>
     public RateLimiter(RateLimitSettings settings, int capacity, ulong seed0, ulong seed1)
     {
-        Settings = settings;
         int size = (int)Math.Max(Ways, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(capacity, 1)));
         _entries = new Entry[size];
         _setMask = (size / Ways) - 1;
         _k0 = seed0;
         _k1 = seed1;
         _random = Mix(seed0 ^ seed1) | 1;
+        Settings = settings;
+        UpdateSettings(settings);
+    }
+
+    public RateLimitSettings Settings { get; private set; }
+
+    /// <summary>
+    /// New interval, burst, leak and KoD for every client, the table kept: a client keeps its bucket
+    /// (a bucket above the new burst is cut to it at its next request) and its KoD allowance, so a
+    /// reload cannot hand a flooding client a fresh burst. The table's size (<see cref="RateLimitSettings.Clients"/>)
+    /// stays as built. Call it on the thread that calls <see cref="Check"/>.
+    /// </summary>
+    public void UpdateSettings(RateLimitSettings settings)
+    {
+        Settings = settings;
         _intervalMicros = Math.Max(1, (long)settings.Interval.TotalMicroseconds);
         _capacityTokens = Math.Clamp(settings.Burst, 1, MaxBurst) * TokenUnit;
         _leakNever = settings.Leak <= 0;
         _leakMask = (1u << Math.Clamp(settings.Leak, 0, 30)) - 1;
         _kod = settings.Kod;
     }
-
-    public RateLimitSettings Settings { get; }
 
     /// <summary>Entries the table holds (its bound).</summary>
     public int Capacity => _entries.Length;
@@ -238,6 +250,10 @@ public sealed class RateLimiter
                     : elapsed * TokenUnit / _intervalMicros;
                 entry.Tokens = (int)Math.Min(_capacityTokens, entry.Tokens + refill);
                 entry.Kisses = (int)Math.Min(TokenUnit, entry.Kisses + refill);
+            }
+            else
+            {
+                entry.Tokens = Math.Min(_capacityTokens, entry.Tokens); // a burst cut by UpdateSettings
             }
         }
         entry.Time = now;

@@ -85,7 +85,7 @@ public static class Program
         ApplianceServer server;
         try
         {
-            server = await ApplianceServer.StartAsync(result.Config!, cancellationToken: token);
+            server = await ApplianceServer.StartAsync(result.Config!, configPath: file?.FullName, cancellationToken: token);
         }
         catch (StartupFailedException e)
         {

@@ -94,6 +94,28 @@ public class ClockCoreTests
     }
 
     [Fact]
+    public void RemovePeer_LeavesTheOthersFilters_AndANewPeerGetsAFreshId()
+    {
+        var (core, peers) = Core();
+        Feed(core, peers, 1, 20e-6, delay: 400e-6);
+        Peer system = core.Selection.SystemPeer!;
+        int kept = peers[0] == system ? 1 : 0;
+        int samplesBefore = peers[kept].Filter.Count;
+
+        Assert.True(core.RemovePeer(system));
+        Assert.False(core.RemovePeer(system));
+        ClockUpdate update = core.Tick(Samples.At(2));
+        Assert.DoesNotContain(system, core.Peers);
+        Assert.DoesNotContain(system, update.Selection.Survivors);
+        Assert.NotEqual(system, update.Selection.SystemPeer);
+        Assert.Equal(samplesBefore, peers[kept].Filter.Count);
+        Assert.Equal(ClockCoreStatus.Synchronised, core.Status);
+
+        Peer added = core.AddPeer("new", 0xC0000299);
+        Assert.DoesNotContain(core.Peers, p => p != added && p.Id == added.Id);
+    }
+
+    [Fact]
     public void TheFirstSourceAlone_DoesNotSetTheClock_UntilAMajorityOrTheStartupWait()
     {
         var (core, peers) = Core();

@@ -141,6 +141,41 @@ public class PolicyTests
     }
 
     [Fact]
+    public async Task UpdatePolicy_DeniesAtTheNextBatch_AndKeepsTheRateTable()
+    {
+        var rate = new RateLimitSettings(TimeSpan.FromSeconds(60), 2, 0, false, 4096);
+        var options = EngineFixture.Options() with { RateLimit = rate };
+        using NtpEngine engine = EngineFixture.Start(options);
+        IPEndPoint server = new(IPAddress.Loopback, engine.LocalEndPoints[0].Port);
+        Assert.NotNull(await AskFrom("127.0.0.9", server, 1));
+        Assert.NotNull(await AskFrom("127.0.0.9", server, 2));
+        Assert.Null(await AskFrom("127.0.0.9", server, 3));     // burst of 2 spent
+        Assert.NotNull(await AskFrom("127.0.0.66", server, 4));
+        RateLimiter table = engine.Workers[0].RateLimiter!;
+
+        // Deny .66 with KoD and raise the burst: the spent client keeps its empty bucket.
+        Assert.True(engine.UpdatePolicy(Rules(("0.0.0.0/0", true), ("127.0.0.66", false)), DenyAction.Kod, rate with { Burst = 5 }));
+        Assert.Equal(KissCode.Deny, KissOfDeath.Read(await AskFrom("127.0.0.66", server, 5) ?? []));
+        Assert.Null(await AskFrom("127.0.0.9", server, 6));
+        Assert.Same(table, engine.Workers[0].RateLimiter);
+        Assert.Equal(5, table.Settings.Burst);
+
+        // Rate limiting off: the spent client is answered again.
+        Assert.True(engine.UpdatePolicy(null, DenyAction.Ignore, null));
+        Assert.NotNull(await AskFrom("127.0.0.9", server, 7));
+        Assert.NotNull(await AskFrom("127.0.0.66", server, 8));
+    }
+
+    [Fact]
+    public void UpdatePolicy_RateLimitWithoutATable_IsRefused()
+    {
+        using NtpEngine engine = EngineFixture.Start(EngineFixture.Options());
+        Assert.False(engine.HasRateLimitTables);
+        Assert.False(engine.UpdatePolicy(null, DenyAction.Ignore, RateLimitSettings.Default));
+        Assert.True(engine.UpdatePolicy(Rules(("127.0.0.0/8", true)), DenyAction.Ignore, null));
+    }
+
+    [Fact]
     public async Task HostileInput_GetsNothingAndIsCounted()
     {
         using NtpEngine engine = EngineFixture.Start(EngineFixture.Options());

@@ -33,6 +33,41 @@ public class RateLimiterTests
     }
 
     [Fact]
+    public void UpdateSettings_KeepsEveryClientsBucket_AndRefillsAtTheNewInterval()
+    {
+        RateLimiter limiter = Limiter(burst: 4, interval: 2);
+        long t = 1000 * Second;
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t));
+        }
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, t));
+
+        // A reload: a larger burst and a longer interval. The spent client stays spent (no fresh burst)…
+        limiter.UpdateSettings(new RateLimitSettings(TimeSpan.FromSeconds(10), 8, 0, false, 1024));
+        Assert.True(limiter.Tracks(s_client));
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, t));
+        // …and refills at the new rate: 2 s gave a token before, now it takes 10 s.
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, t + (2 * Second)));
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, t + (9 * Second)));
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t + (11 * Second)));
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, t + (11 * Second)));
+        Assert.Equal(TimeSpan.FromSeconds(10), limiter.Settings.Interval);
+    }
+
+    [Fact]
+    public void UpdateSettings_ASmallerBurstCutsAFullBucketToIt()
+    {
+        RateLimiter limiter = Limiter(burst: 8);
+        long t = 1000 * Second;
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t)); // 7 tokens left
+        limiter.UpdateSettings(new RateLimitSettings(TimeSpan.FromSeconds(2), 2, 0, false, 1024));
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t));
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t));
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, t));
+    }
+
+    [Fact]
     public void SteadyClientAtTheAllowedRate_IsNeverLimited()
     {
         RateLimiter limiter = Limiter(burst: 1, interval: 2);

@@ -82,9 +82,12 @@ public class ConfigKeysTests
     [Fact]
     public void Reload_ListenAddressesAndWorkersNeedARestart_PolicyIsLive()
     {
-        Assert.All([ConfigKeys.NtpListen, ConfigKeys.NtpWorkers, ConfigKeys.NtpBatch, ConfigKeys.NtsKeListen, ConfigKeys.MetricsListen, ConfigKeys.ClockMode],
+        // The certificate's files are read again when they change (CertificateStore); a new path is read at start only.
+        Assert.All([ConfigKeys.NtpListen, ConfigKeys.NtpWorkers, ConfigKeys.NtpBatch, ConfigKeys.NtsKeListen, ConfigKeys.MetricsListen, ConfigKeys.ClockMode,
+            ConfigKeys.NtpRateLimitClients, ConfigKeys.NtsKeCertificate, ConfigKeys.NtsKeKeysStorage],
             k => Assert.Equal(Reload.Restart, k.Reload));
-        Assert.All([ConfigKeys.NtpRateLimit, ConfigKeys.NtpRateLimitInterval, ConfigKeys.NtpAccess, ConfigKeys.NtpAccessAllow, ConfigKeys.NtpAccessDeny, ConfigKeys.NtsKeCertificate],
+        Assert.All([ConfigKeys.NtpRateLimit, ConfigKeys.NtpRateLimitInterval, ConfigKeys.NtpAccess, ConfigKeys.NtpAccessAllow, ConfigKeys.NtpAccessDeny,
+            ConfigKeys.Sources, ConfigKeys.NtpSourceAddress, ConfigKeys.NtsKeKeysRotation, ConfigKeys.LogLevel],
             k => Assert.Equal(Reload.Live, k.Reload));
     }
 

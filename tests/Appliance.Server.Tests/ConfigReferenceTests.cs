@@ -57,7 +57,7 @@ public class ConfigReferenceTests
             ConfigReference.Facts(ConfigKeys.NtpRateLimitInterval));
         Assert.Equal("`address:port`, or `off` or `null` · default `\"127.0.0.1:9975\"` · reload: restart · chrony.conf: none",
             ConfigReference.Facts(ConfigKeys.MetricsListen));
-        Assert.Equal("path of an existing file · default: the system's trust anchors · needs `nts: true` · reload: restart · chrony.conf: `ntstrustedcerts`",
+        Assert.Equal("path of an existing file · default: the system's trust anchors · needs `nts: true` · reload: live · chrony.conf: `ntstrustedcerts`",
             ConfigReference.Facts(ConfigKeys.NtpSourceTrust));
     }
 

@@ -73,6 +73,7 @@ public sealed class ClockCore
 {
     private readonly ClockCoreOptions _options;
     private readonly List<Peer> _peers = [];
+    private int _nextPeerId;
     private readonly KalmanServo _servo = new();
     private SelectionResult _selection = SelectionResult.None;
     private long _lastUpdate;          // local time of the last servo update from a survivor
@@ -122,10 +123,17 @@ public sealed class ClockCore
 
     public Peer AddPeer(string name, uint referenceId)
     {
-        var peer = new Peer(_peers.Count, name, referenceId);
+        var peer = new Peer(_nextPeerId++, name, referenceId);
         _peers.Add(peer);
         return peer;
     }
+
+    /// <summary>
+    /// Takes <paramref name="peer"/> out of every later selection (a source removed at a reload); the
+    /// other peers keep their filters. The system variables it gave stay until the next selection
+    /// names another system peer, as they stay through holdover (RFC 5905 §11.2.3).
+    /// </summary>
+    public bool RemovePeer(Peer peer) => _peers.Remove(peer);
 
     /// <summary>A new measurement from <paramref name="peer"/> at local time <paramref name="now"/>.</summary>
     public ClockUpdate OnSample(Peer peer, Sample sample, long now)

@@ -40,6 +40,11 @@ public sealed class ClockService : BackgroundService
     private readonly ILogger _logger;
     private readonly ISteeredClock _clock;
     private readonly Dictionary<ITimeSource, Peer> _peers = [];
+    private readonly Dictionary<ITimeSource, SourceConfig> _configs = [];
+    private readonly Dictionary<ITimeSource, (CancellationTokenSource Stop, Task Run)> _running = [];
+    private readonly ILoggerFactory _loggers;
+    private readonly bool _steersNothing;
+    private CancellationToken _stoppingToken;
     private readonly double _precisionSeconds;
     private ClockCoreStatus _loggedStatus = ClockCoreStatus.Unsynchronised;
     private Peer? _loggedSystemPeer;
@@ -89,6 +94,7 @@ public sealed class ClockService : BackgroundService
     {
         _cell = cell;
         _logger = loggers.CreateLogger<ClockService>();
+        _loggers = loggers;
         sbyte precision = cell.Current.Precision;
         _precisionSeconds = Math.ScaleB(1.0, precision);
         ClockConfig clock = config.Clock;
@@ -111,14 +117,20 @@ public sealed class ClockService : BackgroundService
         _clock = clock.Mode == ClockMode.Software ? new VirtualClock(SystemClock.RealtimeNanoseconds)
             : config.Sources.Count > 0 ? kernel ?? KernelClock.Realtime
             : new HostClock();
+        _steersNothing = _clock is HostClock;
         foreach (SourceConfig configured in config.Sources)
         {
-            if (!s_drivers.TryGetValue(configured.GetType(), out Func<SourceConfig, ClockService, ILoggerFactory, ITimeSource>? make))
-            {
-                throw new StartupFailedException($"no driver for a source of kind {configured.GetType().Name}");
-            }
-            Add(make(configured, this, loggers));
+            Add(MakeDriver(configured), configured);
         }
+    }
+
+    private ITimeSource MakeDriver(SourceConfig configured)
+    {
+        if (!s_drivers.TryGetValue(configured.GetType(), out Func<SourceConfig, ClockService, ILoggerFactory, ITimeSource>? make))
+        {
+            throw new StartupFailedException($"no driver for a source of kind {configured.GetType().Name}");
+        }
+        return make(configured, this, _loggers);
     }
 
     private static T OpenDevice<T>(Func<T> open)
@@ -154,18 +166,146 @@ public sealed class ClockService : BackgroundService
         }
     }
 
-    private void Add(ITimeSource source)
+    private void Add(ITimeSource source, SourceConfig configured)
     {
         Peer peer = _core.AddPeer(source.Name, source.ReferenceId);
         peer.PollSeconds = source.PollSeconds;
         _peers.Add(source, peer);
+        _configs.Add(source, configured);
+    }
+
+    /// <summary>
+    /// Makes the running sources those of <paramref name="wanted"/> (a reload): an entry equal to a
+    /// running one keeps its driver, filter and reach; one no longer listed is stopped and disposed,
+    /// its peer taken out of selection; a new one gets a driver and a peer and starts. A changed
+    /// entry is the old source removed and the new one added. All drivers are made before anything
+    /// changes, so a driver that cannot be made (a device that will not open) changes nothing and
+    /// throws <see cref="StartupFailedException"/>. Returns one line per change.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> UpdateSourcesAsync(IReadOnlyList<SourceConfig> wanted)
+    {
+        List<ITimeSource> removed;
+        List<(ITimeSource Source, SourceConfig Config)> added = [];
+        lock (_lock)
+        {
+            var unmatched = _configs.ToList();
+            var fresh = new List<SourceConfig>();
+            foreach (SourceConfig configured in wanted)
+            {
+                int match = unmatched.FindIndex(c => c.Value.Equals(configured));
+                if (match >= 0)
+                {
+                    unmatched.RemoveAt(match);
+                }
+                else
+                {
+                    fresh.Add(configured);
+                }
+            }
+            if (fresh.Count == 0 && unmatched.Count == 0)
+            {
+                return [];
+            }
+            if (fresh.Count > 0 && _steersNothing)
+            {
+                throw new RestartNeededException("kernel mode started without sources leaves the host clock alone: a restart with sources steers it");
+            }
+            try
+            {
+                foreach (SourceConfig configured in fresh)
+                {
+                    added.Add((MakeDriver(configured), configured));
+                }
+            }
+            catch
+            {
+                foreach ((ITimeSource source, _) in added)
+                {
+                    source.Dispose();
+                }
+                throw;
+            }
+            removed = unmatched.Select(c => c.Key).ToList();
+            foreach (ITimeSource source in removed)
+            {
+                _core.RemovePeer(_peers[source]);
+                _peers.Remove(source);
+                _configs.Remove(source);
+            }
+            foreach ((ITimeSource source, SourceConfig configured) in added)
+            {
+                Add(source, configured);
+            }
+            _snapshot = BuildSnapshot();
+        }
+        var lines = new List<string>();
+        var addedNames = added.Select(a => a.Source.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (ITimeSource source in removed)
+        {
+            await StopAsync(source).ConfigureAwait(false);
+            lines.Add(addedNames.Contains(source.Name)
+                ? $"sources: {source.Name} ({source.Kind}) changed: removed and added again, its state starts afresh"
+                : $"sources: removed {source.Name} ({source.Kind})");
+        }
+        var removedNames = removed.Select(r => r.Name).ToHashSet(StringComparer.Ordinal);
+        foreach ((ITimeSource source, _) in added)
+        {
+            StartRunning(source);
+            if (!removedNames.Contains(source.Name))
+            {
+                lines.Add($"sources: added {source.Name} ({source.Kind})");
+            }
+        }
+        return lines;
+    }
+
+    /// <summary>Starts supervising <paramref name="source"/>, once the service runs (before, <see cref="ExecuteAsync"/> starts it).</summary>
+    private void StartRunning(ITimeSource source)
+    {
+        lock (_lock)
+        {
+            if (!_stoppingToken.CanBeCanceled || _running.ContainsKey(source))
+            {
+                return;
+            }
+            var stop = CancellationTokenSource.CreateLinkedTokenSource(_stoppingToken);
+            _running[source] = (stop, SuperviseAsync(source, stop.Token));
+        }
+    }
+
+    /// <summary>Stops a removed source, waits for its driver to end, and disposes it.</summary>
+    private async Task StopAsync(ITimeSource source)
+    {
+        (CancellationTokenSource Stop, Task Run) running;
+        lock (_lock)
+        {
+            if (!_running.Remove(source, out running))
+            {
+                source.Dispose();
+                return;
+            }
+        }
+        await running.Stop.CancelAsync().ConfigureAwait(false);
+        await running.Run.ConfigureAwait(false);
+        running.Stop.Dispose();
+        source.Dispose();
     }
 
     public ClockMode Mode { get; }
 
     public LeapSecondTable? LeapSeconds { get; }
 
-    public IReadOnlyCollection<ITimeSource> Sources => _peers.Keys;
+    /// <summary>The sources now (a copy: a reload may add and remove them).</summary>
+    public IReadOnlyCollection<ITimeSource> Sources
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _peers.Keys];
+            }
+        }
+    }
 
     public ClockSnapshot Snapshot => _snapshot;
 
@@ -202,7 +342,14 @@ public sealed class ClockService : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var running = _peers.Keys.Select(s => SuperviseAsync(s, stoppingToken)).ToList();
+        lock (_lock)
+        {
+            _stoppingToken = stoppingToken;
+        }
+        foreach (ITimeSource source in Sources.ToList())
+        {
+            StartRunning(source);
+        }
         using var timer = new PeriodicTimer(s_tick);
         try
         {
@@ -217,8 +364,19 @@ public sealed class ClockService : BackgroundService
         catch (OperationCanceledException)
         {
         }
-        await Task.WhenAll(running).ConfigureAwait(false);
-        foreach (ITimeSource source in _peers.Keys)
+        List<(CancellationTokenSource Stop, Task Run)> running;
+        List<ITimeSource> sources;
+        lock (_lock)
+        {
+            running = [.. _running.Values];
+            sources = [.. _peers.Keys];
+        }
+        await Task.WhenAll(running.Select(r => r.Run)).ConfigureAwait(false);
+        foreach ((CancellationTokenSource stop, _) in running)
+        {
+            stop.Dispose();
+        }
+        foreach (ITimeSource source in sources)
         {
             source.Dispose();
         }
@@ -263,7 +421,10 @@ public sealed class ClockService : BackgroundService
     {
         lock (_lock)
         {
-            Peer peer = _peers[source];
+            if (!_peers.TryGetValue(source, out Peer? peer))
+            {
+                return false; // removed by a reload while this measurement was on its way
+            }
             peer.PollSeconds = source.PollSeconds;
             peer.ReferenceId = source.ReferenceId; // resolved names, and a GPS source that turns PPS
             // T1 and T4 were read from the system clock; the core measures the clock it steers.
@@ -396,3 +557,6 @@ public sealed class ClockService : BackgroundService
         }
     }
 }
+
+/// <summary>A change a reload cannot make while the appliance runs; the message says why.</summary>
+public sealed class RestartNeededException(string message) : Exception(message);

@@ -7,6 +7,8 @@ namespace Appliance.Server.Configuration;
 public sealed record ApplianceConfig(NtpConfig Ntp, NtsKeConfig? NtsKe, ClockConfig Clock, IReadOnlyList<SourceConfig> Sources, MetricsConfig Metrics)
 {
     public ControlConfig Control { get; init; } = ControlConfig.Auto;
+
+    public LogConfig Log { get; init; } = LogConfig.Default;
 }
 
 /// <summary>The control socket.</summary>
@@ -25,6 +27,12 @@ public sealed record ControlConfig(string? Socket, bool Explicit)
         Environment.GetEnvironmentVariable("RUNTIME_DIRECTORY") is { Length: > 0 } runtime
             ? System.IO.Path.Combine(runtime.Split(':')[0], "control.sock")
             : "/run/appliance/control.sock";
+}
+
+/// <param name="Level">The least severe messages logged.</param>
+public sealed record LogConfig(Microsoft.Extensions.Logging.LogLevel Level)
+{
+    public static LogConfig Default { get; } = new(Microsoft.Extensions.Logging.LogLevel.Information);
 }
 
 /// <summary>A time source: one of the kinds below.</summary>

@@ -59,7 +59,7 @@ public static class ConfigKeys
         Doc = "On this address answer NTS requests only; plain requests get nothing.",
         Example = "true",
         Requires = "nts-ke: {}",
-        Reload = Reload.Live,
+        Reload = Reload.Restart,
         Chrony = null,
     };
 
@@ -71,7 +71,7 @@ public static class ConfigKeys
         Doc = "The default of `require-nts` for every listen address.",
         Example = "true",
         Requires = "nts-ke: {}",
-        Reload = Reload.Live,
+        Reload = Reload.Restart,
         Chrony = null,
     };
 
@@ -137,7 +137,7 @@ public static class ConfigKeys
         Default = "50us",
         Doc = "The longest a worker polls its empty sockets before it sleeps; within it, the worker polls only while polling costs less CPU per request than sleeping would (measured as it runs).",
         Example = "200us",
-        Reload = Reload.Live,
+        Reload = Reload.Restart,
         Chrony = null,
     };
 
@@ -291,10 +291,10 @@ public static class ConfigKeys
         Path = "nts-ke.certificate",
         Type = ConfigType.File,
         Required = true,
-        Doc = "PEM certificate chain, leaf first.",
+        Doc = "PEM certificate chain, leaf first; read again when it changes (a new path takes a restart).",
         Example = "/etc/appliance/tls/fullchain.pem",
         IfMissing = "point it at the PEM certificate chain (leaf first), readable by the appliance",
-        Reload = Reload.Live,
+        Reload = Reload.Restart,
         Chrony = "ntsservercert",
     };
 
@@ -303,10 +303,10 @@ public static class ConfigKeys
         Path = "nts-ke.private-key",
         Type = ConfigType.File,
         Required = true,
-        Doc = "PEM private key of the certificate, reloaded with it.",
+        Doc = "PEM private key of the certificate; both files are read again when they change, or on SIGHUP.",
         Example = "/etc/appliance/tls/key.pem",
         IfMissing = "point it at the certificate's PEM private key, readable by the appliance",
-        Reload = Reload.Live,
+        Reload = Reload.Restart,
         Chrony = "ntsserverkey",
     };
 
@@ -317,7 +317,7 @@ public static class ConfigKeys
         Default = "{}",
         Doc = "The master keys that seal cookies (RFC 8915 §6).",
         Example = "{ rotation: 12h, keep: 14 }",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = null,
     };
 
@@ -339,9 +339,9 @@ public static class ConfigKeys
         Min = "1m",
         Max = "30d",
         Default = "24h",
-        Doc = "How long a master key seals new cookies; key ids are numbers of rotation periods.",
+        Doc = "How long a master key seals new cookies; key ids count rotation periods. A reload keeps the current key until the new period's end.",
         Example = "12h",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "ntsrotate",
     };
 
@@ -560,7 +560,7 @@ public static class ConfigKeys
         Doc = "A `leap-seconds.list` file (IERS/NIST format), its hash verified at start.",
         Example = "/usr/share/zoneinfo/leap-seconds.list",
         IfMissing = "point it at the IERS/NIST list, e.g. /usr/share/zoneinfo/leap-seconds.list (Debian package tzdata)",
-        Reload = Reload.Live,
+        Reload = Reload.Restart,
         Chrony = "leapseclist",
     };
 
@@ -623,9 +623,9 @@ public static class ConfigKeys
         Path = "sources",
         Type = ConfigType.SourceList,
         Default = "[]",
-        Doc = "Where time comes from: a list, each entry naming its kind.",
+        Doc = "Where time comes from: a list, each entry naming its kind. A reload starts added entries and stops removed ones; unchanged ones keep their state.",
         Example = "[{ ntp: { address: \"ntp.example.net\" } }]",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "server, pool, refclock",
     };
 
@@ -636,7 +636,7 @@ public static class ConfigKeys
         ShortForm = "address",
         Doc = "An upstream NTP server (RFC 5905), or with `nts: true` an NTS server (RFC 8915).",
         Example = "{ address: \"ntp.example.net\", iburst: true }",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "server",
     };
 
@@ -649,7 +649,7 @@ public static class ConfigKeys
         DefaultNote = "port 123, or with `nts: true` the NTS-KE port 4460",
         Doc = "`host`, `host:port` or `[IPv6]:port`; a name is resolved when the source starts.",
         Example = "\"ntp.example.net\"",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "server",
     };
 
@@ -660,7 +660,7 @@ public static class ConfigKeys
         Default = "false",
         Doc = "Authenticate the source with NTS (RFC 8915); the port is then the NTS-KE port.",
         Example = "true",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "server nts",
     };
 
@@ -672,7 +672,7 @@ public static class ConfigKeys
         Doc = "NTS only: the name the server's certificate must carry (and the TLS SNI).",
         Example = "time.example.net",
         Requires = "nts: true",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = null,
     };
 
@@ -685,7 +685,7 @@ public static class ConfigKeys
         Example = "/etc/appliance/internal-ca.pem",
         Requires = "nts: true",
         IfMissing = "point it at a PEM file of the CA certificates to trust for this source",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "ntstrustedcerts",
     };
 
@@ -696,7 +696,7 @@ public static class ConfigKeys
         Default = "true",
         Doc = "Send four requests two seconds apart while the source has not answered yet.",
         Example = "false",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "server iburst",
     };
 
@@ -709,7 +709,7 @@ public static class ConfigKeys
         Default = "6",
         Doc = "The shortest poll interval, as log2 seconds (6 = 64 s).",
         Example = "4",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "server minpoll",
     };
 
@@ -723,7 +723,7 @@ public static class ConfigKeys
         DefaultNote = "or `minpoll` when that is larger",
         Doc = "The longest poll interval, as log2 seconds (10 = 1024 s).",
         Example = "8",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "server maxpoll",
     };
 
@@ -734,7 +734,7 @@ public static class ConfigKeys
         ShortForm = "address",
         Doc = "A gpsd: GPS time and PPS edges over its JSON protocol.",
         Example = "{ address: \"127.0.0.1:2947\", pps: true }",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "refclock SOCK",
     };
 
@@ -746,7 +746,7 @@ public static class ConfigKeys
         Default = "\"127.0.0.1:2947\"",
         Doc = "gpsd's TCP address (gpsd -S sets its port).",
         Example = "\"gps.local:2947\"",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = null,
     };
 
@@ -757,7 +757,7 @@ public static class ConfigKeys
         Default = "true",
         Doc = "Use gpsd's PPS messages when it sends them.",
         Example = "false",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = null,
     };
 
@@ -770,7 +770,7 @@ public static class ConfigKeys
         Default = "200ms",
         Doc = "The uncertainty window of serial time: the sample's delay, so it cannot outvote precise sources.",
         Example = "100ms",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "refclock delay",
     };
 
@@ -782,7 +782,7 @@ public static class ConfigKeys
         Default = "0s",
         Doc = "Added to serial time: the receiver's known lateness; may be negative.",
         Example = "-5ms",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "refclock offset",
     };
 
@@ -795,7 +795,7 @@ public static class ConfigKeys
         Default = "4",
         Doc = "A fix must use at least this many satellites, when gpsd reports them.",
         Example = "6",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = null,
     };
 
@@ -806,7 +806,7 @@ public static class ConfigKeys
         ShortForm = "device",
         Doc = "A kernel PPS device (RFC 2783): pulses numbered by another source's time of day.",
         Example = "{ device: /dev/pps0, lock: \"127.0.0.1:2947\" }",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "refclock PPS",
     };
 
@@ -818,7 +818,7 @@ public static class ConfigKeys
         Doc = "The PPS device.",
         Example = "/dev/pps0",
         IfMissing = "check ls /dev/pps*: the kernel creates one per PPS client (pps-gpio, pps-ldisc on a serial port's DCD)",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "refclock PPS",
     };
 
@@ -830,7 +830,7 @@ public static class ConfigKeys
         Default = "assert",
         Doc = "Which edge of the pulse is on time for your receiver.",
         Example = "clear",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "refclock clear",
     };
 
@@ -841,7 +841,7 @@ public static class ConfigKeys
         DefaultNote = "none, and the disciplined clock numbers the pulses",
         Doc = "The source that numbers the pulses, by its metrics name (`host:port` of a gpsd or NTP source).",
         Example = "\"127.0.0.1:2947\"",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "refclock lock",
     };
 
@@ -854,7 +854,7 @@ public static class ConfigKeys
         Default = "100us",
         Doc = "Drop a pulse further than this from the median of the last eight.",
         Example = "20us",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = null,
     };
 
@@ -865,7 +865,7 @@ public static class ConfigKeys
         ShortForm = "device",
         Doc = "A PTP hardware clock, compared with the system clock by the PTP_SYS_OFFSET ioctl.",
         Example = "{ device: /dev/ptp0, utc-offset: 37s }",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "refclock PHC",
     };
 
@@ -877,7 +877,7 @@ public static class ConfigKeys
         Doc = "The PHC device (`ethtool -T eth0` names the NIC's).",
         Example = "/dev/ptp0",
         IfMissing = "check ls /sys/class/ptp: a NIC with a hardware clock (ethtool -T shows 'PTP Hardware Clock: N'), or ptp_kvm in a VM",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "refclock PHC",
     };
 
@@ -890,7 +890,7 @@ public static class ConfigKeys
         Default = "0",
         Doc = "log2 seconds between readings (0 = 1 s).",
         Example = "-1",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "refclock poll",
     };
 
@@ -903,7 +903,7 @@ public static class ConfigKeys
         Default = "37s",
         Doc = "The PHC's time minus UTC: `37s` for a PHC on TAI (as ptp4l keeps it), `0s` for one on UTC.",
         Example = "0s",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = "refclock tai",
     };
 
@@ -914,7 +914,7 @@ public static class ConfigKeys
         ShortForm = "interface",
         Doc = "A PTP grandmaster (IEEE 1588-2008 over UDP/IPv4); the appliance is a slave-only ordinary clock.",
         Example = "{ interface: eth1, domain: 0 }",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = null,
     };
 
@@ -925,7 +925,7 @@ public static class ConfigKeys
         Required = true,
         Doc = "The interface the grandmaster is reached on.",
         Example = "eth1",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = null,
     };
 
@@ -938,7 +938,7 @@ public static class ConfigKeys
         Default = "0",
         Doc = "The PTP domain.",
         Example = "24",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = null,
     };
 
@@ -951,7 +951,7 @@ public static class ConfigKeys
         Default = "0",
         Doc = "log2 seconds between Delay_Req messages (0 = 1 s).",
         Example = "-2",
-        Reload = Reload.Restart,
+        Reload = Reload.Live,
         Chrony = null,
     };
 
@@ -1006,6 +1006,31 @@ public static class ConfigKeys
         Chrony = "bindcmdaddress",
     };
 
+    // ---- log ----
+
+    public static ConfigKey Log { get; } = new()
+    {
+        Path = "log",
+        Type = ConfigType.Section,
+        Default = "{}",
+        Doc = "What the appliance logs.",
+        Example = "{ level: warning }",
+        Reload = Reload.Live,
+        Chrony = null,
+    };
+
+    public static ConfigKey LogLevel { get; } = new()
+    {
+        Path = "log.level",
+        Type = ConfigType.Choice,
+        Choices = ["debug", "information", "warning", "error"],
+        Default = "information",
+        Doc = "The least severe messages logged.",
+        Example = "warning",
+        Reload = Reload.Live,
+        Chrony = null,
+    };
+
     /// <summary>Every key, in the order of docs/configuration.md.</summary>
     public static IReadOnlyList<ConfigKey> All { get; } =
     [
@@ -1026,6 +1051,7 @@ public static class ConfigKeys
         PtpSource, PtpSourceInterface, PtpSourceDomain, PtpSourceDelayInterval,
         Metrics, MetricsListen,
         Control, ControlSocket,
+        Log, LogLevel,
     ];
 
     private static readonly Dictionary<string, ConfigKey> s_byPath = All.ToDictionary(k => k.Path, StringComparer.Ordinal);

@@ -111,7 +111,7 @@ public sealed record KeysReport(
     IReadOnlyList<KeyReport> Keys);
 
 /// <param name="Current">The key that seals new cookies; the others only open cookies already handed out.</param>
-/// <param name="AgeSeconds">Since the key became current.</param>
+/// <param name="AgeSeconds">Since the key became current, by the rotation schedule (after a forced rotation, right to within one rotation interval).</param>
 public sealed record KeyReport(uint Id, bool Current, double AgeSeconds);
 
 /// <summary><c>appliance reload</c> and <c>appliance rotate-keys</c>: what happened, as lines.</summary>

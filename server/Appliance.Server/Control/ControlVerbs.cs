@@ -24,7 +24,6 @@ public sealed record ControlContext(
     NtsMetrics Nts,
     CookieKeyRingCell KeyRing,
     KeyRingStore? KeyStore,
-    NtsKeysConfig? KeysConfig,
     long StartedAt,
     Func<CancellationToken, Task<ActionReport>> Reload,
     Func<CancellationToken, Task<ActionReport>> RotateKeys);
@@ -251,7 +250,7 @@ public sealed class ControlVerbs(ControlContext context)
 
     public KeysReport Keys()
     {
-        if (context.KeyStore is not { } store || context.KeysConfig is not { } config || context.KeyRing.Current is not { } ring)
+        if (context.KeyStore is not { } store || context.KeyRing.Current is not { } ring)
         {
             return new KeysReport(false, "", 0, 0, null, []);
         }
@@ -260,6 +259,7 @@ public sealed class ControlVerbs(ControlContext context)
             .OrderByDescending(k => k.Id)
             .Select(k => new KeyReport(k.Id, k.Id == ring.Current.Id, Math.Max(0, (now - store.StartOf(k.Id)).TotalSeconds)))
             .ToList();
+        NtsKeysConfig config = store.Config; // what a reload made of rotation and keep
         return new KeysReport(true, store.FleetMode ? "fleet" : "random", config.Rotation.TotalSeconds, config.Keep, store.NextRotation(now), keys);
     }
 

@@ -21,7 +21,7 @@ namespace Appliance.Server.Hosting;
 /// The running appliance: sockets bound first (a bad address fails before anything starts), then the
 /// Generic Host with the NTP listeners, the time reference and the metrics endpoint.
 /// </summary>
-public sealed class ApplianceServer : IAsyncDisposable
+public sealed partial class ApplianceServer : IAsyncDisposable
 {
     private readonly IHost _host;
     private readonly MetricServer? _metricServer;
@@ -59,10 +59,12 @@ public sealed class ApplianceServer : IAsyncDisposable
 
     /// <summary>Binds, builds and starts. Throws <see cref="BindFailedException"/> when an address cannot be bound.</summary>
     /// <param name="kernelClock">In kernel mode, the clock to steer: the real CLOCK_REALTIME when null; tests pass a simulated one.</param>
+    /// <param name="configPath">The file <paramref name="config"/> was read from, which a reload reads again; null: the embedded default.</param>
     public static async Task<ApplianceServer> StartAsync(ApplianceConfig config, Action<ILoggingBuilder>? logging = null,
-        KernelClock? kernelClock = null, CancellationToken cancellationToken = default)
+        KernelClock? kernelClock = null, string? configPath = null, CancellationToken cancellationToken = default)
     {
         long startedAt = SystemClock.MonotonicNanoseconds();
+        var levels = new LogLevelSwitch(config.Log.Level);
         var state = new ServerStateCell(ServerState.Unsynchronised(SystemClock.MeasurePrecision()));
         var ntsMetrics = new NtsMetrics();
         var keyCell = new CookieKeyRingCell();
@@ -105,7 +107,9 @@ public sealed class ApplianceServer : IAsyncDisposable
                 o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
                 o.UseUtcTimestamp = true;
             });
-            builder.Logging.SetMinimumLevel(LogLevel.Information);
+            // log.level through a filter a reload can change; the minimum lets every level reach it.
+            builder.Logging.SetMinimumLevel(LogLevel.Trace);
+            builder.Logging.AddFilter(levels.Allows);
             logging?.Invoke(builder.Logging);
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
             builder.Services.AddSingleton(config);
@@ -118,7 +122,8 @@ public sealed class ApplianceServer : IAsyncDisposable
                 builder.Services.AddSingleton(keyStore!);
                 builder.Services.AddSingleton(certificates!);
                 builder.Services.AddSingleton(ntsKe);
-                builder.Services.AddHostedService<KeyRingService>();
+                builder.Services.AddSingleton<KeyRingService>();
+                builder.Services.AddHostedService(sp => sp.GetRequiredService<KeyRingService>());
                 builder.Services.AddHostedService<NtsKeService>();
             }
             builder.Services.AddSingleton(metrics);
@@ -130,9 +135,10 @@ public sealed class ApplianceServer : IAsyncDisposable
             metrics.Attach(host.Services.GetRequiredService<ClockService>());
             await host.StartAsync(cancellationToken);
             var server = new ApplianceServer(host, engine, ntsKe, metricServer, metricsEndPoint, state, control);
+            server.StartReloading(config, configPath, levels);
             if (control is not null)
             {
-                control.Start(new ControlVerbs(new ControlContext(engine, state, server.Clock, ntsMetrics, keyCell, keyStore, config.NtsKe?.Keys, startedAt,
+                control.Start(new ControlVerbs(new ControlContext(engine, state, server.Clock, ntsMetrics, keyCell, keyStore, startedAt,
                     server.ReloadReportAsync, server.RotateKeysReportAsync)));
                 host.Services.GetRequiredService<ILogger<ApplianceServer>>().LogInformation("control socket {Path}", control.Path);
             }
@@ -257,14 +263,21 @@ public sealed class ApplianceServer : IAsyncDisposable
         _stopped = true;
     }
 
-    private Task<ActionReport> ReloadReportAsync(CancellationToken cancellationToken) =>
-        Task.FromResult(new ActionReport(false, ["reload: not in this build yet"]));
+    private async Task<ActionReport> ReloadReportAsync(CancellationToken cancellationToken)
+    {
+        ReloadResult result = await ReloadAsync(cancellationToken).ConfigureAwait(false);
+        return new ActionReport(result.Ok, result.ToLines());
+    }
 
-    private Task<ActionReport> RotateKeysReportAsync(CancellationToken cancellationToken) =>
-        Task.FromResult(new ActionReport(false, ["rotate-keys: not in this build yet"]));
+    private async Task<ActionReport> RotateKeysReportAsync(CancellationToken cancellationToken)
+    {
+        RotateResult result = await RotateKeysAsync(cancellationToken).ConfigureAwait(false);
+        return new ActionReport(result.Ok, [result.Message]);
+    }
 
     public async ValueTask DisposeAsync()
     {
+        StopReloading();
         // The control socket first: no verb runs against parts that are stopping.
         if (_control is not null)
         {

@@ -40,6 +40,7 @@ internal sealed class ClockMetrics
     private readonly Gauge _frequencyUncertainty;
     private readonly Gauge _offsetUncertainty;
     private readonly Gauge _correction;
+    private HashSet<string> _shown = [];
 
     public ClockMetrics(MetricFactory factory, ClockService clock)
     {
@@ -81,6 +82,7 @@ internal sealed class ClockMetrics
         _frequencyUncertainty.Set(snapshot.FrequencyStdDev * 1e6);
         _offsetUncertainty.Set(snapshot.OffsetStdDev);
         _correction.Set(snapshot.Correction);
+        ForgetRemoved(snapshot.Sources);
         foreach (SourceSnapshot source in snapshot.Sources)
         {
             string name = source.Name;
@@ -106,6 +108,32 @@ internal sealed class ClockMetrics
             _naks.WithLabels(name).IncTo(counters.NtsNaks);
             _keyExchanges.WithLabels(name).IncTo(counters.KeyExchanges);
         }
+    }
+
+    /// <summary>A source a reload removed leaves /metrics with it: no series keeps its last value as if it ran on.</summary>
+    private void ForgetRemoved(IReadOnlyList<SourceSnapshot> sources)
+    {
+        var now = sources.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (string gone in _shown.Where(name => !now.Contains(name)))
+        {
+            foreach (SourceState state in s_states)
+            {
+                _sourceState.RemoveLabelled(gone, Name(state));
+            }
+            foreach (PeerStatus selection in s_selections)
+            {
+                _selection.RemoveLabelled(gone, Name(selection));
+            }
+            foreach (Collector<Gauge.Child> gauge in new Collector<Gauge.Child>[] { _reach, _poll, _offset, _delay, _jitter, _stratum })
+            {
+                gauge.RemoveLabelled(gone);
+            }
+            foreach (Collector<Counter.Child> counter in new Collector<Counter.Child>[] { _requests, _answers, _invalid, _kod, _naks, _keyExchanges })
+            {
+                counter.RemoveLabelled(gone);
+            }
+        }
+        _shown = now;
     }
 
     /// <summary>Enum names as Prometheus label values: snake_case ("SystemPeer" → "system_peer").</summary>

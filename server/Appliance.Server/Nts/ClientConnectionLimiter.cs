@@ -19,9 +19,9 @@ public sealed class ClientConnectionLimiter
 
     private static readonly UInt128 s_prefix64 = UInt128.MaxValue << 64;
 
-    private readonly int _perInterval;
-    private readonly long _intervalTicks;
-    private readonly int _concurrent;
+    private int _perInterval;
+    private long _intervalTicks;
+    private int _concurrent;
     private readonly Entry[] _entries;
     private readonly Dictionary<UInt128, int> _index;
     private readonly Lock _gate = new();
@@ -46,6 +46,25 @@ public sealed class ClientConnectionLimiter
         _entries = new Entry[capacity];
         // Sized once: adds and removes within the capacity reuse its slots and allocate nothing.
         _index = new Dictionary<UInt128, int>(capacity);
+    }
+
+    /// <summary>Clients remembered at most (fixed when built).</summary>
+    public int Capacity => _entries.Length;
+
+    /// <summary>
+    /// New limits (a reload), the table kept: a client's connections open and opened this interval
+    /// still count, against the new limits from its next connection.
+    /// </summary>
+    public void Update(int perInterval, TimeSpan interval, int concurrent)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(perInterval, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(concurrent, 1);
+        lock (_gate)
+        {
+            _perInterval = perInterval;
+            _intervalTicks = interval.Ticks;
+            _concurrent = concurrent;
+        }
     }
 
     /// <summary>Clients in the table now.</summary>

@@ -9,13 +9,19 @@ namespace Appliance.Server.Nts;
 
 /// <summary>
 /// Builds and keeps the NTS master-key ring (RFC 8915 §6). Key ids are rotation-period numbers
-/// (floor(unix time / rotation)): the ring holds the current period's key, the <c>keep</c> before it
-/// (cookies issued under them still open) and the next one (ready before it is needed).
+/// (floor(unix time / rotation)) plus an advance: the ring holds the current key, the <c>keep</c>
+/// before it (cookies issued under them still open) and the next one (ready before it is needed).
+/// The advance (0 until then, persisted with the keys) is what a forced rotation adds one to, and
+/// what a live change of the rotation period sets so that the current id stays: ids only grow, so
+/// an id never names two keys, and the schedule stays on the period boundaries.
 /// Random keys are persisted to a 0600 file, replaced atomically and durably, so a restart
 /// invalidates no cookie; with a fleet secret every key is derived (HKDF) and nothing needs storing.
 /// </summary>
 public sealed class KeyRingStore(NtsKeysConfig config)
 {
+    private NtsKeysConfig _config = config;
+    private long _advance;
+
     /// <summary>Far more than a ring can fill: keep (at most 1000) + 2 keys of about 70 bytes of JSON each.</summary>
     private const int MaxFileBytes = 1 << 20;
 
@@ -38,12 +44,22 @@ public sealed class KeyRingStore(NtsKeysConfig config)
 
     public bool FleetMode => _fleetSecret is not null;
 
-    private long RotationSeconds => (long)config.Rotation.TotalSeconds;
+    private long RotationSeconds => (long)_config.Rotation.TotalSeconds;
 
     public uint PeriodOf(DateTimeOffset time) => (uint)(time.ToUnixTimeSeconds() / RotationSeconds);
 
-    /// <summary>When the key numbered <paramref name="id"/> became current: the start of its period.</summary>
-    public DateTimeOffset StartOf(uint id) => DateTimeOffset.FromUnixTimeSeconds((long)id * RotationSeconds);
+    /// <summary>The id of the key that seals at <paramref name="time"/>: its period plus the advance.</summary>
+    public uint CurrentId(DateTimeOffset time) => (uint)(PeriodOf(time) + _advance);
+
+    /// <summary>
+    /// When the key <paramref name="id"/> became current by the schedule: the start of its period. A key
+    /// made current by a forced rotation is dated to the start of the period it was forced in, and the
+    /// keys before it one period earlier each: an age is right to within one rotation interval.
+    /// </summary>
+    public DateTimeOffset StartOf(uint id) => DateTimeOffset.FromUnixTimeSeconds(((long)id - _advance) * RotationSeconds);
+
+    /// <summary>The configuration in force (a reload may change rotation and keep).</summary>
+    public NtsKeysConfig Config => _config;
 
     /// <summary>When the period after <paramref name="time"/>'s starts.</summary>
     public DateTimeOffset NextRotation(DateTimeOffset time) =>
@@ -68,7 +84,7 @@ public sealed class KeyRingStore(NtsKeysConfig config)
         {
             return;
         }
-        string path = config.Storage;
+        string path = _config.Storage;
         SafeFileHandle handle;
         try
         {
@@ -87,7 +103,7 @@ public sealed class KeyRingStore(NtsKeysConfig config)
                 + $"Remove the file to start a new ring (every client makes a new key exchange), or, if nobody else can have read or "
                 + $"written it, keep it with: chmod 600 {path}");
         }
-        List<CookieKey> keys = Parse(bytes, out long rotationSeconds);
+        List<CookieKey> keys = Parse(bytes, out long rotationSeconds, out long advance);
         if (rotationSeconds != RotationSeconds)
         {
             // Key ids are numbers of rotation periods: under another period length the same id is
@@ -100,6 +116,7 @@ public sealed class KeyRingStore(NtsKeysConfig config)
         {
             _keys[key.Id] = key;
         }
+        _advance = advance;
     }
 
     /// <summary>
@@ -142,7 +159,7 @@ public sealed class KeyRingStore(NtsKeysConfig config)
     }
 
     /// <summary>The stored keys, checked down to every key, or <see cref="InvalidDataException"/> saying what is wrong.</summary>
-    private List<CookieKey> Parse(ReadOnlySpan<byte> json, out long rotationSeconds)
+    private List<CookieKey> Parse(ReadOnlySpan<byte> json, out long rotationSeconds, out long advance)
     {
         StoredRing? stored;
         try
@@ -189,10 +206,11 @@ public sealed class KeyRingStore(NtsKeysConfig config)
             parsed.Add(new CookieKey(key.Id, material[..length].ToArray()));
         }
         rotationSeconds = stored.RotationSeconds;
+        advance = stored.Advance;
         return parsed;
     }
 
-    private InvalidDataException Corrupt(string problem) => new($"{config.Storage} {problem}");
+    private InvalidDataException Corrupt(string problem) => new($"{_config.Storage} {problem}");
 
     private static string ModeText(UnixFileMode mode) => Convert.ToString((int)mode & 0x1FF, 8).PadLeft(4, '0');
 
@@ -202,8 +220,8 @@ public sealed class KeyRingStore(NtsKeysConfig config)
     /// </summary>
     public bool Update(DateTimeOffset now, out CookieKeyRing ring)
     {
-        uint current = PeriodOf(now);
-        uint oldest = current >= (uint)config.Keep ? current - (uint)config.Keep : 0;
+        uint current = CurrentId(now);
+        uint oldest = current >= (uint)_config.Keep ? current - (uint)_config.Keep : 0;
         bool changed = false;
         foreach (uint stale in _keys.Keys.Where(id => id < oldest || id > current + 1).ToList())
         {
@@ -220,7 +238,7 @@ public sealed class KeyRingStore(NtsKeysConfig config)
             // never used (the appliance was off) hold no cookies anyone could present.
             if (_fleetSecret is not null)
             {
-                _keys[period] = CookieKey.Derive(_fleetSecret, period);
+                _keys[period] = CookieKey.Derive(_fleetSecret, period); // the advance is always 0 in fleet mode
                 changed = true;
             }
             else if (period >= current)
@@ -234,6 +252,44 @@ public sealed class KeyRingStore(NtsKeysConfig config)
     }
 
     /// <summary>
+    /// A forced rotation, now (random keys only): the advance grows by one and the new current key is
+    /// made afresh (not the "next" key, which was on disk and may have leaked with the rest); the
+    /// keys before it stay, <c>keep</c> of them, so every cookie they sealed still opens. The schedule
+    /// is unchanged: the next rotation is at the current period's end, so the new key seals for the
+    /// rest of this period.
+    /// </summary>
+    public CookieKeyRing ForceRotate(DateTimeOffset now)
+    {
+        if (FleetMode)
+        {
+            throw new InvalidOperationException("fleet keys are derived from the secret and the time; they cannot be rotated here alone");
+        }
+        _advance++;
+        uint current = CurrentId(now);
+        _keys.Remove(current + 1);
+        _keys[current] = new CookieKey(current, RandomNumberGenerator.GetBytes(CookieKey.KeyLength));
+        Update(now, out CookieKeyRing ring);
+        return ring;
+    }
+
+    /// <summary>
+    /// Takes a reload's <c>rotation</c> and <c>keep</c> (storage and fleet secret need a restart).
+    /// With random keys a new period length moves the advance so that the key current now stays
+    /// current until the new period's boundary: ids keep growing and every kept key still opens its
+    /// cookies. Fleet keys follow the new periods at once, as every appliance of the fleet does with
+    /// the same setting (cookies under the old periods' keys get a NAK and a new key exchange, as
+    /// after a restart). Returns the updated ring.
+    /// </summary>
+    public CookieKeyRing Reconfigure(NtsKeysConfig reloaded, DateTimeOffset now)
+    {
+        uint current = CurrentId(now);
+        _config = _config with { Rotation = reloaded.Rotation, Keep = reloaded.Keep };
+        _advance = FleetMode ? 0 : current - (long)PeriodOf(now);
+        Update(now, out CookieKeyRing ring);
+        return ring;
+    }
+
+    /// <summary>
     /// Writes the ring to its file: 0600, via a temporary file and rename, then the directory is
     /// flushed, so a crash leaves the old or the new file, never half of one, and a save that
     /// returned survives a power cut.
@@ -244,7 +300,7 @@ public sealed class KeyRingStore(NtsKeysConfig config)
         {
             return;
         }
-        string path = Path.GetFullPath(config.Storage);
+        string path = Path.GetFullPath(_config.Storage);
         string directory = Path.GetDirectoryName(path)!;
         Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         string temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
@@ -253,7 +309,7 @@ public sealed class KeyRingStore(NtsKeysConfig config)
         // and the keys would land in it. CreateNew (O_EXCL) then makes a new file or fails.
         File.Delete(temporary);
         var stored = new StoredRing(1, RotationSeconds,
-            _keys.Values.OrderBy(k => k.Id).Select(k => (StoredKey?)new StoredKey(k.Id, Convert.ToBase64String(k.Key))).ToList());
+            _keys.Values.OrderBy(k => k.Id).Select(k => (StoredKey?)new StoredKey(k.Id, Convert.ToBase64String(k.Key))).ToList(), _advance);
         using (FileStream stream = new(temporary, new FileStreamOptions
         {
             Mode = FileMode.CreateNew,
@@ -288,5 +344,6 @@ public sealed class KeyRingStore(NtsKeysConfig config)
 
     private sealed record StoredKey(uint Id, string? Key);
 
-    private sealed record StoredRing(int Version, long RotationSeconds, List<StoredKey?>? Keys);
+    /// <param name="Advance">Added to the period number to make the current id (forced rotations); absent in older files: 0.</param>
+    private sealed record StoredRing(int Version, long RotationSeconds, List<StoredKey?>? Keys, long Advance = 0);
 }

@@ -29,8 +29,9 @@ public sealed class NtsKeServer : IAsyncDisposable
 {
     public static readonly SslApplicationProtocol Alpn = new("ntske/1");
 
-    private readonly NtsKeConfig _config;
-    private readonly NtsKeServerOptions _options;
+    // Replaced whole by a reload (UpdateLimits); each read takes the one in force.
+    private volatile NtsKeConfig _config;
+    private volatile NtsKeServerOptions _options;
     private readonly CertificateStore _certificates;
     private readonly CookieKeyRingCell _keys;
     private readonly NtsMetrics _metrics;
@@ -54,6 +55,28 @@ public sealed class NtsKeServer : IAsyncDisposable
         _limiter = new ClientConnectionLimiter(config.ClientConnections, config.ClientInterval, config.ClientConcurrent,
             Math.Max(ClientConnectionLimiter.DefaultCapacity, 2 * config.MaxConnections));
     }
+
+    /// <summary>
+    /// A reload's limits: connections in all and per client, the timeouts, the request size, the
+    /// Server/Port records and the access list, for every connection accepted from now on (one open
+    /// now takes the new timeouts and size at its next step). Listen addresses and the key storage
+    /// need a restart. Returns false, changing nothing, when <c>max-connections</c> grows past half the
+    /// client table built at start (it must remember more clients than can be connected).
+    /// </summary>
+    public bool UpdateLimits(NtsKeConfig config)
+    {
+        if (2L * config.MaxConnections > _limiter.Capacity)
+        {
+            return false;
+        }
+        _limiter.Update(config.ClientConnections, config.ClientInterval, config.ClientConcurrent);
+        _options = new NtsKeServerOptions(config.MaxRequest, config.NtpServer, config.NtpPort);
+        _config = config;
+        return true;
+    }
+
+    /// <summary>The configuration in force: the start's, with a reload's limits.</summary>
+    public NtsKeConfig Config => _config;
 
     public IReadOnlyList<IPEndPoint> LocalEndPoints => _listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToList();
 
