@@ -35,7 +35,7 @@ public class ControlTests
         return (await ApplianceServer.StartAsync(result.Config!, l => l.ClearProviders()), socket);
     }
 
-    private static Task<CommandResult> CliAsync(string socket, params string[] args) => ApplianceProcess.RunAsync([.. args, "--socket", socket]);
+    internal static Task<CommandResult> CliAsync(string socket, params string[] args) => ApplianceProcess.RunAsync([.. args, "--socket", socket]);
 
     /// <summary>Runs a verb with --json, checks it exits 0 and its output against the verb's schema, and returns it.</summary>
     internal static async Task<JsonElement> JsonVerbAsync(string socket, string verb, params string[] args)
