@@ -52,15 +52,17 @@ public sealed class ApplianceServer : IAsyncDisposable
 
     /// <summary>Binds, builds and starts. Throws <see cref="BindFailedException"/> when an address cannot be bound.</summary>
     /// <param name="kernelClock">In kernel mode, the clock to steer: the real CLOCK_REALTIME when null; tests pass a simulated one.</param>
+    /// <param name="systemd">What systemd put in the environment (NOTIFY_SOCKET, WATCHDOG_USEC, JOURNAL_STREAM…): this process's when null; tests pass their own.</param>
     public static async Task<ApplianceServer> StartAsync(ApplianceConfig config, Action<ILoggingBuilder>? logging = null,
-        KernelClock? kernelClock = null, CancellationToken cancellationToken = default)
+        KernelClock? kernelClock = null, SystemdEnvironment? systemd = null, CancellationToken cancellationToken = default)
     {
+        systemd ??= SystemdEnvironment.FromProcess();
         var state = new ServerStateCell(ServerState.Unsynchronised(SystemClock.MeasurePrecision()));
         var ntsMetrics = new NtsMetrics();
         var keyCell = new CookieKeyRingCell();
         KeyRingStore? keyStore = null;
         CertificateStore? certificates = null;
-        using ILoggerFactory startupLogs = LoggerFactory.Create(b => { b.AddSimpleConsole(o => o.SingleLine = true); logging?.Invoke(b); });
+        using ILoggerFactory startupLogs = LoggerFactory.Create(b => { b.AddApplianceConsole(systemd, timestamps: false); logging?.Invoke(b); });
         if (config.NtsKe is { } ntsConfig)
         {
             (keyStore, certificates) = await PrepareNtsAsync(ntsConfig, keyCell, startupLogs, cancellationToken);
@@ -87,14 +89,8 @@ public sealed class ApplianceServer : IAsyncDisposable
                 DisableDefaults = true,
                 ContentRootPath = AppContext.BaseDirectory,
             });
-            builder.Services.AddSystemd();
             builder.Logging.ClearProviders();
-            builder.Logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-                o.UseUtcTimestamp = true;
-            });
+            builder.Logging.AddApplianceConsole(systemd);
             builder.Logging.SetMinimumLevel(LogLevel.Information);
             logging?.Invoke(builder.Logging);
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
@@ -116,6 +112,7 @@ public sealed class ApplianceServer : IAsyncDisposable
             builder.Services.AddSingleton(sp => new ClockService(config, state, sp.GetRequiredService<ILoggerFactory>(), kernelClock));
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ClockService>());
             builder.Services.AddHostedService<NtpService>();
+            AddSystemd(builder.Services, systemd);
             IHost host = builder.Build();
             metrics.Attach(host.Services.GetRequiredService<ClockService>());
             await host.StartAsync(cancellationToken);
@@ -129,6 +126,7 @@ public sealed class ApplianceServer : IAsyncDisposable
                 host.Services.GetRequiredService<ILogger<ApplianceServer>>()
                     .LogInformation("NTS on the NTP path: {AesSivPath}", NtsPacketHandler.AesSivPath);
             }
+            host.Services.GetRequiredService<SystemdService>().Ready();
             return new ApplianceServer(host, engine, ntsKe, metricServer, metricsEndPoint, state);
         }
         catch
@@ -141,6 +139,18 @@ public sealed class ApplianceServer : IAsyncDisposable
             }
             certificates?.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Our sd_notify in place of the host's (which has no watchdog), and under systemd no console banner.</summary>
+    private static void AddSystemd(IServiceCollection services, SystemdEnvironment systemd)
+    {
+        services.AddSingleton(_ => new SystemdNotifier(systemd));
+        services.AddSingleton<SystemdService>();
+        services.AddHostedService(sp => sp.GetRequiredService<SystemdService>());
+        if (systemd.NotifySocket is not null || systemd.LogsToJournal)
+        {
+            services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         }
     }
 
