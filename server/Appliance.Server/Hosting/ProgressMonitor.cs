@@ -11,12 +11,17 @@ public sealed record Stall(string Part, bool Failing, TimeSpan Since)
 /// Decides from heartbeats whether the parts the watchdog vouches for (every NTP worker, the clock
 /// service) still make progress. A part is stalled when its heartbeat has not moved for its grace
 /// (a few of its own turns: a worker turns at least every receive timeout, 250 ms; the clock
-/// service every second), or when it has failed again since the previous check while its restart
-/// back-off has grown: a fault that keeps coming back is no progress, however often the loop
-/// restarts. "Now" is passed in (monotonic nanoseconds); not thread-safe: one caller, the systemd loop.
+/// service every second), or while its restart back-off has grown and it failed within the last
+/// <see cref="FaultMemoryGraces"/> graces: a fault that keeps coming back is no progress, however
+/// often the loop restarts and turns in between (the memory spans the short pauses of the first
+/// restarts; from a pause longer than the grace on, the still heartbeat shows it too). "Now" is
+/// passed in (monotonic nanoseconds); not thread-safe: one caller, the systemd loop.
 /// </summary>
 public sealed class ProgressMonitor
 {
+    /// <summary>How long, in graces, a fault with a grown back-off keeps its part stalled.</summary>
+    public const int FaultMemoryGraces = 5;
+
     private readonly List<Part> _parts = [];
 
     /// <param name="heartbeat">Reads the part's turn counter.</param>
@@ -44,8 +49,12 @@ public sealed class ProgressMonitor
                 part.ChangedAt = now;
             }
             long faults = part.ReadFaults?.Invoke() ?? 0;
-            bool failing = faults != part.Faults && part.Repeating?.Invoke() == true;
-            part.Faults = faults;
+            if (faults != part.Faults)
+            {
+                part.Faults = faults;
+                part.FaultedAt = now;
+            }
+            bool failing = part.FaultedAt is long at && now - at < FaultMemoryGraces * part.GraceNanoseconds && part.Repeating?.Invoke() == true;
             long still = now - part.ChangedAt;
             if (failing || still >= part.GraceNanoseconds)
             {
@@ -65,5 +74,6 @@ public sealed class ProgressMonitor
         public long Beat { get; set; }
         public long ChangedAt { get; set; }
         public long Faults { get; set; }
+        public long? FaultedAt { get; set; }
     }
 }

@@ -139,7 +139,11 @@ public sealed class SystemdService : IHostedService, IDisposable
                 if (stalls.Count == 0)
                 {
                     Send("WATCHDOG=1");
-                    nextPing = Math.Max(nextPing + pingPeriod, now + (pingPeriod / 2));
+                    nextPing += pingPeriod;
+                    if (nextPing <= now)
+                    {
+                        nextPing = now + pingPeriod; // woken late (a loaded host): the cadence restarts from this ping
+                    }
                 }
                 else
                 {
