@@ -31,6 +31,7 @@ public sealed class NtpWorker : IDisposable
     private readonly BusyPollGovernor _governor;
     private Thread? _thread;
     private int _osThreadId;
+    private long _heartbeat;
     private volatile bool _stopping;
 
     public NtpWorker(int index, IReadOnlyList<TimestampedSocket> sockets, ServerStateCell state, EngineOptions options)
@@ -65,6 +66,12 @@ public sealed class NtpWorker : IDisposable
     public TimeSpan BusyPollWindow => TimeSpan.FromTicks(_governor.WindowNanoseconds / 100);
 
     public WorkerCounters Counters { get; } = new();
+
+    /// <summary>
+    /// Turns of the receive loop, idle wake-ups (every receive timeout, 250 ms) included: the
+    /// watchdog's proof that the thread still runs its loop. One plain increment per turn, none per packet.
+    /// </summary>
+    public long Heartbeat => Volatile.Read(ref _heartbeat);
 
     /// <summary>This worker's client table, or null without rate limiting.</summary>
     public RateLimiter? RateLimiter { get; }
@@ -144,6 +151,7 @@ public sealed class NtpWorker : IDisposable
         long servedBefore = Counters.Received;
         while (!_stopping)
         {
+            _heartbeat++;
             long idleSince = SystemClock.RealtimeNanoseconds();
             long received = Counters.Received;
             if (received != servedBefore)
@@ -178,6 +186,7 @@ public sealed class NtpWorker : IDisposable
             // A full batch leaves more queued; a short one means the queue was empty when it was taken.
             while (full && !_stopping && PollOnce(ref policy, out full) != 0)
             {
+                _heartbeat++;
             }
         }
     }
@@ -192,6 +201,7 @@ public sealed class NtpWorker : IDisposable
         full = false;
         while (!_stopping)
         {
+            _heartbeat++;
             Counters.CountSleep();
             bool timed = _governor.BeginSleep(probe);
             long cpuBefore = timed ? OsThread.CpuNanoseconds() : 0;

@@ -24,6 +24,9 @@ public sealed record PhcOptions
 /// </summary>
 public sealed class PhcSource(IPhcDevice device, PhcOptions options, ILogger logger) : ITimeSource
 {
+    /// <summary>A failing device fails every poll (down to 2^-n s): summarised.</summary>
+    private readonly LogSummary _readErrors = new(logger, LogLevel.Warning, $"source phc {device.Path}: read errors");
+
     public string Name => device.Path;
 
     public string Kind => "phc";
@@ -54,7 +57,10 @@ public sealed class PhcSource(IPhcDevice device, PhcOptions options, ILogger log
             {
                 Reach <<= 1;
                 Counters.Invalid++;
-                logger.LogWarning("source phc {Source}: {Error}", Name, e.Message);
+                if (_readErrors.Occurred(e.Message))
+                {
+                    logger.LogWarning("source phc {Source}: {Error}", Name, e.Message);
+                }
             }
             try
             {
@@ -83,5 +89,9 @@ public sealed class PhcSource(IPhcDevice device, PhcOptions options, ILogger log
         });
     }
 
-    public void Dispose() => device.Dispose();
+    public void Dispose()
+    {
+        device.Dispose();
+        _readErrors.Dispose();
+    }
 }

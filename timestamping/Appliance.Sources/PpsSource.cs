@@ -32,6 +32,9 @@ public sealed class PpsSource(IPpsDevice device, PpsOptions options, Func<long, 
     private bool _timeOfDayKnown;
     private bool _connected;
 
+    /// <summary>A failing device fails every fetch, once a second: summarised.</summary>
+    private readonly LogSummary _fetchErrors = new(logger, LogLevel.Warning, $"source pps {device.Path}: fetch errors");
+
     public string Name => device.Path;
 
     public string Kind => "pps";
@@ -62,7 +65,10 @@ public sealed class PpsSource(IPpsDevice device, PpsOptions options, Func<long, 
             }
             catch (IOException e)
             {
-                logger.LogWarning("source pps {Source}: {Error}", Name, e.Message);
+                if (_fetchErrors.Occurred(e.Message))
+                {
+                    logger.LogWarning("source pps {Source}: {Error}", Name, e.Message);
+                }
                 Reach <<= 1;
                 cancellationToken.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
                 continue;
@@ -126,5 +132,9 @@ public sealed class PpsSource(IPpsDevice device, PpsOptions options, Func<long, 
         return fits;
     }
 
-    public void Dispose() => device.Dispose();
+    public void Dispose()
+    {
+        device.Dispose();
+        _fetchErrors.Dispose();
+    }
 }

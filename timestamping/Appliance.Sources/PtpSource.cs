@@ -96,7 +96,7 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
     private long _delayDeparture;
     private long _lastAnnounce;
     private bool _answered = true;
-    private long _refusalLoggedAt = -60_000;
+    private readonly LogSummary _refusals = new(logger, LogLevel.Warning, "source ptp: refused messages");
 
     public string Name => $"ptp:{options.Interface}/{options.Domain}";
 
@@ -338,17 +338,11 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
         }
     }
 
-    /// <summary>Counts a refused message; true when it should also be logged (at most once a minute).</summary>
+    /// <summary>Counts a refused message; true when it should also be logged (the first of a spell; the rest are counted once a minute).</summary>
     private bool Refused()
     {
         Counters.Invalid++;
-        long now = Environment.TickCount64;
-        if (now - _refusalLoggedAt < 60_000)
-        {
-            return false;
-        }
-        _refusalLoggedAt = now;
-        return true;
+        return _refusals.Occurred();
     }
 
     /// <summary>A datagram from the event port (319), from <paramref name="source"/>, received at <paramref name="arrival"/> (Unix ns).</summary>
@@ -559,7 +553,5 @@ public sealed class PtpSource(PtpOptions options, ILogger logger) : ITimeSource
     private bool AnnouncedLeap(long change) =>
         (change == 1_000_000_000L && (_leapFlags & Leap61) != 0) || (change == -1_000_000_000L && (_leapFlags & Leap59) != 0);
 
-    public void Dispose()
-    {
-    }
+    public void Dispose() => _refusals.Dispose();
 }

@@ -57,10 +57,14 @@ public sealed class UpstreamSource : ITimeSource
     private IPEndPoint? _ntpEndPoint;
     private SourceState _loggedState = SourceState.Starting;
 
+    /// <summary>A server that answers every poll with a KoD or a NAK would get a line per reply: summarised.</summary>
+    private readonly LogSummary _refusals;
+
     public UpstreamSource(UpstreamOptions options, ILogger logger)
     {
         Options = options;
         _logger = logger;
+        _refusals = new LogSummary(logger, LogLevel.Warning, $"source {Name}: Kiss-o'-Death and NAK replies");
         Association = new NtpAssociation(new AssociationOptions
         {
             Nts = options.Nts,
@@ -265,10 +269,16 @@ public sealed class UpstreamSource : ITimeSource
                 Association.Adapt(sink(this, measurement));
                 break;
             case ReplyReason.KissRate or ReplyReason.KissDeny or ReplyReason.KissRestrict or ReplyReason.KissOther:
-                _logger.LogWarning("source {Source}: Kiss-o'-Death {Code}", Name, reason);
+                if (_refusals.Occurred(reason.ToString()))
+                {
+                    _logger.LogWarning("source {Source}: Kiss-o'-Death {Code}", Name, reason);
+                }
                 break;
             case ReplyReason.NtsNak:
-                _logger.LogWarning("source {Source}: NTS NAK; doing a new key exchange", Name);
+                if (_refusals.Occurred("NTS NAK"))
+                {
+                    _logger.LogWarning("source {Source}: NTS NAK; doing a new key exchange", Name);
+                }
                 break;
         }
     }
@@ -277,6 +287,7 @@ public sealed class UpstreamSource : ITimeSource
     {
         _socket?.Dispose();
         _batch.Dispose();
+        _refusals.Dispose();
     }
 }
 

@@ -48,6 +48,7 @@ public sealed class ClockService : BackgroundService
     private readonly double _precisionSeconds;
     private ClockCoreStatus _loggedStatus = ClockCoreStatus.Unsynchronised;
     private Peer? _loggedSystemPeer;
+    private long _heartbeat;
     private volatile ClockSnapshot _snapshot = ClockSnapshot.Empty;
 
     /// <summary>How each kind of configured source becomes its driver.</summary>
@@ -309,6 +310,9 @@ public sealed class ClockService : BackgroundService
 
     public ClockSnapshot Snapshot => _snapshot;
 
+    /// <summary>Turns of the once-a-second tick loop (each one through the core's lock): the watchdog's proof that the clock service runs.</summary>
+    public long Heartbeat => Volatile.Read(ref _heartbeat);
+
     /// <summary>The clock the core steers and measures against: served time (software mode) or CLOCK_REALTIME.</summary>
     private long Now() => _clock.Now();
 
@@ -359,6 +363,7 @@ public sealed class ClockService : BackgroundService
                 {
                     Apply(_core.Tick(Now()));
                 }
+                Volatile.Write(ref _heartbeat, _heartbeat + 1);
             }
         }
         catch (OperationCanceledException)

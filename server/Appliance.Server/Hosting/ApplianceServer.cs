@@ -60,9 +60,11 @@ public sealed partial class ApplianceServer : IAsyncDisposable
     /// <summary>Binds, builds and starts. Throws <see cref="BindFailedException"/> when an address cannot be bound.</summary>
     /// <param name="kernelClock">In kernel mode, the clock to steer: the real CLOCK_REALTIME when null; tests pass a simulated one.</param>
     /// <param name="configPath">The file <paramref name="config"/> was read from, which a reload reads again; null: the embedded default.</param>
+    /// <param name="systemd">What systemd put in the environment (NOTIFY_SOCKET, WATCHDOG_USEC, JOURNAL_STREAM…): this process's when null; tests pass their own.</param>
     public static async Task<ApplianceServer> StartAsync(ApplianceConfig config, Action<ILoggingBuilder>? logging = null,
-        KernelClock? kernelClock = null, string? configPath = null, CancellationToken cancellationToken = default)
+        KernelClock? kernelClock = null, string? configPath = null, SystemdEnvironment? systemd = null, CancellationToken cancellationToken = default)
     {
+        systemd ??= SystemdEnvironment.FromProcess();
         long startedAt = SystemClock.MonotonicNanoseconds();
         var levels = new LogLevelSwitch(config.Log.Level);
         var state = new ServerStateCell(ServerState.Unsynchronised(SystemClock.MeasurePrecision()));
@@ -70,7 +72,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
         var keyCell = new CookieKeyRingCell();
         KeyRingStore? keyStore = null;
         CertificateStore? certificates = null;
-        using ILoggerFactory startupLogs = LoggerFactory.Create(b => { b.AddSimpleConsole(o => o.SingleLine = true); logging?.Invoke(b); });
+        using ILoggerFactory startupLogs = LoggerFactory.Create(b => { b.AddApplianceConsole(systemd, timestamps: false); logging?.Invoke(b); });
         if (config.NtsKe is { } ntsConfig)
         {
             (keyStore, certificates) = await PrepareNtsAsync(ntsConfig, keyCell, startupLogs, cancellationToken);
@@ -99,14 +101,8 @@ public sealed partial class ApplianceServer : IAsyncDisposable
                 DisableDefaults = true,
                 ContentRootPath = AppContext.BaseDirectory,
             });
-            builder.Services.AddSystemd();
             builder.Logging.ClearProviders();
-            builder.Logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-                o.UseUtcTimestamp = true;
-            });
+            builder.Logging.AddApplianceConsole(systemd);
             // log.level through a filter a reload can change; the minimum lets every level reach it.
             builder.Logging.SetMinimumLevel(LogLevel.Trace);
             builder.Logging.AddFilter(levels.Allows);
@@ -131,6 +127,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             builder.Services.AddSingleton(sp => new ClockService(config, state, sp.GetRequiredService<ILoggerFactory>(), kernelClock));
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ClockService>());
             builder.Services.AddHostedService<NtpService>();
+            AddSystemd(builder.Services, systemd);
             IHost host = builder.Build();
             metrics.Attach(host.Services.GetRequiredService<ClockService>());
             await host.StartAsync(cancellationToken);
@@ -152,6 +149,8 @@ public sealed partial class ApplianceServer : IAsyncDisposable
                 host.Services.GetRequiredService<ILogger<ApplianceServer>>()
                     .LogInformation("NTS on the NTP path: {AesSivPath}", NtsPacketHandler.AesSivPath);
             }
+            // READY=1 only now: every socket bound (NTP, NTS-KE, metrics, control) and the clock service running.
+            host.Services.GetRequiredService<SystemdService>().Ready();
             return server;
         }
         catch
@@ -168,6 +167,18 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             }
             certificates?.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Our sd_notify in place of the host's (which has no watchdog), and under systemd no console banner.</summary>
+    private static void AddSystemd(IServiceCollection services, SystemdEnvironment systemd)
+    {
+        services.AddSingleton(_ => new SystemdNotifier(systemd));
+        services.AddSingleton<SystemdService>();
+        services.AddHostedService(sp => sp.GetRequiredService<SystemdService>());
+        if (systemd.NotifySocket is not null || systemd.LogsToJournal)
+        {
+            services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         }
     }
 

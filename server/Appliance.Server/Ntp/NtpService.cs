@@ -1,17 +1,27 @@
 using Appliance.Engine;
+using Appliance.Sources;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Appliance.Server.Ntp;
 
 /// <summary>Runs the packet engine for the lifetime of the host.</summary>
-internal sealed class NtpService(NtpEngine engine, ILogger<NtpService> logger) : IHostedService
+internal sealed class NtpService(NtpEngine engine, ILogger<NtpService> logger) : IHostedService, IDisposable
 {
+    /// <summary>A fault a packet triggers can come back with every packet once the back-off is short (a test's): summarised.</summary>
+    private readonly LogSummary _faults = new(logger, LogLevel.Error, "NTP worker failures");
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         foreach (NtpWorker worker in engine.Workers)
         {
-            worker.OnFault = (w, e) => logger.LogError(e, "NTP worker {Worker} failed; restarting it in {Pause}", w.Index, w.RestartPause);
+            worker.OnFault = (w, e) =>
+            {
+                if (_faults.Occurred($"worker {w.Index}: {e.Message}"))
+                {
+                    logger.LogError(e, "NTP worker {Worker} failed; restarting it in {Pause}", w.Index, w.RestartPause);
+                }
+            };
             worker.OnWarning = (w, problem) => logger.LogWarning("NTP worker {Worker}: {Problem}", w.Index, problem);
         }
         engine.Start();
@@ -26,4 +36,6 @@ internal sealed class NtpService(NtpEngine engine, ILogger<NtpService> logger) :
         logger.LogInformation("NTP workers stopped");
         return Task.CompletedTask;
     }
+
+    public void Dispose() => _faults.Dispose();
 }

@@ -40,6 +40,8 @@ public sealed class NtsKeServer : IAsyncDisposable
     private readonly ClientConnectionLimiter _limiter;
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _loops = [];
+    private readonly LogSummary _acceptFailures;
+    private readonly LogSummary _sessionFailures;
     private int _active;
 
     private NtsKeServer(NtsKeConfig config, CertificateStore certificates, CookieKeyRingCell keys, NtsMetrics metrics, ILogger logger, List<Socket> listeners)
@@ -51,6 +53,8 @@ public sealed class NtsKeServer : IAsyncDisposable
         _metrics = metrics;
         _logger = logger;
         _listeners = listeners;
+        _acceptFailures = new LogSummary(logger, LogLevel.Warning, "NTS-KE accept failures");
+        _sessionFailures = new LogSummary(logger, LogLevel.Error, "NTS-KE session failures");
         // More clients remembered than connections can be open, so one with none open can always be forgotten.
         _limiter = new ClientConnectionLimiter(config.ClientConnections, config.ClientInterval, config.ClientConcurrent,
             Math.Max(ClientConnectionLimiter.DefaultCapacity, 2 * config.MaxConnections));
@@ -144,7 +148,11 @@ public sealed class NtsKeServer : IAsyncDisposable
             }
             catch (SocketException e)
             {
-                _logger.LogWarning("NTS-KE accept failed: {Error}", e.Message);
+                // EMFILE and the like fail every accept at once: a line per attempt would flood the log.
+                if (_acceptFailures.Occurred(e.Message))
+                {
+                    _logger.LogWarning("NTS-KE accept failed: {Error}", e.Message);
+                }
                 continue;
             }
             long acceptedAt = Stopwatch.GetTimestamp();
@@ -238,7 +246,10 @@ public sealed class NtsKeServer : IAsyncDisposable
             }
             catch (Exception e)
             {
-                _logger.LogError(e, "NTS-KE session with {Peer} failed", peer);
+                if (_sessionFailures.Occurred($"{peer}: {e.Message}"))
+                {
+                    _logger.LogError(e, "NTS-KE session with {Peer} failed", peer);
+                }
                 _metrics.CountHandshake(NtsKeServerReason.Internal);
             }
         }
@@ -358,5 +369,7 @@ public sealed class NtsKeServer : IAsyncDisposable
         }
         await Task.WhenAll(_loops);
         _stopping.Dispose();
+        _acceptFailures.Dispose();
+        _sessionFailures.Dispose();
     }
 }
