@@ -102,9 +102,11 @@ public class SystemdTests
         Assert.True(pings.Count >= 6, notify.Describe());
         Assert.InRange((pings[0] - ready.At).TotalSeconds, 0, 0.3);
         double[] gaps = [.. pings.Zip(pings.Skip(1), (a, b) => (b - a).TotalSeconds)];
-        // The median, not every gap: a stall of this shared host delays one ping now and then.
-        Assert.InRange(gaps.Order().ElementAt(gaps.Length / 2), 0.45, 0.6);
-        Assert.All(gaps, g => Assert.InRange(g, 0.45, 1.5));
+        // The median, not every gap: a stall of this shared host delays one ping now and then (and
+        // the next one keeps the cadence, so that gap is short); no ping is ever doubled.
+        string said = $"gaps {string.Join(", ", gaps.Select(g => g.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)))}";
+        Assert.True(gaps.Order().ElementAt(gaps.Length / 2) is >= 0.45 and <= 0.6, said);
+        Assert.True(gaps.All(g => g is >= 0.2 and <= 2.0), said);
         // Nothing changed in 3 s: the status went once, with READY=1.
         Assert.Single(messages, m => m.Status is not null && !m.Has("STOPPING=1"));
         // STOPPING=1 when shutdown began, and no ping after it.

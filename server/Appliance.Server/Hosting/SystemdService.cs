@@ -58,18 +58,6 @@ public sealed class SystemdService : IHostedService, IDisposable
         _logger = logger;
     }
 
-    /// <summary>The latest STATUS= text sent (null before READY or without NOTIFY_SOCKET).</summary>
-    public string? Status
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _sentStatus;
-            }
-        }
-    }
-
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (_notifier.IsEnabled)
