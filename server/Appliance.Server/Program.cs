@@ -70,6 +70,9 @@ public static class Program
         return ExitConfigError;
     }
 
+    /// <summary>Under systemd, a start-up failure is filed at error priority (sd-daemon(3) "&lt;3&gt;"), not as info.</summary>
+    private static string StartupError => SystemdEnvironment.FromProcess().LogsToJournal ? "<3>" : "";
+
     private static async Task<int> ServeAsync(FileInfo? file, CancellationToken token)
     {
         ConfigResult result = file is null ? ConfigLoader.LoadEmbeddedDefault() : ConfigLoader.LoadFile(file.FullName);
@@ -78,7 +81,7 @@ public static class Program
         {
             foreach (ConfigError error in result.Errors)
             {
-                Console.Error.WriteLine(error.Format(source));
+                Console.Error.WriteLine(StartupError + error.Format(source));
             }
             return ExitConfigError;
         }
@@ -89,7 +92,7 @@ public static class Program
         }
         catch (StartupFailedException e)
         {
-            Console.Error.WriteLine($"appliance: {e.Message}");
+            Console.Error.WriteLine($"{StartupError}appliance: {e.Message}");
             return ExitConfigError;
         }
         await using (server)
