@@ -52,6 +52,89 @@ public partial class KeyRingStoreTests
     }
 
     [Fact]
+    public void ForceRotate_AFreshCurrentKey_OldCookiesOpen_TheScheduleStays_AndARestartKeepsIt()
+    {
+        string file = TempFile();
+        var config = new NtsKeysConfig(file, TimeSpan.FromHours(1), 2, null);
+        var store = new KeyRingStore(config);
+        store.Update(s_t0, out CookieKeyRing before);
+        uint p = store.PeriodOf(s_t0);
+        byte[] next = before.Find(p + 1)!.Key;
+        byte[] cookie = SealWith(before);
+
+        CookieKeyRing forced = store.ForceRotate(s_t0.AddMinutes(10));
+
+        // The new current key takes the next id but not the next key's bytes: those were on disk too.
+        Assert.Equal(p + 1, forced.Current.Id);
+        Assert.NotEqual(next, forced.Current.Key);
+        Assert.NotNull(forced.Find(p + 2));
+        Assert.Equal(CookieFailure.None, Open(forced, cookie));
+        Assert.Equal(s_t0.AddHours(1), store.NextRotation(s_t0.AddMinutes(10)));
+        store.Save();
+
+        // The advance is persisted: a restart seals with the forced key, and the schedule moves on from it.
+        var restarted = new KeyRingStore(config);
+        restarted.Load();
+        Assert.False(restarted.Update(s_t0.AddMinutes(20), out CookieKeyRing after));
+        Assert.Equal(forced.Current.Key, after.Current.Key);
+        restarted.Update(s_t0.AddHours(1), out CookieKeyRing rotated);
+        Assert.Equal(p + 2, rotated.Current.Id);
+        Assert.Equal(CookieFailure.None, Open(rotated, cookie)); // keep = 2: p is two before p + 2
+        restarted.Update(s_t0.AddHours(2), out CookieKeyRing later);
+        Assert.Equal(CookieFailure.UnknownKey, Open(later, cookie));
+    }
+
+    [Fact]
+    public void ForceRotate_InFleetMode_Throws()
+    {
+        string secret = Path.Combine(Directory.CreateTempSubdirectory("fleet").FullName, "fleet.key");
+        WriteSecret(secret, new byte[32]);
+        var store = new KeyRingStore(new NtsKeysConfig("unused", TimeSpan.FromHours(1), 2, secret));
+        Assert.Throws<InvalidOperationException>(() => store.ForceRotate(s_t0));
+    }
+
+    [Fact]
+    public void Reconfigure_ANewRotation_KeepsTheCurrentKeyUntilTheNewPeriodEnds_IdsOnlyGrow()
+    {
+        var store = new KeyRingStore(new NtsKeysConfig(TempFile(), TimeSpan.FromHours(24), 7, null));
+        DateTimeOffset now = s_t0.AddHours(5);
+        store.Update(now, out CookieKeyRing daily);
+        byte[] cookie = SealWith(daily);
+
+        CookieKeyRing hourly = store.Reconfigure(new NtsKeysConfig("ignored", TimeSpan.FromHours(1), 3, "ignored"), now);
+
+        Assert.Same(daily.Current, hourly.Current);
+        Assert.Equal(TimeSpan.FromHours(1), store.Config.Rotation);
+        Assert.Equal(3, store.Config.Keep);
+        Assert.NotEqual("ignored", store.Config.Storage);
+        Assert.Equal(s_t0.AddHours(6), store.NextRotation(now));
+        store.Update(s_t0.AddHours(6), out CookieKeyRing turned);
+        Assert.Equal(daily.Current.Id + 1, turned.Current.Id);
+        Assert.Equal(CookieFailure.None, Open(turned, cookie));
+        // keep = 3 keys before the current one, hourly from now on: the daily key's id is 3 before the current at 8 h.
+        store.Update(s_t0.AddHours(8), out CookieKeyRing kept);
+        Assert.Equal(CookieFailure.None, Open(kept, cookie));
+        store.Update(s_t0.AddHours(9), out CookieKeyRing gone);
+        Assert.Equal(CookieFailure.UnknownKey, Open(gone, cookie));
+    }
+
+    [Fact]
+    public void Load_AFileWrittenBeforeForcedRotations_HasNoAdvance_AndLoads()
+    {
+        string file = TempFile();
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        uint p = (uint)(s_t0.ToUnixTimeSeconds() / 3600);
+        string key = Convert.ToBase64String(new byte[CookieKey.KeyLength]);
+        File.WriteAllText(file, $$$"""{"Version":1,"RotationSeconds":3600,"Keys":[{"Id":{{{p}}},"Key":"{{{key}}}"}]}""");
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var store = new KeyRingStore(new NtsKeysConfig(file, TimeSpan.FromHours(1), 2, null));
+        store.Load();
+        store.Update(s_t0, out CookieKeyRing ring);
+        Assert.Equal(p, ring.Current.Id);
+        Assert.Equal(new byte[CookieKey.KeyLength], ring.Current.Key);
+    }
+
+    [Fact]
     public void Persistence_RestartKeepsEveryKey_FileIs0600()
     {
         string file = TempFile();

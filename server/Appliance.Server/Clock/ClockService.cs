@@ -265,7 +265,7 @@ public sealed class ClockService : BackgroundService
     {
         lock (_lock)
         {
-            if (!_stoppingToken.CanBeCanceled || _running.ContainsKey(source))
+            if (!_stoppingToken.CanBeCanceled || _stoppingToken.IsCancellationRequested || _running.ContainsKey(source))
             {
                 return;
             }

@@ -200,6 +200,14 @@ public sealed partial class ApplianceServer
             PrivateKey = old.PrivateKey,
             Keys = old.Keys with { Rotation = next.Keys.Rotation, Keep = next.Keys.Keep },
         };
+        if (live.Contains(K.NtsKeNtpServer) && changed.Contains(K.NtpListen))
+        {
+            // Without ntp-server the Port record follows ntp.listen, which moves only at a restart:
+            // until then, tell clients where NTP is served now.
+            live.Remove(K.NtsKeNtpServer);
+            restart.Add($"{K.NtsKeNtpServer.Path} (it follows ntp.listen)");
+            merged = merged with { NtpServer = old.NtpServer, NtpPort = old.NtpPort };
+        }
         if (!NtsKe.UpdateLimits(merged))
         {
             live.Remove(K.NtsKeMaxConnections);
