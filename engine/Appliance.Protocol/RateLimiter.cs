@@ -48,6 +48,9 @@ public enum RateDecision : byte
 /// </summary>
 public sealed class RateLimiter
 {
+    /// <summary>What one tracked client costs: the size of an entry (docs: ntp.rate-limit.clients; a test pins it).</summary>
+    public const int BytesPerClient = 48;
+
     private const int Ways = 4;
     private const int TokenUnit = 1 << 16;
 
@@ -295,7 +298,7 @@ public sealed class RateLimiter
         return (uint)((_random * 0x2545F4914F6CDD1DUL) >> 32);
     }
 
-    /// <summary>48 bytes: the figure <c>ntp.rate-limit.clients</c> documents.</summary>
+    /// <summary><see cref="BytesPerClient"/> bytes: the figure <c>ntp.rate-limit.clients</c> documents.</summary>
     private struct Entry
     {
         public ulong Key;

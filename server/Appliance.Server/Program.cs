@@ -35,6 +35,7 @@ public static class Program
         var validate = new Command("validate", "Check a configuration file; print every error with its line, column and fix.") { fileArgument, noFilesOption };
         validate.SetAction(parse => Validate(parse.GetValue(fileArgument)!, parse.GetValue(noFilesOption)));
         root.Subcommands.Add(validate);
+        root.Subcommands.Add(Migration.MigrateCommand.Build());
 
         foreach (Command verb in ControlCommands.Build())
         {

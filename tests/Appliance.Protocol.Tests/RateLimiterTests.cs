@@ -275,4 +275,11 @@ public class RateLimiterTests
         await stop.CancelAsync();
         await writer;
     }
+
+    [Fact]
+    public void BytesPerClient_IsTheSizeOfAnEntry()
+    {
+        Type entry = typeof(RateLimiter).GetNestedType("Entry", System.Reflection.BindingFlags.NonPublic)!;
+        Assert.Equal(RateLimiter.BytesPerClient, System.Runtime.InteropServices.Marshal.SizeOf(entry));
+    }
 }

@@ -561,7 +561,7 @@ public static class ConfigKeys
         Example = "/usr/share/zoneinfo/leap-seconds.list",
         IfMissing = "point it at the IERS/NIST list, e.g. /usr/share/zoneinfo/leap-seconds.list (Debian package tzdata)",
         Reload = Reload.Restart,
-        Chrony = "leapseclist",
+        Chrony = "leapseclist, leapsectz",
     };
 
     public static ConfigKey ClockHoldover { get; } = new()
@@ -626,7 +626,7 @@ public static class ConfigKeys
         Doc = "Where time comes from: a list, each entry naming its kind. A reload starts added entries and stops removed ones; unchanged ones keep their state.",
         Example = "[{ ntp: { address: \"ntp.example.net\" } }]",
         Reload = Reload.Live,
-        Chrony = "server, pool, refclock",
+        Chrony = "server, pool, peer, refclock",
     };
 
     public static ConfigKey NtpSource { get; } = new()
@@ -637,7 +637,7 @@ public static class ConfigKeys
         Doc = "An upstream NTP server (RFC 5905), or with `nts: true` an NTS server (RFC 8915).",
         Example = "{ address: \"ntp.example.net\", iburst: true }",
         Reload = Reload.Live,
-        Chrony = "server",
+        Chrony = "server, pool, peer",
     };
 
     public static ConfigKey NtpSourceAddress { get; } = new()
@@ -650,7 +650,7 @@ public static class ConfigKeys
         Doc = "`host`, `host:port` or `[IPv6]:port`; a name is resolved when the source starts.",
         Example = "\"ntp.example.net\"",
         Reload = Reload.Live,
-        Chrony = "server",
+        Chrony = "server, pool, peer, server port, server ntsport",
     };
 
     public static ConfigKey NtpSourceNts { get; } = new()
@@ -735,7 +735,7 @@ public static class ConfigKeys
         Doc = "A gpsd: GPS time and PPS edges over its JSON protocol.",
         Example = "{ address: \"127.0.0.1:2947\", pps: true }",
         Reload = Reload.Live,
-        Chrony = "refclock SOCK",
+        Chrony = "refclock SOCK, refclock SHM",
     };
 
     public static ConfigKey GpsdSourceAddress { get; } = new()
@@ -831,7 +831,7 @@ public static class ConfigKeys
         Doc = "Which edge of the pulse is on time for your receiver.",
         Example = "clear",
         Reload = Reload.Live,
-        Chrony = "refclock clear",
+        Chrony = "refclock PPS DEVICE:clear",
     };
 
     public static ConfigKey PpsSourceLock { get; } = new()
@@ -891,7 +891,7 @@ public static class ConfigKeys
         Doc = "log2 seconds between readings (0 = 1 s).",
         Example = "-1",
         Reload = Reload.Live,
-        Chrony = "refclock poll",
+        Chrony = "refclock dpoll",
     };
 
     public static ConfigKey PhcSourceUtcOffset { get; } = new()
@@ -990,7 +990,7 @@ public static class ConfigKeys
         Doc = "The control socket the `appliance status|sources|clients|serverstats|keys|reload|rotate-keys` verbs talk to.",
         Example = "{ socket: /run/appliance/control.sock }",
         Reload = Reload.Restart,
-        Chrony = "cmdport, bindcmdaddress",
+        Chrony = null,
     };
 
     public static ConfigKey ControlSocket { get; } = new()
@@ -1003,7 +1003,7 @@ public static class ConfigKeys
         Doc = "Unix socket of the control verbs (mode 0660: the service's user and group may read; only the user or root may reload or rotate keys), or `off`.",
         Example = "/run/appliance/control.sock",
         Reload = Reload.Restart,
-        Chrony = "bindcmdaddress",
+        Chrony = null,
     };
 
     // ---- log ----
