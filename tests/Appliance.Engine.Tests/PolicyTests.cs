@@ -13,23 +13,8 @@ public class PolicyTests
     private static AccessList Rules(params (string Prefix, bool Allow)[] rules) =>
         new(rules.Select(r => AccessRule.TryParse(r.Prefix, r.Allow, out AccessRule rule) ? rule : throw new ArgumentException(r.Prefix)));
 
-    private static async Task<byte[]?> AskFrom(string source, IPEndPoint server, ulong nonce, int timeoutMs = 300)
-    {
-        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        client.Bind(new IPEndPoint(IPAddress.Parse(source), 0));
-        await client.SendToAsync(NtpQuery.ClientRequest(nonce), server);
-        var buffer = new byte[256];
-        using var cts = new CancellationTokenSource(timeoutMs);
-        try
-        {
-            int n = await client.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
-            return buffer[..n];
-        }
-        catch (OperationCanceledException)
-        {
-            return null;
-        }
-    }
+    private static Task<byte[]?> AskFrom(string source, IPEndPoint server, ulong nonce, int timeoutMs = 300) =>
+        NtpQuery.ExchangeFromAsync(IPAddress.Parse(source), server, NtpQuery.ClientRequest(nonce), TimeSpan.FromMilliseconds(timeoutMs));
 
     /// <summary>Every datagram that reaches <paramref name="client"/> until none has for half a second.</summary>
     private static List<byte[]> Drain(Socket client)

@@ -102,7 +102,7 @@ public class MigrationMapperTests
         { "allow|ratelimit leak 0", "ntp.rate-limit.leak", "1", O.MappedWithDifference },
         { "allow|ratelimit burst 1000000", "ntp.rate-limit.burst", "1000", O.MappedWithDifference },
         { "allow|ratelimit interval x", "ntp.rate-limit.interval", "8s", O.NotMapped },
-        { "allow|clientloglimit 1048576", "ntp.rate-limit.clients", "43690", O.MappedWithDifference },
+        { "allow|clientloglimit 1048576", "ntp.rate-limit.clients", "21845", O.MappedWithDifference }, // 1048576 bytes / RateLimiter.BytesPerClient (48)
         { "allow|clientloglimit 100", "ntp.rate-limit.clients", "1024", O.MappedWithDifference },
         { "allow|noclientlog", "ntp.rate-limit", "(absent)", O.NoCounterpart },
 

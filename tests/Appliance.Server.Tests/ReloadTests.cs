@@ -68,23 +68,8 @@ public class ReloadTests
         {extra}
         """;
 
-    private static async Task<byte[]?> AskFrom(string source, IPEndPoint server, ulong nonce, int timeoutMs = 400)
-    {
-        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        client.Bind(new IPEndPoint(IPAddress.Parse(source), 0));
-        await client.SendToAsync(NtpQuery.ClientRequest(nonce), server);
-        var buffer = new byte[256];
-        using var cts = new CancellationTokenSource(timeoutMs);
-        try
-        {
-            int n = await client.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
-            return buffer[..n];
-        }
-        catch (OperationCanceledException)
-        {
-            return null;
-        }
-    }
+    private static Task<byte[]?> AskFrom(string source, IPEndPoint server, ulong nonce, int timeoutMs = 400) =>
+        NtpQuery.ExchangeFromAsync(IPAddress.Parse(source), server, NtpQuery.ClientRequest(nonce), TimeSpan.FromMilliseconds(timeoutMs));
 
     [Fact]
     public async Task Access_AClientDeniedByAReload_GetsNoAnswer_ThenAKissOfDeathDeny()

@@ -17,10 +17,14 @@ public static class NtpQuery
         return packet;
     }
 
-    public static async Task<byte[]?> ExchangeAsync(IPEndPoint server, byte[] request, TimeSpan timeout)
+    public static Task<byte[]?> ExchangeAsync(IPEndPoint server, byte[] request, TimeSpan timeout) =>
+        ExchangeFromAsync(server.AddressFamily == AddressFamily.InterNetwork ? IPAddress.Loopback : IPAddress.IPv6Loopback, server, request, timeout);
+
+    /// <summary>One exchange sent from <paramref name="source"/> (e.g. 127.0.0.7, to be another client of the loopback server).</summary>
+    public static async Task<byte[]?> ExchangeFromAsync(IPAddress source, IPEndPoint server, byte[] request, TimeSpan timeout)
     {
         using var socket = new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
-        socket.Bind(new IPEndPoint(server.AddressFamily == AddressFamily.InterNetwork ? IPAddress.Loopback : IPAddress.IPv6Loopback, 0));
+        socket.Bind(new IPEndPoint(source, 0));
         await socket.SendToAsync(request, server);
         var buffer = new byte[2048];
         using var cts = new CancellationTokenSource(timeout);

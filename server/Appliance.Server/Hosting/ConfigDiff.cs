@@ -49,6 +49,7 @@ public static class ConfigDiff
         [K.Clock.Path] = "its keys",
         [K.Metrics.Path] = "its keys",
         [K.Log.Path] = "its keys",
+        [K.Control.Path] = "its keys",
     };
 
     /// <summary>The text a value is compared as (and the probes of the tests write the same way).</summary>
@@ -130,6 +131,7 @@ public static class ConfigDiff
         // Every source entry, as a whole: the clock service pairs the entries of the two lists.
         [K.Sources.Path] = c => Text(c.Sources),
         [K.MetricsListen.Path] = c => Text(c.Metrics.Listen),
+        [K.ControlSocket.Path] = c => Text(c.Control.Socket ?? "off"),
         [K.LogLevel.Path] = c => Text(c.Log.Level),
     };
 
