@@ -102,11 +102,14 @@ public class SystemdTests
         Assert.True(pings.Count >= 6, notify.Describe());
         Assert.InRange((pings[0] - ready.At).TotalSeconds, 0, 0.3);
         double[] gaps = [.. pings.Zip(pings.Skip(1), (a, b) => (b - a).TotalSeconds)];
-        // The median, not every gap: a stall of this shared host delays one ping now and then (and
-        // the next one keeps the cadence, so that gap is short); no ping is ever doubled.
+        // The median, not every gap: a stall of this shared host delays one ping now and then, and the
+        // timer's next tick then comes at once to keep the cadence (CI saw 0.985 s then 0.012 s), which
+        // systemd does not mind. What must hold: the cadence, no gap near WatchdogSec, and no more pings
+        // than the cadence allows.
         string said = $"gaps {string.Join(", ", gaps.Select(g => g.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)))}";
         Assert.True(gaps.Order().ElementAt(gaps.Length / 2) is >= 0.45 and <= 0.6, said);
-        Assert.True(gaps.All(g => g is >= 0.2 and <= 2.0), said);
+        Assert.True(gaps.All(g => g <= 2.0), said);
+        Assert.True(pings.Count <= ((pings[^1] - pings[0]).TotalSeconds / 0.5) + 2, said);
         // Nothing changed in 3 s: the status went once, with READY=1.
         Assert.Single(messages, m => m.Status is not null && !m.Has("STOPPING=1"));
         // STOPPING=1 when shutdown began, and no ping after it.
