@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Appliance.Server.Configuration;
 using Appliance.Server.Ntp;
+using Appliance.Sources;
 using Microsoft.Extensions.Logging;
 
 namespace Appliance.Server.Control;
@@ -41,6 +42,7 @@ public sealed class ControlServer : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
     private readonly uint _ownerUid;
+    private readonly LogSummary _acceptFailures;
     private ControlVerbs? _verbs;
     private Task _accepting = Task.CompletedTask;
     private Task _sampling = Task.CompletedTask;
@@ -52,6 +54,7 @@ public sealed class ControlServer : IAsyncDisposable
         Path = path;
         _logger = logger;
         _ownerUid = EffectiveUid();
+        _acceptFailures = new LogSummary(logger, LogLevel.Warning, "control socket accept failures");
     }
 
     public string Path { get; }
@@ -189,8 +192,19 @@ public sealed class ControlServer : IAsyncDisposable
             }
             catch (SocketException e)
             {
-                _logger.LogWarning("control socket: accept failed: {Error}", e.Message);
-                await Task.Delay(TimeSpan.FromMilliseconds(100), stop).ConfigureAwait(false);
+                // EMFILE and the like fail every accept at once: the first is logged, then a count a minute.
+                if (_acceptFailures.Occurred(e.Message))
+                {
+                    _logger.LogWarning("control socket: accept failed: {Error}", e.Message);
+                }
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(100), stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
                 continue;
             }
             if (Interlocked.Increment(ref _open) > MaxConnections)
@@ -283,7 +297,15 @@ public sealed class ControlServer : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            return ErrorAnswer($"'{request.Verb}' did not finish within {AnswerTimeout.TotalSeconds:0} s");
+            return ErrorAnswer(stop.IsCancellationRequested ? "the appliance is shutting down"
+                : $"'{request.Verb}' did not finish within {AnswerTimeout.TotalSeconds:0} s");
+        }
+#pragma warning disable CA1031 // a verb's failure of any kind is answered and logged, never left to end the connection silently
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            _logger.LogError(e, "control: {Verb} failed", request.Verb);
+            return ErrorAnswer($"'{request.Verb}' failed inside the appliance: {e.Message} (the log has the details)");
         }
     }
 
@@ -375,6 +397,7 @@ public sealed class ControlServer : IAsyncDisposable
         await _accepting.ConfigureAwait(false);
         await _sampling.ConfigureAwait(false);
         _stop.Dispose();
+        _acceptFailures.Dispose();
         // Removed only when nobody answers on it any more: a successor may already have bound the path.
         if (File.Exists(Path) && !Answers(Path))
         {
