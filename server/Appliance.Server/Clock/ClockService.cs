@@ -21,6 +21,9 @@ public sealed record ClockSnapshot(ClockCoreStatus Status, double Offset, double
     double Correction, IReadOnlyList<SourceSnapshot> Sources)
 {
     public static ClockSnapshot Empty { get; } = new(ClockCoreStatus.Unsynchronised, 0, 0, 0, 0, 0, []);
+
+    /// <summary>The name of the source the clock follows, or null.</summary>
+    public string? SystemPeer => Sources.FirstOrDefault(s => s.Selection == PeerStatus.SystemPeer)?.Name;
 }
 
 /// <summary>

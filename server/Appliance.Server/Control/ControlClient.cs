@@ -7,7 +7,8 @@ namespace Appliance.Server.Control;
 public sealed class ControlUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>One answer from the daemon: whether it succeeded, and the report (or the error) as JSON text.</summary>
-public sealed record ControlAnswer(bool Ok, string Data);
+/// <param name="Error">When the daemon refused the request or it failed before the verb ran: why (the <see cref="ControlError"/>); null for a report.</param>
+public sealed record ControlAnswer(bool Ok, string Data, string? Error);
 
 /// <summary>The CLI's side of the control socket: connect, send one request line, read the answer to the end.</summary>
 public static class ControlClient
@@ -56,7 +57,10 @@ public static class ControlClient
         {
             using JsonDocument document = JsonDocument.Parse(answer);
             JsonElement root = document.RootElement;
-            return new ControlAnswer(root.GetProperty("ok").GetBoolean(), Indented(root.GetProperty("data")));
+            JsonElement data = root.GetProperty("data");
+            bool ok = root.GetProperty("ok").GetBoolean();
+            string? error = !ok && data.TryGetProperty("error", out JsonElement why) ? why.GetString() : null;
+            return new ControlAnswer(ok, Indented(data), error);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
         {

@@ -84,15 +84,13 @@ public static class ControlCommands
             await error.WriteLineAsync($"appliance {verb}: {e.Message}");
             return ExitUnavailable;
         }
-        if (!answer.Ok && !answer.Data.Contains("\"lines\"", StringComparison.Ordinal))
+        if (answer.Error is { } refused)
         {
-            // A refusal or a malformed request: {"error": "..."}.
-            ControlError? refused = JsonSerializer.Deserialize(answer.Data, ControlJson.Default.ControlError);
             if (json)
             {
                 await output.WriteLineAsync(answer.Data);
             }
-            await error.WriteLineAsync($"appliance {verb}: {refused?.Error}");
+            await error.WriteLineAsync($"appliance {verb}: {refused}");
             return ExitFailed;
         }
         if (json)

@@ -9,6 +9,7 @@ using Appliance.Protocol;
 using Appliance.Protocol.Nts;
 using Appliance.Server.Clock;
 using Appliance.Server.Configuration;
+using Appliance.Server.Hosting;
 using Appliance.Server.Metrics;
 using Appliance.Server.Nts;
 using Appliance.Timestamping;
@@ -55,7 +56,7 @@ public sealed class ControlVerbs(ControlContext context)
     /// <summary>Records the request counter (once a second) for <see cref="StatusReport.RequestsPerSecond"/>.</summary>
     public void Sample()
     {
-        long received = ServerStatistics.Collect(context.Engine).Received;
+        long received = ServerStatistics.TotalReceived(context.Engine);
         lock (_sampleLock)
         {
             _samples.Enqueue((SystemClock.MonotonicNanoseconds(), received));
@@ -103,15 +104,15 @@ public sealed class ControlVerbs(ControlContext context)
         ServerState state = context.State.Current;
         long now = SystemClock.RealtimeNanoseconds();
         bool synchronised = state.IsSynchronised;
-        long received = ServerStatistics.Collect(context.Engine).Received;
+        long received = ServerStatistics.TotalReceived(context.Engine);
         return new StatusReport(
             Version: Program.Version,
             ClockMode: context.Clock.Mode == ClockMode.Software ? "software" : "kernel",
             ClockStatus: ClockMetrics.Name(clock.Status),
             Synchronised: synchronised,
             Stratum: synchronised ? state.Stratum : ServerState.UnsynchronisedStratum,
-            ReferenceId: synchronised ? ReferenceIdText(state.ReferenceId, state.Stratum) : "",
-            SystemPeer: clock.Sources.FirstOrDefault(s => s.Selection == PeerStatus.SystemPeer)?.Name,
+            ReferenceId: synchronised ? StatusLine.ReferenceIdText(state.ReferenceId, state.Stratum) : "",
+            SystemPeer: clock.SystemPeer,
             OffsetSeconds: clock.Offset,
             OffsetUncertaintySeconds: clock.OffsetStdDev,
             FrequencyPpm: clock.Frequency * 1e6,
@@ -137,27 +138,6 @@ public sealed class ControlVerbs(ControlContext context)
             (long lastAt, long last) = _samples.Last();
             return lastAt > firstAt ? (last - first) / ((lastAt - firstAt) / 1e9) : 0;
         }
-    }
-
-    /// <summary>A reference id as chrony shows it: letters at stratum 0–1 (RFC 5905 §7.3), an IPv4 address above.</summary>
-    internal static string ReferenceIdText(uint id, int stratum)
-    {
-        Span<byte> bytes = stackalloc byte[4];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(bytes, id);
-        if (stratum <= 1)
-        {
-            var text = new StringBuilder(4);
-            foreach (byte b in bytes)
-            {
-                if (b is >= 0x20 and < 0x7F)
-                {
-                    text.Append((char)b);
-                }
-            }
-            return text.ToString();
-        }
-        // Above stratum 1 it is the upstream's IPv4 address, or the first four octets of the MD5 of its IPv6 address.
-        return new IPAddress(bytes).ToString();
     }
 
     public SourcesReport Sources() => new(context.Clock.Snapshot.Sources.Select(s => new SourceReport(

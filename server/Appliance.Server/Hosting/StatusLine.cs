@@ -23,7 +23,7 @@ public static class StatusLine
         switch (clock.Status)
         {
             case ClockCoreStatus.Synchronised:
-                string reference = clock.Sources.FirstOrDefault(s => s.Selection == PeerStatus.SystemPeer)?.Name ?? ReferenceIdText(state);
+                string reference = clock.SystemPeer ?? ReferenceIdText(state.ReferenceId, state.Stratum);
                 text.Append(CultureInfo.InvariantCulture, $"stratum {state.Stratum}, synchronised to {reference}");
                 if (offset)
                 {
@@ -63,14 +63,24 @@ public static class StatusLine
         };
     }
 
-    /// <summary>RFC 5905 §7.3: four ASCII characters at stratum 1, else an IPv4 address (or an IPv6 address's hash).</summary>
-    private static string ReferenceIdText(ServerState state)
+    /// <summary>
+    /// A reference id as chrony shows it (RFC 5905 §7.3): its printable letters at stratum 0–1 (GPS,
+    /// PPS), else an IPv4 address (the upstream's, or the first four octets of the MD5 of its IPv6 address).
+    /// </summary>
+    public static string ReferenceIdText(uint id, int stratum)
     {
-        uint id = state.ReferenceId;
         Span<byte> octets = [(byte)(id >> 24), (byte)(id >> 16), (byte)(id >> 8), (byte)id];
-        if (state.Stratum == 1)
+        if (stratum <= 1)
         {
-            return Encoding.ASCII.GetString(octets).TrimEnd('\0');
+            var letters = new StringBuilder(4);
+            foreach (byte b in octets)
+            {
+                if (b is >= 0x20 and < 0x7F)
+                {
+                    letters.Append((char)b);
+                }
+            }
+            return letters.ToString();
         }
         return string.Create(CultureInfo.InvariantCulture, $"{octets[0]}.{octets[1]}.{octets[2]}.{octets[3]}");
     }

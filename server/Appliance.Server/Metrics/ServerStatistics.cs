@@ -47,6 +47,9 @@ public sealed class ServerStatistics
 
     public static ServerStatistics Collect(NtpEngine engine) => new(engine.Workers);
 
+    /// <summary>Datagrams received by all workers: the one figure the control socket samples every second, without a whole <see cref="Collect"/>.</summary>
+    public static long TotalReceived(NtpEngine engine) => engine.Workers.Sum(w => w.Counters.Received);
+
     /// <summary>Datagrams received by each worker, by worker index.</summary>
     public long[] PerWorker { get; }
 

@@ -348,7 +348,7 @@ public sealed partial class ChronyMapper
                     // pool.ntp.org's zones 0-3.ZONE are disjoint quarters of one zone: one name per source.
                     int written = zone.Groups[1].Value[0] - '0';
                     int sources = Math.Min(count, 4);
-                    entries = Enumerable.Range(0, sources).Select(i => (written + i) % 4).Select(i => Copy(source, $"{i}{zone.Groups[2].Value}")).ToList();
+                    entries = Enumerable.Range(0, sources).Select(i => (written + i) % 4).Select(i => source with { Host = $"{i}{zone.Groups[2].Value}" }).ToList();
                     parts.Add(MigrationOutcome.MappedWithDifference, $"chronyd took up to {count} servers from the pool; the appliance resolves a name to one address, so this is {sources} source(s): {string.Join(", ", entries.Select(e => e.Host))}");
                 }
                 else
@@ -371,17 +371,6 @@ public sealed partial class ChronyMapper
         string what = $"sources[].ntp {string.Join(", ", entries.Select(e => MigratedConfig.HostPort(e.Host, e.Port)))}{(source.Nts ? " with nts" : "")}";
         Note(line, parts.Worst(MigrationOutcome.Mapped), parts.Join(what));
     }
-
-    private static MigratedNtpSource Copy(MigratedNtpSource source, string host) => new()
-    {
-        Host = host,
-        Port = source.Port,
-        Nts = source.Nts,
-        Trust = source.Trust,
-        Iburst = source.Iburst,
-        MinPoll = source.MinPoll,
-        MaxPoll = source.MaxPoll,
-    };
 
     [GeneratedRegex(@"^([0-3])((?:\.[a-z0-9-]+)*\.pool\.ntp\.org)$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex PoolZone();

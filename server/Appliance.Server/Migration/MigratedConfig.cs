@@ -7,7 +7,7 @@ using K = Appliance.Server.Configuration.ConfigKeys;
 namespace Appliance.Server.Migration;
 
 /// <summary>An upstream NTP or NTS server (sources[].ntp).</summary>
-public sealed class MigratedNtpSource
+public sealed record MigratedNtpSource
 {
     public required string Host { get; init; }
 
