@@ -109,7 +109,9 @@ public class GpsdTests
             }
         });
 
-        await Eventually.TrueAsync(() => server.State.Current.Stratum == 1 && source.Counters.Answers >= 3, TimeSpan.FromSeconds(30), Describe);
+        // The served state is published a moment before the snapshot /metrics reads: wait for both.
+        await Eventually.TrueAsync(() => server.State.Current.Stratum == 1 && source.Counters.Answers >= 3
+            && server.Clock.Snapshot.SystemPeer == source.Name, TimeSpan.FromSeconds(30), Describe);
 
         Assert.Equal(ReferenceIds.Gps, server.State.Current.ReferenceId);
         double correction = server.State.Current.Transform.OffsetNanoseconds / 1e9;

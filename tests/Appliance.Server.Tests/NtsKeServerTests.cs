@@ -365,6 +365,14 @@ public class NtsKeServerTests(ITestOutputHelper output)
                 }
             }));
             int held = admitted.Sum();
+            // On a loaded host the first let in may reach their deadline before the last has connected,
+            // and each slot that frees lets one more in: those closes, counted once every connection is
+            // let in or closed, widen the bound on how many were let in over the whole attack.
+            MetricsScrape afterHandshakes = await Scrape(server);
+            double freedEarly = afterHandshakes.Samples
+                .Where(s => s.Key.StartsWith("appliance_ntske_handshakes_total{result=\"closed\"", StringComparison.Ordinal)
+                    && !s.Key.Contains("reason=\"client_concurrency\"", StringComparison.Ordinal))
+                .Sum(s => s.Value);
             trickle = Task.Run(async () =>
             {
                 for (int next = 1; next < slowRequest.Length; next++)
@@ -399,8 +407,8 @@ public class NtsKeServerTests(ITestOutputHelper output)
             Assert.True(ke.Succeeded, $"{ke.Reason} {ke.Error}");
             Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"the key exchange took {watch.Elapsed.TotalMilliseconds:F0} ms");
 
-            // Four addresses hold at most ten connections each (client-limit.concurrent); the rest were closed at accept.
-            Assert.InRange(held, addresses.Length, addresses.Length * 10);
+            // Four addresses hold at most ten connections each (client-limit.concurrent) at once; the rest were closed at accept.
+            Assert.InRange(held, addresses.Length, (addresses.Length * 10) + freedEarly);
             Assert.InRange(server.NtsKe!.ActiveConnections, 0, addresses.Length * 10);
             MetricsScrape scrape = await Scrape(server);
             Assert.Equal(Slow - held, scrape["appliance_ntske_handshakes_total{result=\"closed\",reason=\"client_concurrency\"}"]);

@@ -228,6 +228,17 @@ public sealed class ControlServer : IAsyncDisposable
 
     private async Task ServeAsync(Socket connection, CancellationToken stop)
     {
+        // The slot is given back once the answer is sent, before the end of the stream that tells the
+        // client so: a client that read its answer and connects again is served, not told "busy". The
+        // bounded drain after it is not counted, like a refused connection's.
+        int held = 1;
+        void Release()
+        {
+            if (Interlocked.Exchange(ref held, 0) == 1)
+            {
+                Interlocked.Decrement(ref _open);
+            }
+        }
         try
         {
             using (connection)
@@ -235,12 +246,12 @@ public sealed class ControlServer : IAsyncDisposable
                 byte[] answer = await AnswerAsync(connection, stop).ConfigureAwait(false);
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
                 timeout.CancelAfter(RequestTimeout);
-                await SendAsync(connection, answer, timeout.Token).ConfigureAwait(false);
+                await SendAsync(connection, answer, timeout.Token, Release).ConfigureAwait(false);
             }
         }
         finally
         {
-            Interlocked.Decrement(ref _open);
+            Release();
         }
     }
 
@@ -336,11 +347,12 @@ public sealed class ControlServer : IAsyncDisposable
     /// the request itself) is read and dropped first, bounded in bytes and by the caller's deadline:
     /// a Unix socket closed with unread data resets the peer, which would lose the answer.
     /// </summary>
-    private static async Task SendAsync(Socket connection, byte[] answer, CancellationToken cancellationToken)
+    private static async Task SendAsync(Socket connection, byte[] answer, CancellationToken cancellationToken, Action? sent = null)
     {
         try
         {
             await connection.SendAsync(answer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            sent?.Invoke();
             connection.Shutdown(SocketShutdown.Send);
             using var linger = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             linger.CancelAfter(s_linger);

@@ -244,27 +244,38 @@ public sealed partial class ApplianceServer : IAsyncDisposable
 
     private static (MetricServer, IPEndPoint) StartMetricServer(IPEndPoint listen, CollectorRegistry registry)
     {
-        int port = listen.Port;
-        if (port == 0)
+        // HttpListener cannot bind port 0: for port 0 pick a free port the kernel offers. The probe
+        // must close before HttpListener binds, so another socket (an outgoing connection's ephemeral
+        // port is drawn from the same range) may take the port in between: then ask for another.
+        const int attempts = 8;
+        for (int attempt = 1; ; attempt++)
         {
-            // HttpListener cannot bind port 0: pick a free port the kernel offers.
-            using var probe = new TcpListener(listen.Address, 0);
-            probe.Start();
-            port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            int port = listen.Port == 0 ? FreeTcpPort(listen.Address) : listen.Port;
+            string host = listen.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{listen.Address}]" : listen.Address.ToString();
+            var server = new MetricServer(host, port, "metrics/", registry);
+            try
+            {
+                server.Start();
+                return (server, new IPEndPoint(listen.Address, port));
+            }
+            catch (HttpListenerException e)
+            {
+                server.Dispose();
+                if (listen.Port == 0 && attempt < attempts)
+                {
+                    continue;
+                }
+                throw new BindFailedException("metrics on TCP", new IPEndPoint(listen.Address, port),
+                    $"{e.Message} (stop the other program, or change metrics.listen)", e);
+            }
         }
-        string host = listen.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{listen.Address}]" : listen.Address.ToString();
-        var server = new MetricServer(host, port, "metrics/", registry);
-        try
-        {
-            server.Start();
-        }
-        catch (HttpListenerException e)
-        {
-            server.Dispose();
-            throw new BindFailedException("metrics on TCP", new IPEndPoint(listen.Address, port),
-                $"{e.Message} (stop the other program, or change metrics.listen)", e);
-        }
-        return (server, new IPEndPoint(listen.Address, port));
+    }
+
+    private static int FreeTcpPort(IPAddress address)
+    {
+        using var probe = new TcpListener(address, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
     /// <summary>Waits until the host stops (SIGTERM, SIGINT), then releases everything.</summary>

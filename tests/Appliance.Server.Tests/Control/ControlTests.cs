@@ -337,18 +337,19 @@ public class ControlTests
                 answers.Add(RawAsync(socket, [], closeWrite: false));
             }
             await Task.Delay(500);
-            // ...so the next is told at once, and NTP is served all the while.
-            var started = System.Diagnostics.Stopwatch.StartNew();
+            // ...so the next is told "busy" (it does not wait for a slot: waiting, it would be served), and
+            // NTP is served all the while.
             Assert.StartsWith("busy", ErrorOf(await RawAsync(socket, "{\"verb\":\"status\"}\n"u8.ToArray())), StringComparison.Ordinal);
-            Assert.True(started.Elapsed < ControlServer.RequestTimeout, $"the busy answer took {started.Elapsed}");
             Assert.NotNull(await NtpQuery.ExchangeAsync(server.NtpEndPoints[0], NtpQuery.ClientRequest(1), TimeSpan.FromSeconds(2)));
 
-            // The silent ones are answered and closed when their time is up; then the socket serves again.
+            // The silent ones are answered and closed when their time is up; then the socket serves again at
+            // once (a slot is free before its client sees the end of its answer).
             foreach (Task<JsonElement> answer in answers)
             {
                 Assert.StartsWith("no complete request within 5 s", ErrorOf(await answer), StringComparison.Ordinal);
             }
-            Assert.True((await RawAsync(socket, "{\"verb\":\"status\"}\n"u8.ToArray())).GetProperty("ok").GetBoolean());
+            JsonElement again = await RawAsync(socket, "{\"verb\":\"status\"}\n"u8.ToArray());
+            Assert.True(again.GetProperty("ok").GetBoolean(), again.GetRawText());
         }
     }
 
