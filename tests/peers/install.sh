@@ -7,7 +7,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 peers_dir=${APPLIANCE_PEERS_DIR:-$here/../../.peers}
 mkdir -p "$peers_dir"
 
-packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 openssl python3 curl libcap2-bin gpsd linuxptp strace)
+# prometheus brings promtool (rules, metrics); chromium loads the status page headless.
+packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 openssl python3 curl libcap2-bin gpsd linuxptp strace prometheus chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,4 +26,4 @@ if [ ! -x "$peers_dir/ntpsec-root/usr/bin/ntpq" ]; then
   dpkg -x "$tmp"/ntpsec_*.deb "$peers_dir/ntpsec-root"
   rm -rf "$tmp"
 fi
-echo "peers: ready ($(chronyd -v | head -1 | cut -d' ' -f1-4); ntpdig; gpsd $(gpsd -V 2>&1 | cut -d' ' -f2); ptp4l; ntpq in $peers_dir/ntpsec-root)"
+echo "peers: ready ($(chronyd -v | head -1 | cut -d' ' -f1-4); ntpdig; gpsd $(gpsd -V 2>&1 | cut -d' ' -f2); ptp4l; prometheus $(prometheus --version 2>&1 | head -1 | cut -d' ' -f3); $(chromium --version 2>/dev/null | cut -d' ' -f1-2); ntpq in $peers_dir/ntpsec-root)"
