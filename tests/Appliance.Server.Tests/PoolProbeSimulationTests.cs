@@ -3,6 +3,7 @@ using System.Net;
 using Appliance.Protocol;
 using Appliance.Server.Configuration;
 using Appliance.Testing;
+using Xunit.Abstractions;
 
 namespace Appliance.Server.Tests;
 
@@ -15,7 +16,7 @@ namespace Appliance.Server.Tests;
 /// answered with time and pass the monitor's own checks, no one gets a KoD, and the floods are limited
 /// to exactly what the bucket arithmetic allows. docs/pool.md explains the numbers.
 /// </summary>
-public class PoolProbeSimulationTests
+public class PoolProbeSimulationTests(ITestOutputHelper output)
 {
     private const long Second = 1_000_000_000L;
     private const long Minute = 60 * Second;
@@ -193,7 +194,9 @@ public class PoolProbeSimulationTests
             double sigma = Math.Sqrt(expected * (1 - (1.0 / (1 << rate.Leak))));
             Assert.InRange(leaked, expected - (5 * sigma), expected + (5 * sigma));
             Assert.Equal(limited - leaked, Count(client, ResponseAction.Drop, ResponseReason.RateLimited));
+            output.WriteLine($"{clients[client].Name}: {sent} sent over {TimeSpan.FromTicks(sent * step / 100)}, {allowed} served (ideal {ideal:F1}), {leaked} leaked, {limited - leaked} dropped");
         }
+        output.WriteLine($"{configuration}: {checks} monitor checks, {monitorQueries} queries, all served; NAT address {natQueries} of {natQueries} served");
     }
 
     /// <summary>
