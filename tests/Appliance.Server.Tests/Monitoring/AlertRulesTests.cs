@@ -97,6 +97,18 @@ public partial class AlertRulesTests
     }
 
     [Fact]
+    public void Readme_ListsEveryAlert_WithItsSeverity()
+    {
+        string readme = File.ReadAllText(Repo.Path("appliance-image", "monitoring", "README.md"));
+        var listed = ReadmeRow().Matches(readme).ToDictionary(m => m.Groups["alert"].Value, m => m.Groups["severity"].Value, StringComparer.Ordinal);
+        var rules = AlertRule.Load(File.ReadAllText(s_rules)).ToDictionary(a => a.Name, a => a.Labels.GetValueOrDefault("severity", ""), StringComparer.Ordinal);
+        Assert.Equal(rules.OrderBy(p => p.Key, StringComparer.Ordinal), listed.OrderBy(p => p.Key, StringComparer.Ordinal));
+    }
+
+    [GeneratedRegex(@"^\| (?<alert>Appliance\w+) \| (?<severity>\w+) \|", RegexOptions.Multiline)]
+    private static partial Regex ReadmeRow();
+
+    [Fact]
     public void MetricNames_AreTheSelectedSeries_NotFunctionsLabelsKeywordsOrNumbers()
     {
         const string expression = """
