@@ -13,7 +13,9 @@ namespace Appliance.Server.Tests;
 /// <summary>An appliance with NTS on loopback: certificate, key storage and ephemeral ports of its own.</summary>
 internal sealed class NtsServerFixture
 {
-    public NtsServerFixture(string extraNtsKe = "", string extraNtp = "")
+    /// <param name="extraClock">More keys of the clock section, e.g. <c>", leap-seconds: PATH"</c>.</param>
+    /// <param name="extraYaml">More top-level sections, e.g. a <c>sources:</c> list.</param>
+    public NtsServerFixture(string extraNtsKe = "", string extraNtp = "", string extraClock = "", string extraYaml = "")
     {
         Certificate = TestCertificate.Create("ntp.test", "127.0.0.1");
         NtpPort = Ports.FreeUdpPort();
@@ -27,8 +29,9 @@ internal sealed class NtsServerFixture
               private-key: {Certificate.KeyPath}
               keys: {"{"} storage: {KeyFile} {"}"}
             {extraNtsKe}
-            clock: {"{"} mode: software, local: {"{"} stratum: 3 {"}"} {"}"}
+            clock: {"{"} mode: software, local: {"{"} stratum: 3 {"}"}{extraClock} {"}"}
             metrics: {"{"} listen: "127.0.0.1:0" {"}"}
+            {extraYaml}
             """;
     }
 
