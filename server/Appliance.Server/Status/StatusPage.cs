@@ -165,7 +165,7 @@ public static class StatusPage
     }
 
     private static void RateRow(StringBuilder html, string id, string label, double perSecond, long total) =>
-        Append(html, $"<tr data-outcome=\"{id}\"><th>{label}</th><td class=\"num\" data-field=\"rate\">{perSecond:0.0}</td><td class=\"num\" data-field=\"total\">{total}</td></tr>");
+        Append(html, $"<tr data-outcome=\"{id}\"><th>{label}</th><td class=\"num\" data-field=\"rate\">{perSecond:0.0}</td><td class=\"num\" id=\"requests-{id}\">{total}</td></tr>");
 
     private static void Counts(StringBuilder html, string id, string title, IReadOnlyDictionary<string, long> counts)
     {

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net;
 using System.Text;
 
 namespace Appliance.Server.Status;
@@ -74,8 +73,33 @@ public static class SvgPlot
         html.Append("</ul></figure>");
     }
 
-    /// <summary>HTML-escapes text for element content and double-quoted attributes (&amp; &lt; &gt; &quot; &#39;).</summary>
-    public static string Escape(string text) => WebUtility.HtmlEncode(text);
+    /// <summary>
+    /// HTML-escapes text for element content and quoted attributes: the five characters that can end
+    /// either (&amp; &lt; &gt; &quot; &#39;) and nothing else, so "µs" and "±" stay readable in the page's
+    /// source (it is UTF-8). WebUtility.HtmlEncode would also turn every Latin-1 letter into an entity.
+    /// </summary>
+    public static string Escape(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (text.AsSpan().IndexOfAny("&<>\"'") < 0)
+        {
+            return text;
+        }
+        var escaped = new StringBuilder(text.Length + 16);
+        foreach (char c in text)
+        {
+            _ = c switch
+            {
+                '&' => escaped.Append("&amp;"),
+                '<' => escaped.Append("&lt;"),
+                '>' => escaped.Append("&gt;"),
+                '"' => escaped.Append("&quot;"),
+                '\'' => escaped.Append("&#39;"),
+                _ => escaped.Append(c),
+            };
+        }
+        return escaped.ToString();
+    }
 
     private static (double Min, double Max, int Points) Range(IReadOnlyList<PlotSeries> series)
     {
