@@ -121,8 +121,9 @@ public static class StatusPage
         }
         SvgPlot.Write(html, "plot-offset", "System offset (band: ± uncertainty)", history.SecondsAgo,
             [new PlotSeries("offset", history.Offset, lower, upper)]);
-        SvgPlot.Write(html, "plot-jitter", "Jitter by source", history.SecondsAgo,
-            history.Jitter.Select(j => new PlotSeries(j.Name, j.Values)).ToList());
+        // Log scale: one source's jitter may be a thousand times another's (a falseticker, a start-up spike).
+        SvgPlot.Write(html, "plot-jitter", "Jitter by source (log scale)", history.SecondsAgo,
+            history.Jitter.Select(j => new PlotSeries(j.Name, j.Values)).ToList(), logarithmic: true);
         html.Append("</div></section>");
     }
 
@@ -230,15 +231,7 @@ public static class StatusPage
     /// <summary>A duration in the unit that suits it, with its sign: "+12.3 µs", "-1.204 ms".</summary>
     public static string Seconds(double seconds)
     {
-        double magnitude = Math.Abs(seconds);
-        (double scale, string unit) = magnitude switch
-        {
-            0 => (1.0, "s"),
-            >= 1 => (1.0, "s"),
-            >= 1e-3 => (1e3, "ms"),
-            >= 1e-6 => (1e6, "µs"),
-            _ => (1e9, "ns"),
-        };
+        (double scale, string unit) = SvgPlot.Unit(Math.Abs(seconds));
         return string.Create(CultureInfo.InvariantCulture, $"{seconds * scale:0.###} {unit}");
     }
 

@@ -27,11 +27,18 @@ public static class SvgPlot
     /// <summary>Writes one <c>&lt;figure&gt;</c> holding the SVG and its legend.</summary>
     /// <param name="id">The figure's id (trusted: a constant of the page).</param>
     /// <param name="x">Seconds relative to now (≤ 0), oldest first.</param>
-    public static void Write(StringBuilder html, string id, string title, double[] x, IReadOnlyList<PlotSeries> series, double span = 3600)
+    /// <param name="logarithmic">A log y axis, for values that span decades (jitter); values ≤ 0 are then gaps.</param>
+    public static void Write(StringBuilder html, string id, string title, double[] x, IReadOnlyList<PlotSeries> series, double span = 3600,
+        bool logarithmic = false)
     {
         ArgumentNullException.ThrowIfNull(html);
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(series);
+        if (logarithmic)
+        {
+            // Plotted as log10 of the value: everything below is linear in that, only the labels undo it.
+            series = [.. series.Select(s => new PlotSeries(s.Name, Log(s.Values), Log(s.Lower), Log(s.Upper)))];
+        }
         (double min, double max, int points) = Range(series);
         html.Append(CultureInfo.InvariantCulture, $"<figure id=\"{id}\" class=\"plot\"><figcaption>{Escape(title)}</figcaption>");
         html.Append(CultureInfo.InvariantCulture,
@@ -45,15 +52,14 @@ public static class SvgPlot
                 $"<text x=\"{(Left + Width - Right) / 2}\" y=\"{(Top + Height - Bottom) / 2}\" text-anchor=\"middle\" class=\"empty\">no data yet</text></svg></figure>");
             return;
         }
-        (double scale, string unit) = Unit(Math.Max(Math.Abs(min), Math.Abs(max)));
         if (max - min < Math.Max(Math.Abs(max), 1e-12) * 1e-9)
         {
-            // A flat line (or one point): give it room so it sits in the middle.
-            double pad = Math.Max(Math.Abs(max) * 0.1, 1e-9);
+            // A flat line (or one point): give it room so it sits in the middle (half a decade on a log axis).
+            double pad = logarithmic ? 0.5 : Math.Max(Math.Abs(max) * 0.1, 1e-9);
             min -= pad;
             max += pad;
         }
-        YAxis(html, min, max, scale, unit);
+        YAxis(html, min, max, logarithmic);
         for (int s = 0; s < series.Count; s++)
         {
             string colour = s_colours[s % s_colours.Length];
@@ -126,9 +132,13 @@ public static class SvgPlot
         return (min, max, points);
     }
 
-    private static (double Scale, string Unit) Unit(double magnitude) => magnitude switch
+    [return: System.Diagnostics.CodeAnalysis.NotNullIfNotNull(nameof(values))]
+    private static double[]? Log(double[]? values) => values?.Select(v => v > 0 ? Math.Log10(v) : double.NaN).ToArray();
+
+    /// <summary>The unit seconds of this size read best in: its scale and symbol.</summary>
+    internal static (double Scale, string Unit) Unit(double magnitude) => magnitude switch
     {
-        >= 1 => (1, "s"),
+        0 or >= 1 => (1, "s"),
         >= 1e-3 => (1e3, "ms"),
         >= 1e-6 => (1e6, "µs"),
         _ => (1e9, "ns"),
@@ -151,16 +161,17 @@ public static class SvgPlot
         }
     }
 
-    private static void YAxis(StringBuilder html, double min, double max, double scale, string unit)
+    private static void YAxis(StringBuilder html, double min, double max, bool logarithmic)
     {
+        (double scale, string unit) = Unit(Math.Max(Math.Abs(min), Math.Abs(max)));
         for (int k = 0; k <= 2; k++)
         {
             double value = min + k * (max - min) / 2;
             double py = Py(value, min, max);
             html.Append(CultureInfo.InvariantCulture,
-                $"<line x1=\"{Left}\" y1=\"{py:0.#}\" x2=\"{Width - Right}\" y2=\"{py:0.#}\" stroke=\"#eee\"/><text x=\"{Left - 4}\" y=\"{py + 4:0.#}\" text-anchor=\"end\">{value * scale:0.###} {unit}</text>");
+                $"<line x1=\"{Left}\" y1=\"{py:0.#}\" x2=\"{Width - Right}\" y2=\"{py:0.#}\" stroke=\"#eee\"/><text x=\"{Left - 4}\" y=\"{py + 4:0.#}\" text-anchor=\"end\">{(logarithmic ? StatusPage.Seconds(Math.Pow(10, value)) : string.Create(CultureInfo.InvariantCulture, $"{value * scale:0.###} {unit}"))}</text>");
         }
-        if (min < 0 && max > 0)
+        if (!logarithmic && min < 0 && max > 0)
         {
             double zero = Py(0, min, max);
             html.Append(CultureInfo.InvariantCulture, $"<line x1=\"{Left}\" y1=\"{zero:0.#}\" x2=\"{Width - Right}\" y2=\"{zero:0.#}\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/>");

@@ -1,8 +1,8 @@
 using Appliance.Discipline;
+using Appliance.Protocol.Client;
 using Appliance.Server.Clock;
 using Appliance.Server.Control;
 using Appliance.Server.Status;
-using Appliance.Protocol.Client;
 
 namespace Appliance.Server.Tests.Status;
 

@@ -61,6 +61,21 @@ public partial class SvgPlotTests
     }
 
     [Fact]
+    public void Write_Logarithmic_SpansDecadesAndTreatsNonPositiveAsGaps()
+    {
+        var html = new StringBuilder();
+        SvgPlot.Write(html, "p", "t", [-20, -10, 0], [new PlotSeries("j", [1e-6, 0, 1e-3])], logarithmic: true);
+
+        XElement svg = Parse(html.ToString()).Element(s_svg + "svg")!;
+        Assert.Equal("2", svg.Attribute("data-points")!.Value);
+        string[] labels = [.. svg.Elements(s_svg + "text").Select(t => t.Value)];
+        Assert.Contains("1 µs", labels);
+        Assert.Contains("31.623 µs", labels); // the middle of 1 µs and 1 ms on a log axis
+        Assert.Contains("1 ms", labels);
+        Assert.Equal(2, svg.Elements(s_svg + "circle").Count()); // the zero between them broke the line
+    }
+
+    [Fact]
     public void Write_SeriesName_IsEscapedInTheLegend()
     {
         const string name = "<script>alert('x')</script>&\"";
