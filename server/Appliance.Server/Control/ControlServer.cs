@@ -45,7 +45,6 @@ public sealed class ControlServer : IAsyncDisposable
     private readonly LogSummary _acceptFailures;
     private ControlVerbs? _verbs;
     private Task _accepting = Task.CompletedTask;
-    private Task _sampling = Task.CompletedTask;
     private int _open;
 
     private ControlServer(Socket listener, string path, ILogger logger)
@@ -159,22 +158,6 @@ public sealed class ControlServer : IAsyncDisposable
     {
         _verbs = verbs;
         _accepting = AcceptAsync(_stop.Token);
-        _sampling = SampleAsync(_stop.Token);
-    }
-
-    private async Task SampleAsync(CancellationToken stop)
-    {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
-            {
-                _verbs!.Sample();
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
     }
 
     private async Task AcceptAsync(CancellationToken stop)
@@ -407,7 +390,6 @@ public sealed class ControlServer : IAsyncDisposable
         await _stop.CancelAsync().ConfigureAwait(false);
         _listener.Dispose();
         await _accepting.ConfigureAwait(false);
-        await _sampling.ConfigureAwait(false);
         _stop.Dispose();
         _acceptFailures.Dispose();
         // Removed only when nobody answers on it any more: a successor may already have bound the path.

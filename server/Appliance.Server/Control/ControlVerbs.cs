@@ -12,6 +12,7 @@ using Appliance.Server.Configuration;
 using Appliance.Server.Hosting;
 using Appliance.Server.Metrics;
 using Appliance.Server.Nts;
+using Appliance.Server.Status;
 using Appliance.Timestamping;
 
 namespace Appliance.Server.Control;
@@ -29,6 +30,9 @@ public sealed record ControlContext(
     Func<CancellationToken, Task<ActionReport>> Reload,
     Func<CancellationToken, Task<ActionReport>> RotateKeys);
 
+/// <summary>Requests per second, by how they ended (see <see cref="RequestTotals"/>).</summary>
+public readonly record struct RequestRates(double Received, double Answered, double KissOfDeath, double Dropped);
+
 /// <summary>
 /// The verbs of the control socket, each building its report from the live server (read-only verbs
 /// read snapshots and counters; nothing here touches the request path). Answers are one JSON
@@ -45,7 +49,7 @@ public sealed class ControlVerbs(ControlContext context)
     /// <summary>requests/s is averaged over this many one-second samples.</summary>
     private const int RateWindow = 10;
 
-    private readonly Queue<(long At, long Received)> _samples = new();
+    private readonly Queue<(long At, RequestTotals Totals)> _samples = new();
     private readonly Lock _sampleLock = new();
 
     public static bool IsVerb(string? verb) => verb is not null && Verbs.Contains(verb);
@@ -53,18 +57,27 @@ public sealed class ControlVerbs(ControlContext context)
     /// <summary>Verbs only the socket's owner or root may use.</summary>
     public static bool ChangesState(string verb) => verb is "reload" or "rotate-keys";
 
-    /// <summary>Records the request counter (once a second) for <see cref="StatusReport.RequestsPerSecond"/>.</summary>
+    /// <summary>The last hour of the clock, one point per 10 s, for the status page's plots.</summary>
+    public StatusHistory History { get; } = new();
+
+    /// <summary>
+    /// Records the request counters (once a second) for <see cref="StatusReport.RequestsPerSecond"/> and
+    /// <see cref="Rates"/>, and offers the clock's state to <see cref="History"/>. The server runs
+    /// it whether or not the control socket is on: the status page reads the same figures.
+    /// </summary>
     public void Sample()
     {
-        long received = ServerStatistics.TotalReceived(context.Engine);
+        RequestTotals totals = ServerStatistics.Totals(context.Engine);
+        long now = SystemClock.MonotonicNanoseconds();
         lock (_sampleLock)
         {
-            _samples.Enqueue((SystemClock.MonotonicNanoseconds(), received));
+            _samples.Enqueue((now, totals));
             while (_samples.Count > RateWindow + 1)
             {
                 _samples.Dequeue();
             }
         }
+        History.Record(now, context.Clock.Snapshot);
     }
 
     public async Task<byte[]> ExecuteAsync(ControlRequest request, CancellationToken cancellationToken)
@@ -122,21 +135,28 @@ public sealed class ControlVerbs(ControlContext context)
             RootDispersionSeconds: state.RootDispersionAt(now),
             Leap: ClockMetrics.Name(synchronised ? state.Leap : LeapIndicator.Unsynchronised),
             UptimeSeconds: (SystemClock.MonotonicNanoseconds() - context.StartedAt) / 1e9,
-            RequestsPerSecond: RequestRate(),
+            RequestsPerSecond: Rates().Received,
             Requests: received);
     }
 
-    private double RequestRate()
+    /// <summary>Requests per second received, answered, answered with KoD and dropped, over the last <see cref="RateWindow"/> samples.</summary>
+    public RequestRates Rates()
     {
         lock (_sampleLock)
         {
             if (_samples.Count < 2)
             {
-                return 0;
+                return default;
             }
-            (long firstAt, long first) = _samples.Peek();
-            (long lastAt, long last) = _samples.Last();
-            return lastAt > firstAt ? (last - first) / ((lastAt - firstAt) / 1e9) : 0;
+            (long firstAt, RequestTotals first) = _samples.Peek();
+            (long lastAt, RequestTotals last) = _samples.Last();
+            if (lastAt <= firstAt)
+            {
+                return default;
+            }
+            double seconds = (lastAt - firstAt) / 1e9;
+            return new RequestRates((last.Received - first.Received) / seconds, (last.Answered - first.Answered) / seconds,
+                (last.KissOfDeath - first.KissOfDeath) / seconds, (last.Dropped - first.Dropped) / seconds);
         }
     }
 

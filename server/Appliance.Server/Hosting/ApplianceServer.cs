@@ -9,11 +9,11 @@ using Appliance.Server.Control;
 using Appliance.Server.Metrics;
 using Appliance.Server.Ntp;
 using Appliance.Server.Nts;
+using Appliance.Server.Status;
 using Appliance.Timestamping;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Prometheus;
 
 namespace Appliance.Server.Hosting;
 
@@ -24,20 +24,21 @@ namespace Appliance.Server.Hosting;
 public sealed partial class ApplianceServer : IAsyncDisposable
 {
     private readonly IHost _host;
-    private readonly MetricServer? _metricServer;
+    private readonly MonitoringServer? _monitoring;
     private readonly ControlServer? _control;
+    private readonly CancellationTokenSource _samplingStop = new();
+    private Task _sampling = Task.CompletedTask;
 
     private bool _stopped;
 
-    private ApplianceServer(IHost host, NtpEngine engine, NtsKeServer? ntsKe, MetricServer? metricServer, IPEndPoint? metricsEndPoint, ServerStateCell state,
+    private ApplianceServer(IHost host, NtpEngine engine, NtsKeServer? ntsKe, MonitoringServer? monitoring, ServerStateCell state,
         ControlServer? control)
     {
         _host = host;
         _control = control;
         Engine = engine;
         NtsKe = ntsKe;
-        _metricServer = metricServer;
-        MetricsEndPoint = metricsEndPoint;
+        _monitoring = monitoring;
         State = state;
     }
 
@@ -48,7 +49,8 @@ public sealed partial class ApplianceServer : IAsyncDisposable
     /// <summary>The NTS-KE listener, when NTS is configured.</summary>
     public NtsKeServer? NtsKe { get; }
 
-    public IPEndPoint? MetricsEndPoint { get; }
+    /// <summary>Where /metrics and the status page (/) are served, or null when metrics.listen is off.</summary>
+    public IPEndPoint? MetricsEndPoint => _monitoring?.EndPoint;
 
     public ServerStateCell State { get; }
 
@@ -79,8 +81,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
         }
         NtsKeServer? ntsKe = null;
         NtpEngine? engine = null;
-        MetricServer? metricServer = null;
-        IPEndPoint? metricsEndPoint = null;
+        MonitoringServer? monitoring = null;
         ControlServer? control = null;
         try
         {
@@ -93,7 +94,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             var metrics = new ApplianceMetrics(engine, state, ntsMetrics, ntsKe);
             if (config.Metrics.Listen is { } listen)
             {
-                (metricServer, metricsEndPoint) = StartMetricServer(listen, metrics.Registry);
+                monitoring = MonitoringServer.Start(listen, metrics.Registry);
             }
 
             HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
@@ -131,18 +132,22 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             IHost host = builder.Build();
             metrics.Attach(host.Services.GetRequiredService<ClockService>());
             await host.StartAsync(cancellationToken);
-            var server = new ApplianceServer(host, engine, ntsKe, metricServer, metricsEndPoint, state, control);
+            var server = new ApplianceServer(host, engine, ntsKe, monitoring, state, control);
             server.StartReloading(config, configPath, levels);
+            // One set of verbs for the control socket and the status page, sampled whether or not the socket is on.
+            var verbs = new ControlVerbs(new ControlContext(engine, state, server.Clock, ntsMetrics, keyCell, keyStore, startedAt,
+                server.ReloadReportAsync, server.RotateKeysReportAsync));
+            server.StartSampling(verbs);
             if (control is not null)
             {
-                control.Start(new ControlVerbs(new ControlContext(engine, state, server.Clock, ntsMetrics, keyCell, keyStore, startedAt,
-                    server.ReloadReportAsync, server.RotateKeysReportAsync)));
+                control.Start(verbs);
                 host.Services.GetRequiredService<ILogger<ApplianceServer>>().LogInformation("control socket {Path}", control.Path);
             }
-            if (metricsEndPoint is not null)
+            if (monitoring is not null)
             {
+                monitoring.ServePage(new StatusSite(verbs, server.Clock, ntsKe).Render);
                 host.Services.GetRequiredService<ILogger<ApplianceServer>>()
-                    .LogInformation("metrics on http://{EndPoint}/metrics", metricsEndPoint);
+                    .LogInformation("metrics on http://{EndPoint}/metrics, status page on http://{EndPoint}/", monitoring.EndPoint, monitoring.EndPoint);
             }
             if (config.NtsKe is not null)
             {
@@ -159,7 +164,10 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             {
                 await control.DisposeAsync();
             }
-            metricServer?.Dispose();
+            if (monitoring is not null)
+            {
+                await monitoring.DisposeAsync();
+            }
             engine?.Dispose();
             if (ntsKe is not null)
             {
@@ -242,40 +250,23 @@ public sealed partial class ApplianceServer : IAsyncDisposable
         }
     }
 
-    private static (MetricServer, IPEndPoint) StartMetricServer(IPEndPoint listen, CollectorRegistry registry)
+    /// <summary>Once a second: the request counters for the rates, and the clock's state for the page's plots.</summary>
+    private void StartSampling(ControlVerbs verbs) => _sampling = SampleAsync(verbs, _samplingStop.Token);
+
+    private static async Task SampleAsync(ControlVerbs verbs, CancellationToken stop)
     {
-        // HttpListener cannot bind port 0: for port 0 pick a free port the kernel offers. The probe
-        // must close before HttpListener binds, so another socket (an outgoing connection's ephemeral
-        // port is drawn from the same range) may take the port in between: then ask for another.
-        const int attempts = 8;
-        for (int attempt = 1; ; attempt++)
+        verbs.Sample();
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        try
         {
-            int port = listen.Port == 0 ? FreeTcpPort(listen.Address) : listen.Port;
-            string host = listen.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{listen.Address}]" : listen.Address.ToString();
-            var server = new MetricServer(host, port, "metrics/", registry);
-            try
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
             {
-                server.Start();
-                return (server, new IPEndPoint(listen.Address, port));
-            }
-            catch (HttpListenerException e)
-            {
-                server.Dispose();
-                if (listen.Port == 0 && attempt < attempts)
-                {
-                    continue;
-                }
-                throw new BindFailedException("metrics on TCP", new IPEndPoint(listen.Address, port),
-                    $"{e.Message} (stop the other program, or change metrics.listen)", e);
+                verbs.Sample();
             }
         }
-    }
-
-    private static int FreeTcpPort(IPAddress address)
-    {
-        using var probe = new TcpListener(address, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     /// <summary>Waits until the host stops (SIGTERM, SIGINT), then releases everything.</summary>
@@ -300,6 +291,9 @@ public sealed partial class ApplianceServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         StopReloading();
+        await _samplingStop.CancelAsync();
+        await _sampling;
+        _samplingStop.Dispose();
         // The control socket first: no verb runs against parts that are stopping.
         if (_control is not null)
         {
@@ -311,9 +305,9 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             _stopped = true;
         }
         _host.Dispose();
-        if (_metricServer is not null)
+        if (_monitoring is not null)
         {
-            await _metricServer.StopAsync();
+            await _monitoring.DisposeAsync();
         }
         Engine.Dispose();
     }

@@ -50,6 +50,27 @@ public sealed class ServerStatistics
     /// <summary>Datagrams received by all workers: the one figure the control socket samples every second, without a whole <see cref="Collect"/>.</summary>
     public static long TotalReceived(NtpEngine engine) => engine.Workers.Sum(w => w.Counters.Received);
 
+    /// <summary>
+    /// The requests received and how they ended (answered, KoD, dropped), summed over every worker
+    /// without a whole <see cref="Collect"/>: what the once-a-second sample keeps for the rates by outcome.
+    /// </summary>
+    public static RequestTotals Totals(NtpEngine engine)
+    {
+        long received = 0, answered = 0, kod = 0, dropped = 0;
+        foreach (NtpWorker worker in engine.Workers)
+        {
+            WorkerCounters counters = worker.Counters;
+            received += counters.Received;
+            for (int r = 0; r < OutcomeNames.ReasonCount; r++)
+            {
+                answered += counters.Get(ResponseAction.Respond, (ResponseReason)r);
+                kod += counters.Get(ResponseAction.KissOfDeath, (ResponseReason)r);
+                dropped += counters.Get(ResponseAction.Drop, (ResponseReason)r);
+            }
+        }
+        return new RequestTotals(received, answered, kod, dropped);
+    }
+
     /// <summary>Datagrams received by each worker, by worker index.</summary>
     public long[] PerWorker { get; }
 
@@ -88,3 +109,9 @@ public sealed class ServerStatistics
         return sum;
     }
 }
+
+/// <summary>Request counters at one moment (or, as rates, per second): received, and each action they ended in.</summary>
+/// <param name="Answered">Time responses (plain and NTS, as <see cref="ServerStatistics.Total"/> of Respond).</param>
+/// <param name="KissOfDeath">Kiss-o'-Death responses and NTS NAKs.</param>
+/// <param name="Dropped">Requests given no response.</param>
+public readonly record struct RequestTotals(long Received, long Answered, long KissOfDeath, long Dropped);
