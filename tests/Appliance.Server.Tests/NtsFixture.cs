@@ -13,7 +13,9 @@ namespace Appliance.Server.Tests;
 /// <summary>An appliance with NTS on loopback: certificate, key storage and ephemeral ports of its own.</summary>
 internal sealed class NtsServerFixture
 {
-    public NtsServerFixture(string extraNtsKe = "", string extraNtp = "")
+    /// <param name="extraClock">More keys of the clock section, after a comma (e.g. ", leap-seconds: FILE").</param>
+    /// <param name="sources">A whole sources section (e.g. "sources:\n  - ntp: {...}\n"), or nothing: the local clock alone.</param>
+    public NtsServerFixture(string extraNtsKe = "", string extraNtp = "", string extraClock = "", string sources = "")
     {
         Certificate = TestCertificate.Create("ntp.test", "127.0.0.1");
         NtpPort = Ports.FreeUdpPort();
@@ -27,7 +29,8 @@ internal sealed class NtsServerFixture
               private-key: {Certificate.KeyPath}
               keys: {"{"} storage: {KeyFile} {"}"}
             {extraNtsKe}
-            clock: {"{"} mode: software, local: {"{"} stratum: 3 {"}"} {"}"}
+            clock: {"{"} mode: software, local: {"{"} stratum: 3 {"}"}{extraClock} {"}"}
+            {sources}
             metrics: {"{"} listen: "127.0.0.1:0" {"}"}
             """;
     }
