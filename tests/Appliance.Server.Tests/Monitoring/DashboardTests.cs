@@ -164,6 +164,7 @@ public sealed class DashboardTests(MonitoredAppliance appliance) : IClassFixture
 
         IReadOnlyDictionary<string, MetricFamily> exposed = Exposition.Parse(await appliance.ScrapeAsync());
         var failures = new List<string>();
+        var results = new Dictionary<(string Panel, string RefId), IReadOnlyList<PromSample>>();
         foreach (DashboardFile.Target target in targets)
         {
             string query = DashboardFile.Substitute(target.Expr, instance);
@@ -172,6 +173,7 @@ public sealed class DashboardTests(MonitoredAppliance appliance) : IClassFixture
             try
             {
                 IReadOnlyList<PromSample> result = await prometheus.QueryAsync(query);
+                results[(target.Panel, target.RefId)] = result;
                 if (result.Count == 0)
                 {
                     failures.Add($"{target.Panel} {target.RefId}: no data for {query}");
@@ -183,6 +185,23 @@ public sealed class DashboardTests(MonitoredAppliance appliance) : IClassFixture
             }
         }
         Assert.True(failures.Count == 0, $"{failures.Count} of {targets.Count} panel queries failed:\n" + string.Join("\n", failures));
+
+        // Not only data, the right data: panels whose values this appliance and its traffic fix.
+        (string Panel, string RefId, Func<PromSample, bool> Holds, string What)[] checks =
+        [
+            ("Synchronised", "A", s => s.Value == 1, "1 (local stratum 3 at least)"),
+            ("Requests per second", "A", s => s.Value > 2, "> 2/s (the background clients send about 10/s each)"),
+            ("Clients tracked", "B", s => s.Value == MonitoredAppliance.TableClients, $"the table's {MonitoredAppliance.TableClients}"),
+            ("Rate-limited share", "A", s => s.Value is > 0.2 and < 0.8, "about half dropped (one client far over its rate, one within)"),
+            ("Timestamps by source", "B", s => s.Labels["source"] == "user_space" && s.Value > 0, "transmit timestamps from user_space only"),
+            ("Certificate expires in", "A", s => s.Value > 1, "days of the test certificate's life"),
+            ("Build", "A", s => s.Labels.ContainsKey("version") && s.Labels.ContainsKey("commit") && s.Value > 1.7e12, "version, commit, start time in ms"),
+        ];
+        foreach ((string panel, string refId, Func<PromSample, bool> holds, string what) in checks)
+        {
+            IReadOnlyList<PromSample> result = results[(panel, refId)];
+            Assert.True(result.All(holds), $"{panel} {refId}: expected {what}, got\n{string.Join("\n", result)}");
+        }
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed.TotalSeconds:F1} s");
     }
 }

@@ -121,17 +121,21 @@ public sealed class MonitoredAppliance : IAsyncLifetime
     }
 
     /// <summary>
-    /// Keeps traffic flowing while Prometheus scrapes, so that rates are rates: a request from
-    /// 127.0.0.3 every 100 ms, over its rate limit, so it is served, KoD'd and dropped in turn.
+    /// Keeps traffic flowing while Prometheus scrapes, so that rates are rates: every 100 ms a request
+    /// from 127.0.0.3, far over its rate limit (dropped, with a KoD RATE now and then), and one from
+    /// one of 250 other clients in turn, each well within its rate (served).
     /// </summary>
     public void StartBackgroundTraffic()
     {
-        var client = IPAddress.Parse("127.0.0.3");
+        var limited = IPAddress.Parse("127.0.0.3");
         _background = Task.Run(async () =>
         {
             for (ulong i = 1000; !_stop.IsCancellationRequested; i++)
             {
-                await NtpQuery.ExchangeFromAsync(client, Fixture.Ntp, NtpQuery.ClientRequest(i), TimeSpan.FromMilliseconds(100));
+                await NtpQuery.ExchangeFromAsync(limited, Fixture.Ntp, NtpQuery.ClientRequest(i), TimeSpan.FromMilliseconds(50));
+                var served = new IPAddress([127, 0, 2, (byte)(1 + (i % 250))]);
+                await NtpQuery.ExchangeFromAsync(served, Fixture.Ntp, NtpQuery.ClientRequest(i), TimeSpan.FromMilliseconds(50));
+                await Task.Delay(50);
             }
         });
     }
