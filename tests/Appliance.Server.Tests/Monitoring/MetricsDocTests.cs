@@ -147,6 +147,19 @@ public sealed partial class MetricsDocTests(MonitoredAppliance appliance) : ICla
         Assert.InRange(age + next, 86400 - 60, 86400 + 60);
     }
 
+    /// <summary>The key gauges come from the same KeyRingStore code as <c>appliance keys</c>: both say the same.</summary>
+    [Fact]
+    public async Task KeyGauges_AgreeWithApplianceKeys()
+    {
+        JsonElement keys = await ControlTests.JsonVerbAsync(appliance.ControlSocket, "keys");
+        MetricsScrape scrape = MetricsScrape.Parse(await appliance.ScrapeAsync());
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        JsonElement current = Assert.Single(keys.GetProperty("keys").EnumerateArray(), k => k.GetProperty("current").GetBoolean());
+        Assert.InRange(scrape["appliance_nts_key_age_seconds"], current.GetProperty("age_seconds").GetDouble() - 5, current.GetProperty("age_seconds").GetDouble() + 5);
+        double untilNext = (keys.GetProperty("next_rotation").GetDateTimeOffset() - now).TotalSeconds;
+        Assert.InRange(scrape["appliance_nts_key_next_rotation_seconds"], untilNext - 5, untilNext + 5);
+    }
+
     /// <summary>
     /// ServerStatistics serves /metrics and <c>appliance serverstats</c>: both show the same receive
     /// and transmit timestamp counts (chronyc serverstats' "daemon/kernel/hardware RX/TX timestamps")
