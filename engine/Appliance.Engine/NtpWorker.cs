@@ -396,11 +396,14 @@ public sealed class NtpWorker : IDisposable
     /// Transmit timestamps as late as possible: NTS responses are stamped <see cref="AesSivLanes.Width"/> at a time, each group
     /// with its own clock reading just before it is sealed (the timestamp is inside what the
     /// authenticator covers); then one reading, taken after all sealing and just before the send,
-    /// goes into every plain time response. KoDs get none.
+    /// goes into every plain time response. KoDs get none. Every one of these timestamps is the
+    /// daemon's own clock reading (no kernel or NIC transmit timestamp is asked for on this path):
+    /// counted as <see cref="TimestampSource.UserSpace"/>, like chrony's "NTP daemon TX timestamps".
     /// </summary>
     internal static void StampAndSeal(PacketBatch batch, ServerState state, BatchScratch scratch, WorkerCounters counters)
     {
         var group = default(NtsGroup);
+        int stamped = 0;
         for (int next = NextGroup(batch, scratch, SlotKind.Nts, 0, ref group); group.Count > 0;
              next = NextGroup(batch, scratch, SlotKind.Nts, next, ref group))
         {
@@ -414,8 +417,10 @@ public sealed class NtpWorker : IDisposable
             {
                 counters.CountCookies(scratch.Nts.Cookies(group.Slot(m)));
             }
+            stamped += group.Count;
         }
-        StampTransmit(batch, state, scratch, SystemClock.RealtimeNanoseconds());
+        stamped += StampTransmit(batch, state, scratch, SystemClock.RealtimeNanoseconds());
+        counters.CountTransmitTimestamps(TimestampSource.UserSpace, stamped);
     }
 
     /// <summary>Refills <paramref name="group"/> with the next (up to <see cref="AesSivLanes.Width"/>) slots of <paramref name="kind"/> from <paramref name="next"/>; returns where to go on.</summary>
@@ -432,17 +437,20 @@ public sealed class NtpWorker : IDisposable
         return next;
     }
 
-    /// <summary>Writes one transmit timestamp into every plain time response.</summary>
-    internal static void StampTransmit(PacketBatch batch, ServerState state, BatchScratch scratch, long nowUnixNanoseconds)
+    /// <summary>Writes one transmit timestamp into every plain time response; returns how many it stamped.</summary>
+    internal static int StampTransmit(PacketBatch batch, ServerState state, BatchScratch scratch, long nowUnixNanoseconds)
     {
         var transmit = NtpTimestamp.FromUnixNanoseconds(state.Transform.Apply(nowUnixNanoseconds));
+        int stamped = 0;
         for (int i = 0; i < batch.Count; i++)
         {
             if (scratch.Kind[i] == SlotKind.Plain)
             {
                 NtpResponder.StampTransmit(batch.Payload(i), transmit);
+                stamped++;
             }
         }
+        return stamped;
     }
 
     /// <summary>Stops the thread (it wakes within the receive timeout), then frees the sockets and buffers.</summary>

@@ -12,6 +12,7 @@ public sealed class WorkerCounters
 {
     private readonly long[] _outcomes = new long[2 * OutcomeNames.ActionCount * OutcomeNames.ReasonCount];
     private readonly long[] _timestampSources = new long[3];
+    private readonly long[] _transmitSources = new long[3];
     private long _received;
     private long _sendErrors;
     private long _receiveErrors;
@@ -30,6 +31,9 @@ public sealed class WorkerCounters
 
     /// <summary>Packets whose receive time came from <paramref name="source"/>.</summary>
     public long Timestamps(TimestampSource source) => Volatile.Read(ref _timestampSources[(int)source]);
+
+    /// <summary>Time responses whose transmit timestamp came from <paramref name="source"/>.</summary>
+    public long TransmitTimestamps(TimestampSource source) => Volatile.Read(ref _transmitSources[(int)source]);
 
     /// <summary>Bytes this worker's thread has allocated since it started (GC.GetAllocatedBytesForCurrentThread).</summary>
     public long AllocatedBytes => Volatile.Read(ref _allocatedBytes);
@@ -66,6 +70,9 @@ public sealed class WorkerCounters
     public void CountRestart() => Interlocked.Increment(ref _restarts);
 
     public void CountTimestamp(TimestampSource source) => _timestampSources[(int)source]++;
+
+    /// <summary><paramref name="responses"/> time responses stamped from <paramref name="source"/>: one add per batch.</summary>
+    public void CountTransmitTimestamps(TimestampSource source, int responses) => _transmitSources[(int)source] += responses;
 
     public void SetAllocatedBytes(long bytes) => Volatile.Write(ref _allocatedBytes, bytes);
 

@@ -68,6 +68,7 @@ public sealed class RateLimiter
     private bool _kod;
     private ulong _random;
     private int _used;
+    private long _evictions;
 
     /// <param name="capacity">Entries (rounded up to a power of two, at least 4).</param>
     /// <param name="seed0">Random bits for the hash key and the leak draw: randomness is passed in.</param>
@@ -106,6 +107,13 @@ public sealed class RateLimiter
 
     /// <summary>Entries in use; never more than <see cref="Capacity"/>. Readable from any thread.</summary>
     public int Count => Volatile.Read(ref _used);
+
+    /// <summary>
+    /// Clients dropped from a full set to make room for a new one (the set's least recently seen):
+    /// a steady rise means the table is too small for the population, or a flood of spoofed sources.
+    /// Written by the owning worker alone, readable from any thread.
+    /// </summary>
+    public long Evictions => Volatile.Read(ref _evictions);
 
     /// <summary>True when the table currently tracks this client (tests and diagnostics).</summary>
     public bool Tracks(NetAddress client)
@@ -228,6 +236,10 @@ public sealed class RateLimiter
             if (entry.Key == 0)
             {
                 _used++;
+            }
+            else
+            {
+                _evictions++;
             }
             entry.Key = key;
             entry.Id = IdOf(client);

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Reflection;
 using Appliance.Server.Configuration;
 using Appliance.Server.Control;
 using Appliance.Server.Hosting;
@@ -52,8 +51,7 @@ public static class Program
         return root;
     }
 
-    public static string Version =>
-        typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "unknown";
+    public static string Version => BuildInfo.Version;
 
     private static int Validate(FileInfo file, bool noFiles)
     {

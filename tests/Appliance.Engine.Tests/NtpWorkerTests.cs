@@ -28,6 +28,9 @@ public class NtpWorkerTests
         Assert.Equal(1, worker.Counters.Get(ResponseAction.Respond, ResponseReason.Served));
         Assert.Equal(1, worker.Counters.Get(ResponseAction.Drop, ResponseReason.UnsupportedVersion));
         Assert.Equal(1, worker.Counters.Get(ResponseAction.Drop, ResponseReason.Oversized));
+        // One time response, stamped by the daemon's clock reading; the drops got none.
+        Assert.Equal(1, worker.Counters.TransmitTimestamps(TimestampSource.UserSpace));
+        Assert.Equal(0, worker.Counters.TransmitTimestamps(TimestampSource.KernelSoftware));
     }
 
     [Fact]
@@ -237,7 +240,7 @@ public class NtpWorkerTests
         ServerState state = EngineFixture.SyncedCell().Current;
 
         NtpWorker.ProcessBatch(batch, state, ref policy, counters, stamp);
-        NtpWorker.StampTransmit(batch, state, stamp, rx + 5000);
+        Assert.Equal(1, NtpWorker.StampTransmit(batch, state, stamp, rx + 5000)); // the time response; not the KoD
 
         Assert.Equal(48, batch.ResponseLength(0));
         Assert.Equal(0, batch.ResponseLength(1));

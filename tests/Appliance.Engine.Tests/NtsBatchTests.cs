@@ -131,6 +131,9 @@ public class NtsBatchTests
         Assert.Equal(expected.Count(r => r == ResponseReason.NtsCookieUnknownKey), counters.Get(ResponseAction.KissOfDeath, ResponseReason.NtsCookieUnknownKey, nts: true));
         Assert.Equal(clients.Count(c => c is not null) - expected.Count(r => r == ResponseReason.NtsCookieUnknownKey),
             counters.Get(ResponseAction.Respond, ResponseReason.Served, nts: true));
+        // Every time response, plain or NTS, carries the daemon's own transmit reading; NAKs and drops none.
+        Assert.Equal(counters.Get(ResponseAction.Respond, ResponseReason.Served), counters.TransmitTimestamps(TimestampSource.UserSpace));
+        Assert.Equal(0, counters.TransmitTimestamps(TimestampSource.KernelSoftware) + counters.TransmitTimestamps(TimestampSource.Hardware));
 
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int round = 0; round < 50; round++)

@@ -167,6 +167,38 @@ public class RateLimiterTests
     }
 
     [Fact]
+    public void Evictions_CountEveryClientPushedOut_NotNewOnesOrReturningOnes()
+    {
+        // A full table has Capacity entries: every new client beyond that pushes one out.
+        RateLimiter limiter = Limiter(capacity: 1024);
+        for (uint i = 0; i < 100_000; i++)
+        {
+            limiter.Check(NetAddress.FromIPv4(0x0A000000 + i), Second + i);
+        }
+        Assert.Equal(1024, limiter.Count);
+        Assert.Equal(100_000 - limiter.Count, limiter.Evictions);
+
+        // A client the table still holds evicts nobody when it returns.
+        long before = limiter.Evictions;
+        var tracked = NetAddress.FromIPv4(0x0A000000 + 99_999);
+        Assert.True(limiter.Tracks(tracked));
+        limiter.Check(tracked, 2 * Second);
+        Assert.Equal(before, limiter.Evictions);
+    }
+
+    [Fact]
+    public void Evictions_StayZero_WhileTheTableHasRoom()
+    {
+        RateLimiter limiter = Limiter(capacity: 1 << 16);
+        for (uint i = 0; i < 100; i++)
+        {
+            limiter.Check(NetAddress.FromIPv4(0x0A000000 + i), Second);
+        }
+        Assert.Equal(100, limiter.Count);
+        Assert.Equal(0, limiter.Evictions);
+    }
+
+    [Fact]
     public void Flood_EvictsOldClientsButARecentlyActiveOneKeepsItsBucket()
     {
         // 4-way sets evict the least recently seen entry: a client that keeps polling is not pushed

@@ -71,4 +71,25 @@ public class CertificateStoreTests
         Assert.Equal(renewed.Certificate.Thumbprint, store.Current.TargetCertificate.Thumbprint);
         Assert.Equal((1, 1), (store.Reloads, store.ReloadFailures));
     }
+
+    /// <summary>NotAfter (appliance_ntske_certificate_remaining_seconds) is the certificate in service: a reload moves it, a failed one does not.</summary>
+    [Fact]
+    public void NotAfter_IsTheCertificateInService_AReloadMovesIt()
+    {
+        TestCertificate certificate = TestCertificate.CreateValidFor(TimeSpan.FromDays(30), "ntp.test");
+        using var logs = new CapturedLogs();
+        using var store = new CertificateStore(certificate.CertificatePath, certificate.KeyPath, logs.CreateLogger("nts"), watch: false);
+        Assert.InRange(store.NotAfter, DateTimeOffset.UtcNow.AddDays(30).AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(30));
+
+        TestCertificate renewed = TestCertificate.CreateValidFor(TimeSpan.FromDays(2), "ntp.test");
+        File.Copy(renewed.KeyPath, certificate.KeyPath, overwrite: true);
+        File.Copy(renewed.CertificatePath, certificate.CertificatePath, overwrite: true);
+        Assert.True(store.Reload("test"));
+        Assert.Equal(new DateTimeOffset(renewed.Certificate.NotAfter), store.NotAfter);
+        Assert.InRange(store.NotAfter, DateTimeOffset.UtcNow.AddDays(2).AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(2));
+
+        File.WriteAllText(certificate.CertificatePath, "not a certificate");
+        Assert.False(store.Reload("test"));
+        Assert.Equal(new DateTimeOffset(renewed.Certificate.NotAfter), store.NotAfter);
+    }
 }

@@ -8,7 +8,10 @@ namespace Appliance.Testing;
 public sealed record TestCertificate(string Directory, string CertificatePath, string KeyPath, X509Certificate2 Certificate)
 {
     /// <summary>Makes one for <paramref name="names"/> (DNS names; IP literals become IP SANs) in a fresh 0755 directory.</summary>
-    public static TestCertificate Create(params string[] names)
+    public static TestCertificate Create(params string[] names) => CreateValidFor(TimeSpan.FromDays(30), names);
+
+    /// <summary>A certificate valid from a day ago until <paramref name="validFor"/> from now.</summary>
+    public static TestCertificate CreateValidFor(TimeSpan validFor, params string[] names)
     {
         string directory = System.IO.Directory.CreateTempSubdirectory("appliance-cert").FullName;
         File.SetUnixFileMode(directory, (UnixFileMode)0b111_101_101);
@@ -28,7 +31,7 @@ public sealed record TestCertificate(string Directory, string CertificatePath, s
         }
         request.CertificateExtensions.Add(san.Build());
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
-        X509Certificate2 certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+        X509Certificate2 certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow + validFor);
         string certificatePath = Path.Combine(directory, "server.crt");
         string keyPath = Path.Combine(directory, "server.key");
         File.WriteAllText(certificatePath, certificate.ExportCertificatePem());

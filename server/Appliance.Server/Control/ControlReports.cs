@@ -81,11 +81,14 @@ public sealed record ClientReport(
 /// <param name="KodSent">Kiss-o'-Death responses, by reason (denied, rate_limited).</param>
 /// <param name="NtsNaks">NTS NAKs sent (RFC 8915 §5.7: the cookie could not be opened).</param>
 /// <param name="NtsKeHandshakes">NTS-KE connections by result/reason, as in appliance_ntske_handshakes_total.</param>
-/// <param name="TimestampSources">Requests by where their receive timestamp came from (hardware, kernel, user_space).</param>
+/// <param name="RateLimitEvictions">Clients the rate-limit tables dropped to make room for new ones.</param>
+/// <param name="TimestampSources">Requests by where their receive timestamp came from (hardware, kernel_software, user_space).</param>
+/// <param name="TransmitTimestampSources">Time responses by where their transmit timestamp came from (user_space: the daemon read the clock just before sending).</param>
 public sealed record ServerStatsReport(
     long Received,
     long Answered,
     long RateLimited,
+    long RateLimitEvictions,
     IReadOnlyDictionary<string, long> Dropped,
     IReadOnlyDictionary<string, long> KodSent,
     long NtsReceived,
@@ -94,6 +97,7 @@ public sealed record ServerStatsReport(
     long CookiesIssued,
     IReadOnlyDictionary<string, long> NtsKeHandshakes,
     IReadOnlyDictionary<string, long> TimestampSources,
+    IReadOnlyDictionary<string, long> TransmitTimestampSources,
     long SendErrors,
     long ReceiveErrors,
     long WorkerRestarts);

@@ -74,6 +74,7 @@ public static class ControlText
         Line(text, "NTP packets received", Count(s.Received));
         Line(text, "NTP answered", Count(s.Answered));
         Line(text, "NTP rate limited", Count(s.RateLimited));
+        Line(text, "Clients evicted", Count(s.RateLimitEvictions));
         Line(text, "NTP KoD sent", Breakdown(s.KodSent));
         Line(text, "NTP dropped", Breakdown(s.Dropped));
         Line(text, "NTS requests", Count(s.NtsReceived));
@@ -82,6 +83,7 @@ public static class ControlText
         Line(text, "NTS cookies issued", Count(s.CookiesIssued));
         Line(text, "NTS-KE connections", Breakdown(s.NtsKeHandshakes));
         Line(text, "Receive timestamps", Breakdown(s.TimestampSources));
+        Line(text, "Transmit timestamps", Breakdown(s.TransmitTimestampSources));
         Line(text, "Send errors", Count(s.SendErrors));
         Line(text, "Receive errors", Count(s.ReceiveErrors));
         Line(text, "Worker restarts", Count(s.WorkerRestarts));

@@ -226,15 +226,18 @@ public sealed class ControlVerbs(ControlContext context)
             }
         }
         var timestamps = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        var transmitTimestamps = new SortedDictionary<string, long>(StringComparer.Ordinal);
         for (int s = 0; s < TimestampSourceNames.Count; s++)
         {
             timestamps[TimestampSourceNames.Name((TimestampSource)s)] = stats.Timestamps((TimestampSource)s);
+            transmitTimestamps[TimestampSourceNames.Name((TimestampSource)s)] = stats.TransmitTimestamps((TimestampSource)s);
         }
         long ntsReceived = stats.NtsTotal(ResponseAction.Drop) + stats.NtsTotal(ResponseAction.Respond) + stats.NtsTotal(ResponseAction.KissOfDeath);
         return new ServerStatsReport(
             Received: stats.Received,
             Answered: stats.Total(ResponseAction.Respond),
             RateLimited: rateLimited,
+            RateLimitEvictions: stats.TableEvictions,
             Dropped: dropped,
             KodSent: kod,
             NtsReceived: ntsReceived,
@@ -243,6 +246,7 @@ public sealed class ControlVerbs(ControlContext context)
             CookiesIssued: stats.CookiesIssued + context.Nts.CookiesIssued,
             NtsKeHandshakes: handshakes,
             TimestampSources: timestamps,
+            TransmitTimestampSources: transmitTimestamps,
             SendErrors: stats.SendErrors,
             ReceiveErrors: stats.ReceiveErrors,
             WorkerRestarts: stats.Restarts);
@@ -257,7 +261,7 @@ public sealed class ControlVerbs(ControlContext context)
         DateTimeOffset now = DateTimeOffset.UtcNow;
         var keys = ring.Keys
             .OrderByDescending(k => k.Id)
-            .Select(k => new KeyReport(k.Id, k.Id == ring.Current.Id, Math.Max(0, (now - store.StartOf(k.Id)).TotalSeconds)))
+            .Select(k => new KeyReport(k.Id, k.Id == ring.Current.Id, store.AgeSeconds(k.Id, now)))
             .ToList();
         NtsKeysConfig config = store.Config; // what a reload made of rotation and keep
         return new KeysReport(true, store.FleetMode ? "fleet" : "random", config.Rotation.TotalSeconds, config.Keep, store.NextRotation(now), keys);

@@ -91,7 +91,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             {
                 ntsKe = NtsKeServer.Bind(nts, certificates!, keyCell, ntsMetrics, startupLogs.CreateLogger<NtsKeServer>());
             }
-            var metrics = new ApplianceMetrics(engine, state, ntsMetrics, ntsKe);
+            var metrics = new ApplianceMetrics(engine, state, ntsMetrics, ntsKe, keyStore, keyCell, startedAt);
             if (config.Metrics.Listen is { } listen)
             {
                 monitoring = MonitoringServer.Start(listen, metrics.Registry);

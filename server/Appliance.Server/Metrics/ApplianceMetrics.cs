@@ -3,6 +3,7 @@ using Appliance.Engine;
 using Appliance.Protocol;
 using Appliance.Protocol.Nts;
 using Appliance.Server.Clock;
+using Appliance.Server.Hosting;
 using Appliance.Server.Nts;
 using Appliance.Timestamping;
 using Prometheus;
@@ -26,6 +27,8 @@ public sealed class ApplianceMetrics
     private readonly Counter _receiveErrors;
     private readonly Counter _restarts;
     private readonly Counter _timestamps;
+    private readonly Counter _transmitTimestamps;
+    private readonly Counter _rateTableEvictions;
     private readonly Gauge _rateTableEntries;
     private readonly Gauge _rateTableCapacity;
     private readonly Counter _allocated;
@@ -43,15 +46,29 @@ public sealed class ApplianceMetrics
     private readonly Gauge _ntsKeConnections;
     private readonly Counter _certificateReloads;
     private readonly Counter _rotations;
+    private readonly Gauge _uptime;
+    private readonly Gauge? _certificateRemaining;
+    private readonly KeyRingStore? _keyStore;
+    private readonly CookieKeyRingCell _keyCell;
+    private readonly Gauge? _keyAge;
+    private readonly Gauge? _keyNextRotation;
+    private readonly long _startedAt;
 
     private ClockMetrics? _clock;
 
-    public ApplianceMetrics(NtpEngine engine, ServerStateCell state, NtsMetrics nts, NtsKeServer? ntsKe)
+    /// <param name="keyStore">The NTS key ring's store (null without NTS-KE): the key age and the next rotation, as <c>appliance keys</c> reports them.</param>
+    /// <param name="keyCell">The ring the workers and NTS-KE seal with now.</param>
+    /// <param name="startedAt">When the server started, on the monotonic clock (nanoseconds), as <c>appliance status</c> counts its uptime.</param>
+    public ApplianceMetrics(NtpEngine engine, ServerStateCell state, NtsMetrics nts, NtsKeServer? ntsKe, KeyRingStore? keyStore,
+        CookieKeyRingCell keyCell, long startedAt)
     {
         _engine = engine;
         _state = state;
         _nts = nts;
         _ntsKe = ntsKe;
+        _keyStore = keyStore;
+        _keyCell = keyCell;
+        _startedAt = startedAt;
         Registry = Prometheus.Metrics.NewCustomRegistry();
         MetricFactory factory = Prometheus.Metrics.WithCustomRegistry(Registry);
         _requests = factory.CreateCounter("appliance_ntp_requests_total", "NTP datagrams received.");
@@ -63,9 +80,13 @@ public sealed class ApplianceMetrics
         _receiveErrors = factory.CreateCounter("appliance_ntp_receive_errors_total", "Failed receive calls (other than timeouts).");
         _restarts = factory.CreateCounter("appliance_ntp_worker_restarts_total", "Times a worker failed and was restarted.");
         _timestamps = factory.CreateCounter("appliance_ntp_receive_timestamps_total",
-            "Requests by where their receive timestamp came from.", "source");
+            "Requests by where their receive timestamp came from (hardware, kernel_software, user_space).", "source");
+        _transmitTimestamps = factory.CreateCounter("appliance_ntp_transmit_timestamps_total",
+            "Time responses by where their transmit timestamp came from (user_space: the daemon read the clock just before sending).", "source");
         _rateTableEntries = factory.CreateGauge("appliance_ntp_rate_limit_clients", "Clients tracked in the rate-limit tables.");
         _rateTableCapacity = factory.CreateGauge("appliance_ntp_rate_limit_capacity", "Room in the rate-limit tables (their fixed bound).");
+        _rateTableEvictions = factory.CreateCounter("appliance_ntp_rate_limit_evictions_total",
+            "Clients dropped from the rate-limit tables to make room for new ones (the least recently seen of a full set).");
         _allocated = factory.CreateCounter("appliance_process_allocated_bytes_total",
             "Bytes allocated on the managed heap by the whole process (GC.GetTotalAllocatedBytes).");
         _workerAllocated = factory.CreateCounter("appliance_ntp_worker_allocated_bytes_total",
@@ -84,6 +105,19 @@ public sealed class ApplianceMetrics
         _certificateReloads = factory.CreateCounter("appliance_ntske_certificate_reloads_total",
             "NTS-KE certificate reloads (file change or SIGHUP) by result: ok, or failed (logged; the certificate in service stays).", "result");
         _rotations = factory.CreateCounter("appliance_nts_key_rotations_total", "NTS master-key rotations.");
+        factory.CreateGauge("appliance_build_info", "Always 1: the version and the git commit (unknown outside a checkout) this appliance was built from.",
+            "version", "commit").WithLabels(BuildInfo.Version, BuildInfo.Commit).Set(1);
+        _uptime = factory.CreateGauge("appliance_uptime_seconds", "Seconds since the server started.");
+        if (ntsKe is not null)
+        {
+            _certificateRemaining = factory.CreateGauge("appliance_ntske_certificate_remaining_seconds",
+                "Seconds until the NTS-KE certificate in service expires (its NotAfter; negative once expired).");
+        }
+        if (keyStore is not null)
+        {
+            _keyAge = factory.CreateGauge("appliance_nts_key_age_seconds", "Age of the NTS master key that seals new cookies now.");
+            _keyNextRotation = factory.CreateGauge("appliance_nts_key_next_rotation_seconds", "Seconds until the next scheduled NTS master-key rotation.");
+        }
         _factory = factory;
         Prometheus.DotNetStats.Register(Registry);
         Registry.AddBeforeCollectCallback(Update);
@@ -110,13 +144,19 @@ public sealed class ApplianceMetrics
         _workerAllocated.IncTo(stats.WorkerAllocatedBytes);
         _rateTableEntries.Set(stats.TableEntries);
         _rateTableCapacity.Set(stats.TableCapacity);
+        _rateTableEvictions.IncTo(stats.TableEvictions);
+        _uptime.Set((SystemClock.MonotonicNanoseconds() - _startedAt) / 1e9);
         _allocated.IncTo(GC.GetTotalAllocatedBytes(precise: true));
         for (int s = 0; s < TimestampSourceNames.Count; s++)
         {
-            long count = stats.Timestamps((TimestampSource)s);
-            if (count > 0)
+            string name = TimestampSourceNames.Name((TimestampSource)s);
+            if (stats.Timestamps((TimestampSource)s) is long received and > 0)
             {
-                _timestamps.WithLabels(TimestampSourceNames.Name((TimestampSource)s)).IncTo(count);
+                _timestamps.WithLabels(name).IncTo(received);
+            }
+            if (stats.TransmitTimestamps((TimestampSource)s) is long sent and > 0)
+            {
+                _transmitTimestamps.WithLabels(name).IncTo(sent);
             }
         }
         for (int r = 0; r < OutcomeNames.ReasonCount; r++)
@@ -158,12 +198,19 @@ public sealed class ApplianceMetrics
             }
         }
         _ntsKeConnections.Set(_ntsKe?.ActiveConnections ?? 0);
+        DateTimeOffset now = DateTimeOffset.UtcNow;
         if (_ntsKe is not null)
         {
             _certificateReloads.WithLabels("ok").IncTo(_ntsKe.Certificates.Reloads);
             _certificateReloads.WithLabels("failed").IncTo(_ntsKe.Certificates.ReloadFailures);
+            _certificateRemaining?.Set((_ntsKe.Certificates.NotAfter - now).TotalSeconds);
         }
         _rotations.IncTo(_nts.Rotations);
+        if (_keyStore is not null && _keyCell.Current is { } ring)
+        {
+            _keyAge!.Set(_keyStore.AgeSeconds(ring.Current.Id, now));
+            _keyNextRotation!.Set((_keyStore.NextRotation(now) - now).TotalSeconds);
+        }
 
         ServerState state = _state.Current;
         _stratum.Set(state.IsSynchronised ? state.Stratum : ServerState.UnsynchronisedStratum);

@@ -2,6 +2,7 @@ using Appliance.Discipline;
 using Appliance.Protocol.Client;
 using Appliance.Server.Clock;
 using Appliance.Sources;
+using Appliance.Timestamping;
 using Prometheus;
 
 namespace Appliance.Server.Metrics;
@@ -40,6 +41,7 @@ internal sealed class ClockMetrics
     private readonly Gauge _frequencyUncertainty;
     private readonly Gauge _offsetUncertainty;
     private readonly Gauge _correction;
+    private readonly Gauge? _leapFileRemaining;
     private HashSet<string> _shown = [];
 
     public ClockMetrics(MetricFactory factory, ClockService clock)
@@ -68,6 +70,11 @@ internal sealed class ClockMetrics
         _offsetUncertainty = factory.CreateGauge("appliance_clock_offset_uncertainty_seconds", "Standard deviation of the offset estimate.");
         _correction = factory.CreateGauge("appliance_clock_correction_seconds",
             "Software mode: served time minus the untouched system clock (0 in kernel mode).");
+        if (clock.LeapSeconds is not null)
+        {
+            _leapFileRemaining = factory.CreateGauge("appliance_leap_seconds_file_remaining_seconds",
+                "Seconds until the leap-seconds file expires (its #@ line; negative once expired: a leap second announced after it would be missed).");
+        }
     }
 
     public void Update()
@@ -82,6 +89,10 @@ internal sealed class ClockMetrics
         _frequencyUncertainty.Set(snapshot.FrequencyStdDev * 1e6);
         _offsetUncertainty.Set(snapshot.OffsetStdDev);
         _correction.Set(snapshot.Correction);
+        if (_clock.LeapSeconds is { } leap)
+        {
+            _leapFileRemaining?.Set(leap.Expires - (SystemClock.RealtimeNanoseconds() / 1e9));
+        }
         ForgetRemoved(snapshot.Sources);
         foreach (SourceSnapshot source in snapshot.Sources)
         {

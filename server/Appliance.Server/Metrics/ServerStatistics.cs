@@ -14,6 +14,7 @@ public sealed class ServerStatistics
     private readonly long[,] _outcomes = new long[OutcomeNames.ActionCount, OutcomeNames.ReasonCount];
     private readonly long[,] _nts = new long[OutcomeNames.ActionCount, OutcomeNames.ReasonCount];
     private readonly long[] _timestamps = new long[TimestampSourceNames.Count];
+    private readonly long[] _transmitTimestamps = new long[TimestampSourceNames.Count];
 
     private ServerStatistics(IReadOnlyList<NtpWorker> workers)
     {
@@ -30,9 +31,11 @@ public sealed class ServerStatistics
             CookiesIssued += counters.CookiesIssued;
             TableEntries += worker.RateLimiter?.Count ?? 0;
             TableCapacity += worker.RateLimiter?.Capacity ?? 0;
+            TableEvictions += worker.RateLimiter?.Evictions ?? 0;
             for (int s = 0; s < _timestamps.Length; s++)
             {
                 _timestamps[s] += counters.Timestamps((TimestampSource)s);
+                _transmitTimestamps[s] += counters.TransmitTimestamps((TimestampSource)s);
             }
             for (int a = 0; a < OutcomeNames.ActionCount; a++)
             {
@@ -86,6 +89,9 @@ public sealed class ServerStatistics
     public long TableEntries { get; }
     public long TableCapacity { get; }
 
+    /// <summary>Clients the rate-limit tables dropped to make room for new ones.</summary>
+    public long TableEvictions { get; }
+
     /// <summary>Requests (plain and NTS) that ended in <paramref name="action"/> for <paramref name="reason"/>.</summary>
     public long Outcome(ResponseAction action, ResponseReason reason) => _outcomes[(int)action, (int)reason];
 
@@ -97,7 +103,11 @@ public sealed class ServerStatistics
 
     public long NtsTotal(ResponseAction action) => Sum(_nts, action);
 
+    /// <summary>Requests whose receive timestamp came from <paramref name="source"/>.</summary>
     public long Timestamps(TimestampSource source) => _timestamps[(int)source];
+
+    /// <summary>Time responses whose transmit timestamp came from <paramref name="source"/>.</summary>
+    public long TransmitTimestamps(TimestampSource source) => _transmitTimestamps[(int)source];
 
     private static long Sum(long[,] table, ResponseAction action)
     {

@@ -47,11 +47,10 @@ public sealed class CertificateStore : IDisposable
     public SslStreamCertificateContext Current => Volatile.Read(ref _current);
 
     /// <summary>Subject and expiry of the certificate in service, for the log.</summary>
-    public string Describe()
-    {
-        X509Certificate2 leaf = Current.TargetCertificate;
-        return $"{leaf.Subject}, valid until {leaf.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm}Z";
-    }
+    public string Describe() => $"{Current.TargetCertificate.Subject}, valid until {NotAfter.UtcDateTime:yyyy-MM-dd HH:mm}Z";
+
+    /// <summary>When the certificate in service now expires (a reload moves it): the log line and <c>appliance_ntske_certificate_remaining_seconds</c>.</summary>
+    public DateTimeOffset NotAfter => new(Current.TargetCertificate.NotAfter);
 
     /// <summary>Reloads that put new files in service.</summary>
     public int Reloads => Volatile.Read(ref _reloads);

@@ -58,6 +58,13 @@ public sealed class KeyRingStore(NtsKeysConfig config)
     /// </summary>
     public DateTimeOffset StartOf(uint id) => DateTimeOffset.FromUnixTimeSeconds(((long)id - _advance) * RotationSeconds);
 
+    /// <summary>
+    /// How long the key <paramref name="id"/> has been current (or was, for an older key) at
+    /// <paramref name="now"/>, from <see cref="StartOf"/>; never negative. What <c>appliance keys</c>
+    /// shows per key and <c>appliance_nts_key_age_seconds</c> for the key that seals.
+    /// </summary>
+    public double AgeSeconds(uint id, DateTimeOffset now) => Math.Max(0, (now - StartOf(id)).TotalSeconds);
+
     /// <summary>The configuration in force (a reload may change rotation and keep).</summary>
     public NtsKeysConfig Config => _config;
 
