@@ -1,4 +1,12 @@
+using System.Text.RegularExpressions;
+
 namespace Appliance.Testing;
+
+/// <summary>A label matcher of a selector: <c>metric{label op "value"}</c>.</summary>
+public sealed record LabelMatcher(string Metric, string Label, string Operator, string Value)
+{
+    public bool IsRegex => Operator is "=~" or "!~";
+}
 
 /// <summary>A vector selector in a PromQL expression: the metric name (null for <c>{__name__=...}</c>) and its matchers' text.</summary>
 public sealed record PromSelector(string? Metric, string Matchers);
@@ -9,7 +17,7 @@ public sealed record PromSelector(string? Metric, string Matchers);
 /// subquery brackets, numbers, functions and aggregations (an identifier followed by "("), the label
 /// lists of by/without/on/ignoring/group_left/group_right, and the binary keywords.
 /// </summary>
-public static class PromQl
+public static partial class PromQl
 {
     private static readonly HashSet<string> s_labelListKeywords =
         new(["by", "without", "on", "ignoring", "group_left", "group_right"], StringComparer.Ordinal);
@@ -89,6 +97,16 @@ public static class PromQl
 
     /// <summary>The metric names an expression reads.</summary>
     public static IEnumerable<string> Metrics(string expr) => Selectors(expr).Select(s => s.Metric).OfType<string>().Distinct(StringComparer.Ordinal);
+
+    /// <summary>The label matchers of the named selectors of an expression.</summary>
+    public static IReadOnlyList<LabelMatcher> Matchers(string expr) =>
+    [
+        .. Selectors(expr).Where(s => s.Metric is not null).SelectMany(s => MatcherPattern().Matches(s.Matchers)
+            .Select(m => new LabelMatcher(s.Metric!, m.Groups["label"].Value, m.Groups["op"].Value, m.Groups["value"].Value))),
+    ];
+
+    [GeneratedRegex("(?<label>[a-zA-Z_]\\w*)\\s*(?<op>=~|!~|!=|=)\\s*\"(?<value>(?:[^\"\\\\]|\\\\.)*)\"")]
+    private static partial Regex MatcherPattern();
 
     private static int SkipSpace(string text, int i)
     {

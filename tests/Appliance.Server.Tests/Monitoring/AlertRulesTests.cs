@@ -18,18 +18,6 @@ public partial class AlertRulesTests
     private static readonly string s_rules = Repo.Path("appliance-image", "monitoring", "prometheus", "appliance-alerts.yml");
     private static readonly string s_tests = Repo.Path("appliance-image", "monitoring", "prometheus", "appliance-alerts.test.yml");
 
-    /// <summary>
-    /// The metrics of the #16 brief that the metrics part adds in parallel (names fixed by the brief).
-    /// Until that part merges a name here counts as exposed. The lead removes this list at merge: from
-    /// then on the live scrape alone decides.
-    /// </summary>
-    private static readonly string[] s_addedByTheMetricsPart =
-    [
-        "appliance_build_info", "appliance_uptime_seconds", "appliance_ntp_rate_limit_evictions_total",
-        "appliance_ntp_transmit_timestamps_total", "appliance_leap_seconds_file_remaining_seconds",
-        "appliance_ntske_certificate_remaining_seconds", "appliance_nts_key_age_seconds", "appliance_nts_key_next_rotation_seconds",
-    ];
-
     /// <summary>Series Prometheus makes itself for every target, not the appliance's.</summary>
     private static readonly string[] s_prometheusOwn = ["up"];
 
@@ -116,7 +104,7 @@ public partial class AlertRulesTests
               / ignoring (reason) group_left rate(appliance_ntp_requests_total[1h:5m]) > 1e-3
             and on (instance, job) -appliance_uptime_seconds >= 6 * 3600 or up == bool 0
             """;
-        Assert.Equal(["appliance_ntp_drops_total", "appliance_ntp_requests_total", "appliance_uptime_seconds", "up"], PromQl.MetricNames(expression));
+        Assert.Equal(["appliance_ntp_drops_total", "appliance_ntp_requests_total", "appliance_uptime_seconds", "up"], PromQl.Metrics(expression).Order(StringComparer.Ordinal));
         Assert.Equal([new LabelMatcher("appliance_ntp_drops_total", "reason", "!~", "rate_limited|denied")], PromQl.Matchers(expression));
     }
 
@@ -143,14 +131,14 @@ public partial class AlertRulesTests
             return exposition.Contains("appliance_source_selection{", StringComparison.Ordinal);
         }, TimeSpan.FromSeconds(20), () => $"no source series in {url}:\n{exposition}");
 
-        Exposition exposed = Exposition.Parse(exposition);
+        IReadOnlyDictionary<string, MetricFamily> exposed = Exposition.Parse(exposition);
         IReadOnlyList<AlertRule> alerts = AlertRule.Load(File.ReadAllText(s_rules));
         var problems = new List<string>();
         foreach (AlertRule alert in alerts)
         {
-            foreach (string name in PromQl.MetricNames(alert.Expression))
+            foreach (string name in PromQl.Metrics(alert.Expression))
             {
-                if (!exposed.Families.Contains(name) && !s_addedByTheMetricsPart.Contains(name) && !s_prometheusOwn.Contains(name))
+                if (!Declares(exposed, name) && !s_prometheusOwn.Contains(name))
                 {
                     problems.Add($"{alert.Name}: {name} is not in the appliance's /metrics");
                 }
@@ -164,14 +152,23 @@ public partial class AlertRulesTests
         Assert.True(problems.Count == 0, string.Join("\n", problems) + $"\n--- {url}\n{exposition}");
     }
 
+    /// <summary>Whether the scrape declares (# TYPE) the series name: a family, or a histogram's or summary's _bucket/_sum/_count.</summary>
+    private static bool Declares(IReadOnlyDictionary<string, MetricFamily> exposed, string name) =>
+        exposed.ContainsKey(name) || ((string[])["_bucket", "_sum", "_count"]).Any(suffix => name.EndsWith(suffix, StringComparison.Ordinal)
+            && exposed.TryGetValue(name[..^suffix.Length], out MetricFamily? family) && family.Type is "histogram" or "summary");
+
     /// <summary>
     /// The values <paramref name="label"/> of <paramref name="metric"/> can take: those the scrape shows
     /// (state-like gauges list every value), and for counters whose series appear only once
     /// incremented, the name tables they are written from.
     /// </summary>
-    private static HashSet<string> LabelValues(Exposition exposed, string metric, string label)
+    private static HashSet<string> LabelValues(IReadOnlyDictionary<string, MetricFamily> exposed, string metric, string label)
     {
-        var values = new HashSet<string>(exposed.LabelValues(metric, label), StringComparer.Ordinal);
+        var values = new HashSet<string>(StringComparer.Ordinal);
+        if (exposed.TryGetValue(metric, out MetricFamily? family) && family.Labels.TryGetValue(label, out SortedSet<string>? seen))
+        {
+            values.UnionWith(seen);
+        }
         if (metric is "appliance_ntp_drops_total" or "appliance_ntp_responses_total" && label == "reason")
         {
             values.UnionWith(Enum.GetValues<ResponseReason>().Select(OutcomeNames.Reason));
@@ -293,49 +290,4 @@ internal static class Yaml
         node.Children.TryGetValue(new YamlScalarNode(key), out YamlNode? child) && child is YamlMappingNode map
             ? map.Children.ToDictionary(p => ((YamlScalarNode)p.Key).Value ?? "", p => (p.Value as YamlScalarNode)?.Value ?? "", StringComparer.Ordinal)
             : new Dictionary<string, string>(StringComparer.Ordinal);
-}
-
-/// <summary>A Prometheus text exposition read for its declarations: the families (# TYPE) and the label values of each series.</summary>
-internal sealed partial class Exposition
-{
-    private readonly List<(string Metric, Dictionary<string, string> Labels)> _series = [];
-
-    public HashSet<string> Families { get; } = new(StringComparer.Ordinal);
-
-    public static Exposition Parse(string text)
-    {
-        var exposition = new Exposition();
-        foreach (string line in text.Split('\n'))
-        {
-            if (TypeLine().Match(line) is { Success: true } type)
-            {
-                string family = type.Groups["name"].Value;
-                exposition.Families.Add(family);
-                // A histogram or summary is selected by its series' names.
-                if (type.Groups["type"].Value is "histogram" or "summary")
-                {
-                    exposition.Families.UnionWith([family + "_bucket", family + "_sum", family + "_count"]);
-                }
-            }
-            else if (SeriesLine().Match(line) is { Success: true } series)
-            {
-                var labels = LabelPair().Matches(series.Groups["labels"].Value)
-                    .ToDictionary(m => m.Groups["label"].Value, m => m.Groups["value"].Value, StringComparer.Ordinal);
-                exposition._series.Add((series.Groups["name"].Value, labels));
-            }
-        }
-        return exposition;
-    }
-
-    public IEnumerable<string> LabelValues(string metric, string label) =>
-        _series.Where(s => s.Metric == metric && s.Labels.ContainsKey(label)).Select(s => s.Labels[label]);
-
-    [GeneratedRegex(@"^# TYPE (?<name>[a-zA-Z_:][\w:]*) (?<type>\w+)")]
-    private static partial Regex TypeLine();
-
-    [GeneratedRegex(@"^(?<name>[a-zA-Z_:][\w:]*)\{(?<labels>[^}]*)\}")]
-    private static partial Regex SeriesLine();
-
-    [GeneratedRegex("(?<label>[a-zA-Z_]\\w*)=\"(?<value>(?:[^\"\\\\]|\\\\.)*)\"")]
-    private static partial Regex LabelPair();
 }

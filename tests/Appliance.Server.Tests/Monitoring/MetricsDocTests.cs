@@ -94,13 +94,17 @@ public sealed partial class MetricsDocTests(MonitoredAppliance appliance) : ICla
     }
 
     [Fact]
-    public void MetricsDoc_AlertsColumn_IsPlainAndEveryRowHasAUnitAndAMeaning()
+    public void MetricsDoc_AlertsColumn_NamesExactlyTheAlertsThatReadTheMetric_AndEveryRowHasAUnitAndAMeaning()
     {
+        IReadOnlyList<AlertRule> alerts = AlertRule.Load(File.ReadAllText(Repo.Path("appliance-image", "monitoring", "prometheus", "appliance-alerts.yml")));
         foreach (DocRow row in ReadDoc())
         {
             string[] cells = [.. row.Line.Split('|')[1..^1].Select(c => c.Trim())];
             Assert.True(cells[1] is "counter" or "gauge" or "histogram" or "summary" or "untyped", row.Line);
             Assert.True(cells[3].Length > 0 && cells[4].Length > 0 && cells[5].Length > 0, $"empty cell: {row.Line}");
+            string[] readBy = [.. alerts.Where(a => PromQl.Metrics(a.Expression).Contains(row.Name, StringComparer.Ordinal)).Select(a => a.Name)];
+            Assert.True(cells[5] == (readBy.Length == 0 ? "—" : string.Join(", ", readBy)),
+                $"docs/metrics.md: {row.Name} is read by {(readBy.Length == 0 ? "no alert (write —)" : string.Join(", ", readBy))}, the Alerts column says {cells[5]}");
         }
     }
 

@@ -20,8 +20,9 @@ internal static class StatusTestData
         new(name, "ntp", "reachable", selection, 255, 64, 1, offset, 2e-3, 5e-5, 10, 9, 0, 0, 0, 0);
 
     public static ServerStatsReport Stats(IReadOnlyDictionary<string, long>? handshakes = null) =>
-        new(1000, 990, 4, new Dictionary<string, long> { ["denied"] = 6 }, new Dictionary<string, long> { ["rate_limited"] = 4 },
-            20, 19, 1, 30, handshakes ?? new Dictionary<string, long>(), new Dictionary<string, long> { ["kernel"] = 1000 }, 0, 0, 0);
+        new(1000, 990, 4, 0, new Dictionary<string, long> { ["denied"] = 6 }, new Dictionary<string, long> { ["rate_limited"] = 4 },
+            20, 19, 1, 30, handshakes ?? new Dictionary<string, long>(), new Dictionary<string, long> { ["kernel"] = 1000 },
+            new Dictionary<string, long> { ["user_space"] = 990 }, 0, 0, 0);
 
     public static KeysReport NoKeys { get; } = new(false, "", 0, 0, null, []);
 
