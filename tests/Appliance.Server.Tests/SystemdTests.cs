@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Appliance.Protocol;
 using Appliance.Engine;
 using Appliance.Server.Configuration;
 using Appliance.Server.Hosting;
@@ -241,6 +242,10 @@ public class SystemdTests
     public async Task Status_FollowsTheClock_FromUnsynchronisedToSynchronisedToTheUpstream()
     {
         await using TestNtpServer upstream = TestNtpServer.Shifted(0);
+        // The upstream stays silent until READY: however long a loaded host takes to start the
+        // appliance, READY comes before any sample could synchronise it.
+        Func<NtpHeader, long, byte[]?> answer = upstream.Respond;
+        upstream.Respond = (_, _) => null;
         using var notify = new SystemdNotifySocket();
         await using ApplianceServer server = await StartAsync(notify.Environment(), Ports.FreeUdpPort(), workers: 1, more: $$"""
             sources:
@@ -249,6 +254,7 @@ public class SystemdTests
 
         Notification ready = await notify.WaitForAsync(m => m.Has("READY=1"), TimeSpan.FromSeconds(5));
         Assert.Equal("unsynchronised", ready.Status);
+        upstream.Respond = answer;
         Notification synced = await notify.WaitForAsync(m => m.Status?.StartsWith("stratum 2, synchronised to", StringComparison.Ordinal) == true,
             TimeSpan.FromSeconds(40));
         Assert.Matches(@$"^stratum 2, synchronised to {System.Text.RegularExpressions.Regex.Escape(upstream.EndPoint.ToString())}, offset [+-][0-9]+(\.[0-9])? (µs|ms)$", synced.Status);

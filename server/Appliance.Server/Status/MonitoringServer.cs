@@ -60,7 +60,7 @@ public sealed class MonitoringServer : IAsyncDisposable
             }
             catch (HttpListenerException e)
             {
-                listener.Close();
+                CloseUnstarted(listener);
                 if (listen.Port == 0 && attempt < attempts)
                 {
                     continue;
@@ -71,6 +71,22 @@ public sealed class MonitoringServer : IAsyncDisposable
             var server = new MonitoringServer(listener, registry, new IPEndPoint(listen.Address, port));
             server._accepting = server.AcceptAsync();
             return server;
+        }
+    }
+
+    /// <summary>
+    /// Releases a listener whose Start failed. The managed HttpListener's Close looks its endpoint up
+    /// by port and, finding none, binds the port anew to remove it: on the port that was just taken,
+    /// that throws again. Nothing is held by a listener that never started, so that failure is moot.
+    /// </summary>
+    private static void CloseUnstarted(HttpListener listener)
+    {
+        try
+        {
+            listener.Close();
+        }
+        catch (HttpListenerException)
+        {
         }
     }
 
@@ -231,14 +247,16 @@ public sealed class MonitoringServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
-        _listener.Stop();
+        // Close once, never Stop and then Close: the managed HttpListener's second removal finds no
+        // endpoint for the port and binds it anew, which fails ("Address already in use") when another
+        // socket took the port in between (CI saw it). Close aborts the requests in flight, which the
+        // stop cancels anyway.
+        _listener.Close();
         await _accepting.ConfigureAwait(false);
-        // Requests in flight end within their deadline (the stop cancels them at once).
         for (int i = 0; i < MaxConcurrentRequests; i++)
         {
             await _slots.WaitAsync(RequestTimeout).ConfigureAwait(false);
         }
-        _listener.Close();
         _stop.Dispose();
         _slots.Dispose();
     }
