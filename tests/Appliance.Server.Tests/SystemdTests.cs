@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
-using Appliance.Protocol;
 using Appliance.Engine;
+using Appliance.Protocol;
 using Appliance.Server.Configuration;
 using Appliance.Server.Hosting;
 using Appliance.Server.Ntp;
