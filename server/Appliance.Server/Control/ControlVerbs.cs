@@ -117,7 +117,7 @@ public sealed class ControlVerbs(ControlContext context)
         ServerState state = context.State.Current;
         long now = SystemClock.RealtimeNanoseconds();
         bool synchronised = state.IsSynchronised;
-        long received = ServerStatistics.TotalReceived(context.Engine);
+        long received = ServerStatistics.Totals(context.Engine).Received;
         return new StatusReport(
             Version: Program.Version,
             ClockMode: context.Clock.Mode == ClockMode.Software ? "software" : "kernel",

@@ -294,10 +294,14 @@ public sealed partial class ApplianceServer : IAsyncDisposable
         await _samplingStop.CancelAsync();
         await _sampling;
         _samplingStop.Dispose();
-        // The control socket first: no verb runs against parts that are stopping.
+        // The control socket and the page first: no verb runs against parts that are stopping.
         if (_control is not null)
         {
             await _control.DisposeAsync();
+        }
+        if (_monitoring is not null)
+        {
+            await _monitoring.DisposeAsync();
         }
         if (!_stopped)
         {
@@ -305,10 +309,6 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             _stopped = true;
         }
         _host.Dispose();
-        if (_monitoring is not null)
-        {
-            await _monitoring.DisposeAsync();
-        }
         Engine.Dispose();
     }
 }

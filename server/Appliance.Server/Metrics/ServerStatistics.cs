@@ -50,9 +50,6 @@ public sealed class ServerStatistics
 
     public static ServerStatistics Collect(NtpEngine engine) => new(engine.Workers);
 
-    /// <summary>Datagrams received by all workers: the one figure the control socket samples every second, without a whole <see cref="Collect"/>.</summary>
-    public static long TotalReceived(NtpEngine engine) => engine.Workers.Sum(w => w.Counters.Received);
-
     /// <summary>
     /// The requests received and how they ended (answered, KoD, dropped), summed over every worker
     /// without a whole <see cref="Collect"/>: what the once-a-second sample keeps for the rates by outcome.

@@ -156,7 +156,7 @@ public static class StatusPage
         html.Append("<section><h2>Requests</h2><table id=\"requests\" class=\"grid\"><tr><th></th><th>per second (10 s)</th><th>total</th></tr>");
         RateRow(html, "received", "Received", rates.Received, stats.Received);
         RateRow(html, "answered", "Answered", rates.Answered, stats.Answered);
-        RateRow(html, "kod", "Kiss-o'-Death", rates.KissOfDeath, stats.KodSent.Values.Sum() + stats.NtsNaks);
+        RateRow(html, "kod", "Kiss-o'-Death", rates.KissOfDeath, stats.KodSent.Values.Sum()); // NTS NAKs are in it (kod/nts_cookie_*)
         RateRow(html, "dropped", "Dropped", rates.Dropped, stats.Dropped.Values.Sum());
         html.Append("</table>");
         Counts(html, "drop-reasons", "Dropped, by reason", stats.Dropped);

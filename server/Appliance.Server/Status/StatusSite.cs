@@ -18,7 +18,7 @@ public sealed class StatusSite(ControlVerbs verbs, ClockService clock, NtsKeServ
         StatusReport status = verbs.Status();
         SourcesReport sources = verbs.Sources();
         NtsKeFacts? nts = ntsKe is null ? null
-            : new NtsKeFacts(new DateTimeOffset(ntsKe.Certificates.Current.TargetCertificate.NotAfter).ToUniversalTime(), ntsKe.ActiveConnections);
+            : new NtsKeFacts(ntsKe.Certificates.NotAfter.ToUniversalTime(), ntsKe.ActiveConnections);
         DateTimeOffset? leap = clock.LeapSeconds is { } table ? DateTimeOffset.FromUnixTimeSeconds(table.Expires) : null;
         return new StatusPageData(status, sources, verbs.ServerStats(), verbs.Keys(), verbs.Rates(), nts, leap,
             StatusWarnings.Evaluate(status, sources, nts?.CertificateNotAfter, leap, now),

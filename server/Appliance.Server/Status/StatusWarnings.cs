@@ -31,7 +31,7 @@ public static class StatusWarnings
             warnings.Add(new StatusWarning("unsynchronised",
                 "Unsynchronised: clients are told LI=3, stratum 16 and should ignore this server. Check the sources below."));
         }
-        if (sources.Sources.Count > 0 && !sources.Sources.Any(s => s.Selection is "candidate" or "system_peer"))
+        if (sources.Sources.Count > 0 && !sources.Sources.Any(s => s.Selection is "candidate" or "system_peer" or "outlier"))
         {
             warnings.Add(new StatusWarning("no_selectable_source",
                 "No selectable source: every source is unreachable, unfit or a falseticker (see the selection column)."));

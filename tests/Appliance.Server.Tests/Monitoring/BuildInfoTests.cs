@@ -18,7 +18,6 @@ public class BuildInfoTests
     [Fact]
     public async Task Commit_IsTheCheckoutsCommitAtBuildTime_AndVersionTheProjects()
     {
-        Assert.Equal(Program.Version, BuildInfo.Version);
         Assert.Matches(@"^\d+\.\d+\.\d+", BuildInfo.Version);
         CommandResult checkout = await Run.CommandAsync("git", ["-C", Repo.Root, "rev-parse", "--git-dir"], TimeSpan.FromSeconds(10));
         if (checkout.ExitCode != 0)

@@ -150,7 +150,6 @@ public sealed class DashboardTests(MonitoredAppliance appliance) : IClassFixture
     [Fact]
     public async Task EveryPanelQuery_ReturnsDataFromARealPrometheus_AndReadsOnlyExposedMetrics()
     {
-        var clock = Stopwatch.StartNew();
         List<DashboardFile.Target> targets = DashboardFile.Targets(DashboardFile.Load());
         appliance.StartBackgroundTraffic();
         await using PrometheusServer prometheus = await PrometheusServer.StartAsync(appliance.Target);
@@ -202,6 +201,5 @@ public sealed class DashboardTests(MonitoredAppliance appliance) : IClassFixture
             IReadOnlyList<PromSample> result = results[(panel, refId)];
             Assert.True(result.All(holds), $"{panel} {refId}: expected {what}, got\n{string.Join("\n", result)}");
         }
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed.TotalSeconds:F1} s");
     }
 }

@@ -30,6 +30,12 @@ public sealed class MonitoredAppliance : IAsyncLifetime
 
     public ApplianceServer Server => _server ?? throw new InvalidOperationException("not started");
 
+    /// <summary>Started just before the appliance: its uptime can never exceed this.</summary>
+    public System.Diagnostics.Stopwatch BeforeStart { get; } = new();
+
+    /// <summary>Started once the appliance has started: its uptime is never less than this.</summary>
+    public System.Diagnostics.Stopwatch AfterStart { get; } = new();
+
     public static string LeapFile => Repo.TestData("leap-seconds.list");
 
     /// <summary>The control socket of the appliance (for <c>appliance serverstats</c>).</summary>
@@ -51,7 +57,9 @@ public sealed class MonitoredAppliance : IAsyncLifetime
             extraNtp: $", rate-limit: {{ interval: 10s, burst: 4, leak: 16, kod: true, clients: {TableClients} }}",
             extraClock: $", leap-seconds: {LeapFile}",
             extraYaml: "sources:\n" + Source(_chrony.EndPoint) + Source(_scripted.EndPoint));
+        BeforeStart.Start();
         _server = await _fixture.StartAsync();
+        AfterStart.Start();
         await DriveEveryOutcomeAsync();
         await Eventually.TrueAsync(() => Server.Clock.Sources.All(s => s.Counters.Answers >= 2), TimeSpan.FromSeconds(20),
             () => "sources: " + string.Join("; ", Server.Clock.Snapshot.Sources));
@@ -100,7 +108,7 @@ public sealed class MonitoredAppliance : IAsyncLifetime
         long before = -1;
         await Eventually.TrueAsync(async () =>
         {
-            long now = Metrics.ServerStatistics.TotalReceived(Server.Engine);
+            long now = Metrics.ServerStatistics.Totals(Server.Engine).Received;
             bool still = now == before;
             before = now;
             await Task.Delay(300);

@@ -45,6 +45,19 @@ public class StatusPageTests
     }
 
     [Fact]
+    public void Render_KissOfDeathTotal_CountsEachNtsNakOnce()
+    {
+        // serverstats' kod_sent already holds the NAKs (kod/nts_cookie_*); nts_naks is the same count seen from NTS.
+        ServerStatsReport stats = Stats() with
+        {
+            KodSent = new Dictionary<string, long> { ["rate_limited"] = 4, ["nts_cookie_invalid"] = 3 },
+            NtsNaks = 3,
+        };
+        string page = StatusPage.Render(Page(stats: stats));
+        Assert.Contains("id=\"requests-kod\">7</td>", page, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Render_IsSelfContained_NoScriptNoExternalReference()
     {
         string page = StatusPage.Render(Page(ntsKe: new NtsKeFacts(Now.AddDays(90), 0),
