@@ -38,33 +38,31 @@ public static class StatusWarnings
         }
         if (certificateNotAfter is { } notAfter)
         {
-            TimeSpan left = notAfter - now;
-            if (left <= TimeSpan.Zero)
-            {
-                warnings.Add(new StatusWarning("certificate_expired",
-                    $"The NTS-KE certificate expired {Ago(-left)} ago ({notAfter:u}): NTS clients refuse the handshake. Renew it; the appliance reloads it by itself."));
-            }
-            else if (left < CertificateNotice)
-            {
-                warnings.Add(new StatusWarning("certificate_expiring",
-                    $"The NTS-KE certificate expires in {Ago(left)} ({notAfter:u}). Renew it; the appliance reloads it by itself."));
-            }
+            AddExpiry(warnings, "certificate", "The NTS-KE certificate", notAfter, CertificateNotice, now,
+                "NTS clients refuse the handshake. ", "Renew it; the appliance reloads it by itself.");
         }
         if (leapFileExpires is { } expires)
         {
-            TimeSpan left = expires - now;
-            if (left <= TimeSpan.Zero)
-            {
-                warnings.Add(new StatusWarning("leap_file_expired",
-                    $"The leap-seconds file expired {Ago(-left)} ago ({expires:u}): a leap second announced since is not known. Install a fresh leap-seconds.list (Debian: tzdata) and restart the appliance (it reads the file at start)."));
-            }
-            else if (left < LeapFileNotice)
-            {
-                warnings.Add(new StatusWarning("leap_file_expiring",
-                    $"The leap-seconds file expires in {Ago(left)} ({expires:u}). Install a fresh leap-seconds.list (Debian: tzdata) and restart the appliance (it reads the file at start)."));
-            }
+            AddExpiry(warnings, "leap_file", "The leap-seconds file", expires, LeapFileNotice, now,
+                "a leap second announced since is not known. ",
+                "Install a fresh leap-seconds.list (Debian: tzdata) and restart the appliance (it reads the file at start).");
         }
         return warnings;
+    }
+
+    /// <summary><c>{code}_expired</c> once <paramref name="expires"/> has passed, <c>{code}_expiring</c> within <paramref name="notice"/> of it.</summary>
+    private static void AddExpiry(List<StatusWarning> warnings, string code, string what, DateTimeOffset expires, TimeSpan notice,
+        DateTimeOffset now, string consequence, string fix)
+    {
+        TimeSpan left = expires - now;
+        if (left <= TimeSpan.Zero)
+        {
+            warnings.Add(new StatusWarning(code + "_expired", $"{what} expired {Ago(-left)} ago ({expires:u}): {consequence}{fix}"));
+        }
+        else if (left < notice)
+        {
+            warnings.Add(new StatusWarning(code + "_expiring", $"{what} expires in {Ago(left)} ({expires:u}). {fix}"));
+        }
     }
 
     private static string Ago(TimeSpan span) => span.TotalDays >= 2 ? $"{span.TotalDays:0} days"
