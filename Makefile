@@ -50,9 +50,11 @@ check: build
 bench: build
 	tests/Appliance.Benchmarks/bench.sh
 
-## publish: the self-contained `appliance` executable at out/bin/appliance
+## publish: the Native AOT `appliance` executable at out/bin/appliance (symbols beside it in appliance.dbg)
 publish: restore
-	$(DOTNET) publish server/Appliance.Server -c Release -r linux-x64 --self-contained -o out/bin --nologo -v quiet
+	$(DOTNET) publish server/Appliance.Server -c Release -r linux-x64 -o out/bin --nologo -v quiet -clp:NoSummary
+	rm -f out/bin/*.pdb
+	@echo "out/bin/appliance: $$(du -h out/bin/appliance | cut -f1), $$(out/bin/appliance --version)"
 
 format-check: restore
 	$(DOTNET) format Appliance.sln --verify-no-changes --no-restore

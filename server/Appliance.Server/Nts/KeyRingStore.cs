@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Appliance.Protocol.Nts;
 using Appliance.Server.Configuration;
 using Appliance.Timestamping;
@@ -17,7 +18,7 @@ namespace Appliance.Server.Nts;
 /// Random keys are persisted to a 0600 file, replaced atomically and durably, so a restart
 /// invalidates no cookie; with a fleet secret every key is derived (HKDF) and nothing needs storing.
 /// </summary>
-public sealed class KeyRingStore(NtsKeysConfig config)
+public sealed partial class KeyRingStore(NtsKeysConfig config)
 {
     private NtsKeysConfig _config = config;
     private long _advance;
@@ -171,7 +172,7 @@ public sealed class KeyRingStore(NtsKeysConfig config)
         StoredRing? stored;
         try
         {
-            stored = JsonSerializer.Deserialize<StoredRing>(json);
+            stored = JsonSerializer.Deserialize(json, StoredRingJson.Default.StoredRing);
         }
         catch (JsonException e)
         {
@@ -324,7 +325,7 @@ public sealed class KeyRingStore(NtsKeysConfig config)
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         }))
         {
-            JsonSerializer.Serialize(stream, stored);
+            JsonSerializer.Serialize(stream, stored, StoredRingJson.Default.StoredRing);
             stream.Flush(flushToDisk: true);
         }
         File.Move(temporary, path, overwrite: true);
@@ -353,4 +354,8 @@ public sealed class KeyRingStore(NtsKeysConfig config)
 
     /// <param name="Advance">Added to the period number to make the current id (forced rotations); absent in older files: 0.</param>
     private sealed record StoredRing(int Version, long RotationSeconds, List<StoredKey?>? Keys, long Advance = 0);
+
+    /// <summary>The key file's JSON, generated at build time: Native AOT has no reflection-based serializer.</summary>
+    [JsonSerializable(typeof(StoredRing))]
+    private sealed partial class StoredRingJson : JsonSerializerContext;
 }
