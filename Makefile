@@ -47,7 +47,7 @@ check: build
 	  --logger "console;verbosity=detailed"
 
 ## bench: BenchmarkDotNet suites; results to docs/benchmarks.md
-bench: build
+bench: build publish
 	tests/Appliance.Benchmarks/bench.sh
 
 ## publish: the Native AOT `appliance` executable at out/bin/appliance (symbols beside it in appliance.dbg)

@@ -5,14 +5,33 @@
 # Speed is only ever compared as ratios measured in the same run: these machines are shared and noisy.
 # BENCH_ONLY=cpu runs only the CPU-per-response section (servers, then the fixed-rate rounds), prints
 # its tables and leaves docs/benchmarks.md alone: for iterating on the engine's cost.
+# BENCH_ONLY=memory runs only the memory section (memory.sh) and puts it, and its summary rows, in
+# place in docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 CONFIG=${CONFIG:-Release}
 only=${BENCH_ONLY:-}
-case "$only" in ""|cpu) ;; *) echo "bench: BENCH_ONLY is empty or cpu, not '$only'"; exit 2;; esac
+case "$only" in ""|cpu|memory) ;; *) echo "bench: BENCH_ONLY is empty, cpu or memory, not '$only'"; exit 2;; esac
 out=out/bench
 rm -rf "$out"; mkdir -p "$out"
+if [ "$only" = memory ]; then
+  tests/peers/install.sh >/dev/null
+  tests/Appliance.Benchmarks/memory.sh "$out"
+  python3 - "$out" <<'PY'
+# The memory section and its summary rows replace the ones docs/benchmarks.md has (or are added).
+import re, sys
+out = sys.argv[1]
+doc = open("docs/benchmarks.md").read()
+section, rows = open(f"{out}/memory.md").read(), open(f"{out}/memory-summary.md").read()
+doc = re.sub(r"\n## Memory\n.*?(?=\n## |\Z)", "", doc, flags=re.S).rstrip("\n") + "\n\n" + section
+lines = [l for l in doc.split("\n") if not l.startswith(("| **peak RSS at", "| bytes per tracked client", "| bytes allocated per request by the Native AOT"))]
+at = next(i for i, l in enumerate(lines) if l.startswith("| T3 − T2 at half")) + 1
+doc = "\n".join(lines[:at] + rows.rstrip("\n").split("\n") + lines[at:])
+open("docs/benchmarks.md", "w").write(doc)
+PY
+  exit 0
+fi
 W=$(mktemp -d); chmod 755 "$W"
 pids=()
 # Loopback puts the generator and the server on one kernel: a datagram allocated on the generator's
@@ -214,6 +233,7 @@ CMD_ALLOC_NTS=$cmd_alloc_nts
 $cmd_alloc_nts > "$out/alloc-nts.md"
 a2=$(scrape appliance_process_allocated_bytes_total); w2=$(scrape appliance_ntp_worker_allocated_bytes_total); r2=$(scrape appliance_ntp_requests_total)
 chronyc -h "$W/chrony/chronyd.sock" serverstats > "$out/chrony-serverstats.txt" 2>&1 || true
+tests/Appliance.Benchmarks/memory.sh "$out"
 
 python3 - "$out" "$p_app" "$p_ref" "$p_chrony" "$a0" "$a1" "$w0" "$w1" "$r0" "$r1" "$a2" "$w2" "$r2" <<'PY' > docs/benchmarks.md
 import json, sys, glob, subprocess, datetime, os
@@ -279,6 +299,7 @@ print(f"| bytes allocated per NTS request over {r2-r1:.0f} requests (worker thre
 hs = {s["Target"]: s for s in half["Steps"]}
 def lat(s): return " / ".join(f"{s[k]:.1f}" for k in ["ProcessingP50Micros","ProcessingP90Micros","ProcessingP99Micros","ProcessingP999Micros"])
 print(f"| T3 − T2 at half the max rate ({hs[app]['TargetRate']:.0f}/s): p50 / p90 / p99 / p99.9 | appliance {lat(hs[app])} µs; ntpref {lat(hs[ref])} µs | p99 < 20 µs |")
+print(open(f"{out}/memory-summary.md").read().rstrip("\n"))
 print()
 print("T3 − T2 is the server's receive timestamp (the kernel's, at arrival) to its transmit timestamp, so it")
 print("includes time queued in the socket. On this VM both servers, the C yardstick included, see occasional")
@@ -346,4 +367,5 @@ print(open(f"{out}/alloc.md").read())
 print("NTS: `" + cmd("CMD_ALLOC_NTS") + "`, scraped the same way.\n")
 print(f"- requests: {r2-r1:.0f}; worker threads allocated: {w2-w1:.0f} B; process allocated: {a2-a1:.0f} B (the generator's NTS-KE handshakes included)\n")
 print(open(f"{out}/alloc-nts.md").read())
+print(open(f"{out}/memory.md").read())
 PY
