@@ -31,14 +31,26 @@ peers:
 
 TEST_PROJECTS := $(sort $(wildcard tests/*.Tests/*.csproj)) tests/Appliance.Simulation/Appliance.Simulation.csproj
 
-## test: every test project, one after the other (they share two cores); TRX results in out/test-results
-test: peers build
+# The tests that run the real executable (real peers, the CLI, the control socket, systemd's protocol):
+# run a second time against the Native AOT binary that `make publish` makes and the image ships.
+AOT_TEST_CLASSES := RealClientTests NtsRealClientTests ReloadTests PtpTests CliTests ControlTests ControlActionTests \
+  SystemdProcessTests MigrationCliTests ConfigValidateCliTests MigrationRealConfigTests
+AOT_FILTER := $(subst $() ,|,$(foreach c,$(AOT_TEST_CLASSES),FullyQualifiedName~.$(c).))
+
+## test: every test project, one after the other (they share two cores), then the real-executable tests
+##       again against the Native AOT binary; TRX results in out/test-results
+test: peers build publish
 	rm -rf out/test-results
 	@set -o pipefail; rc=0; for p in $(TEST_PROJECTS); do \
 	  n=$$(basename $$p .csproj); echo "== $$n"; \
 	  $(DOTNET) test $$p -c $(CONFIG) --no-build --nologo --logger "trx;LogFileName=$$n.trx" \
 	    --logger "console;verbosity=normal" --results-directory out/test-results | grep -vE '^\s+Passed |^$$' || rc=1; \
-	done; exit $$rc
+	done; \
+	echo "== Appliance.Server.Tests against the Native AOT binary (out/bin/appliance)"; \
+	APPLIANCE_BINARY=$(CURDIR)/out/bin/appliance $(DOTNET) test tests/Appliance.Server.Tests -c $(CONFIG) --no-build --nologo \
+	  --filter "$(AOT_FILTER)" --logger "trx;LogFileName=Appliance.Server.Tests.aot.trx" \
+	  --logger "console;verbosity=normal" --results-directory out/test-results | grep -vE '^\s+Passed |^$$' || rc=1; \
+	exit $$rc
 
 ## check: the simulation tier over many seeds (SIM_SEEDS, default 100), one line per seed and scenario
 SIM_SEEDS ?= 100

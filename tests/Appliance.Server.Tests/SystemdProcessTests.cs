@@ -13,7 +13,7 @@ public partial class SystemdProcessTests
     /// <summary>Every variable systemd sets is cleared first, so the test's own environment cannot leak in.</summary>
     private static PeerProcess Serve(string config, params string[] environment) =>
         new("env", ["-u", "NOTIFY_SOCKET", "-u", "WATCHDOG_USEC", "-u", "WATCHDOG_PID", "-u", "JOURNAL_STREAM", .. environment,
-            "dotnet", ApplianceProcess.Dll, "serve", "--config", config]);
+            .. ApplianceProcess.Command("serve", "--config", config)]);
 
     private static string Config(int port, string address = "127.0.0.1") =>
         ApplianceProcess.WriteConfig($"ntp: {{ listen: [\"{address}:{port}\"], workers: 2 }}\nclock: {{ mode: software, local: {{ stratum: 10 }} }}\nmetrics: {{ listen: off }}\n");

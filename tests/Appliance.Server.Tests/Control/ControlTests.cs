@@ -272,7 +272,7 @@ public class ControlTests
 
     private static Task<CommandResult> AsUserAsync(int uid, int gid, string socket, string verb) =>
         Run.CommandAsync("setpriv", [$"--reuid={uid}", $"--regid={gid}", "--clear-groups", "env", "HOME=/tmp", "DOTNET_CLI_HOME=/tmp",
-            "dotnet", ApplianceProcess.Dll, verb, "--socket", socket], TimeSpan.FromSeconds(60));
+            .. ApplianceProcess.Command(verb, "--socket", socket)], TimeSpan.FromSeconds(60));
 
     /// <summary>Writes raw bytes to the socket and reads the whole answer, as a hostile or broken client would.</summary>
     private static async Task<JsonElement> RawAsync(string socket, byte[] request, bool closeWrite = true)
