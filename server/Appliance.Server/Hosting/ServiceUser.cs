@@ -146,7 +146,7 @@ public static class ServiceUser
     /// runs as and the chown that gives it the files (recursive for a directory). Empty when no user is configured.
     /// </summary>
     public static string OwnershipFix(string? user, params ReadOnlySpan<string> paths) =>
-        user is null ? "" : $" (the appliance runs as {user}: give it {(paths.Length == 1 ? "that" : "them")} with chown {(Directory.Exists(paths[0]) ? "-R " : "")}{user}: {string.Join(' ', paths.ToArray())})";
+        user is null ? "" : $" (the appliance runs as {user}; fix: chown {(Directory.Exists(paths[0]) ? "-R " : "")}{user}: {string.Join(' ', paths.ToArray())})";
 
     private static ServiceUserOutcome Error(string message) => new(message, null, null);
 }
