@@ -127,16 +127,8 @@ public class PrivilegeDropTests
     {
         TestCertificate certificate = TestCertificate.Create("ntp.test");
         await Run.CheckedAsync("chmod", "600", certificate.KeyPath); // root's, 0600: nobody cannot read it
-        string config = ApplianceProcess.WriteConfig($$"""
-            user: nobody
-            ntp: { listen: ["127.0.0.1:{{Ports.FreeUdpPort()}}"], workers: 1 }
-            nts-ke: { listen: ["127.0.0.1:{{Ports.FreeTcpPort()}}"], certificate: {{certificate.CertificatePath}}, private-key: {{certificate.KeyPath}}, keys: { storage: {{certificate.Directory}}/keys/k.json } }
-            clock: { mode: software, local: {} }
-            metrics: { listen: off }
-            control: { socket: off }
-            """);
 
-        CommandResult result = await ApplianceProcess.RunAsync("serve", "--config", config);
+        CommandResult result = await ApplianceProcess.RunAsync("serve", "--config", NobodyWithNts(certificate, $"{certificate.Directory}/keys/k.json"));
 
         Assert.True(result.ExitCode == Program.ExitConfigError, result.ToString());
         Assert.Contains($"(the appliance runs as nobody; fix: chown nobody: {certificate.CertificatePath} {certificate.KeyPath})", result.StdErr, StringComparison.Ordinal);
@@ -148,16 +140,8 @@ public class PrivilegeDropTests
         TestCertificate certificate = TestCertificate.Create("ntp.test");
         string storage = Path.Combine(certificate.Directory, "keys");
         Directory.CreateDirectory(storage, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute); // root's, as a root run left it
-        string config = ApplianceProcess.WriteConfig($$"""
-            user: nobody
-            ntp: { listen: ["127.0.0.1:{{Ports.FreeUdpPort()}}"], workers: 1 }
-            nts-ke: { listen: ["127.0.0.1:{{Ports.FreeTcpPort()}}"], certificate: {{certificate.CertificatePath}}, private-key: {{certificate.KeyPath}}, keys: { storage: {{storage}}/k.json } }
-            clock: { mode: software, local: {} }
-            metrics: { listen: off }
-            control: { socket: off }
-            """);
 
-        CommandResult result = await ApplianceProcess.RunAsync("serve", "--config", config);
+        CommandResult result = await ApplianceProcess.RunAsync("serve", "--config", NobodyWithNts(certificate, $"{storage}/k.json"));
 
         Assert.True(result.ExitCode == Program.ExitConfigError, result.ToString());
         Assert.Contains($"cannot load the NTS cookie keys ({storage}/k.json)", result.StdErr, StringComparison.Ordinal);
@@ -165,9 +149,20 @@ public class PrivilegeDropTests
     }
 
     [Fact]
+    public async Task MarkedAsSwitchingButNotExecutedByTheSwitch_RefusesToServe()
+    {
+        // The second image trusts the state the kernel shows, not the marker: here still root, all uids 0.
+        CommandResult result = await Run.CommandAsync("env", [$"{ServiceUser.MarkerVariable}=1", "dotnet", ApplianceProcess.Dll, "serve", "--config", PlainConfig("user: nobody")],
+            TimeSpan.FromSeconds(60));
+
+        Assert.True(result.ExitCode == Program.ExitConfigError, result.ToString());
+        Assert.Contains("cannot finish switching to user nobody: the uids are 0 (real) and 0 (effective), not 65534 and 0", result.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task NotRoot_WithUserSomeoneElse_ExitsWithTheConfigErrorCodeAndSaysHowToStart()
     {
-        string config = ApplianceProcess.WriteConfig($"user: daemon\nntp: {{ listen: [\"127.0.0.1:{Ports.FreeUdpPort()}\"] }}\nclock: {{ mode: software, local: {{}} }}\nmetrics: {{ listen: off }}\ncontrol: {{ socket: off }}\n");
+        string config = PlainConfig("user: daemon");
 
         CommandResult result = await AsNobodyAsync("serve", "--config", config);
 
@@ -178,7 +173,7 @@ public class PrivilegeDropTests
     [Fact]
     public async Task NotRoot_WithUserItself_Serves()
     {
-        string config = ApplianceProcess.WriteConfig($"user: nobody\nntp: {{ listen: [\"127.0.0.1:{Ports.FreeUdpPort()}\"], workers: 1 }}\nclock: {{ mode: software, local: {{}} }}\nmetrics: {{ listen: off }}\ncontrol: {{ socket: off }}\n");
+        string config = PlainConfig("user: nobody");
 
         await using PeerProcess server = new("setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "dotnet", ApplianceProcess.Dll, "serve", "--config", config]);
 
@@ -190,7 +185,7 @@ public class PrivilegeDropTests
     [Fact]
     public async Task RootWithoutUser_LogsOneWarningSayingHowToDrop()
     {
-        string config = ApplianceProcess.WriteConfig($"ntp: {{ listen: [\"127.0.0.1:{Ports.FreeUdpPort()}\"], workers: 1 }}\nclock: {{ mode: software, local: {{}} }}\nmetrics: {{ listen: off }}\ncontrol: {{ socket: off }}\n");
+        string config = PlainConfig("");
 
         await using PeerProcess server = ApplianceProcess.Start("serve", "--config", config);
 
@@ -250,6 +245,20 @@ public class PrivilegeDropTests
         Assert.Same(ConfigKeys.User, changed);
         Assert.Equal(Reload.Restart, changed.Reload);
     }
+
+    /// <summary>NTP alone on a free loopback port, software clock, nothing else open; <paramref name="user"/> a first line.</summary>
+    private static string PlainConfig(string user) => ApplianceProcess.WriteConfig(
+        $"{user}\nntp: {{ listen: [\"127.0.0.1:{Ports.FreeUdpPort()}\"], workers: 1 }}\nclock: {{ mode: software, local: {{}} }}\nmetrics: {{ listen: off }}\ncontrol: {{ socket: off }}\n");
+
+    /// <summary>`user: nobody` with NTS-KE on free loopback ports, keys kept at <paramref name="storage"/>.</summary>
+    private static string NobodyWithNts(TestCertificate certificate, string storage) => ApplianceProcess.WriteConfig($$"""
+        user: nobody
+        ntp: { listen: ["127.0.0.1:{{Ports.FreeUdpPort()}}"], workers: 1 }
+        nts-ke: { listen: ["127.0.0.1:{{Ports.FreeTcpPort()}}"], certificate: {{certificate.CertificatePath}}, private-key: {{certificate.KeyPath}}, keys: { storage: {{storage}} } }
+        clock: { mode: software, local: {} }
+        metrics: { listen: off }
+        control: { socket: off }
+        """);
 
     private static async Task<(NtsResponseCheck, int)> QueryNtsAsync(NtsKeResult ke)
     {
