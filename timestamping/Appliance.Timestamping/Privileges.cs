@@ -239,7 +239,8 @@ public static unsafe class Privileges
 
     /// <summary>
     /// Every thread's credentials: /proc/self/status (the process, as the main thread sees it) and
-    /// each /proc/self/task/TID/status. A thread that ends while they are read is left out.
+    /// each /proc/self/task/TID/status. A thread that ends while they are read is left out; any other
+    /// failure to read one throws, since an unread thread is an unchecked one.
     /// </summary>
     public static IReadOnlyList<ThreadCredentials> ReadThreads()
     {
@@ -262,9 +263,9 @@ public static unsafe class Privileges
         {
             text = File.ReadAllText(path);
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        catch (IOException) when (!File.Exists(path))
         {
-            return; // the thread ended
+            return; // the thread ended (opened after it went: ENOENT; read while it went: ESRCH)
         }
         threads.Add(ThreadCredentials.Parse(tid, text) ?? throw new PrivilegeException($"{path}: no Uid, Gid and Cap* lines to check"));
     }
