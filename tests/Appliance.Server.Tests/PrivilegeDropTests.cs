@@ -59,28 +59,10 @@ public class PrivilegeDropTests
         Assert.Contains("running as user nobody (uid 65534, gid 65534) with CAP_NET_BIND_SERVICE, CAP_SYS_TIME only", server.Output, StringComparison.Ordinal);
 
         // Every thread the kernel lists, the workers included, and the process's own view.
-        List<(string Name, Dictionary<string, string> Fields)> threads = [("process", StatusFields(await File.ReadAllTextAsync($"/proc/{pid}/status")))];
-        foreach (string task in Directory.GetDirectories($"/proc/{pid}/task"))
-        {
-            Dictionary<string, string> fields = StatusFields(await File.ReadAllTextAsync(Path.Combine(task, "status")));
-            threads.Add(($"{Path.GetFileName(task)} ({fields["Name"]})", fields));
-        }
+        List<(string Name, Dictionary<string, string> Fields)> threads = await ThreadsAsync(pid);
         Assert.True(threads.Count(t => t.Fields["Name"].StartsWith("ntp worker", StringComparison.Ordinal)) == 2, string.Join(", ", threads.Select(t => t.Name)));
         Assert.Contains(threads, t => t.Fields["Name"] == ".NET Finalizer"); // a thread the runtime made before Main
-        foreach ((string name, Dictionary<string, string> fields) in threads)
-        {
-            Assert.True(fields["Uid"] == $"{Nobody} {Nobody} {Nobody} {Nobody}", $"{name}: Uid {fields["Uid"]}");
-            Assert.True(fields["Gid"] == $"{Nobody} {Nobody} {Nobody} {Nobody}", $"{name}: Gid {fields["Gid"]}");
-            Assert.True(fields["Groups"] == Nobody, $"{name}: Groups {fields["Groups"]}");
-            foreach (string set in new[] { "CapEff", "CapPrm", "CapBnd" })
-            {
-                Assert.True(fields[set] == TwoCapabilities, $"{name}: {set} {fields[set]}");
-            }
-            foreach (string set in new[] { "CapInh", "CapAmb" })
-            {
-                Assert.True(fields[set] == NoCapability, $"{name}: {set} {fields[set]}");
-            }
-        }
+        AssertConfined(threads);
 
         // A real client gets the time over port 123.
         CommandResult ntpdig = await ns.RunAsync(TimeSpan.FromSeconds(30), "ntpdig", "-j", "-p", "4", "-t", "2", "127.0.0.1");
@@ -119,7 +101,49 @@ public class PrivilegeDropTests
         Assert.Equal("700 65534 65534", await ModeAndOwner(Path.GetDirectoryName(keyFile)!));
         Assert.Equal("660 65534 65534", await ModeAndOwner(socket));
         Assert.Equal("750 65534 65534", await ModeAndOwner(Path.GetDirectoryName(socket)!));
+
+        // Again once every service has worked: the threads made for them since are confined too.
+        AssertConfined(await ThreadsAsync(pid));
         Assert.False(server.HasExited, server.Output);
+    }
+
+    /// <summary>The process's status and each thread's; a thread that ends while they are read is left out.</summary>
+    private static async Task<List<(string Name, Dictionary<string, string> Fields)>> ThreadsAsync(int pid)
+    {
+        List<(string Name, Dictionary<string, string> Fields)> threads = [("process", StatusFields(await File.ReadAllTextAsync($"/proc/{pid}/status")))];
+        foreach (string task in Directory.GetDirectories($"/proc/{pid}/task"))
+        {
+            string status;
+            try
+            {
+                status = await File.ReadAllTextAsync(Path.Combine(task, "status"));
+            }
+            catch (IOException) when (!Directory.Exists(task))
+            {
+                continue;
+            }
+            Dictionary<string, string> fields = StatusFields(status);
+            threads.Add(($"{Path.GetFileName(task)} ({fields["Name"]})", fields));
+        }
+        return threads;
+    }
+
+    private static void AssertConfined(List<(string Name, Dictionary<string, string> Fields)> threads)
+    {
+        foreach ((string name, Dictionary<string, string> fields) in threads)
+        {
+            Assert.True(fields["Uid"] == $"{Nobody} {Nobody} {Nobody} {Nobody}", $"{name}: Uid {fields["Uid"]}");
+            Assert.True(fields["Gid"] == $"{Nobody} {Nobody} {Nobody} {Nobody}", $"{name}: Gid {fields["Gid"]}");
+            Assert.True(fields["Groups"] == Nobody, $"{name}: Groups {fields["Groups"]}");
+            foreach (string set in new[] { "CapEff", "CapPrm", "CapBnd" })
+            {
+                Assert.True(fields[set] == TwoCapabilities, $"{name}: {set} {fields[set]}");
+            }
+            foreach (string set in new[] { "CapInh", "CapAmb" })
+            {
+                Assert.True(fields[set] == NoCapability, $"{name}: {set} {fields[set]}");
+            }
+        }
     }
 
     [Fact]
