@@ -3,6 +3,7 @@ using Appliance.Server.Configuration;
 using Appliance.Server.Control;
 using Appliance.Server.Hosting;
 using Appliance.Server.Ntp;
+using Microsoft.Extensions.Logging;
 
 namespace Appliance.Server;
 
@@ -84,6 +85,15 @@ public static class Program
             }
             return ExitConfigError;
         }
+        // Before anything is opened, bound or started: as root with `user:` this executes the appliance
+        // again and the new image switches to the user (ServiceUser).
+        ServiceUserOutcome user = ServiceUser.Enter(result.Config!);
+        if (user.Error is not null)
+        {
+            Console.Error.WriteLine($"{StartupError}appliance: {user.Error}");
+            return ExitConfigError;
+        }
+        LogServiceUser(user);
         ApplianceServer server;
         try
         {
@@ -96,8 +106,32 @@ public static class Program
         }
         await using (server)
         {
+            // Every thread is made by now (workers, the pool, the listeners): each must still be confined.
+            if (user.Switched is { } account && ServiceUser.Check(account) is { Count: > 0 } problems)
+            {
+                Console.Error.WriteLine($"{StartupError}appliance: refusing to serve: {string.Join("; ", problems)}");
+                return ExitConfigError;
+            }
             await server.RunUntilShutdownAsync(token);
         }
         return 0;
+    }
+
+    private static void LogServiceUser(ServiceUserOutcome user)
+    {
+        if (user.Warning is null && user.Information is null)
+        {
+            return;
+        }
+        using ILoggerFactory logs = LoggerFactory.Create(b => b.AddApplianceConsole(SystemdEnvironment.FromProcess(), timestamps: false));
+        ILogger logger = logs.CreateLogger(typeof(ServiceUser).FullName!);
+        if (user.Warning is not null)
+        {
+            logger.LogWarning("{Warning}", user.Warning);
+        }
+        if (user.Information is not null)
+        {
+            logger.LogInformation("{Information}", user.Information);
+        }
     }
 }

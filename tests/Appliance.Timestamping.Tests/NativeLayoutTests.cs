@@ -16,6 +16,23 @@ public class NativeLayoutTests
     }
 
     [Fact]
+    public void Passwd_Is48BytesWithUidAt16()
+    {
+        Assert.Equal(48, Marshal.SizeOf<Passwd>());
+        Assert.Equal(16, (int)Marshal.OffsetOf<Passwd>(nameof(Passwd.Uid)));
+        Assert.Equal(20, (int)Marshal.OffsetOf<Passwd>(nameof(Passwd.Gid)));
+        Assert.Equal(32, (int)Marshal.OffsetOf<Passwd>(nameof(Passwd.Home)));
+    }
+
+    [Fact]
+    public void CapabilityHeaderAndData_Are8And12Bytes()
+    {
+        Assert.Equal(8, Marshal.SizeOf<CapUserHeader>());
+        Assert.Equal(12, Marshal.SizeOf<CapUserData>());
+        Assert.Equal(8, (int)Marshal.OffsetOf<CapUserData>(nameof(CapUserData.Inheritable)));
+    }
+
+    [Fact]
     public void Timeval_Is16Bytes() => Assert.Equal(16, Marshal.SizeOf<Timeval>());
 
     [Fact]

@@ -9,6 +9,9 @@ public sealed record ApplianceConfig(NtpConfig Ntp, NtsKeConfig? NtsKe, ClockCon
     public ControlConfig Control { get; init; } = ControlConfig.Auto;
 
     public LogConfig Log { get; init; } = LogConfig.Default;
+
+    /// <summary>The user to switch to when started as root; null: stay the user that started it.</summary>
+    public string? User { get; init; }
 }
 
 /// <summary>The control socket.</summary>

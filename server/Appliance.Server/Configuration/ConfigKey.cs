@@ -43,6 +43,9 @@ public enum ConfigType
 
     /// <summary>A file the appliance writes itself.</summary>
     Path,
+
+    /// <summary>A user name that must exist in the user database (checked by <see cref="ConfigPreflight"/>, not by parsing).</summary>
+    User,
     Text,
 
     /// <summary>The list of time sources, each entry naming its kind.</summary>
@@ -165,6 +168,7 @@ public sealed class ConfigKey
             ConfigType.File => "write the path of the file",
             ConfigType.Device => "write the path of the device",
             ConfigType.Path => "write a path",
+            ConfigType.User => "write the name of an unprivileged user",
             ConfigType.Text => "write one value",
             ConfigType.SourceList => "list the sources, each naming its kind (ntp, gpsd, pps, phc or ptp)",
             _ => throw new InvalidOperationException($"{Path}: type {Type} has no fix"),

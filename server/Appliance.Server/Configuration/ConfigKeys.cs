@@ -1006,6 +1006,22 @@ public static class ConfigKeys
         Chrony = null,
     };
 
+    // ---- user ----
+
+    public static ConfigKey User { get; } = new()
+    {
+        Path = "user",
+        Type = ConfigType.User,
+        Default = "null",
+        DefaultNote = "the user that started the appliance; as root it warns",
+        Doc = "Started as root (outside systemd), switch to this user and its groups before anything is opened or bound, keeping only CAP_NET_BIND_SERVICE and CAP_SYS_TIME.",
+        Hint = "the directories the appliance makes (the control socket's, the NTS key storage's) are made for it; files it reads must be readable by it",
+        IfMissing = "create the user (useradd --system --no-create-home --shell /usr/sbin/nologin appliance), or name an existing unprivileged user",
+        Example = "appliance",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
     // ---- log ----
 
     public static ConfigKey Log { get; } = new()
@@ -1051,6 +1067,7 @@ public static class ConfigKeys
         PtpSource, PtpSourceInterface, PtpSourceDomain, PtpSourceDelayInterval,
         Metrics, MetricsListen,
         Control, ControlSocket,
+        User,
         Log, LogLevel,
     ];
 

@@ -327,6 +327,24 @@ internal sealed class ConfigReader
         return path;
     }
 
+    /// <summary>A user name; that the user exists is checked by <see cref="ConfigPreflight"/>, with the files.</summary>
+    public string? User(Section section, ConfigKey key)
+    {
+        if (section[key] is not { } node || IsNull(node) || Scalar(node, key) is not { } name)
+        {
+            return null;
+        }
+        // What useradd(8) and systemd accept, less the odd corners: a letter or _ first, then letters, digits, _ . -
+        if (name.Length is 0 or > 32 || !(char.IsAsciiLetter(name[0]) || name[0] == '_')
+            || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-'))
+        {
+            Error(node, $"'{key.Path}' is '{name}', which is not a user name", key);
+            return null;
+        }
+        _files.Add(new FileReference(key, name, (int)node.Start.Line, (int)node.Start.Column));
+        return name;
+    }
+
     public static bool IsNull(YamlNode node) =>
         node is YamlScalarNode { Style: ScalarStyle.Plain, Value: null or "" or "~" or "null" };
 

@@ -98,6 +98,7 @@ public static class ConfigReference
             ConfigType.File => "path of an existing file",
             ConfigType.Device => "path of a device",
             ConfigType.Path => "path (written by the appliance)",
+            ConfigType.User => "user name",
             ConfigType.Text => "text",
             ConfigType.SourceList => "list of sources",
             _ => throw new InvalidOperationException($"{key.Path}: type {key.Type}"),

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Appliance.Server.Configuration;
+using Appliance.Server.Hosting;
 using Appliance.Server.Ntp;
 using Appliance.Sources;
 using Microsoft.Extensions.Logging;
@@ -64,7 +65,8 @@ public sealed class ControlServer : IAsyncDisposable
     /// the path was written in the configuration, and a warning (no control socket) for <c>auto</c>.
     /// Returns null when the socket is off or (auto) cannot be had.
     /// </summary>
-    public static ControlServer? Bind(ControlConfig config, ILogger logger)
+    /// <param name="user">The configured service user, named with the chown that fixes a directory it may not use.</param>
+    public static ControlServer? Bind(ControlConfig config, ILogger logger, string? user = null)
     {
         if (config.Socket is not { } path)
         {
@@ -72,7 +74,7 @@ public sealed class ControlServer : IAsyncDisposable
         }
         try
         {
-            return BindAt(path, logger);
+            return BindAt(path, logger, user);
         }
         catch (ControlBindException e) when (!config.Explicit)
         {
@@ -85,7 +87,7 @@ public sealed class ControlServer : IAsyncDisposable
         }
     }
 
-    private static ControlServer BindAt(string path, ILogger logger)
+    private static ControlServer BindAt(string path, ILogger logger, string? user)
     {
         string directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         try
@@ -96,7 +98,8 @@ public sealed class ControlServer : IAsyncDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ControlBindException($"cannot create {directory}: {e.Message} (create it for the service's user, or run under systemd with RuntimeDirectory=appliance)");
+            throw new ControlBindException($"cannot create {directory}: {e.Message} (create it for the service's user, or run under systemd with RuntimeDirectory=appliance)"
+                + ServiceUser.OwnershipFix(user, directory));
         }
         if (File.Exists(path) || Directory.Exists(path))
         {
@@ -126,7 +129,8 @@ public sealed class ControlServer : IAsyncDisposable
         {
             listener.Dispose();
             File.Delete(temporary);
-            throw new ControlBindException(e.Message);
+            bool denied = e is UnauthorizedAccessException || e is SocketException { SocketErrorCode: SocketError.AccessDenied };
+            throw new ControlBindException(e.Message + (denied ? ServiceUser.OwnershipFix(user, directory) : ""));
         }
         return new ControlServer(listener, path, logger);
     }

@@ -77,7 +77,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
         using ILoggerFactory startupLogs = LoggerFactory.Create(b => { b.AddApplianceConsole(systemd, timestamps: false); logging?.Invoke(b); });
         if (config.NtsKe is { } ntsConfig)
         {
-            (keyStore, certificates) = await PrepareNtsAsync(ntsConfig, keyCell, startupLogs, cancellationToken);
+            (keyStore, certificates) = await PrepareNtsAsync(ntsConfig, config.User, keyCell, startupLogs, cancellationToken);
         }
         NtsKeServer? ntsKe = null;
         NtpEngine? engine = null;
@@ -86,7 +86,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
         try
         {
             engine = BindEngine(config.Ntp, state, config.NtsKe is null ? null : keyCell);
-            control = ControlServer.Bind(config.Control, startupLogs.CreateLogger<ControlServer>());
+            control = ControlServer.Bind(config.Control, startupLogs.CreateLogger<ControlServer>(), config.User);
             if (config.NtsKe is { } nts)
             {
                 ntsKe = NtsKeServer.Bind(nts, certificates!, keyCell, ntsMetrics, startupLogs.CreateLogger<NtsKeServer>());
@@ -191,7 +191,8 @@ public sealed partial class ApplianceServer : IAsyncDisposable
     }
 
     /// <summary>Keys first, then the certificate, then the exporter self-test: each failure is one clear line.</summary>
-    private static async Task<(KeyRingStore, CertificateStore)> PrepareNtsAsync(NtsKeConfig nts, CookieKeyRingCell cell, ILoggerFactory logs, CancellationToken cancellationToken)
+    /// <param name="user">The configured service user, named with the chown that fixes a file it may not read.</param>
+    private static async Task<(KeyRingStore, CertificateStore)> PrepareNtsAsync(NtsKeConfig nts, string? user, CookieKeyRingCell cell, ILoggerFactory logs, CancellationToken cancellationToken)
     {
         KeyRingStore store;
         try
@@ -201,7 +202,8 @@ public sealed partial class ApplianceServer : IAsyncDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or System.Text.Json.JsonException or FormatException)
         {
-            throw new StartupFailedException($"cannot load the NTS cookie keys ({nts.Keys.Storage}): {e.Message}", e);
+            string fix = e is UnauthorizedAccessException ? ServiceUser.OwnershipFix(user, Path.GetDirectoryName(Path.GetFullPath(nts.Keys.Storage))!) : "";
+            throw new StartupFailedException($"cannot load the NTS cookie keys ({nts.Keys.Storage}): {e.Message}{fix}", e);
         }
         CertificateStore certificates;
         try
@@ -210,7 +212,8 @@ public sealed partial class ApplianceServer : IAsyncDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
         {
-            throw new StartupFailedException($"cannot load the NTS-KE certificate {nts.Certificate} with key {nts.PrivateKey}: {e.Message}", e);
+            string fix = e is UnauthorizedAccessException ? ServiceUser.OwnershipFix(user, nts.Certificate, nts.PrivateKey) : "";
+            throw new StartupFailedException($"cannot load the NTS-KE certificate {nts.Certificate} with key {nts.PrivateKey}: {e.Message}{fix}", e);
         }
         try
         {

@@ -132,6 +132,7 @@ public static class ConfigDiff
         [K.Sources.Path] = c => Text(c.Sources),
         [K.MetricsListen.Path] = c => Text(c.Metrics.Listen),
         [K.ControlSocket.Path] = c => Text(c.Control.Socket ?? "off"),
+        [K.User.Path] = c => Text(c.User),
         [K.LogLevel.Path] = c => Text(c.Log.Level),
     };
 
