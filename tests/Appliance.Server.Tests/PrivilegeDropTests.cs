@@ -54,8 +54,9 @@ public class PrivilegeDropTests
         // `ip netns exec` executes the command in place and the switch executes the appliance in place
         // again: the process started is the server.
         int pid = server.Id;
-        Assert.Equal("dotnet", (await File.ReadAllTextAsync($"/proc/{pid}/comm")).Trim());
-        Assert.Contains(ApplianceProcess.Dll, await File.ReadAllTextAsync($"/proc/{pid}/cmdline"), StringComparison.Ordinal);
+        string[] command = ApplianceProcess.Command();
+        Assert.Equal(Path.GetFileName(command[0]), (await File.ReadAllTextAsync($"/proc/{pid}/comm")).Trim());
+        Assert.Contains(command[^1], await File.ReadAllTextAsync($"/proc/{pid}/cmdline"), StringComparison.Ordinal);
         Assert.Contains("running as user nobody (uid 65534, gid 65534) with CAP_NET_BIND_SERVICE, CAP_SYS_TIME only", server.Output, StringComparison.Ordinal);
 
         // Every thread the kernel lists, the workers included, and the process's own view.
