@@ -69,17 +69,25 @@ chmod 755 "$tree.partial/usr/sbin/policy-rc.d"
 rm -f "$tree.partial/etc/resolv.conf"
 cp -L /etc/resolv.conf "$tree.partial/etc/resolv.conf"
 in_tree() { chroot "$tree.partial" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
-in_tree apt-get -qq --error-on=any update >&2
-in_tree apt-get -qq -y -o Dpkg::Options::=--force-confold dist-upgrade >&2
+# apt's output goes to a log beside the tree; its tail is shown when a step fails.
+apt_log=$cache/apt.log
+: > "$apt_log"
+in_apt() {
+  in_tree apt-get -q -y -o Dpkg::Options::=--force-confold "$@" >> "$apt_log" 2>&1 \
+    || { tail -20 "$apt_log" >&2; echo "base-tree: apt-get $* failed (log: $apt_log)" >&2; exit 1; }
+}
+in_apt --error-on=any update
+in_apt dist-upgrade
+log "$(grep -c '^Unpacking ' "$apt_log" || true) packages updated"
 # A kernel from the updates replaces the release's: keep only the newest, the one the image boots.
 old_kernels=$(in_tree dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 'linux-image-[0-9]*' \
   | awk '$1 == "ii" { print $2 }' | sort -V | head -n -1)
 if [[ -n $old_kernels ]]; then
   log "removing superseded kernels: $old_kernels"
   # shellcheck disable=SC2086
-  in_tree apt-get -qq -y purge $old_kernels >&2
+  in_apt purge $old_kernels
 fi
-in_tree apt-get clean
+in_apt clean
 rm -f "$tree.partial/usr/sbin/policy-rc.d" "$tree.partial/etc/resolv.conf"
 ln -s ../run/systemd/resolve/stub-resolv.conf "$tree.partial/etc/resolv.conf"
 rm -rf "$tree.partial/var/lib/apt/lists/"*
