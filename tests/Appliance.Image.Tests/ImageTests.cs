@@ -118,6 +118,7 @@ public sealed partial class ImageTests(ImageVm vm, ITestOutputHelper output) : I
         await vm.ChronyQuery.Value;
         await vm.NtsClient.Value;
         await vm.Reload.Value;
+        await vm.KernelSync.Value;
         await vm.ScrapeAsync();
         IReadOnlyDictionary<string, string> late = await vm.RequestAsync("report");
         string denials = late["denials"];
@@ -148,6 +149,16 @@ public sealed partial class ImageTests(ImageVm vm, ITestOutputHelper output) : I
         Assert.Contains($"changed port to {vm.NtpPort}", log, StringComparison.Ordinal);
         Assert.Contains("Authenticated   : Yes", log, StringComparison.Ordinal);
         Assert.Matches(@"127\.0\.0\.1\s+NTS\s+\d+\s+15\s", log);
+    }
+
+    [Fact]
+    public async Task KernelClockMode_SynchronisesTheGuestClock_ToAnUpstream_UnderTheSandbox()
+    {
+        // clock_adjtime with CAP_SYS_TIME through the seccomp allow-list (@clock) and AppArmor's sys_time.
+        string status = await vm.KernelSync.Value;
+        Assert.Contains("synchronised (kernel mode)", status, StringComparison.Ordinal);
+        Assert.Contains($"{ImageVm.HostAlias}:", status, StringComparison.Ordinal);
+        Assert.Matches(@"Stratum\s+:\s+2\b", status);
     }
 
     [Fact]

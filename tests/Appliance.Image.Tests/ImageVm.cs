@@ -9,7 +9,8 @@ namespace Appliance.Image.Tests;
 /// <summary>
 /// The appliance image (`make image`, out/image) booted once under QEMU's plain emulation (TCG: no KVM
 /// on these machines) with user networking, for every test of the class. The product image is never
-/// changed: a sparse copy gets a test configuration (software clock, local reference, an NTS-KE
+/// changed: a sparse copy gets a test configuration (kernel clock mode on the guest's own clock, a
+/// chronyd on the host as its upstream, a local reference until it is selected, an NTS-KE
 /// certificate made here, the NTS-KE server advertising the host's forwarded NTP port), a static
 /// address with no gateway and no DNS, and the reporter unit, written with debugfs: the guest reaches
 /// nothing beyond QEMU's user subnet. (Not QEMU's restrict=on: it also drops the guest's UDP replies
@@ -38,6 +39,26 @@ public sealed class ImageVm : IAsyncLifetime
             TimeSpan.FromSeconds(60)));
         NtsClient = new(RunNtsClientAsync);
         Reload = new(async () => (await RequestAsync("reload"))["reload"]);
+        KernelSync = new(WaitForKernelSyncAsync);
+    }
+
+    /// <summary>`appliance status` in the guest once it reports the kernel clock synchronised (bounded); run once.</summary>
+    public Lazy<Task<string>> KernelSync { get; }
+
+    private async Task<string> WaitForKernelSyncAsync()
+    {
+        var deadline = Stopwatch.StartNew();
+        string status = "";
+        while (deadline.Elapsed < TimeSpan.FromMinutes(3))
+        {
+            status = (await RequestAsync("status"))["status"];
+            if (status.Contains("synchronised (kernel mode)", StringComparison.Ordinal))
+            {
+                return status;
+            }
+            await Task.Delay(5000);
+        }
+        return status;
     }
 
     public string Directory { get; } = Repo.Path("out", "image-test");
@@ -60,6 +81,12 @@ public sealed class ImageVm : IAsyncLifetime
     /// <summary>The guest's address on QEMU's user network (static in the test image: see <see cref="WriteTestFilesAsync"/>).</summary>
     public const string GuestAddress = "10.0.2.15";
 
+    /// <summary>The host as the guest sees it on QEMU's user network: its loopback services.</summary>
+    public const string HostAlias = "10.0.2.2";
+
+    /// <summary>The guest appliance's upstream: a chronyd on the host's loopback (-x: it never touches the host's clock).</summary>
+    private ChronyServer? _upstream;
+
     public TestCertificate Certificate { get; } = TestCertificate.Create("ntp.test", "127.0.0.1");
 
     /// <summary>Seconds from QEMU's start to the reporter's first READY (the appliance active).</summary>
@@ -78,10 +105,15 @@ public sealed class ImageVm : IAsyncLifetime
         ntp:
           listen: ["0.0.0.0:123", "[::]:123"]
           rate-limit: off
+        # Kernel mode, as shipped: the appliance disciplines the guest's clock (never the host's: the
+        # guest's clock is QEMU's) from a chronyd on the host, through QEMU's host alias; served at
+        # stratum 10 from the local clock until that source is selected.
         clock:
-          mode: software
-          local: {"{"} stratum: 5 {"}"}
+          mode: kernel
+          local: {"{"} stratum: 10 {"}"}
           leap-seconds: /usr/share/zoneinfo/leap-seconds.list
+        sources:
+          - ntp: {"{"} address: "{HostAlias}:{_upstream!.Port}", iburst: true, minpoll: 4, maxpoll: 4 {"}"}
         nts-ke:
           listen: ["0.0.0.0:4460"]
           certificate: /etc/appliance/image-test/fullchain.pem
@@ -114,6 +146,7 @@ public sealed class ImageVm : IAsyncLifetime
             System.IO.Directory.Delete(Directory, recursive: true);
         }
         System.IO.Directory.CreateDirectory(Directory);
+        _upstream = await ChronyServer.StartAsync();
         string copy = Path.Combine(Directory, "test.img");
         await Run.CheckedAsync("cp", "--sparse=always", image, copy);
         await WriteTestFilesAsync(copy);
@@ -233,6 +266,10 @@ public sealed class ImageVm : IAsyncLifetime
             qemu.Dispose();
         }
         await _reader.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (_upstream is not null)
+        {
+            await _upstream.DisposeAsync();
+        }
         File.Delete(Path.Combine(Directory, "test.img"));
     }
 
