@@ -44,7 +44,7 @@ fi
 m=$(mirror "$suite" http://deb.debian.org/debian)
 mkdir -p "$cache"
 rm -rf "$tree.partial"
-log "debootstrap $suite from $m (first build: ~8-10 min; cached afterwards under $cache)"
+log "debootstrap $suite from $m (first build: ~3-10 min, by the mirror; cached afterwards under $cache)"
 # Progress: a line every 25 packages retrieved, then debootstrap's own phase lines; the whole log is
 # kept beside the tree for when it fails.
 debootstrap --variant=minbase --include="$packages" "$suite" "$tree.partial" "$m" 2>&1 \

@@ -88,6 +88,9 @@ for daemon in chronyd ntpd systemd-timesyncd; do
   fi
 done
 
+# The units as systemd reads them in the image, with the image's own units and binaries.
+systemd-analyze verify --root="$stage" appliance.service appliance-firstboot.service
+
 # Root: locked (no password can log in, on the console or anywhere); docs/deploying.md says how an
 # operator gives access before the first boot.
 sed -i 's/^root:[^:]*:/root:!*:/' "$stage/etc/shadow"
