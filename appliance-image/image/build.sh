@@ -53,6 +53,8 @@ install -D -m 0644 "$src/sysusers.d/appliance.conf" "$stage/usr/lib/sysusers.d/a
 install -D -m 0644 "$src/sysctl.d/60-appliance.conf" "$stage/usr/lib/sysctl.d/60-appliance.conf"
 install -D -m 0644 "$src/apparmor/usr.bin.appliance" "$stage/etc/apparmor.d/usr.bin.appliance"
 install -D -m 0644 "$root/docs/deploying.md" "$stage/usr/share/doc/appliance/deploying.md"
+# The drop-in for a software-clock appliance, to copy into /etc/systemd/system/appliance.service.d/.
+install -D -m 0644 "$src/systemd/software-clock.conf" "$stage/usr/share/doc/appliance/software-clock.conf"
 # The shipped configuration, and a pristine copy of it for reference after local edits.
 install -D -m 0644 "$src/etc/appliance.yaml" "$stage/usr/share/doc/appliance/appliance.yaml"
 

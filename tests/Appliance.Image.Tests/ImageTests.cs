@@ -11,6 +11,7 @@ namespace Appliance.Image.Tests;
 /// process and its confinement. `make image-test` runs it; `make test` does not (it needs `make image`
 /// and a few minutes of emulation).
 /// </summary>
+[Collection(ImageVms.Name)]
 public sealed partial class ImageTests(ImageVm vm, ITestOutputHelper output) : IClassFixture<ImageVm>
 {
     /// <summary>CAP_NET_BIND_SERVICE (10) and CAP_SYS_TIME (25), as /proc/PID/status writes a set.</summary>

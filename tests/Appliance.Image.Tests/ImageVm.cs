@@ -16,7 +16,7 @@ namespace Appliance.Image.Tests;
 /// nothing beyond QEMU's user subnet. (Not QEMU's restrict=on: it also drops the guest's UDP replies
 /// to the forwarded NTP port.) The VM is killed by its PID at the end.
 /// </summary>
-public sealed class ImageVm : IAsyncLifetime
+public class ImageVm : IAsyncLifetime
 {
     /// <summary>Boot to the reporter's READY: ~1 min under TCG on these machines, bounded well above.</summary>
     private static readonly TimeSpan s_bootTimeout = TimeSpan.FromMinutes(6);
@@ -33,7 +33,18 @@ public sealed class ImageVm : IAsyncLifetime
     private Task _reader = Task.CompletedTask;
 
     public ImageVm()
+        : this(softwareClock: false)
     {
+    }
+
+    /// <param name="softwareClock">
+    /// clock.mode software with appliance-image/systemd/software-clock.conf as a drop-in (and the local
+    /// reference only), instead of kernel mode from a chronyd on the host.
+    /// </param>
+    protected ImageVm(bool softwareClock)
+    {
+        SoftwareClock = softwareClock;
+        Directory = Repo.Path("out", "image-test", softwareClock ? "software-clock" : "kernel-clock");
         ChronyQuery = new(() => Run.CommandAsync("chronyd",
             ["-Q", "-t", "30", $"server 127.0.0.1 port {NtpPort} iburst", $"pidfile {Path.Combine(Directory, "chronyq.pid")}", "cmdport 0"],
             TimeSpan.FromSeconds(60)));
@@ -61,7 +72,9 @@ public sealed class ImageVm : IAsyncLifetime
         return status;
     }
 
-    public string Directory { get; } = Repo.Path("out", "image-test");
+    public bool SoftwareClock { get; }
+
+    public string Directory { get; }
 
     /// <summary>`chronyd -Q` (prints the offset, never sets the clock) against the forwarded NTP port; run once.</summary>
     public Lazy<Task<CommandResult>> ChronyQuery { get; }
@@ -105,15 +118,7 @@ public sealed class ImageVm : IAsyncLifetime
         ntp:
           listen: ["0.0.0.0:123", "[::]:123"]
           rate-limit: off
-        # Kernel mode, as shipped: the appliance disciplines the guest's clock (never the host's: the
-        # guest's clock is QEMU's) from a chronyd on the host, through QEMU's host alias; served at
-        # stratum 10 from the local clock until that source is selected.
-        clock:
-          mode: kernel
-          local: {"{"} stratum: 10 {"}"}
-          leap-seconds: /usr/share/zoneinfo/leap-seconds.list
-        sources:
-          - ntp: {"{"} address: "{HostAlias}:{_upstream!.Port}", iburst: true, minpoll: 4, maxpoll: 4 {"}"}
+        {ClockSection}
         nts-ke:
           listen: ["0.0.0.0:4460"]
           certificate: /etc/appliance/image-test/fullchain.pem
@@ -127,6 +132,27 @@ public sealed class ImageVm : IAsyncLifetime
           listen: "{GuestAddress}:9975"
 
         """;
+
+    private string ClockSection => SoftwareClock
+        ? """
+          # Software mode under the software-clock drop-in: the system clock is never touched, and the
+          # host clock is served as a local reference.
+          clock:
+            mode: software
+            local: { stratum: 5 }
+            leap-seconds: /usr/share/zoneinfo/leap-seconds.list
+          """
+        : $"""
+          # Kernel mode, as shipped: the appliance disciplines the guest's clock (never the host's: the
+          # guest's clock is QEMU's) from a chronyd on the host, through QEMU's host alias; served at
+          # stratum 10 from the local clock until that source is selected.
+          clock:
+            mode: kernel
+            local: {"{"} stratum: 10 {"}"}
+            leap-seconds: /usr/share/zoneinfo/leap-seconds.list
+          sources:
+            - ntp: {"{"} address: "{HostAlias}:{_upstream!.Port}", iburst: true, minpoll: 4, maxpoll: 4 {"}"}
+          """;
 
     public async Task InitializeAsync()
     {
@@ -146,7 +172,10 @@ public sealed class ImageVm : IAsyncLifetime
             System.IO.Directory.Delete(Directory, recursive: true);
         }
         System.IO.Directory.CreateDirectory(Directory);
-        _upstream = await ChronyServer.StartAsync();
+        if (!SoftwareClock)
+        {
+            _upstream = await ChronyServer.StartAsync();
+        }
         string copy = Path.Combine(Directory, "test.img");
         await Run.CheckedAsync("cp", "--sparse=always", image, copy);
         await WriteTestFilesAsync(copy);
@@ -340,6 +369,11 @@ public sealed class ImageVm : IAsyncLifetime
         Put(config, "/etc/appliance/image-test.yaml", "640", gid);
         script.Append("mkdir /etc/systemd/system/appliance.service.d\n");
         Put(dropIn, "/etc/systemd/system/appliance.service.d/image-test.conf", "644", "0");
+        if (SoftwareClock)
+        {
+            // As docs/deploying.md says: the drop-in the image ships, copied into place.
+            Put(Hardening.SoftwareClockDropInPath, "/etc/systemd/system/appliance.service.d/software-clock.conf", "644", "0");
+        }
         script.Append("rm /etc/systemd/network/80-wired.network\n");
         Put(network, "/etc/systemd/network/80-wired.network", "644", "0");
         Put(Path.Combine(guest, "appliance-image-check.service"), "/etc/systemd/system/appliance-image-check.service", "644", "0");

@@ -22,6 +22,18 @@ public class UnitTests
     }
 
     [Fact]
+    public async Task SystemdAnalyzeSecurity_Offline_WithTheSoftwareClockDropIn_ScoresAtMost1_5()
+    {
+        CommandResult result = await Hardening.AnalyzeSoftwareClockOfflineAsync();
+        Assert.True(result.ExitCode == 0, result.ToString());
+        double score = Hardening.Exposure(result.StdOut);
+        Assert.True(score <= Hardening.SoftwareClockExposureBound, $"exposure {score} > {Hardening.SoftwareClockExposureBound}:\n{result.StdOut}");
+        // The drop-in really applied: the clock checks pass that the unit alone fails.
+        Assert.Matches(@"✓ ProtectClock=", result.StdOut);
+        Assert.Matches(@"✓ CapabilityBoundingSet=~CAP_SYS_TIME", result.StdOut);
+    }
+
+    [Fact]
     public async Task SystemdAnalyzeSecurity_Offline_FailsOnlyTheChecksTheUnitExplains()
     {
         CommandResult result = await Run.CommandAsync("systemd-analyze",
@@ -71,7 +83,7 @@ public class UnitTests
     [Fact]
     public void EveryDirective_FollowsAComment_SayingWhy()
     {
-        foreach (string unit in System.IO.Directory.GetFiles(s_units, "*.service"))
+        foreach (string unit in System.IO.Directory.GetFiles(s_units).Where(f => f.EndsWith(".service", StringComparison.Ordinal) || f.EndsWith(".conf", StringComparison.Ordinal)))
         {
             string[] lines = File.ReadAllLines(unit);
             for (int i = 0; i < lines.Length; i++)
