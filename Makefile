@@ -6,7 +6,7 @@ APPLIANCE := server/Appliance.Server/bin/$(CONFIG)/net10.0/appliance.dll
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: all build restore run test check bench publish format-check peers clean sdk
+.PHONY: all build restore run test check bench publish format-check peers clean sdk image image-test
 
 all: build
 
@@ -29,7 +29,8 @@ run: sdk
 peers:
 	tests/peers/install.sh
 
-TEST_PROJECTS := $(sort $(wildcard tests/*.Tests/*.csproj)) tests/Appliance.Simulation/Appliance.Simulation.csproj
+# The image test boots `make image` under emulation: `make image-test` runs it, not `make test`.
+TEST_PROJECTS := $(sort $(filter-out tests/Appliance.Image.Tests/%,$(wildcard tests/*.Tests/*.csproj))) tests/Appliance.Simulation/Appliance.Simulation.csproj
 
 # The tests that run the real executable (real peers, the CLI, the control socket, systemd's protocol):
 # run a second time against the Native AOT binary that `make publish` makes and the image ships.
@@ -67,6 +68,19 @@ publish: restore
 	$(DOTNET) publish server/Appliance.Server -c Release -r linux-x64 -o out/bin --nologo -v quiet -clp:NoSummary
 	rm -f out/bin/*.pdb
 	@echo "out/bin/appliance: $$(du -h out/bin/appliance | cut -f1), $$(out/bin/appliance --version)"
+
+## image: the bootable Debian 12 image, out/image/appliance.img + vmlinuz + initrd.img (docs/deploying.md);
+##        the debootstrap tree is cached under out/image-cache (first build ~5-10 min, then ~1 min)
+image: publish
+	appliance-image/image/build.sh
+
+## image-test: boots the image under QEMU (TCG) and checks it from the host and from inside; TRX in out/test-results
+image-test: image peers
+	@command -v qemu-system-x86_64 >/dev/null && command -v debugfs >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends qemu-system-x86 qemu-utils e2fsprogs >/dev/null; }
+	$(DOTNET) build tests/Appliance.Image.Tests -c $(CONFIG) --nologo -v quiet -clp:NoSummary
+	$(DOTNET) test tests/Appliance.Image.Tests -c $(CONFIG) --no-build --nologo --logger "trx;LogFileName=Appliance.Image.Tests.trx" \
+	  --logger "console;verbosity=normal" --results-directory out/test-results
 
 format-check: restore
 	$(DOTNET) format Appliance.sln --verify-no-changes --no-restore

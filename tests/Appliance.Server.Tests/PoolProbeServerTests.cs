@@ -100,6 +100,17 @@ public class PoolProbeServerTests(ITestOutputHelper output)
         ntp.Children[new YamlScalarNode("listen")] = new YamlSequenceNode(Quoted($"127.0.0.1:{port}"), Quoted($"[::1]:{port}"));
         ((YamlMappingNode)root["clock"]).Children[new YamlScalarNode("mode")] = new YamlScalarNode("software");
         root.Children[new YamlScalarNode("metrics")] = new YamlMappingNode { { "listen", Quoted("127.0.0.1:0") } };
+        if (root.Children.TryGetValue(new YamlScalarNode("nts-ke"), out YamlNode? ntsKe))
+        {
+            // The image's NTS-KE as shipped, on this machine's terms: a loopback port, a certificate made
+            // here (the image's first boot makes its own), a key file of the test's own.
+            var nts = (YamlMappingNode)ntsKe;
+            TestCertificate certificate = TestCertificate.Create("ntp.test", "127.0.0.1");
+            nts.Children[new YamlScalarNode("listen")] = new YamlSequenceNode(Quoted($"127.0.0.1:{Ports.FreeTcpPort()}"));
+            nts.Children[new YamlScalarNode("certificate")] = new YamlScalarNode(certificate.CertificatePath);
+            nts.Children[new YamlScalarNode("private-key")] = new YamlScalarNode(certificate.KeyPath);
+            nts.Children[new YamlScalarNode("keys")] = new YamlMappingNode { { "storage", Path.Combine(certificate.Directory, "nts-keys") } };
+        }
         if (upstreams is not null)
         {
             root.Children[new YamlScalarNode("sources")] = new YamlSequenceNode(upstreams.Select(e =>
