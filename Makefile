@@ -65,6 +65,8 @@ bench: build publish
 
 ## publish: the Native AOT `appliance` executable at out/bin/appliance (symbols beside it in appliance.dbg)
 publish: restore
+	@command -v cc >/dev/null || { echo "make: Native AOT links with the system's C toolchain: installing gcc"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends gcc libc6-dev >/dev/null; }
 	$(DOTNET) publish server/Appliance.Server -c Release -r linux-x64 -o out/bin --nologo -v quiet -clp:NoSummary
 	rm -f out/bin/*.pdb
 	@echo "out/bin/appliance: $$(du -h out/bin/appliance | cut -f1), $$(out/bin/appliance --version)"
