@@ -25,16 +25,17 @@ rate=100000; duration=10s
 # The embedded default configuration (server/Appliance.Server/Configuration/default.yaml) with the
 # NTP and metrics listeners moved to free ports: rate limiting (1,048,576 clients), the status
 # history, the control socket and the metrics listener all as a newcomer's `make run` has them.
+# appliance_config FILE PORT [NTP-LINE]: NTP-LINE (indented) goes under ntp:, e.g. a rate-limit table size.
 appliance_config() {
   cat > "$1" <<YAML
 ntp:
   listen: ["127.0.0.1:$2"]
+${3:-}
 clock:
   mode: software
   local: { stratum: 10 }
 metrics:
   listen: "127.0.0.1:$(free_port)"
-$3
 YAML
 }
 
@@ -54,7 +55,7 @@ measure() {
 }
 
 echo "== memory: the AOT appliance, the JIT appliance and chronyd at $rate/s from 256 addresses, default configurations"
-p=$(free_port); appliance_config "$W/aot.yaml" "$p" ""
+p=$(free_port); appliance_config "$W/aot.yaml" "$p"
 taskset -c "$server_cpu" out/bin/appliance serve --config "$W/aot.yaml" > "$out/memory-aot.log" 2>&1 & pid=$!; pids+=("$pid")
 wait_for "$out/memory-aot.log" "serving NTP"; sleep 1
 # The shipped binary's allocations too: Native AOT compiles some library code differently from the JIT
@@ -66,7 +67,7 @@ measure aot "$p" "$pid"
 alloc1=$(scrape appliance_process_allocated_bytes_total); req1=$(scrape appliance_ntp_requests_total)
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
-p=$(free_port); appliance_config "$W/jit.yaml" "$p" ""
+p=$(free_port); appliance_config "$W/jit.yaml" "$p"
 taskset -c "$server_cpu" dotnet "server/Appliance.Server/bin/$CONFIG/net10.0/appliance.dll" serve --config "$W/jit.yaml" > "$out/memory-jit.log" 2>&1 & pid=$!; pids+=("$pid")
 wait_for "$out/memory-jit.log" "serving NTP"; sleep 1
 measure jit "$p" "$pid"
@@ -92,7 +93,7 @@ kill "$pid"; wait "$pid" 2>/dev/null || true
 # this machine caps a process's open files), offered by more addresses than it holds, so it evicts.
 # What each tracked client costs is the RSS it added over the same server with 256 clients tracked.
 limit=$(ulimit -n); sources=$(( limit - 2000 < 18000 ? limit - 2000 : 18000 ))
-p=$(free_port); appliance_config "$W/full.yaml" "$p" "" ; sed -i 's/^ntp:/ntp:\n  rate-limit: { clients: 16384 }/' "$W/full.yaml"
+p=$(free_port); appliance_config "$W/full.yaml" "$p" "  rate-limit: { clients: 16384 }"
 metrics=$(awk -F'"' '/listen: "127/ {print $2}' "$W/full.yaml")
 taskset -c "$server_cpu" out/bin/appliance serve --config "$W/full.yaml" > "$out/memory-full.log" 2>&1 & pid=$!; pids+=("$pid")
 wait_for "$out/memory-full.log" "serving NTP"; sleep 1
