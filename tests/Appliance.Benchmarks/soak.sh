@@ -89,7 +89,6 @@ else
   rate_plain=$(( cap_plain / 4 )); rate_nts=$(( cap_nts / 4 ))
   rate_text="half of the capacity measured at the start (plain NTP $cap_plain/s, NTS $cap_nts/s, each offered above it for 5 s), split evenly: **$rate_plain plain + $rate_nts NTS requests/s**, a quarter of each protocol's capacity."
 fi
-echo "== soak: $minutes min at $rate_plain plain + $rate_nts NTS requests/s; handshake every $handshake_every s, rotate-keys every $rotate_every s"
 
 # The workers' first requests allocate once (6,200 B seen here, before any rotation or NTS): warm both
 # paths up before the start scrape, so that the window holds only the steady state.
@@ -107,6 +106,7 @@ taskset -c "$gen_cpu" $LT ntske "127.0.0.1:$p_ke" --name ntp.test --ca "$W/serve
 rss_warm=$(vmrss "$pid"); gc_warm=$(gc0)
 warm_handshakes=$(awk -F'|' '/^\| 127/ {gsub(/ /,""); print $4}' "$out/warmup-ntske.md")
 echo "== heap warm-up: ${warm_handshakes:-0} handshakes, gen-0 collections $gc_boot -> $gc_warm, RSS $rss_boot -> $rss_warm KiB"
+echo "== soak: $minutes min at $rate_plain plain + $rate_nts NTS requests/s; handshake every $handshake_every s, rotate-keys every $rotate_every s"
 scrape > "$out/metrics-start.txt"
 start_epoch=$(date +%s); end_epoch=$(( start_epoch + seconds ))
 started=$(date -u +'%Y-%m-%d %H:%M')

@@ -18,6 +18,16 @@ import sys
 DEFAULT_RSS_SLOPE_MAX_KIB_PER_HOUR = 512.0
 
 
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def least_squares(points):
     """(slope, intercept, standard error of the slope) of y on x over [(x, y), ...]."""
     n = len(points)
@@ -149,6 +159,24 @@ def verdict(rss, server, generators, handshakes, rotations_forced, slope_max, al
     ]
 
 
+def duration_text(seconds):
+    return f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:g} s"
+
+
+def every(samples, step_seconds):
+    """The samples nearest to 0, STEP, 2 STEP, ... seconds, and the last one."""
+    if not samples:
+        return []
+    picked, next_t = [], 0.0
+    for t, v in samples:
+        if t >= next_t:
+            picked.append((t, v))
+            next_t = (t // step_seconds + 1) * step_seconds
+    if picked[-1] != samples[-1]:
+        picked.append(samples[-1])
+    return picked
+
+
 def warmup_text(w):
     """What the heap's warm-up did (soak.sh: why it is there)."""
     if not w:
@@ -170,7 +198,7 @@ def section(info, rss, server, generators, handshakes, checks):
              "the control socket, metrics, `clock.mode: software`, one NTP worker, `rate-limit: off`) pinned to",
              f"CPU {info['server_cpu']}; on CPU {info['generator_cpu']} two `appliance-loadtest run` generators side by side, plain NTP and",
              f"NTS, each in back-to-back runs of at most 10 min; an NTS-KE handshake every {info['handshake_every']} s",
-             f"(`appliance-loadtest ntske`, beside the generators' own 16 per run) and `appliance rotate-keys` every {info['rotate_every'] / 60:g} min.",
+             f"(`appliance-loadtest ntske`, beside the generators' own 16 per run) and `appliance rotate-keys` every {duration_text(info['rotate_every'])}.",
              f"VmRSS sampled every 10 s; the counters are the differences between a scrape of /metrics after the",
              "capacity probe and the heap's warm-up and one at the end.",
              "",
@@ -185,6 +213,8 @@ def section(info, rss, server, generators, handshakes, checks):
               "| figure | value |",
               "| --- | --- |",
               f"| RSS first / last / max | {rss['first_kib'] / 1024:.1f} / {rss['last_kib'] / 1024:.1f} / {rss['max_kib'] / 1024:.1f} MiB ({rss['samples']} samples) |",
+              f"| RSS every {duration_text(info['rss_every'])} (MiB at s) | {', '.join(f'{v / 1024:.2f} at {t:.0f}' for t, v in every(info['rss_samples'], info['rss_every']))} |",
+              f"| rotations (s after the start: answer) | {'; '.join(info['rotation_lines']) or 'none'} |",
               f"| RSS slope (least squares, after a {info['warmup_seconds']:.0f} s warm-up, {rss['samples_after_warmup']} samples) | {rss['slope_kib_per_hour']:.0f} KiB/h (standard error {rss['slope_se_kib_per_hour']:.0f}) |",
               f"| requests received by the server | {server['requests']:.0f} ({server['served']:.0f} served, of which {server['nts_served']:.0f} NTS; {server['drops']:.0f} dropped, {server['send_errors']:.0f} send errors) |",
               f"| bytes allocated: NTP workers / whole process | {server['worker_allocated_bytes']:.0f} B / {server['process_allocated_bytes']:.0f} B ({server['process_allocated_bytes'] / max(server['requests'], 1):.3f} B per request: TLS handshakes, scrapes, control verbs) |",
@@ -207,25 +237,31 @@ def section(info, rss, server, generators, handshakes, checks):
 
 
 def main(out):
-    info = json.load(open(f"{out}/soak.json"))
-    samples = [tuple(float(x) for x in l.split()) for l in open(f"{out}/rss.tsv") if l.strip()]
+    info = json.loads(read(f"{out}/soak.json"))
+    samples = [tuple(float(x) for x in l.split()) for l in read(f"{out}/rss.tsv").splitlines() if l.strip()]
     rss = rss_figures(samples, info["warmup_seconds"])
-    start = parse_metrics(open(f"{out}/metrics-start.txt").read())
-    end = parse_metrics(open(f"{out}/metrics-end.txt").read())
+    info["rss_samples"] = samples
+    info["rss_every"] = 300 if info["minutes"] >= 20 else 60
+    try:
+        info["rotation_lines"] = [l.strip() for l in read(f"{out}/rotations.tsv").splitlines() if l.strip()]
+    except FileNotFoundError:
+        info["rotation_lines"] = []
+    start = parse_metrics(read(f"{out}/metrics-start.txt"))
+    end = parse_metrics(read(f"{out}/metrics-end.txt"))
     server = server_figures(start, end)
     generators = {}
     for name in ("plain", "NTS"):
         steps = []
         for f in info["runs"][name]:
-            steps += json.load(open(f))["Steps"]
+            steps += json.loads(read(f))["Steps"]
         generators[name] = generator_figures(steps)
-    hs = [l.split() for l in open(f"{out}/handshakes.tsv") if l.strip()]
+    hs = [l.split() for l in read(f"{out}/handshakes.tsv").splitlines() if l.strip()]
     handshakes = {"ok": sum(int(h[1]) for h in hs), "failed": sum(int(h[2]) for h in hs)}
     slope_max = float(info.get("rss_slope_max") or DEFAULT_RSS_SLOPE_MAX_KIB_PER_HOUR)
     checks = verdict(rss, server, generators, handshakes, info["rotations_forced"], slope_max, info["alive"])
-    open(f"{out}/soak.md", "w").write(section(info, rss, server, generators, handshakes, checks))
+    write(f"{out}/soak.md", section(info, rss, server, generators, handshakes, checks))
     text = "\n".join(f"{'PASS' if ok else 'FAIL'}  {t}: {m}" for t, m, ok in checks)
-    open(f"{out}/verdict.txt", "w").write(text + "\n")
+    write(f"{out}/verdict.txt", text + "\n")
     print(text)
     return 0 if all(ok for _, _, ok in checks) else 1
 
@@ -239,7 +275,6 @@ def splice(doc, section_text):
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "splice":
         path, section_file = sys.argv[2], sys.argv[3]
-        text = splice(open(path).read(), open(section_file).read())
-        open(path, "w").write(text)
+        write(path, splice(read(path), read(section_file)))
         sys.exit(0)
     sys.exit(main(sys.argv[1]))

@@ -2,7 +2,8 @@
 
 Run: python3 -m unittest discover -s tests/Appliance.Benchmarks -p 'test_soak*.py'
 """
-import math
+import contextlib
+import io
 import os
 import sys
 import unittest
@@ -125,6 +126,48 @@ class VerdictTests(unittest.TestCase):
 
     def test_verdict_NoHandshakeAtAll_Fails(self):
         self.assertFalse(self.checks(handshakes={"ok": 0, "failed": 0})["every NTS-KE handshake succeeded"])
+
+
+class ReportTests(unittest.TestCase):
+    def test_every_PicksOnePerStepAndTheLast(self):
+        samples = [(t, t) for t in range(0, 125, 10)]
+        self.assertEqual([t for t, _ in r.every(samples, 60)], [0, 60, 120])
+        self.assertEqual([t for t, _ in r.every(samples[:-1], 60)], [0, 60, 110])
+
+    def test_duration_text(self):
+        self.assertEqual(r.duration_text(1200), "20 min")
+        self.assertEqual(r.duration_text(100), "100 s")
+
+    def test_main_FilesOfARun_WritesSectionAndVerdict(self):
+        import json
+        import tempfile
+        with tempfile.TemporaryDirectory() as out:
+            def write(name, text):
+                r.write(f"{out}/{name}", text)
+            step = {"Sent": 100, "Answered": 100, "Valid": 100, "Invalid": 0, "Kod": 0, "KodCodes": {}, "DurationSeconds": 1.0,
+                    "LossPercent": 0.0, "Extra": {}}
+            write("plain-1.json", json.dumps({"Steps": [step]}))
+            write("nts-1.json", json.dumps({"Steps": [step]}))
+            write("rss.tsv", "".join(f"{t} 40000\n" for t in range(0, 400, 10)))
+            write("handshakes.tsv", "0 1 0\n5 1 0\n")
+            write("rotations.tsv", "100 ok rotated: current key id 7, 2 keys open cookies\n")
+            for name, n, rot in (("metrics-start.txt", 10, 0), ("metrics-end.txt", 210, 1)):
+                write(name, f"appliance_ntp_requests_total {n}\nappliance_ntp_worker_allocated_bytes_total 6200\n"
+                            f"appliance_nts_key_rotations_total {rot}\n")
+            info = {"minutes": 6.5, "warmup_seconds": 30, "rss_slope_max": "", "handshake_every": 5, "rotate_every": 100,
+                    "rotations_forced": 1, "alive": True, "server_cpu": 1, "generator_cpu": 0, "started": "s", "finished": "f",
+                    "host": "h", "command": "c", "note": "", "rate_text": "r",
+                    "warmup": {"handshakes": 9, "gc0_before": 1, "gc0_after": 4, "rss_before_kib": 30000, "rss_after_kib": 40000},
+                    "runs": {"plain": [f"{out}/plain-1.json"], "NTS": [f"{out}/nts-1.json"]}, "commands": ["x"]}
+            write("soak.json", json.dumps(info))
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.assertEqual(r.main(out), 0)
+            section = r.read(f"{out}/soak.md")
+            self.assertTrue(section.startswith("## Soak\n"))
+            self.assertIn("| 0 B allocated by the NTP workers | 0 B over 200 requests", section)
+            self.assertIn("100 ok rotated: current key id 7", section)
+            self.assertIn("3 gen-0 collections", section)
+            self.assertIn("PASS", r.read(f"{out}/verdict.txt"))
 
 
 class SpliceTests(unittest.TestCase):
