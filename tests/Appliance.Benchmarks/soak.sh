@@ -90,8 +90,9 @@ else
   rate_text="half of the capacity measured at the start (plain NTP $cap_plain/s, NTS $cap_nts/s, each offered above it for 5 s), split evenly: **$rate_plain plain + $rate_nts NTS requests/s**, a quarter of each protocol's capacity."
 fi
 
-# The workers' first requests allocate once (6,200 B seen here, before any rotation or NTS): warm both
-# paths up before the start scrape, so that the window holds only the steady state.
+# appliance_ntp_worker_allocated_bytes_total is the worker thread's total since it started, first
+# published after its first batch (NtpWorker.Serve): the thread's set-up (6,200 B here) appears with the
+# first request. Both paths served once before the start scrape, so the window holds only steady state.
 $LT run "127.0.0.1:$p_ntp" --rate 1000 --duration 1s --warmup 0s $gen > /dev/null 2>&1
 $LT run "127.0.0.1:$p_ntp" $nts_args --rate 1000 --duration 1s --warmup 0s $gen > /dev/null 2>&1
 # The heap to its working size before RSS is measured: the workers allocate nothing, so the managed
