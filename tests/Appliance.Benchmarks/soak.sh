@@ -109,6 +109,9 @@ warm_handshakes=$(awk -F'|' '/^\| 127/ {gsub(/ /,""); print $4}' "$out/warmup-nt
 echo "== heap warm-up: ${warm_handshakes:-0} handshakes, gen-0 collections $gc_boot -> $gc_warm, RSS $rss_boot -> $rss_warm KiB"
 echo "== soak: $minutes min at $rate_plain plain + $rate_nts NTS requests/s; handshake every $handshake_every s, rotate-keys every $rotate_every s"
 scrape > "$out/metrics-start.txt"
+# Host-wide UDP receive-queue overflows (/proc/net/snmp): where a datagram the server never read went.
+udp_rcvbuf() { awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp; }
+rcvbuf0=$(udp_rcvbuf)
 start_epoch=$(date +%s); end_epoch=$(( start_epoch + seconds ))
 started=$(date -u +'%Y-%m-%d %H:%M')
 
@@ -154,6 +157,7 @@ while left=$(( end_epoch - $(date +%s) )); (( left > 5 )) && [ -e "/proc/$pid" ]
   [ -f "$out/nts-$run.json" ] && nts_runs+=("$out/nts-$run.json")
 done
 finished=$(date -u +'%Y-%m-%d %H:%M')
+rcvbuf1=$(udp_rcvbuf)
 alive=false; kill -0 "$pid" 2>/dev/null && alive=true
 if $alive; then
   scrape > "$out/metrics-end.txt"
@@ -165,7 +169,7 @@ sleep 1  # the samplers see the end
 rotations=$(grep -c ' ok ' "$out/rotations.tsv" || true)
 
 host="$(nproc) vCPU $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r)"
-cmd="SOAK_MINUTES=$minutes${SOAK_RATE:+ SOAK_RATE=$SOAK_RATE} make soak"
+cmd="SOAK_MINUTES=$minutes${SOAK_RATE:+ SOAK_RATE=$SOAK_RATE}${SOAK_UPDATE_DOCS:+ SOAK_UPDATE_DOCS=$SOAK_UPDATE_DOCS} make soak"
 python3 - "$out" <<PY
 import json, sys
 json.dump({
@@ -174,6 +178,7 @@ json.dump({
   "alive": "$alive" == "true", "server_cpu": $server_cpu, "generator_cpu": $gen_cpu,
   "started": "$started", "finished": "$finished", "host": "$host", "command": "$cmd",
   "note": """${SOAK_NOTE:-}""", "rate_text": """$rate_text""",
+  "udp_rcvbuf_errors": $(( rcvbuf1 - rcvbuf0 )),
   "warmup": {"handshakes": int("${warm_handshakes:-0}" or 0), "gc0_before": int("${gc_boot:-0}"), "gc0_after": int("${gc_warm:-0}"),
              "rss_before_kib": int("${rss_boot:-0}"), "rss_after_kib": int("${rss_warm:-0}")},
   "runs": {"plain": "${plain_runs[*]}".split(), "NTS": "${nts_runs[*]}".split()},

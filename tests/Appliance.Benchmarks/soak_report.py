@@ -110,6 +110,7 @@ def server_figures(start, end):
         "rotations": d("appliance_nts_key_rotations_total"),
         "ntske_ok": d("appliance_ntske_handshakes_total", result="ok"),
         "ntske_not_ok": d("appliance_ntske_handshakes_total") - d("appliance_ntske_handshakes_total", result="ok"),
+        "gc_gen0": d("dotnet_collection_count_total", generation="0"),
         "gc_gen2": d("dotnet_collection_count_total", generation="2"),
         "cpu_seconds": d("process_cpu_seconds_total"),
     }
@@ -218,13 +219,21 @@ def section(info, rss, server, generators, handshakes, checks):
               f"| RSS slope (least squares, after a {info['warmup_seconds']:.0f} s warm-up, {rss['samples_after_warmup']} samples) | {rss['slope_kib_per_hour']:.0f} KiB/h (standard error {rss['slope_se_kib_per_hour']:.0f}) |",
               f"| requests received by the server | {server['requests']:.0f} ({server['served']:.0f} served, of which {server['nts_served']:.0f} NTS; {server['drops']:.0f} dropped, {server['send_errors']:.0f} send errors) |",
               f"| bytes allocated: NTP workers / whole process | {server['worker_allocated_bytes']:.0f} B / {server['process_allocated_bytes']:.0f} B ({server['process_allocated_bytes'] / max(server['requests'], 1):.3f} B per request: TLS handshakes, scrapes, control verbs) |",
-              f"| gen-2 collections | {server['gc_gen2']:.0f} |",
+              f"| gen-0 / gen-2 collections | {server['gc_gen0']:.0f} / {server['gc_gen2']:.0f} |",
               f"| server CPU per request (process user + system) | {server['cpu_seconds'] * 1e6 / max(server['requests'], 1):.2f} µs |",
               f"| NTS-KE handshakes (server's count, all clients) | {server['ntske_ok']:.0f} ok, {server['ntske_not_ok']:.0f} not ok |",
               f"| worker restarts since start | {server['worker_restarts_total']:.0f} |"]
     for name, g in generators.items():
         lines.append(f"| {name} generator: sent / answered / valid (runs) | {g['sent']} / {g['answered']} / {g['valid']} ({g['runs']} runs, {g['valid_rate']:.0f} valid/s) |")
         lines.append(f"| {name} generator: loss (whole soak; worst run), invalid, KoD | {g['loss_percent']:.3f} % ({g['worst_run_loss_percent']:.3f} %), {g['invalid']}, {g['kod']} {json.dumps(g['kod_codes']) if g['kod_codes'] else ''} |")
+    sent = sum(g["sent"] for g in generators.values())
+    answered = sum(g["answered"] for g in generators.values())
+    lost = sent - server["requests"]
+    lines.append(f"| sent by the generators − received by the server | {lost:.0f} ({100.0 * lost / max(sent, 1):.3f} % of {sent}; the server answered "
+                 f"{'every request it received' if server['drops'] == 0 and server['served'] == server['requests'] else 'not every request it received'}, "
+                 f"the generators counted {answered} answers) |")
+    if info.get("udp_rcvbuf_errors") is not None:
+        lines.append(f"| UDP receive-queue overflows, host-wide (`RcvbufErrors`, /proc/net/snmp) | {info['udp_rcvbuf_errors']} |")
     lines += ["",
               "Loss is not a target here: the machine is shared, and a stall of the host's vCPU drops what arrives",
               "meanwhile. The targets are what would grow or break over hours: memory, allocation, cookies that stop",
