@@ -6,7 +6,7 @@ APPLIANCE := server/Appliance.Server/bin/$(CONFIG)/net10.0/appliance.dll
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: all build restore run test check bench publish format-check peers clean sdk image image-test
+.PHONY: all build restore run test check bench soak publish format-check peers clean sdk image image-test
 
 all: build
 
@@ -62,6 +62,12 @@ check: build
 ## bench: BenchmarkDotNet suites; results to docs/benchmarks.md
 bench: build publish
 	tests/Appliance.Benchmarks/bench.sh
+
+## soak: the Native AOT appliance at half its capacity for SOAK_MINUTES (default 60), plain NTP and NTS,
+##       NTS-KE handshakes and key rotations meanwhile; fails unless RSS stays flat, the workers allocate
+##       0 B, no NAK, no worker restart. Results in out/soak; SOAK_UPDATE_DOCS=1 puts them in docs/benchmarks.md
+soak: build publish
+	tests/Appliance.Benchmarks/soak.sh
 
 ## publish: the Native AOT `appliance` executable at out/bin/appliance (symbols beside it in appliance.dbg)
 publish: restore
