@@ -140,7 +140,7 @@ internal sealed class Generator : IDisposable
     /// <remarks>
     /// With <see cref="GeneratorOptions.SpoofedSources"/>, <see cref="GeneratorOptions.Ports"/> sockets
     /// bound to the wildcard instead, not connected: an answer to any 127.x.y.z:port is delivered to
-    /// the wildcard socket of that port. The legitimate client's socket, when there is one, is the
+    /// the wildcard socket of that port. The legitimate clients' sockets, when there are any, are the
     /// poller's last entries.
     /// </remarks>
     private (TimestampedSocket[] Sockets, Poller Poller, TimestampedSocket[] Legit) SocketsFor(IPEndPoint target, int segmentSize)

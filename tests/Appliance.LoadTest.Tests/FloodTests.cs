@@ -19,16 +19,7 @@ public sealed class FloodTests(ITestOutputHelper output)
         // (the default's 2 s would limit the client itself, not the flood). Sixteen of them, in turn,
         // give 16 polls a second: enough polls for a 99 % share to mean something in a short run.
         await using var server = await FloodTarget.StartAsync("rate-limit: { interval: 1s }");
-        using var generator = new Generator(new GeneratorOptions
-        {
-            Sources = [],
-            SpoofedSources = 16,
-            Ports = 2,
-            Warmup = TimeSpan.FromSeconds(1),
-            LegitClient = IPAddress.Parse("127.99.0.1"),
-            LegitClients = 16,
-            LegitInterval = TimeSpan.FromSeconds(1),
-        });
+        using Generator generator = SpoofedFlood(sources: 16, ports: 2, legitClients: 16);
         // Far above what the server answers: the generator sends flat out (it reports when it could
         // not keep the rate), the server answers only each source's allowance and the leak.
         StepResult flood = generator.Run(server.NtpEndPoint, new NtpCodec(), 1_000_000, TimeSpan.FromSeconds(10), null, null, CancellationToken.None);
@@ -58,17 +49,7 @@ public sealed class FloodTests(ITestOutputHelper output)
         // A table of 16,384 clients (the default holds 1,048,576) offered 65,536 random sources, four
         // times what it holds: it fills, stays at its bound and evicts.
         await using var server = await FloodTarget.StartAsync("rate-limit: { interval: 1s, clients: 16384 }");
-        using var generator = new Generator(new GeneratorOptions
-        {
-            Sources = [],
-            SpoofedSources = 65_536,
-            Ports = 4,
-            Warmup = TimeSpan.FromSeconds(1),
-            LegitClient = IPAddress.Parse("127.99.0.1"),
-            LegitClients = 8,
-            LegitInterval = TimeSpan.FromSeconds(1),
-            Seed = 18,
-        });
+        using Generator generator = SpoofedFlood(sources: 65_536, ports: 4, legitClients: 8);
         var rss = new List<long>();
         using var sampling = new CancellationTokenSource();
         Task sampler = Task.Run(async () =>
@@ -107,6 +88,43 @@ public sealed class FloodTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void SpoofedMode_EachDatagramLeavesFromItsOwnAddress_AndEveryAnswerComesBack()
+    {
+        var server = new MisbehavingServer(Misbehaviour.Correct);
+        StepResult result;
+        try
+        {
+            using Generator generator = SpoofedFlood(sources: 1000, ports: 2, legitClients: 4, interval: TimeSpan.FromMilliseconds(250));
+            result = generator.Run(server.EndPoint, new NtpCodec(), 4000, TimeSpan.FromSeconds(1.5), null, null, CancellationToken.None);
+        }
+        finally
+        {
+            server.Dispose(); // its thread stopped: its set of sources is complete
+        }
+        Assert.True(result.Sent >= 5000, $"{result.Sent} sent");
+        Assert.Equal(result.Sent, result.Valid);
+        // The 1,000 flood sources (each sent to several times) and the 4 legitimate clients, nothing else.
+        Assert.Equal(1004, server.SourceAddresses.Count);
+        Assert.All(server.SourceAddresses, a => Assert.Equal(127, a.GetAddressBytes()[0]));
+        Assert.Contains(IPAddress.Parse("127.99.0.4"), server.SourceAddresses);
+        LegitResult legit = result.Legit!;
+        Assert.Equal(4, legit.Clients);
+        Assert.InRange(legit.Polls, 20, 26);
+        Assert.Equal(legit.Polls, legit.Answered);
+    }
+
+    [Fact]
+    public void LegitimateClients_OfASilentServer_GetNoAnswers()
+    {
+        using var server = new MisbehavingServer(Misbehaviour.Silent);
+        using Generator generator = SpoofedFlood(sources: 16, ports: 1, legitClients: 2, interval: TimeSpan.FromMilliseconds(200));
+        StepResult result = generator.Run(server.EndPoint, new NtpCodec(), 1000, TimeSpan.FromSeconds(1), null, null, CancellationToken.None);
+        Assert.True(result.Legit!.Polls >= 8);
+        Assert.Equal(0, result.Legit.Answered);
+        Assert.Equal(0, result.Legit.SharePercent);
+    }
+
+    [Fact]
     public void SpoofedSources_AreDistinct_InTheLoopbackBlock_AndAvoidTheReserved()
     {
         IPAddress legit = IPAddress.Parse("127.99.0.1");
@@ -124,6 +142,19 @@ public sealed class FloodTests(ITestOutputHelper output)
         Assert.True(seen.Select(a => (a >> 16) & 0xFF).Distinct().Count() > 250);
         Assert.Equal(sources[0], new SpoofedSources(10, 7, [legit])[0]);
     }
+
+    /// <summary>A flood from random 127/8 sources, with legitimate clients from 127.99.0.1 polling once an interval (a second) each.</summary>
+    private static Generator SpoofedFlood(int sources, int ports, int legitClients, TimeSpan? interval = null) => new(new GeneratorOptions
+    {
+        Sources = [],
+        SpoofedSources = sources,
+        Ports = ports,
+        Warmup = TimeSpan.FromSeconds(1),
+        LegitClient = IPAddress.Parse("127.99.0.1"),
+        LegitClients = legitClients,
+        LegitInterval = interval ?? TimeSpan.FromSeconds(1),
+        Seed = 18,
+    });
 
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }
