@@ -30,6 +30,31 @@ internal sealed record GeneratorOptions
     /// page faults, a freshly started generator) so the step measures the server, not the start-up.
     /// </summary>
     public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// When above 0, a flood from this many distinct random addresses of 127.0.0.0/8 instead of
+    /// <see cref="Sources"/>: <see cref="Ports"/> wildcard-bound sockets, each datagram's source
+    /// chosen with IP_PKTINFO (ipi_spec_dst) in sendmmsg. A socket per address (the other mode)
+    /// stops at the process's file limit, some 20,000 here; this mode has no such bound.
+    /// </summary>
+    public int SpoofedSources { get; init; }
+
+    /// <summary>Seeds the choice of the spoofed addresses: the same seed, the same addresses.</summary>
+    public int Seed { get; init; } = 1;
+
+    /// <summary>
+    /// A legitimate client beside the load: its own socket on this address, polling the target once
+    /// per <see cref="LegitInterval"/> during the measured part; its share of answers is reported apart.
+    /// </summary>
+    public IPAddress? LegitClient { get; init; }
+
+    /// <summary>
+    /// Legitimate clients on consecutive addresses from <see cref="LegitClient"/>, each polling once
+    /// per <see cref="LegitInterval"/>: more polls in a short run, each client within its own rate.
+    /// </summary>
+    public int LegitClients { get; init; } = 1;
+
+    public TimeSpan LegitInterval { get; init; } = TimeSpan.FromSeconds(1);
 }
 
 /// <summary>A snapshot for the live progress line.</summary>
@@ -51,7 +76,10 @@ internal sealed class Generator : IDisposable
     private const byte Warming = 2;
 
     private readonly GeneratorOptions _options;
-    private readonly Dictionary<(IPEndPoint, int), (TimestampedSocket[] Sockets, Poller Poller)> _sockets = [];
+    private readonly Dictionary<(IPEndPoint, int), (TimestampedSocket[] Sockets, Poller Poller, TimestampedSocket[] Legit)> _sockets = [];
+    private readonly SpoofedSources? _spoofed;
+    private readonly PacketBatch _legitSend = new(1);
+    private int _spoofNext;
     private readonly PacketBatch _send;
     private readonly byte[] _segments = GC.AllocateArray<byte>(TimestampedSocket.MaxSegments * PacketBatch.SlotSize, pinned: true);
     private readonly PacketBatch _receive;
@@ -85,27 +113,53 @@ internal sealed class Generator : IDisposable
         _pendingTransmits = new ulong[options.BatchSize];
         _verdicts = new CodecVerdict[options.BatchSize];
         _reasons = new string?[options.BatchSize];
+        if (options.SpoofedSources > 0)
+        {
+            _spoofed = new SpoofedSources(options.SpoofedSources, options.Seed, LegitAddresses());
+        }
     }
 
-    public int Clients => _options.Sources.Count * _options.Ports;
+    /// <summary>The legitimate clients' addresses: <see cref="GeneratorOptions.LegitClients"/> from <see cref="GeneratorOptions.LegitClient"/> on.</summary>
+    private IPAddress[] LegitAddresses()
+    {
+        if (_options.LegitClient is not { } first)
+        {
+            return [];
+        }
+        uint start = NetAddress.FromIPAddress(first).IPv4;
+        return [.. Enumerable.Range(0, Math.Max(1, _options.LegitClients)).Select(i => NetAddress.FromIPv4(start + (uint)i).ToIPAddress())];
+    }
+
+    public int Clients => _spoofed?.Count ?? (_options.Sources.Count * _options.Ports);
 
     /// <summary>
     /// One socket per simulated client (source address × port), bound to its source address and
     /// connected to the target: the kernel then skips the per-datagram route lookup, which is most of
     /// the generator's cost on loopback, and only the target's answers reach it.
     /// </summary>
-    private (TimestampedSocket[] Sockets, Poller Poller) SocketsFor(IPEndPoint target, int segmentSize)
+    /// <remarks>
+    /// With <see cref="GeneratorOptions.SpoofedSources"/>, <see cref="GeneratorOptions.Ports"/> sockets
+    /// bound to the wildcard instead, not connected: an answer to any 127.x.y.z:port is delivered to
+    /// the wildcard socket of that port. The legitimate clients' sockets, when there are any, are the
+    /// poller's last entries.
+    /// </remarks>
+    private (TimestampedSocket[] Sockets, Poller Poller, TimestampedSocket[] Legit) SocketsFor(IPEndPoint target, int segmentSize)
     {
         if (_sockets.TryGetValue((target, segmentSize), out var existing))
         {
             return existing;
         }
+        var options = new TimestampedSocketOptions { ReceiveBufferBytes = 4 << 20, ReceiveTimeout = TimeSpan.FromMilliseconds(50) };
         TimestampedSocket[] Open()
         {
-            var sockets = new TimestampedSocket[_options.Sources.Count * _options.Ports];
-            var options = new TimestampedSocketOptions { ReceiveBufferBytes = 4 << 20, ReceiveTimeout = TimeSpan.FromMilliseconds(50) };
+            var sockets = new TimestampedSocket[_spoofed is null ? _options.Sources.Count * _options.Ports : _options.Ports];
             for (int i = 0; i < sockets.Length; i++)
             {
+                if (_spoofed is not null)
+                {
+                    sockets[i] = TimestampedSocket.Open(new IPEndPoint(IPAddress.Any, 0), options);
+                    continue;
+                }
                 sockets[i] = TimestampedSocket.Open(new IPEndPoint(_options.Sources[i % _options.Sources.Count], 0), options);
                 sockets[i].Connect(target);
                 if (segmentSize > 0)
@@ -115,8 +169,15 @@ internal sealed class Generator : IDisposable
             }
             return sockets;
         }
+        TimestampedSocket[] OpenLegit() => [.. LegitAddresses().Select(address =>
+        {
+            TimestampedSocket legit = TimestampedSocket.Open(new IPEndPoint(address, 0), options);
+            legit.Connect(target);
+            return legit;
+        })];
         TimestampedSocket[] opened = _options.Namespace is { } ns ? NetworkNamespaceThread.Run(ns, Open) : Open();
-        var entry = (opened, new Poller(opened));
+        TimestampedSocket[] legitSockets = _options.Namespace is { } ns2 ? NetworkNamespaceThread.Run(ns2, OpenLegit) : OpenLegit();
+        var entry = (opened, new Poller([.. opened, .. legitSockets]), legitSockets);
         _sockets[(target, segmentSize)] = entry;
         return entry;
     }
@@ -132,10 +193,13 @@ internal sealed class Generator : IDisposable
         {
             _pinned = ThreadAffinity.PinCurrentThread(cpu, out _);
         }
-        int segmentSize = codec.FixedRequestLength;
-        (TimestampedSocket[] sockets, Poller poller) = SocketsFor(target, segmentSize);
+        // Spoofed sources leave one datagram per source address: one segmented send has one source.
+        int segmentSize = _spoofed is null ? codec.FixedRequestLength : 0;
+        (TimestampedSocket[] sockets, Poller poller, TimestampedSocket[] legitSockets) = SocketsFor(target, segmentSize);
         byte[] peer = PacketBatch.PeerAddress(target);
         DrainStale(sockets);
+        var legit = legitSockets.Length == 0 ? null : new LegitClient(legitSockets, _legitSend);
+        legit?.Drain(_receive);
         Array.Clear(_ringState);
         _delay.Clear();
         _offset.Clear();
@@ -159,6 +223,9 @@ internal sealed class Generator : IDisposable
         double perNs = rate / 1e9;
         int socketIndex = 0;
         long sendingStoppedAt = end;
+        // The clients take turns: each polls once per interval.
+        long legitIntervalNs = Math.Max(1, (long)(_options.LegitInterval.TotalMilliseconds * 1_000_000L) / Math.Max(1, legitSockets.Length));
+        long nextLegit = measureFrom;
         while (!cancellationToken.IsCancellationRequested)
         {
             long now = SystemClock.MonotonicNanoseconds();
@@ -168,6 +235,12 @@ internal sealed class Generator : IDisposable
                 measuring = true;
                 warmupSent = sent;
                 cpuBefore = server?.CpuSeconds() ?? double.NaN;
+            }
+            if (legit is not null && measuring && now >= nextLegit && now < end)
+            {
+                legit.Poll();
+                nextLegit += legitIntervalNs;
+                busy = true;
             }
             if (now < end)
             {
@@ -196,7 +269,15 @@ internal sealed class Generator : IDisposable
                         else
                         {
                             int length = codec.WriteRequest(_send.Payload(i), client, transmit);
-                            _send.Prepare(i, [], default, length);
+                            if (_spoofed is not null)
+                            {
+                                _send.Prepare(i, peer, _spoofed[_spoofNext], length);
+                                _spoofNext = (_spoofNext + 1) % _spoofed.Count;
+                            }
+                            else
+                            {
+                                _send.Prepare(i, [], default, length);
+                            }
                         }
                         _ringT1[seq] = t1;
                         _ringTransmit[seq] = transmit;
@@ -226,6 +307,11 @@ internal sealed class Generator : IDisposable
             int ready = poller.Wait(0);
             for (int r = 0; r < ready; r++)
             {
+                if (poller.Ready(r) >= sockets.Length)
+                {
+                    busy |= legit!.Receive(poller.Ready(r) - sockets.Length, _receive, peer) > 0;
+                    continue;
+                }
                 int n = sockets[poller.Ready(r)].ReceiveNoWait(_receive);
                 if (n <= 0)
                 {
@@ -343,6 +429,7 @@ internal sealed class Generator : IDisposable
             ServerPeakRssMiB = server is null ? null : server.PeakRssBytes() / (1 << 20),
             GeneratorLimited = sent < rate * seconds * 0.97,
             Extra = codec.TakeCounts(),
+            Legit = legit?.Result(),
         };
     }
 
@@ -442,14 +529,15 @@ internal sealed class Generator : IDisposable
 
     public void Dispose()
     {
-        foreach ((TimestampedSocket[] sockets, Poller poller) in _sockets.Values)
+        foreach ((TimestampedSocket[] sockets, Poller poller, TimestampedSocket[] legit) in _sockets.Values)
         {
-            foreach (TimestampedSocket socket in sockets)
+            foreach (TimestampedSocket socket in (TimestampedSocket[])[.. sockets, .. legit])
             {
                 socket.Dispose();
             }
             poller.Dispose();
         }
+        _legitSend.Dispose();
         _send.Dispose();
         _receive.Dispose();
     }

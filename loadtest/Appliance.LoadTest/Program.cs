@@ -20,7 +20,8 @@ public static class Program
     private sealed record Common(
         IPEndPoint Target, IPEndPoint? Versus, int Clients, string? Source, int Ports, int Batch, int? Cpu,
         int? Pid, int? VersusPid, string? Json, string? Plot, string? Namespace, bool AllowRemote, double Loss, TimeSpan Warmup,
-        bool Nts, NtsKeTarget? Ke, NtsKeTarget? VersusKe, string? VersusProtocol);
+        bool Nts, NtsKeTarget? Ke, NtsKeTarget? VersusKe, string? VersusProtocol,
+        int SpoofedSources, int Seed, IPAddress? Legit, int LegitClients, TimeSpan LegitInterval);
 
     /// <summary>Where a target's NTS-KE is, the name its certificate carries, and what to trust.</summary>
     private sealed record NtsKeTarget(IPEndPoint EndPoint, string Name, System.Security.Cryptography.X509Certificates.X509Certificate2Collection? Trust);
@@ -50,6 +51,11 @@ public static class Program
         var vsNtskeName = new Option<string>("--vs-ntske-name") { DefaultValueFactory = _ => "localhost", Description = "the name the --vs server's certificate must carry" };
         var vsCa = new Option<string?>("--vs-ca") { Description = "PEM file to trust for the --vs server's NTS-KE" };
         var vsProtocol = new Option<string?>("--vs-protocol") { Description = "ntp or nts for the --vs target (default: as TARGET); with --vs TARGET itself this compares NTS with plain NTP on one server" };
+        var sourcesOption = new Option<string?>("--sources") { Description = "random:N: a flood from N distinct random addresses of 127.0.0.0/8 (plain NTP, loopback target), each datagram's source set with IP_PKTINFO on --ports wildcard sockets, instead of --clients × --ports sockets" };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1, Description = "seeds the random source addresses of --sources" };
+        var legit = new Option<string?>("--legit") { Description = "a legitimate client on this address (e.g. 127.99.0.1) polling TARGET beside the load; its share of answers is reported apart" };
+        var legitInterval = new Option<string>("--legit-interval") { DefaultValueFactory = _ => "1s", Description = "each legitimate client's poll interval" };
+        var legitClients = new Option<int>("--legit-clients") { DefaultValueFactory = _ => 1, Description = "legitimate clients on consecutive addresses from --legit, taking turns" };
 
         Common Read(ParseResult p) => new(
             ParseEndPoint(p.GetValue(target)!), p.GetValue(versus) is { } v ? ParseEndPoint(v) : null,
@@ -57,12 +63,14 @@ public static class Program
             p.GetValue(versusPid), p.GetValue(json), p.GetValue(plot), p.GetValue(netns), p.GetValue(allowRemote), p.GetValue(loss),
             ParseDuration(p.GetValue(warmup)!), p.GetValue(nts),
             KeTarget(p.GetValue(ntske), p.GetValue(ntskeName)!, p.GetValue(ca)),
-            KeTarget(p.GetValue(vsNtske), p.GetValue(vsNtskeName)!, p.GetValue(vsCa)), p.GetValue(vsProtocol));
+            KeTarget(p.GetValue(vsNtske), p.GetValue(vsNtskeName)!, p.GetValue(vsCa)), p.GetValue(vsProtocol),
+            ParseSources(p.GetValue(sourcesOption)), p.GetValue(seed), p.GetValue(legit) is { } l ? IPAddress.Parse(l) : null, p.GetValue(legitClients),
+            ParseDuration(p.GetValue(legitInterval)!));
 
         void AddCommon(Command c)
         {
             c.Arguments.Add(target);
-            foreach (Option o in (Option[])[versus, clients, source, ports, batch, cpu, pid, versusPid, json, plot, netns, allowRemote, loss, warmup, nts, ntske, ntskeName, ca, vsNtske, vsNtskeName, vsCa, vsProtocol])
+            foreach (Option o in (Option[])[versus, clients, source, ports, batch, cpu, pid, versusPid, json, plot, netns, allowRemote, loss, warmup, nts, ntske, ntskeName, ca, vsNtske, vsNtskeName, vsCa, vsProtocol, sourcesOption, seed, legit, legitClients, legitInterval])
             {
                 c.Options.Add(o);
             }
@@ -119,6 +127,18 @@ public static class Program
             return ExitUsage;
         }
 
+        if (c.SpoofedSources > 0 && (c.Nts || c.Target.AddressFamily != AddressFamily.InterNetwork || !IPAddress.IsLoopback(c.Target.Address)
+            || (c.Versus is { } vs && !IPAddress.IsLoopback(vs.Address))))
+        {
+            // 127.0.0.0/8 is local only on loopback; and NTS clients each need their own NTS-KE.
+            Console.Error.WriteLine("appliance-loadtest: --sources random:N sends plain NTP to a 127.0.0.0/8 target");
+            return ExitUsage;
+        }
+        if (c.LegitInterval <= TimeSpan.Zero || c.LegitClients is < 1 or > 4096)
+        {
+            Console.Error.WriteLine("appliance-loadtest: --legit-interval must be positive and --legit-clients from 1 to 4096");
+            return ExitUsage;
+        }
         IReadOnlyList<IPAddress> sources = Sources(c);
         using var generator = new Generator(new GeneratorOptions
         {
@@ -128,6 +148,11 @@ public static class Program
             Cpu = c.Cpu,
             Namespace = c.Namespace,
             Warmup = c.Warmup,
+            SpoofedSources = c.SpoofedSources,
+            Seed = c.Seed,
+            LegitClient = c.Legit,
+            LegitClients = c.LegitClients,
+            LegitInterval = c.LegitInterval,
         });
         // Each target: where it is, how it is spoken to, what it is called in the report.
         var targets = new List<(IPEndPoint EndPoint, IRequestCodec Codec, ProcessProbe? Probe, string Label)>();
@@ -157,7 +182,9 @@ public static class Program
             targets.Add((endPoint, codec, pid is int id ? new ProcessProbe(id) : null, label));
         }
         bool live = !Console.IsErrorRedirected;
-        Console.Error.WriteLine(Inv($"appliance-loadtest: {mode}, {sources.Count} source address(es) × {c.Ports} port(s) = {generator.Clients} clients, {rates.Count} step(s) of {stepDuration.TotalSeconds:0.###} s"));
+        Console.Error.WriteLine(c.SpoofedSources > 0
+            ? Inv($"appliance-loadtest: {mode}, {generator.Clients} random source addresses in 127.0.0.0/8 on {c.Ports} wildcard socket(s), {rates.Count} step(s) of {stepDuration.TotalSeconds:0.###} s")
+            : Inv($"appliance-loadtest: {mode}, {sources.Count} source address(es) × {c.Ports} port(s) = {generator.Clients} clients, {rates.Count} step(s) of {stepDuration.TotalSeconds:0.###} s"));
 
         var steps = new List<StepResult>();
         var failed = new HashSet<string>();
@@ -188,6 +215,10 @@ public static class Program
                         Console.Error.Write('\r');
                     }
                     Console.Error.WriteLine(Inv($"{result.Target} {rate:0}/s: valid {result.ValidRate:0}/s, loss {result.LossPercent:0.000}%, invalid {result.Invalid}, KoD {result.Kod}, delay p99 {result.DelayP99Micros:0.0} µs{(result.GeneratorLimited ? " (generator-limited)" : "")}"));
+                    if (result.Legit is { } l)
+                    {
+                        Console.Error.WriteLine(Inv($"{result.Target} {rate:0}/s: legitimate client(s) {l.Address} (× {l.Clients}): {l.Answered} of {l.Polls} polls answered ({l.SharePercent:0.00} %), KoD {l.Kod}"));
+                    }
                     if (!result.Held(c.Loss))
                     {
                         failed.Add(label);
@@ -240,6 +271,21 @@ public static class Program
             }
         }
         return list;
+    }
+
+    /// <summary>"random:N" → N; absent → 0 (a socket per --clients address).</summary>
+    internal static int ParseSources(string? text)
+    {
+        if (text is null)
+        {
+            return 0;
+        }
+        const string prefix = "random:";
+        return text.StartsWith(prefix, StringComparison.Ordinal)
+            && int.TryParse(text.AsSpan(prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int n)
+            && n is >= 1 and <= SpoofedSources.MaxCount
+            ? n
+            : throw new ArgumentException($"'{text}' is not random:N with N from 1 to {SpoofedSources.MaxCount} (e.g. random:65536)");
     }
 
     private static NtsKeTarget? KeTarget(string? endPoint, string name, string? ca)

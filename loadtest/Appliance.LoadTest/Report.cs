@@ -50,6 +50,15 @@ internal static class Report
             }
             sb.AppendLine();
         }
+        if (report.Steps.Any(s => s.Legit is not null))
+        {
+            sb.AppendLine();
+            foreach (StepResult s in report.Steps.Where(s => s.Legit is not null))
+            {
+                LegitResult l = s.Legit!;
+                sb.AppendLine(Inv($"- {s.Target} at {s.TargetRate:0}/s: legitimate client(s) {l.Address} (× {l.Clients}) answered {l.Answered} of {l.Polls} polls ({l.SharePercent:0.00} %), KoD {l.Kod}, delay max {l.DelayMaxMicros:0} µs; the load's answered share {100 - s.LossPercent:0.00} %"));
+            }
+        }
         if (report.Steps.Any(s => s.InvalidReasons.Count > 0 || s.KodCodes.Count > 0 || s.Extra.Count > 0))
         {
             sb.AppendLine();

@@ -59,5 +59,8 @@ internal sealed record StepResult
     /// <summary>Protocol-specific counts (NTS: cookies received, NAKs, handshakes).</summary>
     public Dictionary<string, long> Extra { get; init; } = [];
 
+    /// <summary>The legitimate client beside the load (--legit), or null.</summary>
+    public LegitResult? Legit { get; init; }
+
     public bool Held(double lossThresholdPercent) => !GeneratorLimited && LossPercent <= lossThresholdPercent && Invalid == 0;
 }

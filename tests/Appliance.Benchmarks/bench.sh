@@ -7,12 +7,14 @@
 # its tables and leaves docs/benchmarks.md alone: for iterating on the engine's cost.
 # BENCH_ONLY=memory runs only the memory section (memory.sh) and puts it, and its summary rows, in
 # place in docs/benchmarks.md.
+# BENCH_ONLY=floods runs only the spoofed-flood section (floods.sh) and puts it in place in
+# docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 CONFIG=${CONFIG:-Release}
 only=${BENCH_ONLY:-}
-case "$only" in ""|cpu|memory) ;; *) echo "bench: BENCH_ONLY is empty, cpu or memory, not '$only'"; exit 2;; esac
+case "$only" in ""|cpu|memory|floods) ;; *) echo "bench: BENCH_ONLY is empty, cpu, memory or floods, not '$only'"; exit 2;; esac
 out=out/bench
 rm -rf "$out"; mkdir -p "$out"
 if [ "$only" = memory ]; then
@@ -28,6 +30,17 @@ doc = re.sub(r"\n## Memory\n.*?(?=\n## |\Z)", "", doc, flags=re.S).rstrip("\n") 
 lines = [l for l in doc.split("\n") if not l.startswith(("| **peak RSS at", "| bytes per tracked client", "| bytes allocated per request by the Native AOT"))]
 at = next(i for i, l in enumerate(lines) if l.startswith("| T3 − T2 at half")) + 1
 doc = "\n".join(lines[:at] + rows.rstrip("\n").split("\n") + lines[at:])
+open("docs/benchmarks.md", "w").write(doc)
+PY
+  exit 0
+fi
+if [ "$only" = floods ]; then
+  tests/Appliance.Benchmarks/floods.sh "$out"
+  python3 - "$out" <<'PY'
+# The floods section replaces the one docs/benchmarks.md has (or is added at its end).
+import re, sys
+doc = open("docs/benchmarks.md").read()
+doc = re.sub(r"\n## Floods\n.*?(?=\n## |\Z)", "", doc, flags=re.S).rstrip("\n") + "\n\n" + open(f"{sys.argv[1]}/floods.md").read()
 open("docs/benchmarks.md", "w").write(doc)
 PY
   exit 0
@@ -234,6 +247,7 @@ $cmd_alloc_nts > "$out/alloc-nts.md"
 a2=$(scrape appliance_process_allocated_bytes_total); w2=$(scrape appliance_ntp_worker_allocated_bytes_total); r2=$(scrape appliance_ntp_requests_total)
 chronyc -h "$W/chrony/chronyd.sock" serverstats > "$out/chrony-serverstats.txt" 2>&1 || true
 tests/Appliance.Benchmarks/memory.sh "$out"
+tests/Appliance.Benchmarks/floods.sh "$out"
 
 python3 - "$out" "$p_app" "$p_ref" "$p_chrony" "$a0" "$a1" "$w0" "$w1" "$r0" "$r1" "$a2" "$w2" "$r2" <<'PY' > docs/benchmarks.md
 import json, sys, glob, subprocess, datetime, os
@@ -368,4 +382,5 @@ print("NTS: `" + cmd("CMD_ALLOC_NTS") + "`, scraped the same way.\n")
 print(f"- requests: {r2-r1:.0f}; worker threads allocated: {w2-w1:.0f} B; process allocated: {a2-a1:.0f} B (the generator's NTS-KE handshakes included)\n")
 print(open(f"{out}/alloc-nts.md").read())
 print(open(f"{out}/memory.md").read())
+print(open(f"{out}/floods.md").read())
 PY

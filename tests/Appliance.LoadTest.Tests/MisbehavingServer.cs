@@ -35,6 +35,9 @@ public sealed class MisbehavingServer : IDisposable
 
     public long Received;
 
+    /// <summary>Every source address a request came from; read it after <see cref="Dispose"/>.</summary>
+    public HashSet<IPAddress> SourceAddresses { get; } = [];
+
     private void Run(Misbehaviour how)
     {
         var buffer = new byte[2048];
@@ -51,6 +54,7 @@ public sealed class MisbehavingServer : IDisposable
                 continue;
             }
             Interlocked.Increment(ref Received);
+            SourceAddresses.Add(((IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(peer)).Address);
             if (n < 48 || how == Misbehaviour.Silent)
             {
                 continue;
