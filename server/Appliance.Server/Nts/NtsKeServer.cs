@@ -289,10 +289,11 @@ public sealed class NtsKeServer : IAsyncDisposable
     /// After an Error record (RFC 8915 §4.1.3) that answered a request before its end was read: the
     /// client may still be sending it. Closing a socket with octets unread makes the kernel reset the
     /// connection (RFC 1122 §4.2.2.13), and a reset throws away what the client has not read yet,
-    /// the Error record with it: a request of 65,535 octets against the default 1,024 got a reset and
-    /// no answer. So the sending side is shut (FIN after TLS close_notify) and what still comes is
-    /// read and dropped until the client's end of stream, at most <see cref="LingerBytes"/> octets or
-    /// <see cref="s_lingerTime"/>: a client that sends for ever is then reset.
+    /// the Error record with it: in the hostile tests of issue #18 a whole record of 65,535 octets
+    /// against the default limit of 1,024 got a reset and no answer (in some runs). So the sending
+    /// side is shut (FIN after TLS close_notify) and what still comes is read and dropped until the
+    /// client's end of stream, at most <see cref="LingerBytes"/> octets or <see cref="s_lingerTime"/>:
+    /// a client that sends for ever is then reset, and may lose the answer.
     /// </summary>
     private static async Task LingerAsync(Socket client, CancellationToken deadline)
     {

@@ -274,6 +274,14 @@ public class NtsKeHostileTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// One malformed exchange: what the client does, the reason the server must count, and the Error
+    /// record it must get (null: closed with no answer). <paramref name="OrReset"/>: a reset may come
+    /// first, for a client still sending when the server has read all it will (the kernel then throws
+    /// away what the client has not read yet).
+    /// </summary>
+    private sealed record Case(string What, Func<Task<Ending>> Run, NtsKeServerReason Reason, NtsKeErrorCode? Error, bool OrReset = false);
+
     /// <summary>How a malformed exchange ended, seen from the client.</summary>
     private sealed record Ending(NtsKeErrorCode? Error, bool ClosedWithoutAnswer, string Detail);
 
@@ -379,30 +387,30 @@ public class NtsKeHostileTests(ITestOutputHelper output)
         }
 
         byte[] nextProtocol = Records((true, NtsKeRecordType.NextProtocol, [0, 0]));
-        var cases = new (string What, Func<Task<Ending>> Run, NtsKeServerReason Reason, NtsKeErrorCode? Error)[]
+        var cases = new Case[]
         {
-            ("truncated record header, then close", () => Send(nextProtocol[..2]), NtsKeServerReason.ClientClosed, null),
-            ("truncated record body, then close", () => Send([.. nextProtocol[..5]]), NtsKeServerReason.ClientClosed, null),
-            ("truncated record, then silence", () => Send(nextProtocol[..5], hold: true), NtsKeServerReason.IdleTimeout, null),
-            ("unknown critical record", () => Send(Records((true, NtsKeRecordType.NextProtocol, [0, 0]), (true, (NtsKeRecordType)0x4321, [1, 2]),
+            new("truncated record header, then close", () => Send(nextProtocol[..2]), NtsKeServerReason.ClientClosed, null),
+            new("truncated record body, then close", () => Send([.. nextProtocol[..5]]), NtsKeServerReason.ClientClosed, null),
+            new("truncated record, then silence", () => Send(nextProtocol[..5], hold: true), NtsKeServerReason.IdleTimeout, null),
+            new("unknown critical record", () => Send(Records((true, NtsKeRecordType.NextProtocol, [0, 0]), (true, (NtsKeRecordType)0x4321, [1, 2]),
                 (true, NtsKeRecordType.AeadAlgorithm, [0, 15]), (true, NtsKeRecordType.EndOfMessage, [])), hold: true), NtsKeServerReason.UnrecognizedCritical, NtsKeErrorCode.UnrecognizedCriticalRecord),
-            ("no Next Protocol record", () => Send(Records((true, NtsKeRecordType.AeadAlgorithm, [0, 15]), (true, NtsKeRecordType.EndOfMessage, [])), hold: true),
+            new("no Next Protocol record", () => Send(Records((true, NtsKeRecordType.AeadAlgorithm, [0, 15]), (true, NtsKeRecordType.EndOfMessage, [])), hold: true),
                 NtsKeServerReason.BadRequest, NtsKeErrorCode.BadRequest),
-            ("an Error record from the client", () => Send(Records((true, NtsKeRecordType.Error, [0, 1]), (true, NtsKeRecordType.EndOfMessage, [])), hold: true),
+            new("an Error record from the client", () => Send(Records((true, NtsKeRecordType.Error, [0, 1]), (true, NtsKeRecordType.EndOfMessage, [])), hold: true),
                 NtsKeServerReason.BadRequest, NtsKeErrorCode.BadRequest),
-            ("absurd length: a record of 65,535 octets, sent whole", () => Send(Records((false, (NtsKeRecordType)0x1234, new byte[ushort.MaxValue])), hold: true),
+            new("absurd length: a record of 65,535 octets, sent whole", () => Send(Records((false, (NtsKeRecordType)0x1234, new byte[ushort.MaxValue])), hold: true),
                 NtsKeServerReason.RequestTooLarge, NtsKeErrorCode.BadRequest),
-            ("absurd length: End of Message claiming 65,535 octets, then close", () => Send([0x80, 0, 0xFF, 0xFF, 1, 2, 3]), NtsKeServerReason.ClientClosed, null),
-            ("a client that sends for ever", SendsForever, NtsKeServerReason.RequestTooLarge, NtsKeErrorCode.BadRequest),
-            ("wrong ALPN (http/1.1)", () => RefusedAtTls(s => Handshake(s, SslProtocols.Tls13, SslApplicationProtocol.Http11)), NtsKeServerReason.Tls, null),
-            ("TLS 1.2 only", () => RefusedAtTls(s => Handshake(s, SslProtocols.Tls12, NtsKe)), NtsKeServerReason.Tls, null),
-            ("half a ClientHello, then close", () => RefusedAtTls(async s =>
+            new("absurd length: End of Message claiming 65,535 octets, then close", () => Send([0x80, 0, 0xFF, 0xFF, 1, 2, 3]), NtsKeServerReason.ClientClosed, null),
+            new("a client that sends for ever", SendsForever, NtsKeServerReason.RequestTooLarge, NtsKeErrorCode.BadRequest, OrReset: true),
+            new("wrong ALPN (http/1.1)", () => RefusedAtTls(s => Handshake(s, SslProtocols.Tls13, SslApplicationProtocol.Http11)), NtsKeServerReason.Tls, null),
+            new("TLS 1.2 only", () => RefusedAtTls(s => Handshake(s, SslProtocols.Tls12, NtsKe)), NtsKeServerReason.Tls, null),
+            new("half a ClientHello, then close", () => RefusedAtTls(async s =>
             {
                 await s.SendAsync(hello.AsMemory(0, hello.Length / 2), bound.Token);
                 s.Shutdown(SocketShutdown.Send);
                 Assert.Equal(0, await s.ReceiveAsync(new byte[16], bound.Token));
             }), NtsKeServerReason.Tls, null),
-            ("not TLS at all", () => RefusedAtTls(async s => Assert.True((await Raw(s, "GET / HTTP/1.1\r\nHost: ntp.test\r\n\r\n"u8.ToArray())).ClosedWithoutAnswer)),
+            new("not TLS at all", () => RefusedAtTls(async s => Assert.True((await Raw(s, "GET / HTTP/1.1\r\nHost: ntp.test\r\n\r\n"u8.ToArray())).ClosedWithoutAnswer)),
                 NtsKeServerReason.Tls, null),
         };
 
@@ -432,7 +440,8 @@ public class NtsKeHostileTests(ITestOutputHelper output)
         {
             if (cases[i].Error is { } code)
             {
-                Assert.True(endings[i].Error == code, $"{cases[i].What}: expected Error {(ushort)code}, got {endings[i].Detail}");
+                Assert.True(endings[i].Error == code || (cases[i].OrReset && endings[i].ClosedWithoutAnswer),
+                    $"{cases[i].What}: expected Error {(ushort)code}, got {endings[i].Detail}");
             }
             else
             {
