@@ -7,14 +7,19 @@
 # its tables and leaves docs/benchmarks.md alone: for iterating on the engine's cost.
 # BENCH_ONLY=memory runs only the memory section (memory.sh) and puts it, and its summary rows, in
 # place in docs/benchmarks.md.
+# BENCH_ONLY=ntske-attack runs only the NTS-KE attack section (ntske-attack.sh) and puts it in place.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 CONFIG=${CONFIG:-Release}
 only=${BENCH_ONLY:-}
-case "$only" in ""|cpu|memory) ;; *) echo "bench: BENCH_ONLY is empty, cpu or memory, not '$only'"; exit 2;; esac
+case "$only" in ""|cpu|memory|ntske-attack) ;; *) echo "bench: BENCH_ONLY is empty, cpu, memory or ntske-attack, not '$only'"; exit 2;; esac
 out=out/bench
 rm -rf "$out"; mkdir -p "$out"
+if [ "$only" = ntske-attack ]; then
+  tests/Appliance.Benchmarks/ntske-attack.sh "$out" docs/benchmarks.md
+  exit 0
+fi
 if [ "$only" = memory ]; then
   tests/peers/install.sh >/dev/null
   tests/Appliance.Benchmarks/memory.sh "$out"
@@ -369,3 +374,4 @@ print(f"- requests: {r2-r1:.0f}; worker threads allocated: {w2-w1:.0f} B; proces
 print(open(f"{out}/alloc-nts.md").read())
 print(open(f"{out}/memory.md").read())
 PY
+tests/Appliance.Benchmarks/ntske-attack.sh "$out" docs/benchmarks.md

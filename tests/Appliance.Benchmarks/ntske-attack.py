@@ -3,8 +3,8 @@
 
 attack: N connections from A source addresses (127.0.1.1 ...) that never finish an exchange, a third
 each: silent after connect, half a ClientHello then silent, the TLS handshake then silent. Each one
-that the server closes is opened again (after 0.5 s when it was closed at once, as refused), for
-DURATION seconds: a persistent slowloris. Prints a JSON summary.
+that the server closes is opened again (after 0.5 s when it was refused: closed within 0.5 s, or
+its TLS handshake failed), for DURATION seconds: a persistent slowloris. Prints a JSON summary.
 
 probe: COUNT NTS-KE exchanges from SOURCE, one every INTERVAL seconds, each a new TCP and TLS 1.3
 connection (ALPN ntske/1, the certificate checked against CA), NTPv4 and AEAD 15 asked for, the
@@ -77,7 +77,7 @@ async def attack(args):
                 if writer is not None:
                     writer.transport.abort()
             lasted = time.monotonic() - start
-            if lasted < 0.2:
+            if not held or lasted < 0.5:
                 s["refused"] += 1
                 await asyncio.sleep(0.5)
             else:

@@ -9,10 +9,10 @@ using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
 using Appliance.Server.Configuration;
 using Appliance.Server.Hosting;
+using Appliance.Server.Tests.Hostile;
 using Appliance.Sources;
 using Appliance.Testing;
 using Xunit.Abstractions;
-using Appliance.Server.Tests.Hostile;
 using static Appliance.Server.Tests.Hostile.NtsKeConnections;
 
 namespace Appliance.Server.Tests;
