@@ -9,14 +9,20 @@
 # place in docs/benchmarks.md.
 # BENCH_ONLY=floods runs only the spoofed-flood section (floods.sh) and puts it in place in
 # docs/benchmarks.md.
+# BENCH_ONLY=ntske-attack runs only the NTS-KE attack section (ntske-attack.sh) and puts it in place.
+# The Soak section (make soak, an hour) is not measured here: it is carried over from the doc as it was.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 CONFIG=${CONFIG:-Release}
 only=${BENCH_ONLY:-}
-case "$only" in ""|cpu|memory|floods) ;; *) echo "bench: BENCH_ONLY is empty, cpu, memory or floods, not '$only'"; exit 2;; esac
+case "$only" in ""|cpu|memory|floods|ntske-attack) ;; *) echo "bench: BENCH_ONLY is empty, cpu, memory, floods or ntske-attack, not '$only'"; exit 2;; esac
 out=out/bench
 rm -rf "$out"; mkdir -p "$out"
+if [ "$only" = ntske-attack ]; then
+  tests/Appliance.Benchmarks/ntske-attack.sh "$out" docs/benchmarks.md
+  exit 0
+fi
 if [ "$only" = memory ]; then
   tests/peers/install.sh >/dev/null
   tests/Appliance.Benchmarks/memory.sh "$out"
@@ -249,6 +255,8 @@ chronyc -h "$W/chrony/chronyd.sock" serverstats > "$out/chrony-serverstats.txt" 
 tests/Appliance.Benchmarks/memory.sh "$out"
 tests/Appliance.Benchmarks/floods.sh "$out"
 
+# The Soak section (make soak) is not measured by make bench: keep it as the doc has it.
+awk '/^## /{keep = ($0 == "## Soak")} keep' docs/benchmarks.md > "$out/soak-kept.md"
 python3 - "$out" "$p_app" "$p_ref" "$p_chrony" "$a0" "$a1" "$w0" "$w1" "$r0" "$r1" "$a2" "$w2" "$r2" <<'PY' > docs/benchmarks.md
 import json, sys, glob, subprocess, datetime, os
 out, p_app, p_ref, p_chrony = sys.argv[1:5]
@@ -384,3 +392,5 @@ print(open(f"{out}/alloc-nts.md").read())
 print(open(f"{out}/memory.md").read())
 print(open(f"{out}/floods.md").read())
 PY
+{ echo; cat "$out/soak-kept.md"; } >> docs/benchmarks.md
+tests/Appliance.Benchmarks/ntske-attack.sh "$out" docs/benchmarks.md

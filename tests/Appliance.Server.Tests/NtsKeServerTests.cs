@@ -9,16 +9,17 @@ using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
 using Appliance.Server.Configuration;
 using Appliance.Server.Hosting;
+using Appliance.Server.Tests.Hostile;
 using Appliance.Sources;
 using Appliance.Testing;
 using Xunit.Abstractions;
+using static Appliance.Server.Tests.Hostile.NtsKeConnections;
 
 namespace Appliance.Server.Tests;
 
 /// <summary>The NTS-KE listener and NTS on the NTP path, through real TLS and UDP on loopback.</summary>
 public class NtsKeServerTests(ITestOutputHelper output)
 {
-    private static async Task<MetricsScrape> Scrape(ApplianceServer server) => await MetricsScrape.FetchAsync($"http://{server.MetricsEndPoint}/metrics");
 
     [Fact]
     public async Task KeyExchange_GivesAead15Port8Cookies_AndTheKeysAuthenticateNtp()
@@ -96,73 +97,11 @@ public class NtsKeServerTests(ITestOutputHelper output)
     private static async Task<SslStream> HandshakeAsync(NtsServerFixture fixture, RemoteCertificateValidationCallback? validate = null) =>
         await HandshakeOnAsync(await ConnectFromAsync(IPAddress.Loopback, fixture.Ke, CancellationToken.None), fixture, validate, CancellationToken.None);
 
-    /// <summary>A TCP connection to <paramref name="server"/> from <paramref name="local"/>: every 127.0.0.0/8 address is this host's.</summary>
-    private static async Task<Socket> ConnectFromAsync(IPAddress local, IPEndPoint server, CancellationToken cancellationToken)
-    {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            socket.Bind(new IPEndPoint(local, 0));
-            await socket.ConnectAsync(server, cancellationToken);
-            return socket;
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-    }
+    private static Task<SslStream> HandshakeOnAsync(Socket socket, NtsServerFixture fixture, RemoteCertificateValidationCallback? validate, CancellationToken cancellationToken) =>
+        NtsKeConnections.HandshakeOnAsync(socket, fixture.Certificate, cancellationToken, validate);
 
-    /// <summary>The TLS 1.3 handshake of <see cref="HandshakeAsync"/> on a connected socket, which the stream then owns.</summary>
-    private static async Task<SslStream> HandshakeOnAsync(Socket socket, NtsServerFixture fixture, RemoteCertificateValidationCallback? validate, CancellationToken cancellationToken)
-    {
-        var tls = new SslStream(new NetworkStream(socket, ownsSocket: true), false,
-            validate ?? ((_, c, _, _) => c?.GetCertHashString() == fixture.Certificate.Certificate.GetCertHashString()));
-        try
-        {
-            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-            {
-                TargetHost = "ntp.test",
-                EnabledSslProtocols = SslProtocols.Tls13,
-                ApplicationProtocols = [new SslApplicationProtocol("ntske/1")],
-            }, cancellationToken);
-            return tls;
-        }
-        catch
-        {
-            await tls.DisposeAsync();
-            throw;
-        }
-    }
-
-    /// <summary>A request for AEAD 15 with NTPv4, as chronyd sends it.</summary>
-    private static byte[] GoodRequest()
-    {
-        var request = new byte[32];
-        int n = NtsKeRecords.WriteUInt16(request, true, NtsKeRecordType.NextProtocol, 0);
-        n += NtsKeRecords.WriteUInt16(request.AsSpan(n), true, NtsKeRecordType.AeadAlgorithm, 15);
-        n += NtsKeRecords.Write(request.AsSpan(n), true, NtsKeRecordType.EndOfMessage, []);
-        return request[..n];
-    }
-
-    /// <summary>A raw NTS-KE session: handshake, send <paramref name="request"/>, read all records back.</summary>
-    private static async Task<List<(ushort Type, byte[] Body)>> RawExchange(NtsServerFixture fixture, byte[] request, IPAddress? from = null)
-    {
-        await using SslStream tls = await HandshakeOnAsync(await ConnectFromAsync(from ?? IPAddress.Loopback, fixture.Ke, CancellationToken.None),
-            fixture, null, CancellationToken.None);
-        await tls.WriteAsync(request);
-        var received = new MemoryStream();
-        await tls.CopyToAsync(received);
-        var records = new List<(ushort, byte[])>();
-        byte[] bytes = received.ToArray();
-        int offset = 0;
-        while (NtsKeRecords.TryRead(bytes.AsSpan(offset), out NtsKeRecord record, out int consumed))
-        {
-            records.Add((record.Type, record.Body.ToArray()));
-            offset += consumed;
-        }
-        return records;
-    }
+    private static Task<List<(ushort Type, byte[] Body)>> RawExchange(NtsServerFixture fixture, byte[] request, IPAddress? from = null) =>
+        NtsKeConnections.RawExchange(fixture.Ke, fixture.Certificate, request, from);
 
     [Fact]
     public async Task BadRequest_GetsErrorRecordBadRequest()
@@ -518,21 +457,7 @@ public class NtsKeServerTests(ITestOutputHelper output)
         Assert.Equal(0, (await Scrape(server))["appliance_ntske_certificate_reloads_total{result=\"ok\"}"]);
     }
 
-    private static async Task WaitFor(Func<bool> condition) => await WaitFor(() => Task.FromResult(condition()));
+    private static async Task WaitFor(Func<bool> condition) => await NtsKeConnections.WaitFor(() => Task.FromResult(condition()));
 
-    private static async Task WaitFor(Func<Task<bool>> condition)
-    {
-        for (int i = 0; i < 100; i++)
-        {
-            if (await condition())
-            {
-                return;
-            }
-            await Task.Delay(100);
-        }
-        Assert.Fail("condition not met within 10 s");
-    }
-
-    private static Task WaitForMetric(ApplianceServer server, string series, double value) =>
-        WaitFor(async () => (await Scrape(server))[series] == value);
+    private static Task WaitFor(Func<Task<bool>> condition) => NtsKeConnections.WaitFor(condition);
 }

@@ -195,9 +195,8 @@ public sealed class NtsKeServer : IAsyncDisposable
         {
             return NtsKeServerReason.Denied;
         }
-        if (Interlocked.Increment(ref _active) > _config.MaxConnections)
+        if (!TryTakeSlot(_config.MaxConnections))
         {
-            Interlocked.Decrement(ref _active);
             return NtsKeServerReason.MaxConnections;
         }
         if (!_limiter.TryAdmit(client, Stopwatch.GetElapsedTime(0, acceptedAt).Ticks, out NtsKeServerReason refusal))
@@ -206,6 +205,26 @@ public sealed class NtsKeServer : IAsyncDisposable
             return refusal;
         }
         return null;
+    }
+
+    /// <summary>
+    /// One of the server's slots, unless all <paramref name="max"/> are taken. Never counted past the
+    /// limit, not even for the moment of a refusal: taken and given back, a refused connection could
+    /// be seen by a scrape of <c>appliance_ntske_connections</c> as one over <c>max-connections</c>.
+    /// </summary>
+    private bool TryTakeSlot(int max)
+    {
+        int active = Volatile.Read(ref _active);
+        while (active < max)
+        {
+            int seen = Interlocked.CompareExchange(ref _active, active + 1, active);
+            if (seen == active)
+            {
+                return true;
+            }
+            active = seen;
+        }
+        return false;
     }
 
     private async Task ServeAsync(Socket client, IPEndPoint peer, long acceptedAt)
@@ -237,7 +256,12 @@ public sealed class NtsKeServer : IAsyncDisposable
             }
             try
             {
-                _metrics.CountHandshake(await RunSessionAsync(stream, deadline.Token));
+                NtsKeServerReason reason = await RunSessionAsync(stream, deadline.Token);
+                _metrics.CountHandshake(reason);
+                if (reason is NtsKeServerReason.BadRequest or NtsKeServerReason.UnrecognizedCritical or NtsKeServerReason.RequestTooLarge)
+                {
+                    await LingerAsync(client, deadline.Token);
+                }
             }
             catch (Exception e) when (e is IOException or OperationCanceledException)
             {
@@ -252,6 +276,45 @@ public sealed class NtsKeServer : IAsyncDisposable
                 }
                 _metrics.CountHandshake(NtsKeServerReason.Internal);
             }
+        }
+    }
+
+    /// <summary>Octets of a refused request <see cref="LingerAsync"/> reads and drops at most: twice the largest <c>max-request</c>, with TLS framing.</summary>
+    private const int LingerBytes = 2 * 65536 + 4096;
+
+    /// <summary>How long <see cref="LingerAsync"/> waits for the client's end of stream at most (within the exchange's deadline).</summary>
+    private static readonly TimeSpan s_lingerTime = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// After an Error record (RFC 8915 §4.1.3) that answered a request before its end was read: the
+    /// client may still be sending it. Closing a socket with octets unread makes the kernel reset the
+    /// connection (RFC 1122 §4.2.2.13), and a reset throws away what the client has not read yet,
+    /// the Error record with it: in the hostile tests of issue #18 a whole record of 65,535 octets
+    /// against the default limit of 1,024 got a reset and no answer (in some runs). So the sending
+    /// side is shut (FIN after TLS close_notify) and what still comes is read and dropped until the
+    /// client's end of stream, at most <see cref="LingerBytes"/> octets or <see cref="s_lingerTime"/>:
+    /// a client that sends for ever is then reset, and may lose the answer.
+    /// </summary>
+    private static async Task LingerAsync(Socket client, CancellationToken deadline)
+    {
+        byte[] sink = System.Buffers.ArrayPool<byte>.Shared.Rent(4096);
+        try
+        {
+            client.Shutdown(SocketShutdown.Send);
+            using var linger = CancellationTokenSource.CreateLinkedTokenSource(deadline);
+            linger.CancelAfter(s_lingerTime);
+            for (int total = 0, n = 1; n > 0 && total < LingerBytes; total += n)
+            {
+                n = await client.ReceiveAsync(sink, SocketFlags.None, linger.Token);
+            }
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // reset by the client, or out of time: closed now either way
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(sink);
         }
     }
 
