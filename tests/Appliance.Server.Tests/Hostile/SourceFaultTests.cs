@@ -42,6 +42,35 @@ public class SourceFaultTests(ITestOutputHelper output)
         return await ApplianceServer.StartAsync(config.Config!, l => l.ClearProviders());
     }
 
+    /// <summary>The appliance with its watch, and what it served once synchronised.</summary>
+    private sealed class Watched(ApplianceServer server, HonestyWatch watch, ServedTime before) : IAsyncDisposable
+    {
+        public void Deconstruct(out ApplianceServer s, out HonestyWatch w, out ServedTime b) => (s, w, b) = (server, watch, before);
+
+        public async ValueTask DisposeAsync()
+        {
+            await watch.DisposeAsync();
+            await server.DisposeAsync();
+        }
+    }
+
+    /// <summary>Starts the appliance on <paramref name="sources"/>, watches it, and waits until it is synchronised to one of them.</summary>
+    private static async Task<Watched> SynchronisedAsync(string sources, byte stratum, uint referenceId)
+    {
+        ApplianceServer server = await StartAsync(sources);
+        HonestyWatch watch = HonestyWatch.Of(server.NtpEndPoints[0]);
+        try
+        {
+            return new Watched(server, watch, await SynchronisedAsync(server, stratum, referenceId));
+        }
+        catch
+        {
+            await watch.DisposeAsync();
+            await server.DisposeAsync();
+            throw;
+        }
+    }
+
     private static string Gpsd(FakeGpsd gpsd) => $"  - gpsd: {{ address: \"127.0.0.1:{gpsd.Port}\", delay: 20ms }}";
 
     private static string Ntp(TestNtpServer server) => $"  - ntp: {{ address: \"{server.EndPoint}\", minpoll: 0, maxpoll: 0 }}";
@@ -147,9 +176,8 @@ public class SourceFaultTests(ITestOutputHelper output)
     public async Task GpsdDisappears_Holdover_ThenLI3_AndWhenItComesBack_Stratum1Again(bool reset)
     {
         await using var gpsd = new FakeGpsd();
-        await using ApplianceServer server = await StartAsync(Gpsd(gpsd));
-        await using HonestyWatch watch = HonestyWatch.Of(server.NtpEndPoints[0]);
-        ServedTime before = await SynchronisedAsync(server, 1, ReferenceIds.Gps);
+        await using Watched run = await SynchronisedAsync(Gpsd(gpsd), 1, ReferenceIds.Gps);
+        (ApplianceServer server, HonestyWatch watch, ServedTime before) = run;
 
         gpsd.Disappear(reset);
         DateTime lost = DateTime.UtcNow;
@@ -175,9 +203,8 @@ public class SourceFaultTests(ITestOutputHelper output)
     public async Task GpsdStallsOrSendsOnlyGarbage_Holdover_ThenLI3_AndGoodReportsRecover(FakeGpsdBehaviour fault)
     {
         await using var gpsd = new FakeGpsd();
-        await using ApplianceServer server = await StartAsync(Gpsd(gpsd));
-        await using HonestyWatch watch = HonestyWatch.Of(server.NtpEndPoints[0]);
-        ServedTime before = await SynchronisedAsync(server, 1, ReferenceIds.Gps);
+        await using Watched run = await SynchronisedAsync(Gpsd(gpsd), 1, ReferenceIds.Gps);
+        (ApplianceServer server, HonestyWatch watch, ServedTime before) = run;
         long invalid = Source(server).Counters.Invalid;
 
         gpsd.Behaviour = fault;
@@ -203,9 +230,8 @@ public class SourceFaultTests(ITestOutputHelper output)
     public async Task GpsdGarbageBetweenGoodReports_IsCountedAndChangesNothing()
     {
         await using var gpsd = new FakeGpsd();
-        await using ApplianceServer server = await StartAsync(Gpsd(gpsd));
-        await using HonestyWatch watch = HonestyWatch.Of(server.NtpEndPoints[0]);
-        ServedTime before = await SynchronisedAsync(server, 1, ReferenceIds.Gps);
+        await using Watched run = await SynchronisedAsync(Gpsd(gpsd), 1, ReferenceIds.Gps);
+        (ApplianceServer server, HonestyWatch watch, ServedTime before) = run;
 
         gpsd.Behaviour = FakeGpsdBehaviour.GarbageAmongReports;
         await Task.Delay(TimeSpan.FromSeconds(6)); // every garbage line at least twice
@@ -225,9 +251,8 @@ public class SourceFaultTests(ITestOutputHelper output)
     public async Task GpsdWhoseReceiverJumpsAnHour_IsNotFollowed_AndPastHoldover_LI3()
     {
         await using var gpsd = new FakeGpsd();
-        await using ApplianceServer server = await StartAsync(Gpsd(gpsd));
-        await using HonestyWatch watch = HonestyWatch.Of(server.NtpEndPoints[0]);
-        ServedTime before = await SynchronisedAsync(server, 1, ReferenceIds.Gps);
+        await using Watched run = await SynchronisedAsync(Gpsd(gpsd), 1, ReferenceIds.Gps);
+        (ApplianceServer server, HonestyWatch watch, ServedTime before) = run;
 
         // TPV and TOFF both an hour ahead from now on: the only source, beyond the step threshold
         // and the panic threshold; a spike (RFC 5905 §11.3) that is never believed within the budget.
@@ -246,10 +271,9 @@ public class SourceFaultTests(ITestOutputHelper output)
     public async Task UpstreamKissOfDeathDenyOrRstr_StopsPolling_Holdover_ThenLI3(KissCode code)
     {
         await using TestNtpServer upstream = TestNtpServer.Shifted(0);
-        await using ApplianceServer server = await StartAsync(Ntp(upstream));
-        await using HonestyWatch watch = HonestyWatch.Of(server.NtpEndPoints[0]);
         uint refid = ReferenceIds.Of(IPAddress.Loopback);
-        ServedTime before = await SynchronisedAsync(server, 2, refid);
+        await using Watched run = await SynchronisedAsync(Ntp(upstream), 2, refid);
+        (ApplianceServer server, HonestyWatch watch, ServedTime before) = run;
 
         upstream.Respond = (request, _) => TestNtpServer.KissOfDeath(request, code);
         DateTime lost = DateTime.UtcNow;
@@ -273,9 +297,8 @@ public class SourceFaultTests(ITestOutputHelper output)
     {
         await using TestNtpServer upstream = TestNtpServer.Shifted(0);
         var arrivals = new List<DateTime>();
-        await using ApplianceServer server = await StartAsync(Ntp(upstream));
-        await using HonestyWatch watch = HonestyWatch.Of(server.NtpEndPoints[0]);
-        ServedTime before = await SynchronisedAsync(server, 2, ReferenceIds.Of(IPAddress.Loopback));
+        await using Watched run = await SynchronisedAsync(Ntp(upstream), 2, ReferenceIds.Of(IPAddress.Loopback));
+        (ApplianceServer server, HonestyWatch watch, ServedTime before) = run;
 
         upstream.Respond = (request, _) =>
         {
@@ -314,9 +337,8 @@ public class SourceFaultTests(ITestOutputHelper output)
         wrongAddress.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.2"), 0));
         using var wrongPort = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         wrongPort.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        await using ApplianceServer server = await StartAsync(Ntp(upstream));
-        await using HonestyWatch watch = HonestyWatch.Of(server.NtpEndPoints[0]);
-        ServedTime before = await SynchronisedAsync(server, 2, ReferenceIds.Of(IPAddress.Loopback));
+        await using Watched run = await SynchronisedAsync(Ntp(upstream), 2, ReferenceIds.Of(IPAddress.Loopback));
+        (ApplianceServer server, HonestyWatch watch, ServedTime before) = run;
         long invalid = Source(server).Counters.Invalid;
         long answers = Source(server).Counters.Answers;
 
@@ -408,9 +430,8 @@ public class SourceFaultTests(ITestOutputHelper output)
     public async Task ASingleUpstreamThatJumpsAnHour_IsNotFollowed_AndPastHoldover_LI3()
     {
         await using TestNtpServer upstream = TestNtpServer.Shifted(0);
-        await using ApplianceServer server = await StartAsync(Ntp(upstream));
-        await using HonestyWatch watch = HonestyWatch.Of(server.NtpEndPoints[0]);
-        ServedTime before = await SynchronisedAsync(server, 2, ReferenceIds.Of(IPAddress.Loopback));
+        await using Watched run = await SynchronisedAsync(Ntp(upstream), 2, ReferenceIds.Of(IPAddress.Loopback));
+        (ApplianceServer server, HonestyWatch watch, ServedTime before) = run;
 
         // Nothing to outvote it: the core treats it as a spike (RFC 5905 §11.3), not believed before
         // the 300 s stepout, and beyond the panic threshold after it. Meanwhile no sample updates the
