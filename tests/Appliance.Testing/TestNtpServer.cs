@@ -25,10 +25,19 @@ public sealed class TestNtpServer : IAsyncDisposable
 
     public int Requests { get; private set; }
 
+    /// <summary>Where the request being answered came from (set before <see cref="Respond"/> is called).</summary>
+    public IPEndPoint? LastClient { get; private set; }
+
+    /// <summary>Sends <paramref name="datagram"/> from this server's own address and port (garbage, a second answer…).</summary>
+    public void Send(byte[] datagram, IPEndPoint to) => _udp.Send(datagram, datagram.Length, to);
+
     public IPEndPoint EndPoint => (IPEndPoint)_udp.Client.LocalEndPoint!;
 
     /// <summary>A stratum-1 server whose clock reads the host's plus <paramref name="shiftSeconds"/>.</summary>
-    public static TestNtpServer Shifted(double shiftSeconds) => new((request, received) =>
+    public static TestNtpServer Shifted(double shiftSeconds) => new(ShiftedAnswers(shiftSeconds));
+
+    /// <summary>What <see cref="Shifted"/> answers: a stratum-1 server's, its clock the host's plus <paramref name="shiftSeconds"/>.</summary>
+    public static Func<NtpHeader, long, byte[]?> ShiftedAnswers(double shiftSeconds) => (request, received) =>
     {
         long shift = (long)(shiftSeconds * 1e9);
         long now = RealtimeNanoseconds() + shift;
@@ -42,7 +51,7 @@ public sealed class TestNtpServer : IAsyncDisposable
             Reference = NtpTimestamp.FromUnixNanoseconds(now - 1_000_000_000),
             Receive = NtpTimestamp.FromUnixNanoseconds(received + shift),
         }, shift);
-    });
+    };
 
     /// <summary>Fills in what every answer has (mode 4, the request's version and poll, origin = its transmit, transmit = now) and serialises.</summary>
     public static byte[] Answer(NtpHeader request, NtpHeader answer, long shiftNanoseconds = 0)
@@ -90,6 +99,7 @@ public sealed class TestNtpServer : IAsyncDisposable
                 continue;
             }
             Requests++;
+            LastClient = received.RemoteEndPoint;
             if (Respond(request, arrival) is { } answer)
             {
                 await _udp.SendAsync(answer, received.RemoteEndPoint);

@@ -87,13 +87,31 @@ public sealed class GpsdSource(GpsdOptions options, ILogger logger) : ITimeSourc
 
     public uint ReferenceId => _lastWasPps ? ReferenceIds.Pps : ReferenceIds.Gps;
 
+    /// <summary>
+    /// Reachable only while samples come: a gpsd that stays connected but stalls, or sends nothing
+    /// usable (garbage, reports without TOFF), is unreachable once its reach register has emptied,
+    /// as an NTP server that stops answering is (RFC 5905 §9.2), not "reachable" for as long as the
+    /// connection stays up.
+    /// </summary>
     public SourceState State =>
         !_everConnected ? SourceState.Starting
         : !_connected ? SourceState.Unreachable
         : !FixUsable ? SourceState.NoFix
-        : SourceState.Reachable;
+        : Reach != 0 ? SourceState.Reachable
+        : _lastSampleMonotonic == 0 ? SourceState.Starting
+        : SourceState.Unreachable;
 
-    public byte Reach { get; private set; }
+    /// <summary>
+    /// The reach register (RFC 5905 §9.2), one bit per second: a sample expected every second that
+    /// did not come shifts in a zero when it is read, not only when the next sample arrives, so a
+    /// stalled source shows 0 after eight seconds.
+    /// </summary>
+    public byte Reach => (byte)(_reach << Missed(Environment.TickCount64));
+
+    private byte _reach;
+
+    /// <summary>Whole seconds without the sample expected each second, at most eight, up to <paramref name="now"/> (monotonic ms).</summary>
+    private int Missed(long now) => _lastSampleMonotonic == 0 ? 0 : (int)Math.Clamp(((now - _lastSampleMonotonic) / 1000) - 1, 0, 8);
 
     public double PollSeconds => 1;
 
@@ -167,8 +185,7 @@ public sealed class GpsdSource(GpsdOptions options, ILogger logger) : ITimeSourc
             if (sample is { } measurement)
             {
                 long now = Environment.TickCount64;
-                int missed = _lastSampleMonotonic == 0 ? 0 : (int)Math.Clamp(((now - _lastSampleMonotonic) / 1000) - 1, 0, 8);
-                Reach = (byte)((Reach << (missed + 1)) | 1);
+                _reach = (byte)((_reach << (Missed(now) + 1)) | 1);
                 _lastSampleMonotonic = now;
                 Counters.Answers++;
                 sink(this, measurement);
