@@ -151,6 +151,117 @@ public partial class KeyRingStoreTests
         Assert.Equal(CookieFailure.None, Open(restored, cookie));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(file)!, "*.tmp"));
+        // The previous good copy: the same ring, 0600, in a file of its own (another inode, so damage to one is not damage to both).
+        Assert.Equal(File.ReadAllBytes(file), File.ReadAllBytes(second.CopyPath));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(second.CopyPath));
+        Assert.False(first.Unsaved);
+        Assert.Null(second.Recovered);
+        Assert.True(second.LoadedFromDisk);
+    }
+
+    /// <summary>How a key file is found damaged at start: truncated anywhere, emptied, overwritten, gone.</summary>
+    public static TheoryData<string> Damages() => ["truncated to half", "truncated to 1 byte", "emptied", "zeroed", "a flipped byte", "removed"];
+
+    private static void Damage(string file, string damage)
+    {
+        byte[] bytes = File.ReadAllBytes(file);
+        switch (damage)
+        {
+            case "truncated to half":
+                File.WriteAllBytes(file, bytes[..(bytes.Length / 2)]);
+                break;
+            case "truncated to 1 byte":
+                File.WriteAllBytes(file, bytes[..1]);
+                break;
+            case "emptied":
+                File.WriteAllBytes(file, []);
+                break;
+            case "zeroed":
+                File.WriteAllBytes(file, new byte[bytes.Length]);
+                break;
+            case "a flipped byte":
+                // Inside the first key's base64: the JSON stays valid only if the flip keeps base64, so flip to a non-base64 byte.
+                int at = Array.IndexOf(bytes, (byte)'=') - 3;
+                bytes[at] = (byte)'#';
+                File.WriteAllBytes(file, bytes);
+                break;
+            case "removed":
+                File.Delete(file);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(damage));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Damages))]
+    public void Load_ADamagedKeyFile_IsRecoveredFromThePreviousCopy_TheSameKeys_AndSaid(string damage)
+    {
+        string file = TempFile();
+        var config = Random(file);
+        var first = new KeyRingStore(config);
+        first.Update(s_t0, out CookieKeyRing ring);
+        first.Save();
+        byte[] cookie = SealWith(ring);
+        byte[] good = File.ReadAllBytes(file);
+        Damage(file, damage);
+        byte[]? damaged = File.Exists(file) ? File.ReadAllBytes(file) : null;
+
+        var second = new KeyRingStore(config);
+        second.Load();
+
+        // The same keys: a cookie sealed before the damage opens, and nothing new was made.
+        Assert.False(second.Update(s_t0, out CookieKeyRing recovered));
+        Assert.Equal(CookieFailure.None, Open(recovered, cookie));
+        Assert.Equal(ring.Keys.Select(k => k.Key), recovered.Keys.Select(k => k.Key));
+        Assert.NotNull(second.Recovered);
+        Assert.StartsWith(file + " ", second.Recovered, StringComparison.Ordinal);
+        Assert.Contains("recovered from its previous copy " + second.CopyPath, second.Recovered, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', second.Recovered);
+        Assert.True(second.Unsaved);
+        // The bad file is kept aside for a look (it may show tampering); a save then writes the key file back.
+        Assert.Equal(damaged, File.Exists(second.SetAsidePath) ? File.ReadAllBytes(second.SetAsidePath) : null);
+        second.Save();
+        Assert.Equal(good, File.ReadAllBytes(file));
+        Assert.False(second.Unsaved);
+    }
+
+    [Theory]
+    [InlineData("truncated to half", "truncated to half")]
+    [InlineData("emptied", "a flipped byte")]
+    [InlineData("removed", "zeroed")]
+    [InlineData("a flipped byte", "removed")]
+    public void Load_ADamagedKeyFile_WithNoGoodCopy_IsRefused_NamingBothFilesAndWhatToDo(string fileDamage, string copyDamage)
+    {
+        string file = TempFile();
+        Saved(file);
+        var store = new KeyRingStore(Random(file));
+        Damage(file, fileDamage);
+        Damage(store.CopyPath, copyDamage);
+        byte[]? before = File.Exists(file) ? File.ReadAllBytes(file) : null;
+
+        var e = Assert.Throws<InvalidDataException>(store.Load);
+
+        Assert.StartsWith(file + " ", e.Message, StringComparison.Ordinal);
+        Assert.Contains(copyDamage == "removed" ? $"there is no previous copy ({store.CopyPath})" : $"its previous copy {store.CopyPath} ", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"restore the files from a backup, or remove {file} and {store.CopyPath} to start a new ring", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', e.Message);
+        // Never a silent new ring, and nothing touched: the files stay for the operator to look at.
+        Assert.Equal(before, File.Exists(file) ? File.ReadAllBytes(file) : null);
+        Assert.False(File.Exists(store.SetAsidePath));
+    }
+
+    [Fact]
+    public void Load_AKeyFileOpenToOthers_IsRefused_EvenWithAGoodCopy()
+    {
+        // The copy holds the same keys, exposed alike: recovering from it would hide the exposure.
+        string file = TempFile();
+        Saved(file);
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+        var store = new KeyRingStore(Random(file));
+        var e = Assert.Throws<InvalidDataException>(store.Load);
+        Assert.StartsWith(file + " is open to others (mode 0604)", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"Remove it and {store.CopyPath} to start a new ring", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -318,6 +429,7 @@ public partial class KeyRingStoreTests
         var e = Assert.Throws<InvalidDataException>(() => new KeyRingStore(Random(file)).Load());
         Assert.StartsWith(file + " ", e.Message, StringComparison.Ordinal);
         Assert.Contains(problem, e.Message, StringComparison.Ordinal);
+        Assert.Contains($"there is no previous copy ({file}.prev)", e.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -46,6 +46,7 @@ public sealed class ApplianceMetrics
     private readonly Gauge _ntsKeConnections;
     private readonly Counter _certificateReloads;
     private readonly Counter _rotations;
+    private readonly Counter _keyPersistFailures;
     private readonly Gauge _uptime;
     private readonly Gauge? _certificateRemaining;
     private readonly KeyRingStore? _keyStore;
@@ -105,6 +106,8 @@ public sealed class ApplianceMetrics
         _certificateReloads = factory.CreateCounter("appliance_ntske_certificate_reloads_total",
             "NTS-KE certificate reloads (file change or SIGHUP) by result: ok, or failed (logged; the certificate in service stays).", "result");
         _rotations = factory.CreateCounter("appliance_nts_key_rotations_total", "NTS master-key rotations.");
+        _keyPersistFailures = factory.CreateCounter("appliance_nts_key_persist_failures_total",
+            "Saves of the NTS key ring that failed (disk full or read-only, EACCES, EIO); the ring serves from memory and the save is retried.");
         factory.CreateGauge("appliance_build_info", "Always 1: the version and the git commit (unknown outside a checkout) this appliance was built from.",
             "version", "commit").WithLabels(BuildInfo.Version, BuildInfo.Commit).Set(1);
         _uptime = factory.CreateGauge("appliance_uptime_seconds", "Seconds since the server started.");
@@ -206,6 +209,7 @@ public sealed class ApplianceMetrics
             _certificateRemaining?.Set((_ntsKe.Certificates.NotAfter - now).TotalSeconds);
         }
         _rotations.IncTo(_nts.Rotations);
+        _keyPersistFailures.IncTo(_nts.KeyPersistFailures);
         if (_keyStore is not null && _keyCell.Current is { } ring)
         {
             _keyAge!.Set(_keyStore.AgeSeconds(ring.Current.Id, now));

@@ -1,5 +1,6 @@
 using Appliance.Protocol.Nts;
 using Appliance.Server.Configuration;
+using Appliance.Sources;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -9,19 +10,47 @@ namespace Appliance.Server.Nts;
 /// Turns the key ring at every rotation boundary, persists it, and publishes it to the workers and
 /// NTS-KE; a reload's rotation and keep, and a forced rotation, go through it too (one lock: the
 /// store is not thread-safe), and wake the schedule so that the next rotation follows them.
+/// A save that fails (the disk full or read-only, EACCES, EIO) stops nothing: the ring in memory is
+/// published and serves (a rotation still turns it), the error is logged once and then summarised,
+/// counted (<c>appliance_nts_key_persist_failures_total</c>), and the save is tried again with a
+/// back-off until it succeeds, which is logged too.
 /// </summary>
 internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell, NtsMetrics metrics, ILogger<KeyRingService> logger) : BackgroundService
 {
+    /// <summary>The first retry after a failed save; each failure after it doubles the wait, up to <see cref="MaxRetry"/>.</summary>
+    public static readonly TimeSpan FirstRetry = TimeSpan.FromSeconds(1);
+
+    /// <summary>A disk freed is noticed within a minute; a retry costs two small writes, nothing to spare.</summary>
+    public static readonly TimeSpan MaxRetry = TimeSpan.FromMinutes(1);
+
     private readonly Lock _lock = new();
     private readonly SemaphoreSlim _rescheduled = new(0, 1);
+    private LogSummary _saveFailures = new(logger, LogLevel.Error, "NTS key ring save failures");
+    private long _failedSaves;
+    private DateTimeOffset _firstFailure;
+    private TimeSpan _retryAfter;
+    private DateTimeOffset? _retryAt;
 
-    /// <summary>Loads, updates and publishes before anything serves NTS; a broken key file stops the start.</summary>
+    /// <summary>
+    /// Loads, updates and publishes before anything serves NTS; a broken key file (and no good copy)
+    /// stops the start. A save that fails here stops the start only when nothing was on disk (a first
+    /// start: the keys would not outlive a restart, and a wrong owner is a setup error to name);
+    /// otherwise the ring from disk serves and the service retries the save.
+    /// </summary>
     public static void Initialise(KeyRingStore store, CookieKeyRingCell cell)
     {
         store.Load();
-        if (store.Update(DateTimeOffset.UtcNow, out CookieKeyRing ring))
+        store.Update(DateTimeOffset.UtcNow, out CookieKeyRing ring);
+        if (store.Unsaved)
         {
-            store.Save();
+            try
+            {
+                store.Save();
+            }
+            catch (Exception e) when ((e is IOException or UnauthorizedAccessException) && store.LoadedFromDisk)
+            {
+                // Left Unsaved: ExecuteAsync logs it and retries.
+            }
         }
         cell.Publish(ring);
     }
@@ -70,7 +99,8 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
         }
         Wake();
         string message = $"rotated: current key id {ring.Current.Id}, {ring.Keys.Count} keys open cookies";
-        return saveError is null ? (true, message) : (true, $"{message}; but the ring could not be saved ({saveError}): cookies stay valid until the next restart only");
+        return saveError is null ? (true, message)
+            : (true, $"{message}; but the ring could not be saved ({saveError}): it serves from memory and the save is retried; until it succeeds, a restart loses the new keys");
     }
 
     /// <summary>Publishes, counts a rotation, saves; returns the save's error, or null.</summary>
@@ -82,17 +112,53 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
             metrics.CountRotation();
             logger.LogInformation("NTS cookie key rotated: current key id {Id}, {Count} keys open cookies", ring.Current.Id, ring.Keys.Count);
         }
+        return TrySave();
+    }
+
+    /// <summary>
+    /// Saves (under the lock); on failure keeps serving with the ring in memory: one error line for
+    /// the first failure of a spell (the LogSummary says how many followed, once a minute), a count,
+    /// and the next try after a doubling back-off. Returns the error, or null.
+    /// </summary>
+    private string? TrySave()
+    {
+        DateTimeOffset now = DateTimeOffset.UtcNow;
         try
         {
             store.Save();
-            return null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // Keep serving with the ring we have; the next rotation tries again.
-            logger.LogError(e, "NTS key ring could not be saved; cookies stay valid until the next restart only");
+            metrics.CountKeyPersistFailure();
+            if (_failedSaves++ == 0)
+            {
+                _firstFailure = now;
+                _retryAfter = FirstRetry;
+            }
+            else
+            {
+                _retryAfter = _retryAfter * 2 > MaxRetry ? MaxRetry : _retryAfter * 2;
+            }
+            _retryAt = now + _retryAfter;
+            if (_saveFailures.Occurred(e.Message))
+            {
+                logger.LogError("NTS key ring could not be saved to {Path}: {Error}. Serving with the keys in memory (rotations go on); "
+                    + "retrying with a back-off of up to {Max} s; until a save succeeds, a restart loses the keys made since the last one",
+                    store.Config.Storage, e.Message, MaxRetry.TotalSeconds);
+            }
             return e.Message;
         }
+        if (_failedSaves > 0)
+        {
+            logger.LogInformation("NTS key ring saved to {Path} again, after {Count} failed attempts over {Seconds:0} s: the files hold the ring in memory",
+                store.Config.Storage, _failedSaves, (now - _firstFailure).TotalSeconds);
+            // A new spell starts logged in full: the summary of this one is in the line above.
+            _saveFailures.Dispose();
+            _saveFailures = new LogSummary(logger, LogLevel.Error, "NTS key ring save failures");
+            _failedSaves = 0;
+        }
+        _retryAt = null;
+        return null;
     }
 
     private void Wake()
@@ -113,8 +179,19 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
         {
             logger.LogWarning("NTS cookie keys: {Discarded}", discarded);
         }
+        if (store.Recovered is { } recovered)
+        {
+            logger.LogWarning("NTS cookie keys: {Recovered}", recovered);
+        }
         logger.LogInformation("NTS cookie keys: {Mode}, current key id {Id}", store.FleetMode ? "fleet (derived from the fleet secret)" : "random, persisted",
             cell.Current?.Current.Id);
+        lock (_lock)
+        {
+            if (store.Unsaved)
+            {
+                TrySave(); // the start-up save failed (or a recovery is not written back yet)
+            }
+        }
         while (!stoppingToken.IsCancellationRequested)
         {
             TimeSpan wait;
@@ -122,6 +199,10 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
             {
                 DateTimeOffset now = DateTimeOffset.UtcNow;
                 wait = store.NextRotation(now) - now + TimeSpan.FromMilliseconds(50);
+                if (_retryAt is { } retry && retry - now < wait)
+                {
+                    wait = retry - now;
+                }
             }
             // At most an hour at a time: a wait takes at most int.MaxValue ms, and a rotation may be 30 days.
             wait = wait < TimeSpan.Zero ? TimeSpan.Zero : wait > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : wait;
@@ -135,6 +216,10 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
                 {
                     Publish(ring, rotated: true);
                 }
+                else if (store.Unsaved && _retryAt <= DateTimeOffset.UtcNow)
+                {
+                    TrySave();
+                }
             }
         }
     }
@@ -142,6 +227,7 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
     public override void Dispose()
     {
         _rescheduled.Dispose();
+        _saveFailures.Dispose();
         base.Dispose();
     }
 }

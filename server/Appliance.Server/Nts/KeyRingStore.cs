@@ -17,6 +17,9 @@ namespace Appliance.Server.Nts;
 /// an id never names two keys, and the schedule stays on the period boundaries.
 /// Random keys are persisted to a 0600 file, replaced atomically and durably, so a restart
 /// invalidates no cookie; with a fleet secret every key is derived (HKDF) and nothing needs storing.
+/// Every save writes the ring twice, to the key file and then to its copy (<see cref="CopyPath"/>):
+/// a key file found corrupted or truncated at start is recovered from the copy (the same keys, so the
+/// cookies out there still open), and only when neither is good does the start stop, saying what to do.
 /// </summary>
 public sealed partial class KeyRingStore(NtsKeysConfig config)
 {
@@ -44,6 +47,31 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
     private readonly byte[]? _fleetSecret = config.FleetSecret is { } path ? ReadSecret(path) : null;
 
     public bool FleetMode => _fleetSecret is not null;
+
+    /// <summary>
+    /// The copy of the key file that every save writes after it: the previous good copy a start falls
+    /// back on when the key file is corrupted, truncated or missing. It holds the ring of the last
+    /// save that finished, or, when a save was cut off between the two files, of the one before.
+    /// </summary>
+    public string CopyPath => _config.Storage + ".prev";
+
+    /// <summary>Where a recovery sets a bad key file aside, for a look (it may show tampering).</summary>
+    public string SetAsidePath => _config.Storage + ".corrupt";
+
+    /// <summary>
+    /// True while the ring in memory has changes no save has put on disk yet (a rotation while the
+    /// disk is full or read-only): a restart now would lose the keys made since, and NAK their cookies.
+    /// </summary>
+    public bool Unsaved { get; private set; }
+
+    /// <summary>Whether <see cref="Load"/> found a ring on disk (the key file or its copy): false on a first start.</summary>
+    public bool LoadedFromDisk { get; private set; }
+
+    /// <summary>
+    /// What <see cref="Load"/> recovered from, for one line of the start-up log: the key file was
+    /// missing, corrupted or truncated and the ring came from <see cref="CopyPath"/>; null otherwise.
+    /// </summary>
+    public string? Recovered { get; private set; }
 
     private long RotationSeconds => (long)_config.Rotation.TotalSeconds;
 
@@ -80,11 +108,15 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
     public string? Discarded { get; private set; }
 
     /// <summary>
-    /// Loads persisted keys (random mode). A missing file is a first start, not an error. Anything
-    /// else that is not a key file as <see cref="Save"/> writes it (readable by others, too large,
-    /// not JSON, no keys, a key of the wrong length, …) throws <see cref="InvalidDataException"/>
-    /// naming the file and the problem: start-up stops with that line rather than start a new ring
-    /// in silence, which would turn every cookie out there into a NAK and could hide tampering.
+    /// Loads persisted keys (random mode). Neither the key file nor its copy there: a first start, not an
+    /// error. A key file that is not as <see cref="Save"/> writes it (not JSON, no keys, a key of the
+    /// wrong length, truncated, too large, unreadable: EIO), or missing while its copy is there, is
+    /// replaced by the copy when the copy is good: the same keys, so every cookie still opens, and
+    /// <see cref="Recovered"/> says so (the bad file is set aside as <see cref="SetAsidePath"/>).
+    /// When neither is good this throws <see cref="InvalidDataException"/> naming the files, the
+    /// problems and what to do: start-up stops with that line rather than start a new ring in silence,
+    /// which would turn every cookie out there into a NAK and could hide tampering. A file open to
+    /// others is refused whatever the copy holds: the copy has the same keys, exposed alike.
     /// </summary>
     public void Load()
     {
@@ -93,30 +125,43 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
             return;
         }
         string path = _config.Storage;
-        SafeFileHandle handle;
-        try
-        {
-            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return;
-        }
         RemoveStaleTemporaryFiles(path);
-        byte[] bytes;
-        using (handle)
+        StoredRing? ring = TryRead(path, out string? problem);
+        string? source = null;
+        if (ring is null)
         {
-            bytes = ReadPrivate(handle, path, s_othersMask, MaxFileBytes, "a key file",
-                $"master keys must be 0600: whoever could read them can open every cookie and forge the time their clients get. "
-                + $"Remove the file to start a new ring (every client makes a new key exchange), or, if nobody else can have read or "
-                + $"written it, keep it with: chmod 600 {path}");
+            StoredRing? copy = TryRead(CopyPath, out string? copyProblem);
+            if (copy is null && problem is null && copyProblem is null)
+            {
+                return; // a first start: nothing was ever saved here
+            }
+            if (copy is null)
+            {
+                string what = problem is null ? $"{path} is missing" : $"{path} {problem}";
+                string copyState = copyProblem is null ? $"there is no previous copy ({CopyPath})" : $"its previous copy {CopyPath} {copyProblem}";
+                throw new InvalidDataException($"{what}, and {copyState}: restore the files from a backup, or remove {path} and "
+                    + $"{CopyPath} to start a new ring (every client's cookies then get an NTS NAK and it makes a new key exchange, RFC 8915 §5.7)");
+            }
+            ring = copy;
+            source = problem is null ? $"{path} was missing" : $"{path} {problem}";
+            if (problem is not null && SetAside(path))
+            {
+                source += $" (set aside as {SetAsidePath})";
+            }
         }
-        List<CookieKey> keys = Parse(bytes, out long rotationSeconds, out long advance);
-        if (rotationSeconds != RotationSeconds)
+        LoadedFromDisk = true;
+        if (source is not null)
+        {
+            // The ring in memory is not in the key file: the start-up save writes it back.
+            Recovered = $"{source}; the ring was recovered from its previous copy {CopyPath} ({ring.Keys!.Count} keys)";
+            Unsaved = true;
+        }
+        List<CookieKey> keys = ToKeys(ring);
+        if (ring.RotationSeconds != RotationSeconds)
         {
             // Key ids are numbers of rotation periods: under another period length the same id is
             // another time, so the stored keys would seal and open cookies for the wrong periods.
-            Discarded = $"{path} holds keys of {rotationSeconds}s rotation periods but the rotation is now {RotationSeconds}s: "
+            Discarded = $"{path} holds keys of {ring.RotationSeconds}s rotation periods but the rotation is now {RotationSeconds}s: "
                 + "they are dropped and a new ring starts; clients whose cookies they sealed get an NTS NAK and make a new key exchange";
             return;
         }
@@ -124,21 +169,79 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
         {
             _keys[key.Id] = key;
         }
-        _advance = advance;
+        _advance = ring.Advance;
     }
 
     /// <summary>
-    /// Reads a secret file, as <see cref="InvalidDataException"/> if its mode has any of the
-    /// <paramref name="forbidden"/> bits or it is longer than <paramref name="maxBytes"/>. The mode is
-    /// that of the file opened, not of the path: the check and the read see one file.
+    /// The ring in <paramref name="path"/>, checked down to every key; null with a null
+    /// <paramref name="problem"/> when there is no such file, null with the problem when its content is
+    /// no good (what a copy can make up for). A file open to others, or one the appliance may not open,
+    /// throws: no copy makes up for that.
     /// </summary>
-    private static byte[] ReadPrivate(SafeFileHandle handle, string path, UnixFileMode forbidden, int maxBytes, string what, string whyPrivate)
+    private StoredRing? TryRead(string path, out string? problem)
+    {
+        problem = null;
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+        using (handle)
+        {
+            CheckPrivate(handle, path, s_othersMask,
+                $"master keys must be 0600: whoever could read them can open every cookie and forge the time their clients get. "
+                + $"Remove it and {CopyPath} to start a new ring (every client makes a new key exchange), or, if nobody else can have read or "
+                + $"written it, keep it with: chmod 600 {path}");
+            try
+            {
+                return Parse(ReadBounded(handle, path, MaxFileBytes, "a key file"));
+            }
+            catch (InvalidDataException e)
+            {
+                problem = e.Message.StartsWith(path + " ", StringComparison.Ordinal) ? e.Message[(path.Length + 1)..] : e.Message;
+            }
+            catch (IOException e)
+            {
+                problem = $"cannot be read ({e.Message})"; // EIO: a bad sector is no key file either
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Renames a bad key file aside (best effort: on a read-only disk it stays, and the next start recovers again).</summary>
+    private bool SetAside(string path)
+    {
+        try
+        {
+            File.Move(path, SetAsidePath, overwrite: true);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="InvalidDataException"/> if the mode of the file opened (not of the path: the check and
+    /// the read see one file) has any of the <paramref name="forbidden"/> bits.
+    /// </summary>
+    private static void CheckPrivate(SafeFileHandle handle, string path, UnixFileMode forbidden, string whyPrivate)
     {
         UnixFileMode mode = File.GetUnixFileMode(handle);
         if ((mode & forbidden) != 0)
         {
             throw new InvalidDataException($"{path} is open to others (mode {ModeText(mode)}), but {whyPrivate}");
         }
+    }
+
+    /// <summary>The file's bytes, as <see cref="InvalidDataException"/> if it is longer than <paramref name="maxBytes"/>.</summary>
+    private static byte[] ReadBounded(SafeFileHandle handle, string path, int maxBytes, string what)
+    {
         long length = RandomAccess.GetLength(handle);
         if (length > maxBytes)
         {
@@ -160,15 +263,24 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
     private static void RemoveStaleTemporaryFiles(string path)
     {
         string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        if (!Directory.Exists(directory))
+        {
+            return;
+        }
+        // The pattern covers the copy's temporary files too (.NAME.prev.PID.tmp).
         foreach (string stale in Directory.EnumerateFiles(directory, $".{Path.GetFileName(path)}.*.tmp"))
         {
             File.Delete(stale);
         }
     }
 
-    /// <summary>The stored keys, checked down to every key, or <see cref="InvalidDataException"/> saying what is wrong.</summary>
-    private List<CookieKey> Parse(ReadOnlySpan<byte> json, out long rotationSeconds, out long advance)
+    /// <summary>The stored ring, checked down to every key, or <see cref="InvalidDataException"/> saying what is wrong.</summary>
+    private static StoredRing Parse(ReadOnlySpan<byte> json)
     {
+        if (json.IsEmpty)
+        {
+            throw Corrupt("is not a key file (it is empty: truncated)");
+        }
         StoredRing? stored;
         try
         {
@@ -190,14 +302,21 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
         {
             throw Corrupt("names no rotation period");
         }
-        if (stored.Keys is not { Count: > 0 } keys)
+        if (stored.Keys is not { Count: > 0 })
         {
             throw Corrupt("holds no keys");
         }
+        ToKeys(stored);
+        return stored;
+    }
+
+    /// <summary>The keys of a parsed ring, each checked, or <see cref="InvalidDataException"/> saying which is wrong.</summary>
+    private static List<CookieKey> ToKeys(StoredRing stored)
+    {
         var seen = new HashSet<uint>();
-        var parsed = new List<CookieKey>(keys.Count);
+        var parsed = new List<CookieKey>(stored.Keys!.Count);
         Span<byte> material = stackalloc byte[CookieKey.KeyLength + 3];
-        foreach (StoredKey? key in keys)
+        foreach (StoredKey? key in stored.Keys)
         {
             if (key?.Key is null)
             {
@@ -213,12 +332,11 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
             }
             parsed.Add(new CookieKey(key.Id, material[..length].ToArray()));
         }
-        rotationSeconds = stored.RotationSeconds;
-        advance = stored.Advance;
         return parsed;
     }
 
-    private InvalidDataException Corrupt(string problem) => new($"{_config.Storage} {problem}");
+    /// <summary>A problem of the file being read; <see cref="TryRead"/> says which file.</summary>
+    private static InvalidDataException Corrupt(string problem) => new(problem);
 
     private static string ModeText(UnixFileMode mode) => Convert.ToString((int)mode & 0x1FF, 8).PadLeft(4, '0');
 
@@ -256,6 +374,7 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
             }
         }
         ring = new CookieKeyRing(_keys[current], _keys.Values.OrderByDescending(k => k.Id));
+        Unsaved |= changed;
         return changed;
     }
 
@@ -273,6 +392,7 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
             throw new InvalidOperationException("fleet keys are derived from the secret and the time; they cannot be rotated here alone");
         }
         _advance++;
+        Unsaved = true;
         uint current = CurrentId(now);
         _keys.Remove(current + 1);
         _keys[current] = new CookieKey(current, RandomNumberGenerator.GetBytes(CookieKey.KeyLength));
@@ -292,15 +412,21 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
     {
         uint current = CurrentId(now);
         _config = _config with { Rotation = reloaded.Rotation, Keep = reloaded.Keep };
-        _advance = FleetMode ? 0 : current - (long)PeriodOf(now);
+        long advance = FleetMode ? 0 : current - (long)PeriodOf(now);
+        Unsaved |= advance != _advance && !FleetMode;
+        _advance = advance;
         Update(now, out CookieKeyRing ring);
         return ring;
     }
 
     /// <summary>
-    /// Writes the ring to its file: 0600, via a temporary file and rename, then the directory is
-    /// flushed, so a crash leaves the old or the new file, never half of one, and a save that
-    /// returned survives a power cut.
+    /// Writes the ring to its file and then to its copy (<see cref="CopyPath"/>), each the same way: a
+    /// new 0600 temporary file in the same directory, written and fsync'ed, renamed over the file, and
+    /// the directory fsync'ed after the rename. A kill or a crash at any point leaves each file whole,
+    /// the old ring or the new, never half of one (rename(2) is atomic), and a save that returned
+    /// survives a power cut. A failure (ENOSPC, EROFS, EACCES, EIO) throws <see cref="IOException"/> or
+    /// <see cref="UnauthorizedAccessException"/>, removes its temporary file, and leaves
+    /// <see cref="Unsaved"/> true; the files on disk stay as they were, or the key file new and the copy old.
     /// </summary>
     public void Save()
     {
@@ -311,27 +437,60 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
         string path = Path.GetFullPath(_config.Storage);
         string directory = Path.GetDirectoryName(path)!;
         Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var stored = new StoredRing(1, RotationSeconds,
+            _keys.Values.OrderBy(k => k.Id).Select(k => (StoredKey?)new StoredKey(k.Id, Convert.ToBase64String(k.Key))).ToList(), _advance);
+        byte[] json = JsonSerializer.SerializeToUtf8Bytes(stored, StoredRingJson.Default.StoredRing);
+        // The key file first: a save cut off between the two leaves the key file new and the copy one
+        // save older, both whole, and a start reads the key file.
+        WriteDurably(path, directory, json);
+        WriteDurably(Path.GetFullPath(CopyPath), directory, json);
+        Unsaved = false;
+    }
+
+    private static void WriteDurably(string path, string directory, byte[] json)
+    {
         string temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
         // A temporary file left by a crash (by a process of the same id, before a reboot) is removed,
         // never reused: opened as it is, it would keep its old mode and owner (a link, its target's),
         // and the keys would land in it. CreateNew (O_EXCL) then makes a new file or fails.
         File.Delete(temporary);
-        var stored = new StoredRing(1, RotationSeconds,
-            _keys.Values.OrderBy(k => k.Id).Select(k => (StoredKey?)new StoredKey(k.Id, Convert.ToBase64String(k.Key))).ToList(), _advance);
-        using (FileStream stream = new(temporary, new FileStreamOptions
+        try
         {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        }))
-        {
-            JsonSerializer.Serialize(stream, stored, StoredRingJson.Default.StoredRing);
-            stream.Flush(flushToDisk: true);
+            using (FileStream stream = new(temporary, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            }))
+            {
+                stream.Write(json);
+                // fsync before the rename: else a crash may leave the new name on an empty file (ext4's
+                // delayed allocation), which is the torn key file this order exists to prevent.
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temporary, path, overwrite: true);
         }
-        File.Move(temporary, path, overwrite: true);
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A full disk leaves a partly written temporary file: remove it, it holds keys and takes space.
+            TryDelete(temporary);
+            throw;
+        }
         // rename(2) is in the directory: until the directory is on disk, a crash may bring back the
         // old file (keys that sealed cookies since would be lost) or leave no file at all.
         DirectorySync.Flush(directory);
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // a read-only disk: there was no temporary file to remove (its creation failed)
+        }
     }
 
     private static byte[] ReadSecret(string path)
@@ -339,9 +498,10 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
         byte[] secret;
         using (SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read))
         {
-            secret = ReadPrivate(handle, path, s_secretMask, MaxSecretBytes, "a fleet secret",
+            CheckPrivate(handle, path, s_secretMask,
                 $"a fleet secret must be 0600 (or 0640, for the service's group): whoever could read it can derive every key of the fleet. "
                 + $"Make a new secret for every appliance of the fleet if someone else may have read it, else keep it with: chmod 600 {path}");
+            secret = ReadBounded(handle, path, MaxSecretBytes, "a fleet secret");
         }
         if (secret.Length < 32)
         {

@@ -8,8 +8,12 @@ public sealed class NtsMetrics
     private readonly long[] _handshakes = new long[NtsKeOutcomeNames.Count];
     private long _rotations;
     private long _cookies;
+    private long _keyPersistFailures;
 
     public long Rotations => Interlocked.Read(ref _rotations);
+
+    /// <summary>Saves of the key ring that failed (each try counts; the ring kept serving from memory).</summary>
+    public long KeyPersistFailures => Interlocked.Read(ref _keyPersistFailures);
 
     /// <summary>Cookies handed out by NTS-KE (the NTP path counts its own per worker).</summary>
     public long CookiesIssued => Interlocked.Read(ref _cookies);
@@ -21,6 +25,8 @@ public sealed class NtsMetrics
     public void CountHandshake(NtsKeServerReason reason) => Interlocked.Increment(ref _handshakes[(int)reason]);
 
     public void CountRotation() => Interlocked.Increment(ref _rotations);
+
+    public void CountKeyPersistFailure() => Interlocked.Increment(ref _keyPersistFailures);
 
     public void CountCookies(int n) => Interlocked.Add(ref _cookies, n);
 }
