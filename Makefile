@@ -6,7 +6,7 @@ APPLIANCE := server/Appliance.Server/bin/$(CONFIG)/net10.0/appliance.dll
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: all build restore run test check bench soak publish format-check peers clean sdk image image-test
+.PHONY: all build restore run test check bench soak fuzz publish format-check peers clean sdk image image-test
 
 all: build
 
@@ -68,6 +68,11 @@ bench: build publish
 ##       0 B, no NAK, no worker restart. Results in out/soak; SOAK_UPDATE_DOCS=1 puts them in docs/benchmarks.md
 soak: build publish
 	tests/Appliance.Benchmarks/soak.sh
+
+## fuzz: every fuzz target under afl++ (SharpFuzz), FUZZ_EXECS (default 10 M) executions or FUZZ_SECONDS each,
+##       FUZZ_TARGETS to choose; minimises the corpus into tests/testdata/fuzz, figures in docs/fuzzing.md
+fuzz: sdk
+	tests/Appliance.Fuzz/fuzz.sh
 
 ## publish: the Native AOT `appliance` executable at out/bin/appliance (symbols beside it in appliance.dbg)
 publish: restore

@@ -2,6 +2,7 @@ using Appliance.Protocol;
 using Appliance.Protocol.Client;
 using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
+using Appliance.Testing;
 using CsCheck;
 
 namespace Appliance.Protocol.Tests;

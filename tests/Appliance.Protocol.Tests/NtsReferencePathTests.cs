@@ -1,5 +1,6 @@
 using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
+using Appliance.Testing;
 using CsCheck;
 
 namespace Appliance.Protocol.Tests;

@@ -2,23 +2,10 @@ using System.Buffers.Binary;
 using Appliance.Protocol;
 using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
+using Appliance.Testing;
 using CsCheck;
 
 namespace Appliance.Protocol.Tests;
-
-/// <summary>A deterministic random source for tests (the engine uses OS randomness).</summary>
-internal sealed class CountingRandom : IRandomSource
-{
-    private byte _next;
-
-    public void Fill(Span<byte> destination)
-    {
-        foreach (ref byte b in destination)
-        {
-            b = _next++;
-        }
-    }
-}
 
 /// <summary>An NTS client's view for tests: keys, a cookie, and request building.</summary>
 internal sealed class NtsFixture

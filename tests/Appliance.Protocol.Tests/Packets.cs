@@ -11,22 +11,11 @@ internal static class Packets
 
     public static readonly string[] GoldenClientRequests = ["chronyd-v4", "chronyd-v3", "chronyd-xleave", "ntpdig"];
 
-    public const long ReceiveUnixNs = 1_795_435_203_123_456_789L;
+    public const long ReceiveUnixNs = ProtocolFixtures.ReceiveUnixNs;
 
-    public static RequestContext Context(long rxUnixNs = ReceiveUnixNs) =>
-        new(NetAddress.FromIPv4(0x7F000001), rxUnixNs, NtpTimestamp.FromUnixNanoseconds(rxUnixNs));
+    public static RequestContext Context(long rxUnixNs = ReceiveUnixNs) => ProtocolFixtures.Context(rxUnixNs);
 
-    public static ServerState SyncedState(long updatedUnixNs = ReceiveUnixNs - 8_000_000_000L) => new()
-    {
-        Leap = LeapIndicator.NoWarning,
-        Stratum = 2,
-        ReferenceId = 0xC0000201,
-        ReferenceTime = NtpTimestamp.FromUnixNanoseconds(updatedUnixNs),
-        RootDelay = 0.0125,
-        RootDispersion = 0.001,
-        UpdatedAtUnixNanoseconds = updatedUnixNs,
-        Precision = -24,
-    };
+    public static ServerState SyncedState(long updatedUnixNs = ReceiveUnixNs - 8_000_000_000L) => ProtocolFixtures.Synced(updatedUnixNs);
 
     /// <summary>A client request (mode 3) with the given version and transmit timestamp.</summary>
     public static byte[] Request(byte version = 4, ulong transmit = 0x0123_4567_89AB_CDEF, int extraBytes = 0, NtpMode mode = NtpMode.Client)

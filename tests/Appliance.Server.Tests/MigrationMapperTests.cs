@@ -64,6 +64,8 @@ public class MigrationMapperTests
         { "refclock PHC /dev/ptp0 tai dpoll -2", "sources[0].phc.poll", "-2", O.MappedWithDifference },
         { "refclock PHC /dev/ptp0:extpps poll 0 precision 1e-7 refid PPS", "sources", "(absent)", O.NotMapped },
         { "refclock MEINBERG 0", "sources", "(absent)", O.NotMapped },
+        { "refclock PPS :clear", "sources", "(absent)", O.NotMapped },
+        { "refclock PHC :nocrossts tai", "sources", "(absent)", O.NotMapped },
 
         // allow and deny, chrony's subnet forms and `all`.
         { "allow", "ntp.access", "(absent)", O.Mapped },

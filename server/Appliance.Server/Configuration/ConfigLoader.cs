@@ -69,9 +69,11 @@ public static class ConfigLoader
             return new ConfigResult(null, [new ConfigError((int)e.Start.Line, (int)e.Start.Column,
                 $"YAML syntax: {e.InnerException?.Message ?? e.Message}", ConfigRules.YamlSyntax.Fix)]);
         }
-        catch (InvalidOperationException)
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
-            // YamlDotNet throws this without a position for some malformed input: report where parsing stopped.
+            // YamlDotNet throws these without a position for some malformed input (ArgumentException for
+            // a global tag that is not a URI, "!![~", or an event it cannot load, found by `make fuzz`,
+            // target config): report where parsing stopped.
             return new ConfigResult(null, [new ConfigError((int)parser.LastGood.Line, (int)parser.LastGood.Column,
                 "YAML syntax: the document does not parse after this point", ConfigRules.YamlIncomplete.Fix)]);
         }

@@ -266,18 +266,10 @@ public sealed class ControlServer : IAsyncDisposable
         {
             return ErrorAnswer($"request too long (the limit is {MaxRequestBytes} bytes: one JSON line)");
         }
-        ControlRequest? request;
-        try
+        (ControlRequest? request, byte[] refused) = ParseRequest(line);
+        if (request is null)
         {
-            request = JsonSerializer.Deserialize(line, ControlJson.Default.ControlRequest);
-        }
-        catch (JsonException e)
-        {
-            return ErrorAnswer($"malformed request: {e.Message} (send one JSON object, e.g. {{\"verb\":\"status\"}})");
-        }
-        if (request is null || !ControlVerbs.IsVerb(request.Verb))
-        {
-            return ErrorAnswer($"unknown verb '{request?.Verb}': use one of {string.Join(", ", ControlVerbs.Verbs)}");
+            return refused;
         }
         if (ControlVerbs.ChangesState(request.Verb) && peer.Uid != 0 && peer.Uid != _ownerUid)
         {
@@ -305,6 +297,28 @@ public sealed class ControlServer : IAsyncDisposable
             _logger.LogError(e, "control: {Verb} failed", request.Verb);
             return ErrorAnswer($"'{request.Verb}' failed inside the appliance: {e.Message} (the log has the details)");
         }
+    }
+
+    /// <summary>
+    /// The request in one line (its newline taken off): the request with a known verb, or null and the
+    /// error answer to send. Pure, so that it is fuzzed without a socket (tests/Appliance.Fuzz, target control).
+    /// </summary>
+    internal static (ControlRequest? Request, byte[] Error) ParseRequest(ReadOnlySpan<byte> line)
+    {
+        ControlRequest? request;
+        try
+        {
+            request = JsonSerializer.Deserialize(line, ControlJson.Default.ControlRequest);
+        }
+        catch (JsonException e)
+        {
+            return (null, ErrorAnswer($"malformed request: {e.Message} (send one JSON object, e.g. {{\"verb\":\"status\"}})"));
+        }
+        if (request is null || !ControlVerbs.IsVerb(request.Verb))
+        {
+            return (null, ErrorAnswer($"unknown verb '{request?.Verb}': use one of {string.Join(", ", ControlVerbs.Verbs)}"));
+        }
+        return (request, []);
     }
 
     /// <summary>Reads up to a newline (or the end of the stream); null when the request exceeds <see cref="MaxRequestBytes"/>.</summary>

@@ -430,6 +430,14 @@ public sealed partial class ChronyMapper
             }
             parts.Add(MigrationOutcome.MappedWithDifference, $"{name}: not carried (the appliance filters and rates reference clocks itself)");
         }
+        // A PPS or PHC refclock's parameter is a device path; `refclock PPS :clear` names none, and
+        // chronyd fails to open it at start. Left out, not written as an empty device the
+        // configuration would refuse (found by the chrony fuzz target, docs/fuzzing.md).
+        if (driver is "PPS" or "PHC" && parameter[0].Length == 0)
+        {
+            Note(line, MigrationOutcome.NotMapped, $"refclock {driver} names no device ('{line.Args[1]}'): chronyd cannot open it; nothing migrated");
+            return;
+        }
         switch (driver)
         {
             case "SHM" or "SOCK":

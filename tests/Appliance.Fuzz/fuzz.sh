@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# `make fuzz`: coverage-guided fuzzing of every parser and protocol machine (docs/fuzzing.md).
+# SharpFuzz instruments the appliance's assemblies; Debian's afl++ drives the driver in SharpFuzz's
+# out-of-process mode. Each target runs until FUZZ_EXECS executions or FUZZ_SECONDS, whichever
+# comes first, FUZZ_JOBS at a time, at the lowest CPU priority; then its queue is minimised back into
+# tests/testdata/fuzz/TARGET (which `make test` replays) and docs/fuzzing.md gets its figures.
+#   FUZZ_TARGETS="ntp nts"  the targets to run (default: all)
+#   FUZZ_EXECS=10000000     executions per target (afl-fuzz -E)
+#   FUZZ_SECONDS=3600       the most seconds per target (afl-fuzz -V)
+#   FUZZ_JOBS=2             targets at once (each takes one core)
+#   FUZZ_REUSE_BUILD=1      skip the publish and instrumentation when out/fuzz/bin has them
+#   FUZZ_SKIP_RUN=1         only minimise and report the last run of each target (out/fuzz/TARGET)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+OUT=$ROOT/out/fuzz
+BIN=$OUT/bin
+CORPUS=$ROOT/tests/testdata/fuzz
+DOC=$ROOT/docs/fuzzing.md
+# afl-cmin looks its target up as a file: dotnet by its absolute path.
+DRIVER=("$(command -v dotnet)" "$BIN/Appliance.Fuzz.dll")
+FUZZ_EXECS=${FUZZ_EXECS:-10000000}
+FUZZ_SECONDS=${FUZZ_SECONDS:-3600}
+FUZZ_JOBS=${FUZZ_JOBS:-2}
+# The builds share the machine: take the build lock for them when there is one (flock), never for fuzzing.
+LOCK=${FUZZ_BUILD_LOCK:-/tmp/appliance.lock}
+locked() { if command -v flock >/dev/null; then flock "$LOCK" "$@"; else "$@"; fi; }
+
+if ! command -v afl-fuzz >/dev/null || ! command -v afl-cmin >/dev/null; then
+  echo "fuzz: installing afl++ (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends afl++ >/dev/null
+fi
+
+# Publish fresh (an assembly instrumented twice is refused), then instrument what the targets reach:
+# the appliance's own assemblies and the YAML parser the configuration loader runs on.
+# FUZZ_REUSE_BUILD=1 takes the instrumented driver already in out/fuzz/bin (to rerun or resume).
+if [[ ${FUZZ_REUSE_BUILD:-0} != 1 || ! -f $BIN/Appliance.Fuzz.dll ]]; then
+  rm -rf "$BIN"
+  # PublishAot=false: the server project asks for Native AOT, which a JIT driver cannot reference.
+  locked dotnet publish tests/Appliance.Fuzz -c Release -o "$BIN" -p:PublishAot=false --nologo -v quiet -clp:NoSummary
+  (cd tests/Appliance.Fuzz && dotnet tool restore >/dev/null)
+  for assembly in Appliance.Protocol.dll Appliance.Sources.dll appliance.dll YamlDotNet.dll; do
+    (cd tests/Appliance.Fuzz && dotnet tool run sharpfuzz "$BIN/$assembly" >/dev/null)
+  done
+  echo "fuzz: instrumented Appliance.Protocol, Appliance.Sources, appliance (Appliance.Server) and YamlDotNet in $BIN"
+fi
+
+ALL=$("${DRIVER[@]}" 2>&1 | sed -n 's/^targets: //p' || true)
+TARGETS=${FUZZ_TARGETS:-$ALL}
+for t in $TARGETS; do
+  [[ " $ALL " == *" $t "* ]] || { echo "fuzz: no target '$t' (targets: $ALL)"; exit 2; }
+  [[ -n $(ls -A "$CORPUS/$t" 2>/dev/null) ]] || { echo "fuzz: no seeds in $CORPUS/$t"; exit 2; }
+done
+
+export AFL_SKIP_BIN_CHECK=1 AFL_NO_AFFINITY=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
+  AFL_FORKSRV_INIT_TMOUT=60000 AFL_SHUFFLE_QUEUE=0 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+fuzz_one() {
+  local t=$1
+  rm -rf "$OUT/$t"
+  mkdir -p "$OUT/$t"
+  date +%s >"$OUT/$t/started"
+  nice -n 19 afl-fuzz -i "$CORPUS/$t" -o "$OUT/$t/afl" -t 5000 -m none -E "$FUZZ_EXECS" -V "$FUZZ_SECONDS" \
+    -- "${DRIVER[@]}" "$t" >"$OUT/$t/afl.log" 2>&1 || echo "fuzz: afl-fuzz for $t exited with $? (see $OUT/$t/afl.log)"
+  date +%s >"$OUT/$t/ended"
+}
+
+stat_of() { sed -n "s/^$2 *: *//p" "$OUT/$1/afl/default/fuzzer_stats" 2>/dev/null | head -1 || true; }
+
+progress() {
+  while sleep 60; do
+    local line=""
+    for t in $TARGETS; do
+      [[ -f $OUT/$t/started && ! -f $OUT/$t/ended ]] || continue
+      line+="  $t: $(stat_of "$t" execs_done) execs, $(stat_of "$t" execs_per_sec)/s, $(stat_of "$t" corpus_count) paths, $(stat_of "$t" saved_crashes) crashes"
+    done
+    [[ -n $line ]] && echo "fuzz: $(date -u +%H:%M:%S)$line"
+  done
+}
+
+if [[ ${FUZZ_SKIP_RUN:-0} != 1 ]]; then
+  echo "fuzz: targets: $TARGETS; $FUZZ_EXECS executions or $FUZZ_SECONDS s each, $FUZZ_JOBS at a time"
+  progress &
+  PROGRESS=$!
+  trap 'kill $PROGRESS 2>/dev/null || true' EXIT
+  for t in $TARGETS; do
+    while (($(jobs -rp | wc -l) > FUZZ_JOBS)); do wait -n || true; done # the progress loop is one of the jobs
+    echo "fuzz: $t started"
+    fuzz_one "$t" &
+  done
+  while (($(jobs -rp | wc -l) > 1)); do wait -n || true; done
+fi
+
+# Minimise each queue (with the seeds) into the corpus: afl-cmin keeps the smallest inputs that
+# together reach every edge seen. Seeds and findings (crash-*, hang-*) stay; the rest is replaced.
+findings=0
+HOST="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) vCPU, Linux $(uname -r)"
+for t in $TARGETS; do
+  dir=$OUT/$t/afl/default
+  [[ -f $dir/fuzzer_stats ]] || { echo "fuzz: $t has no fuzzer_stats (see $OUT/$t/afl.log)"; findings=1; continue; }
+  for found in crash:crashes hang:hangs; do
+    for f in "$dir/${found#*:}"/id*; do
+      [[ -f $f ]] || continue
+      cp "$f" "$CORPUS/$t/${found%%:*}-$(sha1sum "$f" | cut -c1-12)"
+      findings=1
+    done
+  done
+  mkdir -p "$OUT/$t/queue+seeds"
+  cp "$dir"/queue/id* "$OUT/$t/queue+seeds/" 2>/dev/null || true
+  cp "$CORPUS/$t"/seed-* "$OUT/$t/queue+seeds/"
+  # Inputs past 4 KiB add time to every replay and rarely coverage: left out.
+  find "$OUT/$t/queue+seeds" -type f -size +4k -delete
+  if nice -n 19 afl-cmin -i "$OUT/$t/queue+seeds" -o "$OUT/$t/cmin" -t 5000 -m none -- "${DRIVER[@]}" "$t" >"$OUT/$t/cmin.log" 2>&1; then
+    find "$CORPUS/$t" -type f -name 'cov-*' -delete
+    for f in "$OUT/$t/cmin"/*; do
+      [[ -f $f ]] || continue
+      name=$(basename "$f")
+      [[ $name == seed-* ]] && continue # already there under its own name
+      cp "$f" "$CORPUS/$t/cov-$(sha1sum "$f" | cut -c1-12)"
+    done
+    # A queue entry equal to a seed is the seed.
+    for s in "$CORPUS/$t"/seed-*; do
+      for c in "$CORPUS/$t"/cov-*; do [[ -f $c ]] && cmp -s "$s" "$c" && rm -f "$c"; done
+    done
+  else
+    echo "fuzz: afl-cmin failed for $t (see $OUT/$t/cmin.log); the corpus is left as it was"
+  fi
+  started=$(cat "$OUT/$t/started"); ended=$(cat "$OUT/$t/ended")
+  printf '| `%s` | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$(stat_of "$t" execs_done)" "$(stat_of "$t" execs_per_sec)" \
+    "$((ended - started))" "$(stat_of "$t" corpus_count)" "$(stat_of "$t" saved_crashes)" "$(stat_of "$t" saved_hangs)" \
+    "$(ls "$CORPUS/$t" | wc -l)" >"$OUT/$t/row"
+  echo "fuzz: $t: $(cat "$OUT/$t/row")"
+done
+
+# docs/fuzzing.md: each target's row replaced by this run's (targets not run keep theirs).
+if [[ -f $DOC ]]; then
+  for t in $TARGETS; do
+    [[ -f $OUT/$t/row ]] || continue
+    # Only the results table, after the marker: the targets table above it has a row per target too.
+    awk -v t="$t" -v row="$(cat "$OUT/$t/row")" '/^<!-- fuzz-run -->/ { results = 1 } results && index($0, "| `" t "` |") == 1 { print row; found = 1; next } { print } END { if (!found) exit 1 }' \
+      "$DOC" >"$DOC.new" || { echo "fuzz: no row for $t in $DOC: add one to its results table"; rm -f "$DOC.new"; continue; }
+    mv "$DOC.new" "$DOC"
+  done
+  awk -v host="$HOST" -v cmd="FUZZ_TARGETS=\"$TARGETS\" FUZZ_EXECS=$FUZZ_EXECS FUZZ_SECONDS=$FUZZ_SECONDS FUZZ_JOBS=$FUZZ_JOBS make fuzz" \
+    -v when="$(date -u +%Y-%m-%d)" \
+    '/^<!-- fuzz-run -->/ { print; getline; print "Last run " when " on " host ": `" cmd "`."; next } { print }' "$DOC" >"$DOC.new" && mv "$DOC.new" "$DOC"
+  echo "fuzz: $DOC updated"
+fi
+if ((findings)); then
+  echo "fuzz: FINDINGS: crashes or hangs were kept in tests/testdata/fuzz/<target>/crash-* and hang-*; reproduce with"
+  echo "      dotnet $BIN/Appliance.Fuzz.dll TARGET < FILE"
+  exit 1
+fi
+echo "fuzz: no crashes, no hangs"
