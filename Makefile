@@ -35,7 +35,8 @@ TEST_PROJECTS := $(sort $(filter-out tests/Appliance.Image.Tests/%,$(wildcard te
 # The tests that run the real executable (real peers, the CLI, the control socket, systemd's protocol):
 # run a second time against the Native AOT binary that `make publish` makes and the image ships.
 AOT_TEST_CLASSES := RealClientTests NtsRealClientTests ReloadTests PtpTests CliTests ControlTests ControlActionTests \
-  SystemdProcessTests MigrationCliTests ConfigValidateCliTests MigrationRealConfigTests PrivilegeDropTests
+  SystemdProcessTests MigrationCliTests ConfigValidateCliTests MigrationRealConfigTests PrivilegeDropTests \
+  BackgroundPriorityTests
 AOT_FILTER := $(subst $() ,|,$(foreach c,$(AOT_TEST_CLASSES),FullyQualifiedName~.$(c).))
 
 ## test: every test project, one after the other (they share two cores), then the real-executable tests

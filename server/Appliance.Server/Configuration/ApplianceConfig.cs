@@ -66,6 +66,7 @@ public sealed record PtpSourceConfig(string Interface, byte Domain, int DelayInt
 
 /// <param name="Workers">Worker threads; 0 means one per core.</param>
 /// <param name="CpuAffinity">CPUs to pin workers to, or null for no pinning.</param>
+/// <param name="BackgroundNice">Nice steps below the workers for every other thread (<c>ntp.background-nice</c>).</param>
 /// <param name="RateLimit">Null when rate limiting is off.</param>
 /// <param name="RequireNts">Per listen address (same order): answer NTS requests only.</param>
 public sealed record NtpConfig(
@@ -74,6 +75,7 @@ public sealed record NtpConfig(
     int Workers,
     int Batch,
     IReadOnlyList<int>? CpuAffinity,
+    int BackgroundNice,
     bool HardwareTimestamps,
     TimeSpan BusyPoll,
     RateLimitSettings? RateLimit,

@@ -116,6 +116,20 @@ public static class ConfigKeys
         Chrony = null,
     };
 
+    public static ConfigKey NtpBackgroundNice { get; } = new()
+    {
+        Path = "ntp.background-nice",
+        Type = ConfigType.WholeNumber,
+        Min = "0",
+        Max = "19",
+        Default = "10",
+        Doc = "How many nice steps below the NTP workers every other thread of the appliance runs (NTS-KE, the control socket, metrics, the clock service), "
+            + "so that under CPU contention, a key-exchange flood say, the workers answer first; 0: all alike.",
+        Example = "0",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
     public static ConfigKey NtpHardwareTimestamps { get; } = new()
     {
         Path = "ntp.hardware-timestamps",
@@ -1051,7 +1065,7 @@ public static class ConfigKeys
     public static IReadOnlyList<ConfigKey> All { get; } =
     [
         Ntp, NtpListen, NtpListenAddress, NtpListenRequireNts, NtpRequireNts, NtpWorkers, NtpBatch, NtpCpuAffinity,
-        NtpHardwareTimestamps, NtpBusyPoll, NtpRateLimit, NtpRateLimitInterval, NtpRateLimitBurst, NtpRateLimitLeak,
+        NtpBackgroundNice, NtpHardwareTimestamps, NtpBusyPoll, NtpRateLimit, NtpRateLimitInterval, NtpRateLimitBurst, NtpRateLimitLeak,
         NtpRateLimitKod, NtpRateLimitClients, NtpAccess, NtpAccessAllow, NtpAccessDeny, NtpAccessDenyAction,
         NtsKe, NtsKeListen, NtsKeCertificate, NtsKePrivateKey, NtsKeKeys, NtsKeKeysStorage, NtsKeKeysRotation,
         NtsKeKeysKeep, NtsKeKeysFleetSecret, NtsKeNtpServer, NtsKeMaxConnections, NtsKeHandshakeTimeout,

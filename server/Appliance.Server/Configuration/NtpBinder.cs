@@ -55,6 +55,7 @@ internal static class NtpBinder
             ConfigReader.Is(workers, "auto") ? 0 : r.Integer(workers, K.NtpWorkers),
             r.Integer(ntp, K.NtpBatch),
             CpuAffinity(r, ntp),
+            r.Integer(ntp, K.NtpBackgroundNice),
             r.Boolean(ntp, K.NtpHardwareTimestamps),
             ConfigReader.Is(busyPoll, "off") ? TimeSpan.Zero : r.Duration(ntp, K.NtpBusyPoll),
             rateLimit,

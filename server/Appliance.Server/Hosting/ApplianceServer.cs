@@ -128,6 +128,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             builder.Services.AddSingleton(sp => new ClockService(config, state, sp.GetRequiredService<ILoggerFactory>(), kernelClock));
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ClockService>());
             builder.Services.AddHostedService<NtpService>();
+            builder.Services.AddHostedService<BackgroundPriorityService>();
             AddSystemd(builder.Services, systemd);
             IHost host = builder.Build();
             metrics.Attach(host.Services.GetRequiredService<ClockService>());

@@ -92,6 +92,7 @@ public static class ConfigDiff
         [K.NtpWorkers.Path] = c => Text(c.Ntp.Workers),
         [K.NtpBatch.Path] = c => Text(c.Ntp.Batch),
         [K.NtpCpuAffinity.Path] = c => Text(c.Ntp.CpuAffinity),
+        [K.NtpBackgroundNice.Path] = c => Text(c.Ntp.BackgroundNice),
         [K.NtpHardwareTimestamps.Path] = c => Text(c.Ntp.HardwareTimestamps),
         [K.NtpBusyPoll.Path] = c => Text(c.Ntp.BusyPoll),
         [K.NtpRateLimit.Path] = c => c.Ntp.RateLimit is null ? "off" : "on",
