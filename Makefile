@@ -52,6 +52,9 @@ test: peers build publish
 	APPLIANCE_BINARY=$(CURDIR)/out/bin/appliance $(DOTNET) test tests/Appliance.Server.Tests -c $(CONFIG) --no-build --nologo \
 	  --filter "$(AOT_FILTER)" --logger "trx;LogFileName=Appliance.Server.Tests.aot.trx" \
 	  --logger "console;verbosity=normal" --results-directory out/test-results | grep -vE '^\s+Passed |^$$' || rc=1; \
+	echo "== the benchmark scripts' Python tests (tests/Appliance.Benchmarks/test_*.py)"; \
+	/usr/bin/python3 -B -m pytest -q -p no:cacheprovider tests/Appliance.Benchmarks \
+	  --junitxml=out/test-results/benchmark-scripts.junit.xml || rc=1; \
 	exit $$rc
 
 ## check: the simulation tier over many seeds (SIM_SEEDS, default 100), one line per seed and scenario

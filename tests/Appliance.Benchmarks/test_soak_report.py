@@ -1,6 +1,7 @@
 """Tests of soak_report.py: the slope, the counters' differences and the pass/fail rules of `make soak`.
 
-Run: python3 -m unittest discover -s tests/Appliance.Benchmarks -p 'test_soak*.py'
+`make test` runs them (/usr/bin/python3 -m pytest tests/Appliance.Benchmarks); by hand, also:
+python3 -m unittest discover -s tests/Appliance.Benchmarks -p 'test_soak*.py'
 """
 import contextlib
 import io

@@ -8,8 +8,9 @@ peers_dir=${APPLIANCE_PEERS_DIR:-$here/../../.peers}
 mkdir -p "$peers_dir"
 
 # prometheus brings promtool (rules, metrics); chromium loads the status page headless; apparmor brings
-# apparmor_parser (the profile's test) and systemd systemd-analyze (the unit's).
-packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 openssl python3 curl libcap2-bin gpsd linuxptp strace prometheus chromium fonts-dejavu-core apparmor systemd)
+# apparmor_parser (the profile's test) and systemd systemd-analyze (the unit's); python3-pytest runs the
+# benchmark scripts' own tests (Debian's /usr/bin/python3, JUnit XML for .ci/run's counts).
+packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 openssl python3 curl libcap2-bin gpsd linuxptp strace prometheus chromium fonts-dejavu-core apparmor systemd python3-pytest)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
