@@ -51,8 +51,6 @@ open("docs/benchmarks.md", "w").write(doc)
 PY
   exit 0
 fi
-W=$(mktemp -d); chmod 755 "$W"
-pids=()
 # Loopback puts the generator and the server on one kernel: a datagram allocated on the generator's
 # CPU and consumed on the server's is freed back on its CPU through a deferred list, and every 32
 # entries the kernel sends that CPU an IPI (skb_attempt_defer_free). On this paravirtualised VM an
@@ -62,19 +60,11 @@ pids=()
 # this is the bench's artefact, not the server's: the load runs free in place (skb_defer_max 0;
 # the value is put back on exit).
 defer_max=$(sysctl -n net.core.skb_defer_max 2>/dev/null || true)
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"
-  [ -z "$defer_max" ] || sysctl -qw net.core.skb_defer_max="$defer_max" || true
-}
-trap cleanup EXIT
-# Interrupted (Ctrl-C, kill): exit through the EXIT trap, so the sysctl goes back and the servers stop.
-trap "exit 130" INT TERM
+. tests/Appliance.Benchmarks/lib.sh
+[ -z "$defer_max" ] || on_exit+=('sysctl -qw net.core.skb_defer_max="$defer_max"')
 
 tests/peers/install.sh >/dev/null
 command -v gcc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc >/dev/null; }
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpus=$(nproc)
-server_cpu=$(( cpus > 1 ? 1 : 0 ))
 cpu_rates="5000 30000 150000"; cpu_rounds=5
 
 export DEFER_MAX="$defer_max" BDN CMD_CAP_NTS CMD_CAP_NTP CMD_CAP_CHRONY CMD_CAP_REF CMD_REF CMD_CHRONY CMD_HALF CMD_ALLOC CMD_ALLOC_NTS CMD_NTS CMD_NTS_CHRONY CMD_NTSKE
@@ -90,8 +80,7 @@ echo "== servers"
 gcc -O2 -pthread -o "$W/ntpref" tests/Appliance.Benchmarks/ntpref/ntpref.c
 p_app=$(free_port); p_ref=$(free_port); p_chrony=$(free_port); p_metrics=$(free_port); p_ke=$(free_port); p_chrony_ke=$(free_port)
 # One self-signed certificate for both NTS-KE servers; chronyd reads it as _chrony.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$W/server.key" -out "$W/server.crt" \
-  -days 30 -subj "/CN=ntp.test" -addext "subjectAltName=DNS:ntp.test,IP:127.0.0.1" 2>/dev/null
+bench_certificate
 chown root:_chrony "$W/server.key" "$W/server.crt"; chmod 640 "$W/server.key"; chmod 644 "$W/server.crt"
 cat > "$W/appliance.yaml" <<YAML
 ntp:
@@ -101,12 +90,7 @@ ntp:
   rate-limit: off
 clock: { mode: software, local: { stratum: 1 } }
 metrics: { listen: "127.0.0.1:$p_metrics" }
-nts-ke:
-  listen: ["127.0.0.1:$p_ke"]
-  certificate: $W/server.crt
-  private-key: $W/server.key
-  keys: { storage: $W/keys/nts-keys.json }
-  client-limit: { connections: 100000, interval: 1s }
+$(ntske_yaml "$p_ke" "client-limit: { connections: 100000, interval: 1s }")
 YAML
 dotnet "server/Appliance.Server/bin/$CONFIG/net10.0/appliance.dll" serve --config "$W/appliance.yaml" > "$out/appliance.log" 2>&1 & pid_app=$!; pids+=("$pid_app")
 taskset -c "$server_cpu" "$W/ntpref" -p "$p_ref" -a 127.0.0.1 & pid_ref=$!; pids+=("$pid_ref")

@@ -13,19 +13,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=$1
 CONFIG=${CONFIG:-Release}
-W=$(mktemp -d); chmod 755 "$W"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
+. tests/Appliance.Benchmarks/lib.sh
 # As bench.sh: the kernel's deferred free of the generator's datagrams would charge the server's CPU
 # an IPI every 32 packets on this VM (see there); put back on exit.
 defer_max=$(sysctl -n net.core.skb_defer_max 2>/dev/null || true)
-[ -z "$defer_max" ] || sysctl -qw net.core.skb_defer_max=0
-trap 'cleanup; [ -z "$defer_max" ] || sysctl -qw net.core.skb_defer_max="$defer_max" || true' EXIT
-trap "exit 130" INT TERM
+[ -z "$defer_max" ] || { sysctl -qw net.core.skb_defer_max=0; on_exit+=('sysctl -qw net.core.skb_defer_max="$defer_max"'); }
 
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpus=$(nproc)
-server_cpu=$(( cpus > 1 ? 1 : 0 ))
 LT="dotnet loadtest/Appliance.LoadTest/bin/$CONFIG/net10.0/appliance-loadtest.dll"
 APP="dotnet server/Appliance.Server/bin/$CONFIG/net10.0/appliance.dll"
 flood_seconds=${FLOOD_SECONDS:-110}; random_seconds=${RANDOM_SECONDS:-60}; random_sources=2097152

@@ -9,16 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=$1
 CONFIG=${CONFIG:-Release}
-W=$(mktemp -d); chmod 755 "$W"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
-trap cleanup EXIT
-trap "exit 130" INT TERM
+. tests/Appliance.Benchmarks/lib.sh
 
 [ -x out/bin/appliance ] || { echo "memory.sh: out/bin/appliance is missing: run make publish first"; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpus=$(nproc)
-server_cpu=$(( cpus > 1 ? 1 : 0 ))
 LT="dotnet loadtest/Appliance.LoadTest/bin/$CONFIG/net10.0/appliance-loadtest.dll"
 rate=100000; duration=10s
 

@@ -14,15 +14,7 @@ cd "$(dirname "$0")/../.."
 out=$1
 doc=${2:-}
 CONFIG=${CONFIG:-Release}
-W=$(mktemp -d); chmod 755 "$W"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
-trap cleanup EXIT
-trap "exit 130" INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpus=$(nproc)
-server_cpu=$(( cpus > 1 ? 1 : 0 ))
+. tests/Appliance.Benchmarks/lib.sh
 LT="dotnet loadtest/Appliance.LoadTest/bin/$CONFIG/net10.0/appliance-loadtest.dll"
 ATTACK="python3 tests/Appliance.Benchmarks/ntske-attack.py"
 # Fixed rates well below what one worker answers here, so the answer rate and delay show what the attack takes.
@@ -38,9 +30,8 @@ attack_seconds=$(( 3 + 13 * $(wc -w <<< "$rates") ))
 pin=${NTSKE_ATTACK_PIN:-worker}
 case "$pin" in worker) affinity="  cpu-affinity: [$server_cpu]"; launch=();; process) affinity=""; launch=(taskset -c "$server_cpu");;
   *) echo "ntske-attack.sh: NTSKE_ATTACK_PIN is worker or process, not '$pin'"; exit 2;; esac
-p_ntp=$(free_port); p_ke=$(free_port); p_metrics=$(free_port)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$W/server.key" -out "$W/server.crt" \
-  -days 30 -subj "/CN=ntp.test" -addext "subjectAltName=DNS:ntp.test,IP:127.0.0.1" 2>/dev/null
+p_ntp=$(free_port); p_ke=$(free_tcp_port); p_metrics=$(free_tcp_port)
+bench_certificate
 # NTS-KE limits are the defaults: 1,000 connections; per client 10 open and 20 new per 10 s; the
 # handshake in 5 s, a read at least every 5 s, all over by 7 s from accept; requests up to 1,024 octets.
 cat > "$W/appliance.yaml" <<YAML
@@ -51,11 +42,7 @@ $affinity
   rate-limit: off
 clock: { mode: software, local: { stratum: 1 } }
 metrics: { listen: "127.0.0.1:$p_metrics" }
-nts-ke:
-  listen: ["127.0.0.1:$p_ke"]
-  certificate: $W/server.crt
-  private-key: $W/server.key
-  keys: { storage: $W/keys/nts-keys.json }
+$(ntske_yaml "$p_ke")
 YAML
 "${launch[@]}" dotnet "server/Appliance.Server/bin/$CONFIG/net10.0/appliance.dll" serve --config "$W/appliance.yaml" > "$out/ntske-attack-appliance.log" 2>&1 & pid=$!; pids+=("$pid")
 for _ in $(seq 1 150); do grep -q "serving NTS-KE" "$out/ntske-attack-appliance.log" && grep -q "serving NTP" "$out/ntske-attack-appliance.log" && break; sleep 0.2; done

@@ -22,11 +22,7 @@ minutes=${SOAK_MINUTES:-60}
 handshake_every=${SOAK_HANDSHAKE_EVERY:-5}
 out=out/soak
 rm -rf "$out"; mkdir -p "$out"
-W=$(mktemp -d); chmod 755 "$W"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
-trap cleanup EXIT
-trap "exit 130" INT TERM
+. tests/Appliance.Benchmarks/lib.sh
 
 [ -x out/bin/appliance ] || { echo "soak.sh: out/bin/appliance is missing: run make publish first"; exit 1; }
 LT_DLL=loadtest/Appliance.LoadTest/bin/$CONFIG/net10.0/appliance-loadtest.dll
@@ -36,16 +32,10 @@ seconds=$(python3 -c "print(int(float('$minutes') * 60))")
 (( seconds >= 60 )) || { echo "soak.sh: SOAK_MINUTES is at least 1"; exit 2; }
 warmup=${SOAK_WARMUP_SECONDS:-$(( seconds / 10 < 30 ? 30 : (seconds / 10 > 300 ? 300 : seconds / 10) ))}
 rotate_every=${SOAK_ROTATE_EVERY:-$(( seconds / 3 ))}
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-free_tcp_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpus=$(nproc)
-server_cpu=$(( cpus > 1 ? 1 : 0 ))
 gen_cpu=0
 
 p_ntp=$(free_port); p_metrics=$(free_tcp_port); p_ke=$(free_tcp_port)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$W/server.key" -out "$W/server.crt" \
-  -days 2 -subj "/CN=ntp.test" -addext "subjectAltName=DNS:ntp.test,IP:127.0.0.1" 2>/dev/null
-chmod 600 "$W/server.key"
+bench_certificate
 # rate-limit off: two generators of 16 addresses each at tens of thousands of requests/s would be
 # limited at once. client-limit: the handshaker and the generators' NTS-KE all come from 127.0.0.1.
 cat > "$W/appliance.yaml" <<YAML
@@ -56,12 +46,7 @@ ntp:
 clock: { mode: software, local: { stratum: 1 } }
 metrics: { listen: "127.0.0.1:$p_metrics" }
 control: { socket: $W/control.sock }
-nts-ke:
-  listen: ["127.0.0.1:$p_ke"]
-  certificate: $W/server.crt
-  private-key: $W/server.key
-  keys: { storage: $W/keys/nts-keys.json }
-  client-limit: { connections: 100000, interval: 1s }
+$(ntske_yaml "$p_ke" "client-limit: { connections: 100000, interval: 1s }")
 YAML
 cp "$W/appliance.yaml" "$out/appliance.yaml"
 out/bin/appliance validate "$W/appliance.yaml" > /dev/null
