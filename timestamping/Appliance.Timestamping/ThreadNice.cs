@@ -14,9 +14,6 @@ public static class ThreadNice
     /// <summary>The highest nice value: the least CPU under contention.</summary>
     public const int Lowest = 19;
 
-    /// <summary>The calling thread's nice value, or null (and the error) if the kernel refuses.</summary>
-    public static int? OfCurrentThread(out string error) => Of(OsThread.CurrentId(), out error);
-
     /// <summary>The nice value of thread <paramref name="tid"/> of this process, or null (and the error).</summary>
     public static int? Of(int tid, out string error)
     {
