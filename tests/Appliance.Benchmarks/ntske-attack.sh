@@ -87,7 +87,7 @@ YAML
 }
 for l in $layouts; do IFS=: read -r name pin nice <<< "$l"; layout_run "$name" "$pin" "$nice"; done
 
-host="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) vCPU, Linux $(uname -r)"
+host="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) vCPU, Linux $(uname -r); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$out" "$rates" "$connections" "$addresses" "$layouts" "$host" <<'PY'
 import json, re, statistics, sys
 out, rates, connections, addresses, layouts, host = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5].split(), sys.argv[6]
@@ -136,6 +136,13 @@ md = ["## NTS-KE under attack\n",
       f"- NTP: `{open(f'{out}/ntske-attack-{main}-idle-{rates[0]}.cmd').read().strip()}` (and `--rate` {', '.join(rates[1:])}), idle, then the same under attack\n"]
 for name, pin, nice in layouts:
     md += [f"### {name}: {describe(pin, nice)}\n"] + table(name) + ["", probe_line(name), ""]
+top = rates[-1]
+md += ["At the highest rate, " + "; ".join(
+           f"{name}: {answered(step(name, 'attack', top)):.2f} % of the requests sent answered under attack ({answered(step(name, 'idle', top)):.2f} % idle), "
+           f"p99 {step(name, 'attack', top)['DelayP99Micros']:.0f} µs" for name, _, _ in layouts) + ".",
+       "`ntp.background-nice` runs every thread but the NTP workers that many nice steps below them (NTS-KE's",
+       "handshakes, its accepts and refusals among them), so under CPU contention the workers answer first and",
+       "the key exchanges wait; with 0 every thread has the workers' priority.", ""]
 def series(name, which):
     counts = {}
     for line in open(f"{out}/ntske-attack-{main}-metrics-{which}.txt"):
