@@ -7,7 +7,9 @@
 #   FUZZ_TARGETS="ntp nts"  the targets to run (default: all)
 #   FUZZ_EXECS=10000000     executions per target (afl-fuzz -E)
 #   FUZZ_SECONDS=3600       the most seconds per target (afl-fuzz -V)
-#   FUZZ_JOBS=2             targets at once (each takes one core)
+#   FUZZ_JOBS=2             afl-fuzz processes at once (each takes one core)
+#   FUZZ_INSTANCES=1        afl-fuzz processes per target (a main and secondaries sharing one queue,
+#                           FUZZ_EXECS split between them): a slow target on every core
 #   FUZZ_REUSE_BUILD=1      skip the publish and instrumentation when out/fuzz/bin has them
 #   FUZZ_SKIP_RUN=1         only minimise and report the last run of each target (out/fuzz/TARGET)
 set -euo pipefail
@@ -22,6 +24,8 @@ DRIVER=("$(command -v dotnet)" "$BIN/Appliance.Fuzz.dll")
 FUZZ_EXECS=${FUZZ_EXECS:-10000000}
 FUZZ_SECONDS=${FUZZ_SECONDS:-3600}
 FUZZ_JOBS=${FUZZ_JOBS:-2}
+FUZZ_INSTANCES=${FUZZ_INSTANCES:-1}
+((FUZZ_INSTANCES >= 1 && FUZZ_INSTANCES <= FUZZ_JOBS)) || { echo "fuzz: FUZZ_INSTANCES is 1 to FUZZ_JOBS ($FUZZ_JOBS)"; exit 2; }
 # The builds share the machine: take the build lock for them when there is one (flock), never for fuzzing.
 LOCK=${FUZZ_BUILD_LOCK:-/tmp/appliance.lock}
 locked() { if command -v flock >/dev/null; then flock "$LOCK" "$@"; else "$@"; fi; }
@@ -62,22 +66,36 @@ export AFL_SKIP_BIN_CHECK=1 AFL_NO_AFFINITY=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL
 # are plain context switches; spread over two they are cross-CPU wake-ups, which made a job 2-3x
 # slower here (7,000 executions/s unpinned against 22,000 pinned, ntske-client on this 2-vCPU VM).
 fuzz_one() {
-  local t=$1 k fd
+  local t=$1 i
   rm -rf "$OUT/$t"
   mkdir -p "$OUT/$t"
+  date +%s >"$OUT/$t/started"
+  # What reproduces this target's row (docs/fuzzing.md), whichever targets ran beside it.
+  echo "FUZZ_TARGETS=$t FUZZ_EXECS=$FUZZ_EXECS FUZZ_SECONDS=$FUZZ_SECONDS$( ((FUZZ_INSTANCES == 1)) || echo " FUZZ_JOBS=$FUZZ_JOBS FUZZ_INSTANCES=$FUZZ_INSTANCES") make fuzz" >"$OUT/$t/command"
+  for ((i = 0; i < FUZZ_INSTANCES; i++)); do fuzz_instance "$t" "$i" & done
+  wait
+  date +%s >"$OUT/$t/ended"
+}
+
+fuzz_instance() { # TARGET INDEX: one afl-fuzz process, in a free slot
+  local t=$1 i=$2 k fd role=()
+  ((FUZZ_INSTANCES == 1)) || { ((i == 0)) && role=(-M main) || role=(-S "s$i"); }
   for ((k = 0; ; k = (k + 1) % FUZZ_JOBS)); do
     exec {fd}>"$OUT/.slot-$k"
     flock -n "$fd" && break
     exec {fd}>&-
     sleep 0.2
   done
-  date +%s >"$OUT/$t/started"
-  taskset -c "$((k % $(nproc)))" nice -n 19 afl-fuzz -i "$CORPUS/$t" -o "$OUT/$t/afl" -t 5000 -m none -E "$FUZZ_EXECS" -V "$FUZZ_SECONDS" \
-    -- "${DRIVER[@]}" "$t" >"$OUT/$t/afl.log" 2>&1 || echo "fuzz: afl-fuzz for $t exited with $? (see $OUT/$t/afl.log)"
-  date +%s >"$OUT/$t/ended"
+  taskset -c "$((k % $(nproc)))" nice -n 19 afl-fuzz -i "$CORPUS/$t" -o "$OUT/$t/afl" "${role[@]}" -t 5000 -m none -E "$((FUZZ_EXECS / FUZZ_INSTANCES))" -V "$FUZZ_SECONDS" \
+    -- "${DRIVER[@]}" "$t" >"$OUT/$t/afl-$i.log" 2>&1 || echo "fuzz: afl-fuzz $i for $t exited with $? (see $OUT/$t/afl-$i.log)"
 }
 
-stat_of() { sed -n "s/^$2 *: *//p" "$OUT/$1/afl/default/fuzzer_stats" 2>/dev/null | head -1 || true; }
+# A figure of a target's run: summed over its instances (executions, rate, crashes, hangs), or the
+# largest (paths: the instances share their finds).
+stat_of() {
+  cat "$OUT/$1"/afl/*/fuzzer_stats 2>/dev/null | awk -v key="$2" '$1 == key { v = $3 + 0; sum += v; if (v > max) max = v; n++ }
+    END { if (!n) exit; if (key == "corpus_count") print max; else if (key == "execs_per_sec") printf "%.2f\n", sum; else print sum }' || true
+}
 
 progress() {
   while sleep 60; do
@@ -96,7 +114,7 @@ if [[ ${FUZZ_SKIP_RUN:-0} != 1 ]]; then
   PROGRESS=$!
   trap 'kill $PROGRESS 2>/dev/null || true' EXIT
   for t in $TARGETS; do
-    while (($(jobs -rp | wc -l) > FUZZ_JOBS)); do wait -n || true; done # the progress loop is one of the jobs
+    while (($(jobs -rp | wc -l) > FUZZ_JOBS / FUZZ_INSTANCES)); do wait -n || true; done # the progress loop is one of the jobs
     echo "fuzz: $t started"
     fuzz_one "$t" &
   done
@@ -108,17 +126,23 @@ fi
 findings=0
 HOST="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) vCPU, Linux $(uname -r)"
 for t in $TARGETS; do
-  dir=$OUT/$t/afl/default
-  [[ -f $dir/fuzzer_stats ]] || { echo "fuzz: $t has no fuzzer_stats (see $OUT/$t/afl.log)"; findings=1; continue; }
-  for found in crash:crashes hang:hangs; do
-    for f in "$dir/${found#*:}"/id*; do
-      [[ -f $f ]] || continue
-      cp "$f" "$CORPUS/$t/${found%%:*}-$(sha1sum "$f" | cut -c1-12)"
-      findings=1
+  # Each instance's directory: afl/default alone, afl/main and afl/sN with FUZZ_INSTANCES.
+  dirs=("$OUT/$t"/afl/*/)
+  [[ -n $(stat_of "$t" execs_done) ]] || { echo "fuzz: $t has no fuzzer_stats (see $OUT/$t/afl-*.log)"; findings=1; continue; }
+  for dir in "${dirs[@]}"; do
+    for found in crash:crashes hang:hangs; do
+      for f in "$dir/${found#*:}"/id*; do
+        [[ -f $f ]] || continue
+        cp "$f" "$CORPUS/$t/${found%%:*}-$(sha1sum "$f" | cut -c1-12)"
+        findings=1
+      done
     done
   done
+  rm -rf "$OUT/$t/queue+seeds" "$OUT/$t/cmin"
   mkdir -p "$OUT/$t/queue+seeds"
-  cp "$dir"/queue/id* "$OUT/$t/queue+seeds/" 2>/dev/null || true
+  for dir in "${dirs[@]}"; do
+    for f in "$dir"/queue/id*; do [[ -f $f ]] && cp "$f" "$OUT/$t/queue+seeds/$(sha1sum "$f" | cut -c1-12)"; done
+  done
   cp "$CORPUS/$t"/seed-* "$OUT/$t/queue+seeds/"
   # Inputs past 4 KiB add time to every replay and rarely coverage: left out.
   find "$OUT/$t/queue+seeds" -type f -size +4k -delete
@@ -137,10 +161,12 @@ for t in $TARGETS; do
   else
     echo "fuzz: afl-cmin failed for $t (see $OUT/$t/cmin.log); the corpus is left as it was"
   fi
-  started=$(cat "$OUT/$t/started"); ended=$(cat "$OUT/$t/ended")
-  printf '| `%s` | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$(stat_of "$t" execs_done)" "$(stat_of "$t" execs_per_sec)" \
+  started=$(cat "$OUT/$t/started"); ended=$(cat "$OUT/$t/ended" 2>/dev/null || date +%s)
+  # A run of an older fuzz.sh left no command: its figures came from the same variables.
+  command=$(cat "$OUT/$t/command" 2>/dev/null || echo "FUZZ_TARGETS=$t FUZZ_EXECS=$FUZZ_EXECS FUZZ_SECONDS=$FUZZ_SECONDS make fuzz")
+  printf '| `%s` | %s | %s | %s | %s | %s | %s | %s | %s: `%s` |\n' "$t" "$(stat_of "$t" execs_done)" "$(stat_of "$t" execs_per_sec)" \
     "$((ended - started))" "$(stat_of "$t" corpus_count)" "$(stat_of "$t" saved_crashes)" "$(stat_of "$t" saved_hangs)" \
-    "$(ls "$CORPUS/$t" | wc -l)" >"$OUT/$t/row"
+    "$(ls "$CORPUS/$t" | wc -l)" "$(date -u -d "@$started" +%Y-%m-%d)" "$command" >"$OUT/$t/row"
   echo "fuzz: $t: $(cat "$OUT/$t/row")"
 done
 
@@ -153,9 +179,8 @@ if [[ -f $DOC ]]; then
       "$DOC" >"$DOC.new" || { echo "fuzz: no row for $t in $DOC: add one to its results table"; rm -f "$DOC.new"; continue; }
     mv "$DOC.new" "$DOC"
   done
-  awk -v host="$HOST" -v cmd="FUZZ_TARGETS=\"$TARGETS\" FUZZ_EXECS=$FUZZ_EXECS FUZZ_SECONDS=$FUZZ_SECONDS FUZZ_JOBS=$FUZZ_JOBS make fuzz" \
-    -v when="$(date -u +%Y-%m-%d)" \
-    '/^<!-- fuzz-run -->/ { print; getline; print "Last run " when " on " host ": `" cmd "`."; next } { print }' "$DOC" >"$DOC.new" && mv "$DOC.new" "$DOC"
+  awk -v host="$HOST" '/^<!-- fuzz-run -->/ { print; getline; print "Each row is its target'"'"'s last run, on " host ", with the command that reproduces it."; next } { print }' \
+    "$DOC" >"$DOC.new" && mv "$DOC.new" "$DOC"
   echo "fuzz: $DOC updated"
 fi
 if ((findings)); then
