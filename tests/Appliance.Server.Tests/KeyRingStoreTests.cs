@@ -160,7 +160,7 @@ public partial class KeyRingStoreTests
     }
 
     /// <summary>How a key file is found damaged at start: truncated anywhere, emptied, overwritten, gone.</summary>
-    public static TheoryData<string> Damages() => ["truncated to half", "truncated to 1 byte", "emptied", "zeroed", "a flipped byte", "removed"];
+    public static TheoryData<string> Damages() => ["truncated to half", "truncated to 1 byte", "emptied", "zeroed", "a flipped byte"];
 
     private static void Damage(string file, string damage)
     {
@@ -224,6 +224,67 @@ public partial class KeyRingStoreTests
         second.Save();
         Assert.Equal(good, File.ReadAllBytes(file));
         Assert.False(second.Unsaved);
+    }
+
+    [Fact]
+    public void Load_ARemovedKeyFile_WithAGoodCopy_IsRefused_SayingHowToKeepTheKeysOrStartAnew()
+    {
+        // Removing the key file is how an operator starts a new ring after a leak: the copy must not bring the same keys back in silence.
+        string file = TempFile();
+        Saved(file);
+        var store = new KeyRingStore(Random(file));
+        File.Delete(file);
+
+        var e = Assert.Throws<InvalidDataException>(store.Load);
+
+        Assert.StartsWith($"{file} is missing, but its previous copy {store.CopyPath} holds a ring of ", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"mv {store.CopyPath} {file}", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"remove {store.CopyPath} too", e.Message, StringComparison.Ordinal);
+        Assert.True(File.Exists(store.CopyPath));
+        Assert.False(File.Exists(file));
+    }
+
+    [Theory]
+    [InlineData("removed")]
+    [InlineData("truncated to half")]
+    [InlineData("older")]
+    public void Load_AGoodKeyFile_WithABadCopy_LoadsIt_SaysSo_AndTheNextSaveWritesTheCopyAgain(string copyDamage)
+    {
+        string file = TempFile();
+        var config = Random(file);
+        var first = new KeyRingStore(config);
+        first.Update(s_t0, out _);
+        first.Save();
+        byte[] older = File.ReadAllBytes(first.CopyPath);
+        first.ForceRotate(s_t0);
+        first.Save();
+        byte[] good = File.ReadAllBytes(file);
+        if (copyDamage == "older")
+        {
+            File.WriteAllBytes(first.CopyPath, older); // a save cut off between the two files
+        }
+        else
+        {
+            Damage(first.CopyPath, copyDamage);
+        }
+
+        var second = new KeyRingStore(config);
+        second.Load();
+
+        Assert.Null(second.Recovered);
+        Assert.NotNull(second.CopyProblem);
+        Assert.StartsWith(second.CopyPath + " ", second.CopyProblem, StringComparison.Ordinal);
+        Assert.EndsWith($"it is written again from {file}", second.CopyProblem, StringComparison.Ordinal);
+        Assert.True(second.Unsaved);
+        second.Update(s_t0, out _);
+        second.Save();
+        Assert.Equal(good, File.ReadAllBytes(file));
+        Assert.Equal(good, File.ReadAllBytes(second.CopyPath));
+
+        var third = new KeyRingStore(config);
+        third.Load();
+        Assert.Null(third.CopyProblem);
+        Assert.False(third.Unsaved);
     }
 
     [Theory]

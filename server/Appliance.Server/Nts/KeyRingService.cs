@@ -27,9 +27,11 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
     private readonly SemaphoreSlim _rescheduled = new(0, 1);
     private LogSummary _saveFailures = new(logger, LogLevel.Error, "NTS key ring save failures");
     private long _failedSaves;
-    private DateTimeOffset _firstFailure;
+    // Retries are timed on the monotonic clock: this appliance steps the system clock, and a step
+    // back would otherwise put the next try off by the size of the step.
+    private long _firstFailureMs;
     private TimeSpan _retryAfter;
-    private DateTimeOffset? _retryAt;
+    private long? _retryAtMs;
 
     /// <summary>
     /// Loads, updates and publishes before anything serves NTS; a broken key file (and no good copy)
@@ -122,7 +124,7 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
     /// </summary>
     private string? TrySave()
     {
-        DateTimeOffset now = DateTimeOffset.UtcNow;
+        long now = Environment.TickCount64;
         try
         {
             store.Save();
@@ -132,14 +134,14 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
             metrics.CountKeyPersistFailure();
             if (_failedSaves++ == 0)
             {
-                _firstFailure = now;
+                _firstFailureMs = now;
                 _retryAfter = FirstRetry;
             }
             else
             {
                 _retryAfter = _retryAfter * 2 > MaxRetry ? MaxRetry : _retryAfter * 2;
             }
-            _retryAt = now + _retryAfter;
+            _retryAtMs = now + (long)_retryAfter.TotalMilliseconds;
             if (_saveFailures.Occurred(e.Message))
             {
                 logger.LogError("NTS key ring could not be saved to {Path}: {Error}. Serving with the keys in memory (rotations go on); "
@@ -151,13 +153,13 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
         if (_failedSaves > 0)
         {
             logger.LogInformation("NTS key ring saved to {Path} again, after {Count} failed attempts over {Seconds:0} s: the files hold the ring in memory",
-                store.Config.Storage, _failedSaves, (now - _firstFailure).TotalSeconds);
+                store.Config.Storage, _failedSaves, (now - _firstFailureMs) / 1000.0);
             // A new spell starts logged in full: the summary of this one is in the line above.
             _saveFailures.Dispose();
             _saveFailures = new LogSummary(logger, LogLevel.Error, "NTS key ring save failures");
             _failedSaves = 0;
         }
-        _retryAt = null;
+        _retryAtMs = null;
         return null;
     }
 
@@ -183,6 +185,10 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
         {
             logger.LogWarning("NTS cookie keys: {Recovered}", recovered);
         }
+        if (store.CopyProblem is { } copyProblem)
+        {
+            logger.LogWarning("NTS cookie keys: {CopyProblem}", copyProblem);
+        }
         logger.LogInformation("NTS cookie keys: {Mode}, current key id {Id}", store.FleetMode ? "fleet (derived from the fleet secret)" : "random, persisted",
             cell.Current?.Current.Id);
         lock (_lock)
@@ -199,9 +205,9 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
             {
                 DateTimeOffset now = DateTimeOffset.UtcNow;
                 wait = store.NextRotation(now) - now + TimeSpan.FromMilliseconds(50);
-                if (_retryAt is { } retry && retry - now < wait)
+                if (_retryAtMs is { } retry && TimeSpan.FromMilliseconds(retry - Environment.TickCount64) is var untilRetry && untilRetry < wait)
                 {
-                    wait = retry - now;
+                    wait = untilRetry;
                 }
             }
             // At most an hour at a time: a wait takes at most int.MaxValue ms, and a rotation may be 30 days.
@@ -216,7 +222,7 @@ internal sealed class KeyRingService(KeyRingStore store, CookieKeyRingCell cell,
                 {
                     Publish(ring, rotated: true);
                 }
-                else if (store.Unsaved && _retryAt <= DateTimeOffset.UtcNow)
+                else if (store.Unsaved && _retryAtMs <= Environment.TickCount64)
                 {
                     TrySave();
                 }

@@ -73,6 +73,12 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
     /// </summary>
     public string? Recovered { get; private set; }
 
+    /// <summary>
+    /// What <see cref="Load"/> found wrong with the copy beside a good key file (missing, damaged,
+    /// older), for one line of the start-up log; the start-up save writes it again. Null otherwise.
+    /// </summary>
+    public string? CopyProblem { get; private set; }
+
     private long RotationSeconds => (long)_config.Rotation.TotalSeconds;
 
     public uint PeriodOf(DateTimeOffset time) => (uint)(time.ToUnixTimeSeconds() / RotationSeconds);
@@ -142,12 +148,28 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
                 throw new InvalidDataException($"{what}, and {copyState}: restore the files from a backup, or remove {path} and "
                     + $"{CopyPath} to start a new ring (every client's cookies then get an NTS NAK and it makes a new key exchange, RFC 8915 §5.7)");
             }
+            if (problem is null)
+            {
+                // Removed, not damaged: perhaps on purpose, to start a new ring after the keys leaked
+                // (what the refusal above tells an operator to do). Bringing the same keys back from the
+                // copy would undo that in silence, so the operator says which was meant.
+                throw new InvalidDataException($"{path} is missing, but its previous copy {CopyPath} holds a ring of {copy.Keys!.Count} keys: "
+                    + $"to keep them (the cookies out there stay valid), mv {CopyPath} {path}; to start a new ring (every client's cookies "
+                    + $"then get an NTS NAK and it makes a new key exchange, RFC 8915 §5.7), remove {CopyPath} too");
+            }
             ring = copy;
-            source = problem is null ? $"{path} was missing" : $"{path} {problem}";
-            if (problem is not null && SetAside(path))
+            source = $"{path} {problem}";
+            if (SetAside(path))
             {
                 source += $" (set aside as {SetAsidePath})";
             }
+        }
+        else if (CopyState(ring) is { } copyState)
+        {
+            // The key file is good, but the copy that would stand in for it is not (or not there yet:
+            // a ring saved before copies were kept): the start-up save writes both.
+            CopyProblem = $"{copyState}: it is written again from {path}";
+            Unsaved = true;
         }
         LoadedFromDisk = true;
         if (source is not null)
@@ -161,7 +183,7 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
         {
             // Key ids are numbers of rotation periods: under another period length the same id is
             // another time, so the stored keys would seal and open cookies for the wrong periods.
-            Discarded = $"{path} holds keys of {ring.RotationSeconds}s rotation periods but the rotation is now {RotationSeconds}s: "
+            Discarded = $"{(source is null ? path : CopyPath)} holds keys of {ring.RotationSeconds}s rotation periods but the rotation is now {RotationSeconds}s: "
                 + "they are dropped and a new ring starts; clients whose cookies they sealed get an NTS NAK and make a new key exchange";
             return;
         }
@@ -170,6 +192,22 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
             _keys[key.Id] = key;
         }
         _advance = ring.Advance;
+    }
+
+    /// <summary>
+    /// Why the copy beside a good key file is no copy of <paramref name="ring"/> (missing, damaged, or
+    /// an older ring: a save cut off between the two files), or null when it is one.
+    /// </summary>
+    private string? CopyState(StoredRing ring)
+    {
+        StoredRing? copy = TryRead(CopyPath, out string? problem);
+        if (copy is null)
+        {
+            return problem is null ? $"{CopyPath} is missing" : $"{CopyPath} {problem}";
+        }
+        bool same = JsonSerializer.SerializeToUtf8Bytes(copy, StoredRingJson.Default.StoredRing)
+            .AsSpan().SequenceEqual(JsonSerializer.SerializeToUtf8Bytes(ring, StoredRingJson.Default.StoredRing));
+        return same ? null : $"{CopyPath} holds an older ring than {_config.Storage}";
     }
 
     /// <summary>
@@ -374,7 +412,7 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
             }
         }
         ring = new CookieKeyRing(_keys[current], _keys.Values.OrderByDescending(k => k.Id));
-        Unsaved |= changed;
+        Unsaved |= changed && !FleetMode; // fleet keys are derived again at every start: nothing to save
         return changed;
     }
 

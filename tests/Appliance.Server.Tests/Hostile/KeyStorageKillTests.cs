@@ -10,9 +10,10 @@ namespace Appliance.Server.Tests.Hostile;
 /// <summary>
 /// Issue #18: the process killed at random points of a key write leaves no torn file. A child process
 /// (<see cref="KeyStorageWriter"/>: the real <see cref="KeyRingStore"/> rotating and saving in a loop
-/// on the real disk, so every fsync is real) is SIGKILLed after a random delay, again and again; after
-/// each kill the key file and its copy parse and each holds the old ring or the new one, and the next
-/// start (the next child's <see cref="KeyRingStore.Load"/>) takes the key file as it is, without recovery.
+/// on the real disk) is SIGKILLed after a random delay, again and again; after each kill the key file and
+/// its copy parse and each holds the old ring or the new one, and the next start (the next child's
+/// <see cref="KeyRingStore.Load"/>) takes the key file as it is, without recovery. A SIGKILL leaves the
+/// page cache as it was, so this proves the write-and-rename order, not the fsyncs (a power cut would).
 /// </summary>
 public sealed class KeyStorageKillTests(ITestOutputHelper output)
 {
