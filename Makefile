@@ -53,7 +53,7 @@ test: peers build publish
 	  --filter "$(AOT_FILTER)" --logger "trx;LogFileName=Appliance.Server.Tests.aot.trx" \
 	  --logger "console;verbosity=normal" --results-directory out/test-results | grep -vE '^\s+Passed |^$$' || rc=1; \
 	echo "== the benchmark scripts' Python tests (tests/Appliance.Benchmarks/test_*.py)"; \
-	/usr/bin/python3 -B -m pytest -q -p no:cacheprovider tests/Appliance.Benchmarks \
+	/usr/bin/python3 -B -m pytest -q -p no:cacheprovider tests/Appliance.Benchmarks/test_*.py \
 	  --junitxml=out/test-results/benchmark-scripts.junit.xml || rc=1; \
 	exit $$rc
 

@@ -7,7 +7,9 @@ W=$(mktemp -d); chmod 755 "$W"
 pids=()
 on_exit=()
 bench_cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Only the jobs still running: a pid waited for already may have been reused by another process.
+  local live=" $(jobs -p | tr '\n' ' ') "
+  for p in "${pids[@]}"; do [[ $live == *" $p "* ]] && kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$W"
   for c in "${on_exit[@]}"; do eval "$c" || true; done

@@ -47,11 +47,11 @@ public sealed class AesGcmSivTests
     {
         var aead = new AesGcmSiv(H(key), hardware);
         byte[] sealedOutput = new byte[H(plaintext).Length + AesGcmSiv.TagLength];
-        aead.Encrypt(H(nonce), H(aad), H(plaintext), sealedOutput);
+        aead.Encrypt(H(aad), H(nonce), H(plaintext), sealedOutput);
         Assert.Equal(H(result), sealedOutput);
 
         byte[] opened = new byte[H(plaintext).Length];
-        Assert.True(aead.Decrypt(H(nonce), H(aad), H(result), opened));
+        Assert.True(aead.Decrypt(H(aad), H(nonce), H(result), opened));
         Assert.Equal(H(plaintext), opened);
     }
 
@@ -64,7 +64,7 @@ public sealed class AesGcmSivTests
         var aead = new AesGcmSiv(new byte[16], hardware);
         byte[] plaintext = H("00000000000000000000000000000000 13c635c26c86ef7f6402976842f34f30");
         byte[] output = new byte[plaintext.Length + 16];
-        aead.Encrypt(new byte[12], [], plaintext, output);
+        aead.Encrypt([], new byte[12], plaintext, output);
         Assert.Equal(H("d3165b5b1a183b5429ea0d33ad4eb0eb79ab692dbb7f0ea20b06b24de0b95bd9ffffffff000000000000000000000000"), output);
     }
 
@@ -94,12 +94,29 @@ public sealed class AesGcmSivTests
                 var aead = new AesGcmSiv(key, hardware);
                 byte[] buffer = new byte[plaintext.Length + 16];
                 plaintext.CopyTo(buffer, 0);
-                aead.Encrypt(nonce, aad, buffer.AsSpan(0, plaintext.Length), buffer); // in place
+                aead.Encrypt(aad, nonce, buffer.AsSpan(0, plaintext.Length), buffer); // in place
                 Assert.Equal(expected, buffer);
-                Assert.True(aead.Decrypt(nonce, aad, buffer, buffer)); // in place
+                Assert.True(aead.Decrypt(aad, nonce, buffer, buffer)); // in place
                 Assert.Equal(plaintext, buffer[..plaintext.Length]);
             }
         }, iter: 500);
+
+    [Fact]
+    public void HardwarePath_AllocatesNothing_PerOperation()
+    {
+        Assert.True(AesGcmSiv.IsHardwareAccelerated, "this x86-64 host has no AES-NI with PCLMULQDQ: the allocation-free path cannot be checked");
+        var aead = new AesGcmSiv(new byte[16]);
+        byte[] aad = new byte[48], nonce = new byte[12], plaintext = new byte[200], output = new byte[216], opened = new byte[200];
+        aead.Encrypt(aad, nonce, plaintext, output);
+        Assert.True(aead.Decrypt(aad, nonce, output, opened));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            aead.Encrypt(aad, nonce, plaintext, output);
+            aead.Decrypt(aad, nonce, output, opened);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
 
     [Theory]
     [MemberData(nameof(Paths))]
@@ -113,13 +130,13 @@ public sealed class AesGcmSivTests
             byte[] tampered = (byte[])sealedOutput.Clone();
             tampered[bit / 8] ^= (byte)(1 << (bit % 8));
             opened.AsSpan().Fill(0xAA);
-            Assert.False(aead.Decrypt(nonce, aad, tampered, opened));
+            Assert.False(aead.Decrypt(aad, nonce, tampered, opened));
             Assert.All(opened, b => Assert.Equal(0, b));
         }
-        Assert.False(aead.Decrypt(nonce, "exampld"u8, sealedOutput, opened));
-        Assert.False(aead.Decrypt([.. nonce, 0], aad, sealedOutput, opened));
-        Assert.False(aead.Decrypt(nonce.AsSpan(0, 11), aad, sealedOutput, opened));
-        Assert.Throws<ArgumentException>(() => aead.Encrypt(new byte[16], aad, [], new byte[16]));
+        Assert.False(aead.Decrypt("exampld"u8, nonce, sealedOutput, opened));
+        Assert.False(aead.Decrypt(aad, [.. nonce, 0], sealedOutput, opened));
+        Assert.False(aead.Decrypt(aad, nonce.AsSpan(0, 11), sealedOutput, opened));
+        Assert.Throws<ArgumentException>(() => aead.Encrypt(aad, new byte[16], [], new byte[16]));
         Assert.Throws<ArgumentException>(() => new AesGcmSiv(new byte[32]));
     }
 }

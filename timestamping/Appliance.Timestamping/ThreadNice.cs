@@ -14,7 +14,7 @@ public static class ThreadNice
     /// <summary>The highest nice value: the least CPU under contention.</summary>
     public const int Lowest = 19;
 
-    /// <summary>The nice value of thread <paramref name="tid"/> of this process, or null (and the error).</summary>
+    /// <summary>The nice value of thread <paramref name="tid"/> of this process, or null (and the error) if the kernel refuses.</summary>
     public static int? Of(int tid, out string error)
     {
         error = "";
@@ -29,13 +29,19 @@ public static class ThreadNice
         return nice;
     }
 
-    /// <summary>Sets thread <paramref name="tid"/>'s nice value; false (and the error) if the kernel refuses (ESRCH: it ended).</summary>
-    public static bool TrySet(int tid, int nice, out string error)
+    /// <summary>
+    /// Sets thread <paramref name="tid"/>'s nice value; false, the error and whether the thread had
+    /// already ended (ESRCH: it ended between a listing and this call) if the kernel refuses.
+    /// </summary>
+    public static bool TrySet(int tid, int nice, out string error, out bool ended)
     {
         error = "";
+        ended = false;
         if (Libc.SetPriority(Libc.PrioProcess, (uint)tid, nice) != 0)
         {
-            error = Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError());
+            int errno = Marshal.GetLastPInvokeError();
+            ended = errno == Errno.ESRCH;
+            error = Marshal.GetPInvokeErrorMessage(errno);
             return false;
         }
         return true;

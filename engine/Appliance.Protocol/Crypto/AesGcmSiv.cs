@@ -7,7 +7,8 @@ using System.Security.Cryptography;
 namespace Appliance.Protocol.Crypto;
 
 /// <summary>
-/// AEAD_AES_128_GCM_SIV (RFC 8452; NTS AEAD 30), through the RFC 5116 interface: a 16-byte key, a
+/// AEAD_AES_128_GCM_SIV (RFC 8452; NTS AEAD 30), through the RFC 5116 interface, its arguments in
+/// <see cref="AesSiv"/>'s order (associated data, nonce, input, output): a 16-byte key, a
 /// nonce of exactly 12 bytes, one associated-data string; the output is ciphertext ‖ tag (the tag
 /// last, unlike <see cref="AesSiv"/>'s SIV first). The key is the key-generating key: every nonce
 /// derives its own message-authentication key (POLYVAL's H) and message-encryption key (§4).
@@ -61,7 +62,7 @@ public sealed class AesGcmSiv
     }
 
     /// <summary>Ciphertext ‖ tag of <paramref name="plaintext"/> into <paramref name="output"/> (RFC 8452 §4); the two may be the same span.</summary>
-    public void Encrypt(ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> plaintext, Span<byte> output)
+    public void Encrypt(ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> plaintext, Span<byte> output)
     {
         CheckNonce(nonce);
         if (output.Length < plaintext.Length + TagLength)
@@ -93,7 +94,7 @@ public sealed class AesGcmSiv
     /// Opens ciphertext ‖ tag (RFC 8452 §5) into <paramref name="plaintext"/> (it may be the input's
     /// span); false, and the plaintext cleared, when it is not authentic or the nonce is not 12 bytes.
     /// </summary>
-    public bool Decrypt(ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> ciphertextAndTag, Span<byte> plaintext)
+    public bool Decrypt(ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> ciphertextAndTag, Span<byte> plaintext)
     {
         if (nonce.Length != NonceLength || ciphertextAndTag.Length < TagLength || plaintext.Length < ciphertextAndTag.Length - TagLength)
         {

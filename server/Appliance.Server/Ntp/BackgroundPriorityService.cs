@@ -14,7 +14,10 @@ namespace Appliance.Server.Ntp;
 /// whose threads come and go: once a second each thread not yet seen is given the lower priority.
 /// Only raising a nice value needs no privilege, so the workers keep the nice the process started
 /// with and nothing is ever lowered again. A thread started by one already lowered inherits its nice
-/// value (clone(2)), so the second between sweeps is no window for the pool's new threads.
+/// value (clone(2)); one the runtime starts from a worker's context runs at the workers' priority
+/// until the next sweep, a second at most. A garbage collection triggered on a lowered thread stops
+/// the workers while it runs at the lower priority: the workers allocate nothing, so collections are
+/// rare (docs/benchmarks.md, "Soak"), but under a flood one can last longer.
 /// The clock's sources run on such threads too: their receive timestamps are the kernel's, taken
 /// whatever the priority of the thread that reads them later; an upstream's send time is taken just
 /// before the send, and a delay there lengthens the measured round trip, which the clock filter
@@ -23,9 +26,6 @@ namespace Appliance.Server.Ntp;
 internal sealed class BackgroundPriorityService(NtpEngine engine, ApplianceConfig config, ILogger<BackgroundPriorityService> logger) : BackgroundService
 {
     public static readonly TimeSpan Sweep = TimeSpan.FromSeconds(1);
-
-    /// <summary>ESRCH: the thread ended between the listing and the call.</summary>
-    private const string NoSuchThread = "No such process";
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -45,14 +45,33 @@ internal sealed class BackgroundPriorityService(NtpEngine engine, ApplianceConfi
             await Task.Delay(10, stoppingToken).ConfigureAwait(false);
         }
         var workers = engine.Workers.Select(w => w.OsThreadId).ToHashSet();
-        int workerNice = ThreadNice.Of(workers.First(), out _) ?? 0;
+        if (ThreadNice.Of(workers.First(), out string niceError) is not { } workerNice)
+        {
+            logger.LogWarning("cannot read the NTP workers' priority ({Error}): the other threads keep theirs ({Key})", niceError, K.NtpBackgroundNice.Path);
+            return;
+        }
         int target = Math.Min(ThreadNice.Lowest, workerNice + steps);
+        if (target == workerNice)
+        {
+            logger.LogWarning("the NTP workers run at nice {Nice} already, the lowest priority: the other threads cannot go below them ({Key})", workerNice, K.NtpBackgroundNice.Path);
+            return;
+        }
         var lowered = new HashSet<int>();
         bool warned = false, said = false;
         using var timer = new PeriodicTimer(Sweep);
         do
         {
-            var present = ThreadNice.ThreadsOfThisProcess().ToHashSet();
+            HashSet<int> present;
+            try
+            {
+                present = ThreadNice.ThreadsOfThisProcess().ToHashSet();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // A priority is no reason to stop serving: say so once and leave the threads as they are.
+                logger.LogWarning("cannot list the appliance's threads ({Error}): they keep their priority ({Key})", e.Message, K.NtpBackgroundNice.Path);
+                return;
+            }
             lowered.IntersectWith(present); // a TID is reused only after its thread ended
             foreach (int tid in present)
             {
@@ -60,11 +79,11 @@ internal sealed class BackgroundPriorityService(NtpEngine engine, ApplianceConfi
                 {
                     continue;
                 }
-                if (ThreadNice.Of(tid, out _) >= target || ThreadNice.TrySet(tid, target, out string error))
+                if (ThreadNice.Of(tid, out _) >= target || ThreadNice.TrySet(tid, target, out string error, out bool ended))
                 {
                     lowered.Add(tid);
                 }
-                else if (error != NoSuchThread && !warned)
+                else if (!ended && !warned)
                 {
                     warned = true;
                     logger.LogWarning("cannot lower the priority of thread {Tid} below the NTP workers: {Error} ({Key})", tid, error, K.NtpBackgroundNice.Path);

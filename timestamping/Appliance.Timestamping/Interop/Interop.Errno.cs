@@ -4,6 +4,7 @@ namespace Appliance.Timestamping.Interop;
 internal static class Errno
 {
     public const int EPERM = 1;
+    public const int ESRCH = 3;
     public const int EINTR = 4;
     public const int EAGAIN = 11;
     public const int ENOMEM = 12;
