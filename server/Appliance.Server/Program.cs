@@ -97,7 +97,7 @@ public static class Program
         ApplianceServer server;
         try
         {
-            server = await ApplianceServer.StartAsync(result.Config!, configPath: file?.FullName, cancellationToken: token);
+            server = await ApplianceServer.StartAsync(result.Config!, configPath: file?.FullName, ownsProcess: true, cancellationToken: token);
         }
         catch (StartupFailedException e)
         {

@@ -63,8 +63,14 @@ public sealed partial class ApplianceServer : IAsyncDisposable
     /// <param name="kernelClock">In kernel mode, the clock to steer: the real CLOCK_REALTIME when null; tests pass a simulated one.</param>
     /// <param name="configPath">The file <paramref name="config"/> was read from, which a reload reads again; null: the embedded default.</param>
     /// <param name="systemd">What systemd put in the environment (NOTIFY_SOCKET, WATCHDOG_USEC, JOURNAL_STREAM…): this process's when null; tests pass their own.</param>
+    /// <param name="ownsProcess">
+    /// The server is the process (<c>appliance serve</c>): it may change what belongs to the whole process,
+    /// every thread's priority (<c>ntp.background-nice</c>). A server hosted in another process (the tests')
+    /// leaves its host's threads alone.
+    /// </param>
     public static async Task<ApplianceServer> StartAsync(ApplianceConfig config, Action<ILoggingBuilder>? logging = null,
-        KernelClock? kernelClock = null, string? configPath = null, SystemdEnvironment? systemd = null, CancellationToken cancellationToken = default)
+        KernelClock? kernelClock = null, string? configPath = null, SystemdEnvironment? systemd = null, bool ownsProcess = false,
+        CancellationToken cancellationToken = default)
     {
         systemd ??= SystemdEnvironment.FromProcess();
         long startedAt = SystemClock.MonotonicNanoseconds();
@@ -128,7 +134,10 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             builder.Services.AddSingleton(sp => new ClockService(config, state, sp.GetRequiredService<ILoggerFactory>(), kernelClock));
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ClockService>());
             builder.Services.AddHostedService<NtpService>();
-            builder.Services.AddHostedService<BackgroundPriorityService>();
+            if (ownsProcess)
+            {
+                builder.Services.AddHostedService<BackgroundPriorityService>();
+            }
             AddSystemd(builder.Services, systemd);
             IHost host = builder.Build();
             metrics.Attach(host.Services.GetRequiredService<ClockService>());

@@ -1,5 +1,8 @@
 using System.Globalization;
+using Appliance.Server.Configuration;
+using Appliance.Server.Hosting;
 using Appliance.Testing;
+using Microsoft.Extensions.Logging;
 
 namespace Appliance.Server.Tests.Hostile;
 
@@ -44,6 +47,20 @@ public sealed class BackgroundPriorityTests
             Assert.Contains($"run at nice {expected}, the workers at {own}", server.Output, StringComparison.Ordinal);
         }
         File.Delete(path);
+    }
+
+    [Fact]
+    public async Task AServerHostedInAnotherProcess_LeavesThatProcesssThreadsAlone()
+    {
+        // The tests host servers in their own process: lowering its threads would slow every test after (and all it starts).
+        int own = Nice(Environment.ProcessId, Environment.ProcessId);
+        ConfigResult config = ConfigLoader.Parse($"ntp: {{ listen: [\"127.0.0.1:{Ports.FreeUdpPort()}\"], workers: 1 }}\nclock: {{ mode: software, local: {{}} }}\nmetrics: {{ listen: off }}\ncontrol: {{ socket: off }}\n");
+        Assert.True(config.IsValid, string.Join("; ", config.Errors));
+        await using (ApplianceServer server = await ApplianceServer.StartAsync(config.Config!, l => l.ClearProviders()))
+        {
+            await Task.Delay(TimeSpan.FromSeconds(3)); // three sweeps of a serve process's BackgroundPriorityService
+            Assert.All(Threads(Environment.ProcessId), t => Assert.Equal(own, t.Nice));
+        }
     }
 
     private static List<(string Name, int Nice)> Threads(int pid)
