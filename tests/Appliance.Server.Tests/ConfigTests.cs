@@ -155,6 +155,34 @@ public class ConfigTests
         Assert.True(error.Line >= 2);
     }
 
+    [Theory]
+    [InlineData("ntp: { workers: 2 }\nclock: { mode: soft\0ware }\n", 2, 20, "U+0000")]
+    [InlineData("ntp: { workers: 2 }\r\n\r\n%YAML\u0001\n", 3, 6, "U+0001")]
+    [InlineData("log: { level: info }\u007F\n", 1, 21, "U+007F")]
+    public void Parse_ANonPrintableCharacter_IsOneErrorAtItsLineAndColumn(string yaml, int line, int column, string character)
+    {
+        // YAML 1.2 §5.1; a NUL in a directive line made YamlDotNet's scanner loop for ever (make fuzz, target config).
+        ConfigError error = Assert.Single(ConfigLoader.Parse(yaml).Errors);
+        Assert.Equal((line, column), (error.Line, error.Column));
+        Assert.Contains($"character {character} is not allowed in YAML", error.Message, StringComparison.Ordinal);
+        Assert.False(string.IsNullOrWhiteSpace(error.Fix));
+    }
+
+    [Fact]
+    public void Parse_ALoneSurrogate_IsNotACharacter()
+    {
+        // Built here: a test case's data would carry it as U+FFFD.
+        ConfigError error = Assert.Single(ConfigLoader.Parse("log: { level: \"" + '\uD800' + "\" }\n").Errors);
+        Assert.Equal((1, 16), (error.Line, error.Column));
+        Assert.Contains("character U+D800 is not allowed", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_AnEmojiOrAccent_IsPrintable()
+    {
+        Assert.True(ConfigLoader.Parse("# caf\u00E9 \uD83D\uDD70\nclock: { mode: software, local: {} }\n").IsValid);
+    }
+
     [Fact]
     public void Parse_NoTimeSource_IsError()
     {

@@ -40,6 +40,43 @@ public static class ConfigLoader
         return load(text);
     }
 
+    /// <summary>
+    /// The first character a YAML stream may not hold (YAML 1.2 §5.1: only tab, line breaks and
+    /// printable characters; a lone surrogate is none), as an error at its line and column, or null.
+    /// Checked before YamlDotNet sees the text: it takes a NUL for the end of its input, and a NUL
+    /// inside a directive line made its scanner loop for ever (found by `make fuzz`, target config).
+    /// Lines are counted as YAML counts them (§5.4: CR LF, CR or LF; YamlDotNet also NEL, LS, PS).
+    /// </summary>
+    private static ConfigError? NonPrintable(string text)
+    {
+        int line = 1, column = 1;
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            bool printable = c is '\t' or '\n' or '\r' or (>= '\u0020' and <= '\u007E') or '\u0085' or (>= '\u00A0' and <= '\uD7FF') or (>= '\uE000' and <= '\uFFFD')
+                || (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]));
+            if (!printable)
+            {
+                return new ConfigError(line, column, $"YAML syntax: character U+{(int)c:X4} is not allowed in YAML (YAML 1.2 §5.1: printable characters only)",
+                    ConfigRules.YamlSyntax.Fix);
+            }
+            if (char.IsHighSurrogate(c))
+            {
+                i++; // the pair is one character, one column
+            }
+            if (c is '\n' or '\u0085' or '\u2028' or '\u2029' || (c == '\r' && (i + 1 == text.Length || text[i + 1] != '\n')))
+            {
+                line++;
+                column = 1;
+            }
+            else if (c != '\r')
+            {
+                column++;
+            }
+        }
+        return null;
+    }
+
     /// <summary>Binds <paramref name="text"/>, then checks the files and devices it names.</summary>
     public static ConfigResult Parse(string text)
     {
@@ -58,6 +95,10 @@ public static class ConfigLoader
     /// </summary>
     public static ConfigResult Bind(string text)
     {
+        if (NonPrintable(text) is { } bad)
+        {
+            return new ConfigResult(null, [bad]);
+        }
         var stream = new YamlStream();
         var parser = new TrackingParser(new Parser(new StringReader(text)));
         try
