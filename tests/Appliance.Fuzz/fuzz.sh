@@ -11,6 +11,8 @@
 #   FUZZ_INSTANCES=1        afl-fuzz processes per target (a main and secondaries sharing one queue,
 #                           FUZZ_EXECS split between them): a slow target on every core
 #   FUZZ_REUSE_BUILD=1      skip the publish and instrumentation when out/fuzz/bin has them
+#   FUZZ_RESUME=1           go on with each target's last run (afl-fuzz -i -): its executions and run
+#                           time carry on, so FUZZ_EXECS is the total (a run cut short by FUZZ_SECONDS)
 #   FUZZ_SKIP_RUN=1         only minimise and report the last run of each target (out/fuzz/TARGET)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,6 +28,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-3600}
 FUZZ_JOBS=${FUZZ_JOBS:-2}
 FUZZ_INSTANCES=${FUZZ_INSTANCES:-1}
 ((FUZZ_INSTANCES >= 1 && FUZZ_INSTANCES <= FUZZ_JOBS)) || { echo "fuzz: FUZZ_INSTANCES is 1 to FUZZ_JOBS ($FUZZ_JOBS)"; exit 2; }
+((FUZZ_JOBS <= $(nproc))) || echo "fuzz: FUZZ_JOBS=$FUZZ_JOBS is more than the $(nproc) CPUs: jobs will share them, each slower"
 # The builds share the machine: take the build lock for them when there is one (flock), never for fuzzing.
 LOCK=${FUZZ_BUILD_LOCK:-/tmp/appliance.lock}
 locked() { if command -v flock >/dev/null; then flock "$LOCK" "$@"; else "$@"; fi; }
@@ -66,19 +69,27 @@ export AFL_SKIP_BIN_CHECK=1 AFL_NO_AFFINITY=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL
 # are plain context switches; spread over two they are cross-CPU wake-ups, which made a job 2-3x
 # slower here (7,000 executions/s unpinned against 22,000 pinned, ntske-client on this 2-vCPU VM).
 fuzz_one() {
-  local t=$1 i
-  rm -rf "$OUT/$t"
-  mkdir -p "$OUT/$t"
-  date +%s >"$OUT/$t/started"
-  # What reproduces this target's row (docs/fuzzing.md), whichever targets ran beside it.
-  echo "FUZZ_TARGETS=$t FUZZ_EXECS=$FUZZ_EXECS FUZZ_SECONDS=$FUZZ_SECONDS$( ((FUZZ_INSTANCES == 1)) || echo " FUZZ_JOBS=$FUZZ_JOBS FUZZ_INSTANCES=$FUZZ_INSTANCES") make fuzz" >"$OUT/$t/command"
-  for ((i = 0; i < FUZZ_INSTANCES; i++)); do fuzz_instance "$t" "$i" & done
+  local t=$1 i input=$CORPUS/$1
+  local command="FUZZ_TARGETS=$t FUZZ_EXECS=$FUZZ_EXECS FUZZ_SECONDS=$FUZZ_SECONDS$( ((FUZZ_INSTANCES == 1)) || echo " FUZZ_JOBS=$FUZZ_JOBS FUZZ_INSTANCES=$FUZZ_INSTANCES") make fuzz"
+  if [[ ${FUZZ_RESUME:-0} == 1 && -d $OUT/$t/afl ]]; then
+    input=- # afl-fuzz resumes from its own queue and statistics
+    rm -f "$OUT/$t/ended"
+    echo "$(cat "$OUT/$t/command" 2>/dev/null || echo "$command"), resumed with FUZZ_RESUME=1 $command" >"$OUT/$t/command.new"
+    mv "$OUT/$t/command.new" "$OUT/$t/command"
+  else
+    rm -rf "$OUT/$t"
+    mkdir -p "$OUT/$t"
+    date +%s >"$OUT/$t/started"
+    # What reproduces this target's row (docs/fuzzing.md), whichever targets ran beside it.
+    echo "$command" >"$OUT/$t/command"
+  fi
+  for ((i = 0; i < FUZZ_INSTANCES; i++)); do fuzz_instance "$t" "$i" "$input" & done
   wait
   date +%s >"$OUT/$t/ended"
 }
 
-fuzz_instance() { # TARGET INDEX: one afl-fuzz process, in a free slot
-  local t=$1 i=$2 k fd role=()
+fuzz_instance() { # TARGET INDEX INPUT: one afl-fuzz process, in a free slot
+  local t=$1 i=$2 input=$3 k fd role=()
   ((FUZZ_INSTANCES == 1)) || { ((i == 0)) && role=(-M main) || role=(-S "s$i"); }
   for ((k = 0; ; k = (k + 1) % FUZZ_JOBS)); do
     exec {fd}>"$OUT/.slot-$k"
@@ -86,15 +97,15 @@ fuzz_instance() { # TARGET INDEX: one afl-fuzz process, in a free slot
     exec {fd}>&-
     sleep 0.2
   done
-  taskset -c "$((k % $(nproc)))" nice -n 19 afl-fuzz -i "$CORPUS/$t" -o "$OUT/$t/afl" "${role[@]}" -t 5000 -m none -E "$((FUZZ_EXECS / FUZZ_INSTANCES))" -V "$FUZZ_SECONDS" \
+  taskset -c "$((k % $(nproc)))" nice -n 19 afl-fuzz -i "$input" -o "$OUT/$t/afl" "${role[@]}" -t 5000 -m none -E "$((FUZZ_EXECS / FUZZ_INSTANCES))" -V "$FUZZ_SECONDS" \
     -- "${DRIVER[@]}" "$t" >"$OUT/$t/afl-$i.log" 2>&1 || echo "fuzz: afl-fuzz $i for $t exited with $? (see $OUT/$t/afl-$i.log)"
 }
 
 # A figure of a target's run: summed over its instances (executions, rate, crashes, hangs), or the
-# largest (paths: the instances share their finds).
+# largest (paths: the instances share their finds; run time: they run side by side).
 stat_of() {
   cat "$OUT/$1"/afl/*/fuzzer_stats 2>/dev/null | awk -v key="$2" '$1 == key { v = $3 + 0; sum += v; if (v > max) max = v; n++ }
-    END { if (!n) exit; if (key == "corpus_count") print max; else if (key == "execs_per_sec") printf "%.2f\n", sum; else print sum }' || true
+    END { if (!n) exit; if (key == "corpus_count" || key == "run_time") print max; else if (key == "execs_per_sec") printf "%.2f\n", sum; else print sum }' || true
 }
 
 progress() {
@@ -143,7 +154,7 @@ for t in $TARGETS; do
   for dir in "${dirs[@]}"; do
     for f in "$dir"/queue/id*; do [[ -f $f ]] && cp "$f" "$OUT/$t/queue+seeds/$(sha1sum "$f" | cut -c1-12)"; done
   done
-  cp "$CORPUS/$t"/seed-* "$OUT/$t/queue+seeds/"
+  cp "$CORPUS/$t"/seed-* "$OUT/$t/queue+seeds/" 2>/dev/null || true
   # Inputs past 4 KiB add time to every replay and rarely coverage: left out.
   find "$OUT/$t/queue+seeds" -type f -size +4k -delete
   if nice -n 19 afl-cmin -i "$OUT/$t/queue+seeds" -o "$OUT/$t/cmin" -t 5000 -m none -- "${DRIVER[@]}" "$t" >"$OUT/$t/cmin.log" 2>&1; then
@@ -161,11 +172,11 @@ for t in $TARGETS; do
   else
     echo "fuzz: afl-cmin failed for $t (see $OUT/$t/cmin.log); the corpus is left as it was"
   fi
-  started=$(cat "$OUT/$t/started"); ended=$(cat "$OUT/$t/ended" 2>/dev/null || date +%s)
+  started=$(cat "$OUT/$t/started")
   # A run of an older fuzz.sh left no command: its figures came from the same variables.
   command=$(cat "$OUT/$t/command" 2>/dev/null || echo "FUZZ_TARGETS=$t FUZZ_EXECS=$FUZZ_EXECS FUZZ_SECONDS=$FUZZ_SECONDS make fuzz")
   printf '| `%s` | %s | %s | %s | %s | %s | %s | %s | %s: `%s` |\n' "$t" "$(stat_of "$t" execs_done)" "$(stat_of "$t" execs_per_sec)" \
-    "$((ended - started))" "$(stat_of "$t" corpus_count)" "$(stat_of "$t" saved_crashes)" "$(stat_of "$t" saved_hangs)" \
+    "$(stat_of "$t" run_time)" "$(stat_of "$t" corpus_count)" "$(stat_of "$t" saved_crashes)" "$(stat_of "$t" saved_hangs)" \
     "$(ls "$CORPUS/$t" | wc -l)" "$(date -u -d "@$started" +%Y-%m-%d)" "$command" >"$OUT/$t/row"
   echo "fuzz: $t: $(cat "$OUT/$t/row")"
 done
