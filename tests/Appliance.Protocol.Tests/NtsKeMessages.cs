@@ -56,21 +56,6 @@ internal static class NtsKeMessages
         return records;
     }
 
-    /// <summary>Where the first End of Message record ends, or the whole length when there is none.</summary>
-    public static int EndOfFirstMessage(ReadOnlySpan<byte> bytes)
-    {
-        int offset = 0;
-        while (NtsKeRecords.TryRead(bytes[offset..], out NtsKeRecord record, out int consumed))
-        {
-            offset += consumed;
-            if (record.Type == (ushort)NtsKeRecordType.EndOfMessage)
-            {
-                return offset;
-            }
-        }
-        return bytes.Length;
-    }
-
     /// <summary>Record bodies that mean something to NTS-KE: protocol and AEAD ids, ports, host names, cookies, noise.</summary>
     private static readonly Gen<byte[]> s_body = Gen.Frequency(
         (3, Gen.OneOf<ushort>(0, 1, 15, 17, 30, 0x8000).Array[0, 3].Select(ids => U16(ids))),

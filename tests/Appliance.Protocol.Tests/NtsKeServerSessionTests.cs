@@ -1,5 +1,6 @@
 using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
+using Appliance.Testing;
 using CsCheck;
 using static Appliance.Protocol.Tests.NtsKeMessages;
 
@@ -370,7 +371,7 @@ public class NtsKeServerSessionTests
         // Up to the first End of Message: what follows it depends on when it arrives (the answer goes at once).
         Gen.Select(Inputs(s_chronyRequest), Splits).Sample((input, splits) =>
         {
-            byte[] request = input[..EndOfFirstMessage(input)];
+            byte[] request = input[..ProtocolFixtures.EndOfFirstMessage(input)];
             NtsKeServerReason whole = NtsKeServerSession.Fuzz(request, [], out int wholeSent);
             NtsKeServerReason split = NtsKeServerSession.Fuzz(request, splits, out int splitSent);
             Assert.Equal(whole, split);

@@ -25,6 +25,21 @@ public static class ProtocolFixtures
     public static RequestContext Context(long rxUnixNs = ReceiveUnixNs) =>
         new(NetAddress.FromIPv4(0x7F000001), rxUnixNs, NtpTimestamp.FromUnixNanoseconds(rxUnixNs));
 
+    /// <summary>Where the first NTS-KE End of Message record ends (RFC 8915 §4), or the whole length when there is none.</summary>
+    public static int EndOfFirstMessage(ReadOnlySpan<byte> bytes)
+    {
+        int offset = 0;
+        while (NtsKeRecords.TryRead(bytes[offset..], out NtsKeRecord record, out int consumed))
+        {
+            offset += consumed;
+            if (record.Type == (ushort)NtsKeRecordType.EndOfMessage)
+            {
+                return offset;
+            }
+        }
+        return bytes.Length;
+    }
+
     /// <summary>A stratum-2 server synchronised 8 s before the receive time.</summary>
     public static ServerState Synced(long updatedUnixNs = ReceiveUnixNs - 8_000_000_000L) => new()
     {

@@ -1,4 +1,5 @@
 using Appliance.Protocol.Nts;
+using Appliance.Testing;
 
 namespace Appliance.Fuzz.Targets;
 
@@ -82,7 +83,7 @@ public static class NtsKeTargets
         InvariantViolatedException.Check(Enum.IsDefined(reason), $"reason {(int)reason}");
         InvariantViolatedException.Check(sent is >= 0 and <= MaxServerResponse, $"a response of {sent} octets");
 
-        ReadOnlySpan<byte> message = request[..EndOfFirstMessage(request)];
+        ReadOnlySpan<byte> message = request[..ProtocolFixtures.EndOfFirstMessage(request)];
         NtsKeServerReason whole = NtsKeServerSession.Fuzz(message, [], out int wholeSent);
         NtsKeServerReason split = NtsKeServerSession.Fuzz(message, splits, out int splitSent);
         InvariantViolatedException.Check(whole == split && wholeSent == splitSent,
@@ -120,19 +121,5 @@ public static class NtsKeTargets
             splits[i] = Math.Max(1, (int)input[1 + i]);
         }
         return input[(1 + count)..];
-    }
-
-    private static int EndOfFirstMessage(ReadOnlySpan<byte> octets)
-    {
-        int offset = 0;
-        while (NtsKeRecords.TryRead(octets[offset..], out NtsKeRecord record, out int consumed))
-        {
-            offset += consumed;
-            if (record.Type == (ushort)NtsKeRecordType.EndOfMessage)
-            {
-                return offset;
-            }
-        }
-        return octets.Length;
     }
 }
