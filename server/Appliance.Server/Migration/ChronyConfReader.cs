@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 
 namespace Appliance.Server.Migration;
 
@@ -199,9 +198,8 @@ public sealed class ChronyConfReader
         }
         else if (Directory.Exists(resolvedDirectory))
         {
-            var regex = new Regex("^" + GlobToRegex(filePattern) + "$", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
             files.AddRange(Directory.EnumerateFiles(resolvedDirectory).Select(Path.GetFileName).OfType<string>()
-                .Where(f => regex.IsMatch(f)).Order(StringComparer.Ordinal));
+                .Where(f => GlobMatches(filePattern, f)).Order(StringComparer.Ordinal));
         }
         if (files.Count == 0)
         {
@@ -250,33 +248,99 @@ public sealed class ChronyConfReader
         }
     }
 
-    /// <summary>glob(7) for one file name: <c>*</c>, <c>?</c> and <c>[...]</c>.</summary>
-    private static string GlobToRegex(string glob)
+    /// <summary>
+    /// Whether a file name matches a glob(7) pattern, as chronyd's glob(3) matches it: <c>*</c>,
+    /// <c>?</c> and bracket expressions (<c>[a-z]</c>, <c>[!x]</c>; a <c>]</c> right after the
+    /// <c>[</c> or <c>[!</c> is a member; a <c>[</c> no <c>]</c> closes matches itself; a reversed
+    /// range matches nothing); a leading dot only by a leading dot. Matched directly, not through a
+    /// regex, so no pattern is refused and none takes more than name × pattern steps.
+    /// </summary>
+    internal static bool GlobMatches(ReadOnlySpan<char> pattern, ReadOnlySpan<char> name)
     {
-        var regex = new System.Text.StringBuilder();
-        for (int i = 0; i < glob.Length; i++)
+        if (name.StartsWith('.') && !pattern.StartsWith('.'))
         {
-            char c = glob[i];
-            if (c == '*')
+            return false;
+        }
+        int p = 0, n = 0, starPattern = -1, starName = 0;
+        while (n < name.Length)
+        {
+            if (p < pattern.Length)
             {
-                regex.Append("[^/]*");
+                char c = pattern[p];
+                if (c == '*')
+                {
+                    starPattern = p++;
+                    starName = n;
+                    continue;
+                }
+                if (c == '?')
+                {
+                    p++;
+                    n++;
+                    continue;
+                }
+                if (c == '[' && BracketEnd(pattern, p) is int close and > 0)
+                {
+                    if (InBracket(pattern[(p + 1)..close], name[n]))
+                    {
+                        p = close + 1;
+                        n++;
+                        continue;
+                    }
+                }
+                else if (c == name[n])
+                {
+                    p++;
+                    n++;
+                    continue;
+                }
             }
-            else if (c == '?')
+            if (starPattern < 0)
             {
-                regex.Append("[^/]");
+                return false;
             }
-            else if (c == '[' && glob.IndexOf(']', i + 1) is int close and > 0)
+            // Backtrack: the last '*' takes one more character.
+            p = starPattern + 1;
+            n = ++starName;
+        }
+        while (p < pattern.Length && pattern[p] == '*')
+        {
+            p++;
+        }
+        return p == pattern.Length;
+    }
+
+    /// <summary>The index of the <c>]</c> closing the bracket expression opened at <paramref name="open"/>, or -1.</summary>
+    private static int BracketEnd(ReadOnlySpan<char> pattern, int open)
+    {
+        int first = open + 1 < pattern.Length && pattern[open + 1] == '!' ? open + 2 : open + 1;
+        if (first >= pattern.Length)
+        {
+            return -1;
+        }
+        int close = pattern[(first + 1)..].IndexOf(']');
+        return close < 0 ? -1 : first + 1 + close;
+    }
+
+    /// <summary>Whether <paramref name="c"/> is in a bracket expression's body (between <c>[</c> and <c>]</c>).</summary>
+    private static bool InBracket(ReadOnlySpan<char> body, char c)
+    {
+        bool negate = body[0] == '!';
+        ReadOnlySpan<char> set = negate ? body[1..] : body;
+        bool found = false;
+        for (int i = 0; i < set.Length; i++)
+        {
+            if (i + 2 < set.Length && set[i + 1] == '-')
             {
-                string set = glob[(i + 1)..close];
-                regex.Append('[').Append(set.StartsWith('!') ? "^" + Regex.Escape(set[1..]) : Regex.Escape(set)).Append(']');
-                i = close;
+                found |= c >= set[i] && c <= set[i + 2];
+                i += 2;
             }
             else
             {
-                regex.Append(Regex.Escape(c.ToString()));
+                found |= c == set[i];
             }
         }
-        return regex.ToString();
+        return found != negate;
     }
 
     private void Note(ChronyLine line, MigrationOutcome outcome, string message) =>
