@@ -168,6 +168,29 @@ public class ConfigTests
         Assert.False(string.IsNullOrWhiteSpace(error.Fix));
     }
 
+    [Theory]
+    [InlineData("&a { x: { y: *a } }\n", 1, 14, "the alias *a is inside its own anchor &a")] // a cycle
+    [InlineData("{ &a { b: 1 }: *a }\n", 1, 3, "a key must be a single value")]
+    [InlineData("{? &e {{{ *e }}}\n: 1}\n", 1, 4, "a key must be a single value")] // as make fuzz found it: a stack overflow in YamlDotNet
+    [InlineData("x: &l [1]\n*l : 2\n", 2, 1, "a key must be a single value")]
+    public void Parse_ACollectionKeyOrACyclicAlias_IsOneErrorAtItsPosition_NotAStackOverflow(string yaml, int line, int column, string message)
+    {
+        ConfigError error = Assert.Single(ConfigLoader.Bind(yaml).Errors);
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+        Assert.Equal((line, column), (error.Line, error.Column));
+        Assert.Contains("alias", error.Fix, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_DeepNesting_IsRefused_AliasesOfFinishedNodes_AreFine()
+    {
+        // The representation model loads recursively: 100 000 levels would overflow its stack.
+        ConfigError error = Assert.Single(ConfigLoader.Bind("x: " + new string('[', 100_000) + "\n").Errors);
+        Assert.Contains("nested deeper than 64 levels", error.Message, StringComparison.Ordinal);
+        ConfigResult aliased = ConfigLoader.Bind("ntp: &ntp { workers: 2 }\nclock: { local: {} }\nmetrics: { listen: \"127.0.0.1:0\" }\n");
+        Assert.True(aliased.IsValid, string.Join("\n", aliased.Errors));
+    }
+
     [Fact]
     public void Parse_ALoneSurrogate_IsNotACharacter()
     {

@@ -105,6 +105,10 @@ public static class ConfigLoader
         {
             stream.Load(parser);
         }
+        catch (ShapeException e)
+        {
+            return new ConfigResult(null, [new ConfigError((int)e.Start.Line, (int)e.Start.Column, $"YAML: {e.Reason}", ConfigRules.YamlShape.Fix)]);
+        }
         catch (YamlException e)
         {
             return new ConfigResult(null, [new ConfigError((int)e.Start.Line, (int)e.Start.Column,
@@ -146,8 +150,23 @@ public static class ConfigLoader
         errors.OrderBy(e => e.Line).ThenBy(e => e.Column).ToArray();
 
     /// <summary>Remembers where the last well-formed YAML event ended, for errors that carry no position.</summary>
+    /// <summary>
+    /// The parser YamlDotNet's representation model reads from, with the last position that parsed
+    /// and the shapes it must never build refused before it builds them (<see cref="ShapeException"/>):
+    /// a collection as a mapping key (YamlDotNet hashes it, and an alias of its own anchor inside
+    /// makes that recursion endless: a stack overflow, which no catch survives, found by `make fuzz`,
+    /// target config), an alias inside its own anchor's node (a cycle), and nesting deeper than
+    /// <see cref="MaxDepth"/> (the model loads recursively). No configuration key takes any of them.
+    /// </summary>
     private sealed class TrackingParser(IParser inner) : IParser
     {
+        /// <summary>Deepest nesting taken: the deepest key is four levels down.</summary>
+        public const int MaxDepth = 64;
+
+        // Per open collection: whether it is a mapping, whether its next node is a key, its anchor.
+        private readonly List<(bool Mapping, bool ExpectKey, string? Anchor)> _open = [];
+        private readonly Dictionary<string, bool> _anchorIsCollection = new(StringComparer.Ordinal);
+
         public YamlDotNet.Core.Events.ParsingEvent? Current => inner.Current;
 
         public Mark LastGood { get; private set; } = Mark.Empty;
@@ -157,10 +176,77 @@ public static class ConfigLoader
             bool moved = inner.MoveNext();
             if (inner.Current is { } current)
             {
+                Check(current);
                 LastGood = current.End;
             }
             return moved;
         }
+
+        private bool AtKey => _open.Count > 0 && _open[^1].Mapping && _open[^1].ExpectKey;
+
+        private void Check(YamlDotNet.Core.Events.ParsingEvent e)
+        {
+            switch (e)
+            {
+                case YamlDotNet.Core.Events.MappingStart or YamlDotNet.Core.Events.SequenceStart:
+                    if (AtKey)
+                    {
+                        throw new ShapeException(e.Start, "a key must be a single value, not a mapping or a list");
+                    }
+                    if (_open.Count == MaxDepth)
+                    {
+                        throw new ShapeException(e.Start, $"nested deeper than {MaxDepth} levels");
+                    }
+                    string? anchor = ((YamlDotNet.Core.Events.NodeEvent)e).Anchor is { IsEmpty: false } a ? a.Value : null;
+                    if (anchor is not null)
+                    {
+                        _anchorIsCollection[anchor] = true;
+                    }
+                    _open.Add((e is YamlDotNet.Core.Events.MappingStart, true, anchor));
+                    break;
+                case YamlDotNet.Core.Events.MappingEnd or YamlDotNet.Core.Events.SequenceEnd:
+                    if (_open.Count > 0)
+                    {
+                        _open.RemoveAt(_open.Count - 1);
+                    }
+                    NodeDone();
+                    break;
+                case YamlDotNet.Core.Events.Scalar scalar:
+                    if (!scalar.Anchor.IsEmpty)
+                    {
+                        _anchorIsCollection[scalar.Anchor.Value] = false;
+                    }
+                    NodeDone();
+                    break;
+                case YamlDotNet.Core.Events.AnchorAlias alias:
+                    string name = alias.Value.Value;
+                    if (_open.Exists(o => o.Anchor == name))
+                    {
+                        throw new ShapeException(e.Start, $"the alias *{name} is inside its own anchor &{name}: a node cannot contain itself");
+                    }
+                    if (AtKey && _anchorIsCollection.GetValueOrDefault(name))
+                    {
+                        throw new ShapeException(e.Start, "a key must be a single value, not a mapping or a list");
+                    }
+                    NodeDone();
+                    break;
+            }
+        }
+
+        /// <summary>A node of the innermost collection is complete: in a mapping, keys and values take turns.</summary>
+        private void NodeDone()
+        {
+            if (_open.Count > 0 && _open[^1].Mapping)
+            {
+                _open[^1] = _open[^1] with { ExpectKey = !_open[^1].ExpectKey };
+            }
+        }
+    }
+
+    /// <summary>A shape <see cref="TrackingParser"/> refuses, at its position.</summary>
+    private sealed class ShapeException(Mark start, string reason) : YamlException(start, start, reason)
+    {
+        public string Reason { get; } = reason;
     }
 
     private static string ReadEmbeddedDefault()

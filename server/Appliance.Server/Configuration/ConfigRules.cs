@@ -15,6 +15,8 @@ public static class ConfigRules
 
     public static ConfigRule YamlIncomplete { get; } = new("", "check the brackets, quotes and indentation here");
 
+    public static ConfigRule YamlShape { get; } = new("", "write keys as plain words, nest at most a few levels, and use an alias (*name) only after its anchor's node has ended");
+
     public static ConfigRule OneDocument { get; } = new("", "keep a single document (remove '---')");
 
     public static ConfigRule TopLevel { get; } = new("",
@@ -46,7 +48,7 @@ public static class ConfigRules
     /// <summary>Every rule, for the test that checks their examples.</summary>
     public static IReadOnlyList<ConfigRule> All { get; } =
     [
-        YamlSyntax, YamlIncomplete, OneDocument, TopLevel, DuplicateKey, NoTimeSource,
+        YamlSyntax, YamlIncomplete, YamlShape, OneDocument, TopLevel, DuplicateKey, NoTimeSource,
         RequireNtsWithoutNts, SourceEntry, ListenEntry, PollOrder, NtsOnly, DenyKodWithoutRateLimit,
     ];
 }
