@@ -24,24 +24,35 @@ internal static class Warmup
         var request = new byte[PacketBatch.SlotSize];
         int plainLength = NtpHeader.Length;
         request[0] = NtpHeader.FirstOctet(LeapIndicator.Unsynchronised, 4, NtpMode.Client);
-        int ntsLength = nts?.Keys.Current is { } ring ? NtsRequest(ring, request.AsSpan(1024)) : 0;
+        // NTS requests, one per AEAD (AES-SIV on the lanes, GCM-SIV on its own path), after the plain one.
+        int siv = 0, gcm = 0;
+        if (nts?.Keys.Current is { } ring)
+        {
+            siv = NtsRequest(ring, AeadAlgorithm.AesSivCmac256, request.AsSpan(512, 512));
+            gcm = NtsRequest(ring, AeadAlgorithm.Aes128GcmSiv, request.AsSpan(1024, 512));
+        }
         for (int i = 0; i < rounds; i++)
         {
-            bool useNts = ntsLength > 0 && (i & 1) == 1;
+            Span<byte> packet = (i % 3) switch
+            {
+                1 when siv > 0 => request.AsSpan(512, siv),
+                2 when gcm > 0 => request.AsSpan(1024, gcm),
+                _ => request.AsSpan(0, plainLength),
+            };
             batch.Clear();
-            batch.Load(0, useNts ? request.AsSpan(1024, ntsLength) : request.AsSpan(0, plainLength), source, SystemClock.RealtimeNanoseconds());
+            batch.Load(0, packet, source, SystemClock.RealtimeNanoseconds());
             NtpWorker.ProcessBatch(batch, state, ref policy, counters, scratch);
             NtpWorker.StampAndSeal(batch, state, scratch, counters);
         }
     }
 
-    private static int NtsRequest(CookieKeyRing ring, Span<byte> packet)
+    private static int NtsRequest(CookieKeyRing ring, AeadAlgorithm aead, Span<byte> packet)
     {
-        var c2s = new byte[32];
-        var s2c = new byte[32];
-        var cookie = new byte[NtsCookie.Length(AeadAlgorithm.AesSivCmac256)];
-        NtsCookie.Seal(ring.Current, new byte[NtsCookie.NonceLength], AeadAlgorithm.AesSivCmac256, c2s, s2c, cookie);
+        var c2s = new byte[AeadAlgorithms.KeyLength(aead)];
+        var s2c = new byte[c2s.Length];
+        var cookie = new byte[NtsCookie.Length(aead)];
+        NtsCookie.Seal(ring.Current, new byte[NtsCookie.NonceLength], aead, c2s, s2c, cookie);
         return NtsClientPacket.WriteRequest(packet, 1, new byte[NtsClientPacket.UniqueIdentifierLength], cookie, 1,
-            new byte[NtsClientPacket.ClientNonceLength], new AesSiv(c2s));
+            new byte[AeadAlgorithms.MaxNonceLength], AeadAlgorithms.Create(aead, c2s));
     }
 }

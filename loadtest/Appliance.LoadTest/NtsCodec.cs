@@ -34,7 +34,7 @@ internal sealed class NtsCodec : IRequestCodec
     {
         _clients = clients;
         int cookieLength = clients[0].Cookies.Length;
-        FixedRequestLength = NtpHeader.Length + (4 + 32) + (4 + cookieLength) + (4 + 4 + NtsClientPacket.ClientNonceLength + AesSiv.TagLength);
+        FixedRequestLength = NtpHeader.Length + (4 + 32) + (4 + cookieLength) + (4 + 4 + AeadAlgorithms.NonceLength(AeadAlgorithm.AesSivCmac256) + AeadAlgorithms.TagLength);
     }
 
     public string Name => "nts";
@@ -183,10 +183,10 @@ internal sealed class NtsCodec : IRequestCodec
         }
         Span<byte> uid = stackalloc byte[NtsClientPacket.UniqueIdentifierLength];
         Uid(uid, client, transmit);
-        Span<byte> nonce = stackalloc byte[NtsClientPacket.ClientNonceLength];
+        Span<byte> nonce = stackalloc byte[AeadAlgorithms.MaxNonceLength];
         uid[..16].CopyTo(nonce);
         nonce[0] ^= 0x5A;
-        return NtsClientPacket.WriteUnsealedRequest(packet, transmit, uid, cookie, 0, nonce, out auth);
+        return NtsClientPacket.WriteUnsealedRequest(packet, transmit, uid, cookie, 0, AeadAlgorithm.AesSivCmac256, nonce, out auth);
     }
 
     /// <summary>A Unique Identifier per request: a random run prefix, the request's transmit value, the client.</summary>

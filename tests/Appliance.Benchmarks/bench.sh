@@ -10,13 +10,16 @@
 # BENCH_ONLY=floods runs only the spoofed-flood section (floods.sh) and puts it in place in
 # docs/benchmarks.md.
 # BENCH_ONLY=ntske-attack runs only the NTS-KE attack section (ntske-attack.sh) and puts it in place.
+# BENCH_ONLY=bdn runs only the BenchmarkDotNet suites (the request path in memory: AES-SIV beside
+# AES-128-GCM-SIV, the NTS batch path per AEAD) and puts their section in place.
 # The Soak section (make soak, an hour) is not measured here: it is carried over from the doc as it was.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 CONFIG=${CONFIG:-Release}
 only=${BENCH_ONLY:-}
-case "$only" in ""|cpu|memory|floods|ntske-attack) ;; *) echo "bench: BENCH_ONLY is empty, cpu, memory, floods or ntske-attack, not '$only'"; exit 2;; esac
+case "$only" in ""|cpu|memory|floods|ntske-attack|bdn) ;; *) echo "bench: BENCH_ONLY is empty, cpu, memory, floods, ntske-attack or bdn, not '$only'"; exit 2;; esac
+bdn="dotnet tests/Appliance.Benchmarks/bin/$CONFIG/net10.0/Appliance.Benchmarks.dll --filter '*' --job short --memory --exporters github --artifacts out/bench/bdn"
 out=out/bench
 rm -rf "$out"; mkdir -p "$out"
 if [ "$only" = ntske-attack ]; then
@@ -36,6 +39,25 @@ doc = re.sub(r"\n## Memory\n.*?(?=\n## |\Z)", "", doc, flags=re.S).rstrip("\n") 
 lines = [l for l in doc.split("\n") if not l.startswith(("| **peak RSS at", "| bytes per tracked client", "| bytes allocated per request by the Native AOT"))]
 at = next(i for i, l in enumerate(lines) if l.startswith("| T3 − T2 at half")) + 1
 doc = "\n".join(lines[:at] + rows.rstrip("\n").split("\n") + lines[at:])
+open("docs/benchmarks.md", "w").write(doc)
+PY
+  exit 0
+fi
+if [ "$only" = bdn ]; then
+  echo "== BenchmarkDotNet (in-memory request path)"
+  eval "$bdn" > "$out/bdn.log" 2>&1 || { tail -30 "$out/bdn.log"; exit 1; }
+  host="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) vCPUs ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), Linux $(uname -r)"
+  python3 - "$out" "$bdn" "$host" <<'PY'
+# The BenchmarkDotNet section replaces the one docs/benchmarks.md has (or is added at its end).
+import glob, re, sys
+out, command, host = sys.argv[1], sys.argv[2], sys.argv[3]
+section = "## BenchmarkDotNet: the request path in memory (no sockets)\n\nCommand: `" + command + "`\n\n"
+section += f"Run alone (`BENCH_ONLY=bdn make bench`) on {host}: another run than the sections around it, so compare rows within these tables only.\n\n"
+for f in sorted(glob.glob(f"{out}/bdn/results/*-report-github.md")):
+    section += "\n".join(l for l in open(f).read().splitlines() if l.startswith("|")) + "\n\n"
+doc = open("docs/benchmarks.md").read()
+pattern = r"## BenchmarkDotNet: the request path in memory \(no sockets\)\n.*?(?=\n## |\Z)"
+doc = re.sub(pattern, lambda _: section.rstrip("\n") + "\n", doc, flags=re.S) if re.search(pattern, doc, flags=re.S) else doc.rstrip("\n") + "\n\n" + section
 open("docs/benchmarks.md", "w").write(doc)
 PY
   exit 0
@@ -70,7 +92,6 @@ cpu_rates="5000 30000 150000"; cpu_rounds=5
 export DEFER_MAX="$defer_max" BDN CMD_CAP_NTS CMD_CAP_NTP CMD_CAP_CHRONY CMD_CAP_REF CMD_REF CMD_CHRONY CMD_HALF CMD_ALLOC CMD_ALLOC_NTS CMD_NTS CMD_NTS_CHRONY CMD_NTSKE
 if [ -z "$only" ]; then
   echo "== BenchmarkDotNet (in-memory request path)"
-  bdn="dotnet tests/Appliance.Benchmarks/bin/$CONFIG/net10.0/Appliance.Benchmarks.dll --filter '*' --job short --memory --exporters github --artifacts $out/bdn"
   BDN=$bdn
   eval "$bdn" > "$out/bdn.log" 2>&1 || { tail -30 "$out/bdn.log"; exit 1; }
 fi

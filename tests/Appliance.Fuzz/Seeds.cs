@@ -46,7 +46,7 @@ public static class Seeds
         yield return ("ntp", "kod-rate", [Synced | (byte)PolicyVerdict.RateKiss, .. chrony]);
         yield return ("ntp", "mac", [Synced, .. chrony, 0, 0, 0, 1, .. new byte[16]]);
 
-        foreach (AeadAlgorithm aead in (AeadAlgorithm[])[AeadAlgorithm.AesSivCmac256, AeadAlgorithm.AesSivCmac512])
+        foreach (AeadAlgorithm aead in AeadAlgorithms.All)
         {
             yield return ("nts", $"aead{(int)aead}", [Synced, .. NtsRequest(aead, 0)]);
             yield return ("nts", $"aead{(int)aead}-placeholders", [Synced, .. NtsRequest(aead, 2)]);
@@ -93,8 +93,8 @@ public static class Seeds
     private static byte[] NtsRequest(AeadAlgorithm aead, int placeholders)
     {
         var packet = new byte[1024];
-        byte[] nonce = Fixed.Octets(50, NtsClientPacket.ClientNonceLength);
-        int n = NtsClientPacket.WriteRequest(packet, 0x1122334455667788, Fixed.UniqueId, Fixed.Cookie(aead), placeholders, nonce, new AesSiv(Fixed.C2S(aead)));
+        byte[] nonce = Fixed.Octets(50, AeadAlgorithms.MaxNonceLength);
+        int n = NtsClientPacket.WriteRequest(packet, 0x1122334455667788, Fixed.UniqueId, Fixed.Cookie(aead), placeholders, nonce, AeadAlgorithms.Create(aead, Fixed.C2S(aead)));
         return packet[..n];
     }
 

@@ -386,7 +386,7 @@ public class NtpAssociationTests
         var h = new Harness(new AssociationOptions { MinPoll = 4, MaxPoll = 6, Iburst = false, Nts = true });
         Assert.Equal(PollAction.KeyExchange, h.Poll());
         Assert.Equal(SourceState.Starting, h.Association.State);
-        h.Association.KeyExchanged(server.C2S, server.S2C, Enumerable.Repeat(server.Cookie, cookies).Select(c => c.ToArray()), h.Now);
+        h.Association.KeyExchanged(server.Aead, server.C2S, server.S2C, Enumerable.Repeat(server.Cookie, cookies).Select(c => c.ToArray()), h.Now);
         return (h, server);
     }
 
@@ -514,7 +514,7 @@ public class NtpAssociationTests
     {
         (Harness h, NtsFixture server) = NtsPair();
         var stranger = new NtsFixture(keyId: 999); // cookies under a key the server does not have
-        h.Association.KeyExchanged(server.C2S, server.S2C, Enumerable.Repeat(stranger.Cookie, 8).Select(c => c.ToArray()), h.Now);
+        h.Association.KeyExchanged(server.Aead, server.C2S, server.S2C, Enumerable.Repeat(stranger.Cookie, 8).Select(c => c.ToArray()), h.Now);
         h.Poll();
         Assert.Equal(ReplyReason.NtsNak, h.Receive(NtsAnswer(h, server), out _));
         Assert.Equal(1, h.Association.Counters.NtsNaks);

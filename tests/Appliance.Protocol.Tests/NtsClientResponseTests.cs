@@ -73,7 +73,7 @@ public class NtsClientResponseTests
     private static NtsResponseCheck Check(NtsFixture nts, byte[] response, out int cookies, out int handed)
     {
         int seen = 0;
-        NtsResponseCheck check = NtsClientPacket.CheckResponse(response, nts.Uid, new AesSiv(nts.S2C), new byte[2048], out cookies, _ => seen++);
+        NtsResponseCheck check = NtsClientPacket.CheckResponse(response, nts.Uid, AeadAlgorithms.Create(nts.Aead, nts.S2C), new byte[2048], out cookies, _ => seen++);
         handed = seen;
         return check;
     }

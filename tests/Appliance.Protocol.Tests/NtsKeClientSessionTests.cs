@@ -87,6 +87,51 @@ public class NtsKeClientSessionTests
         });
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void OfferingAead30_SendsTheCompliantContextRecord_AndBothEndsAgreeOnTheContext(bool serverEnables30)
+    {
+        var client = new NtsKeClientSession([AeadAlgorithm.Aes128GcmSiv, AeadAlgorithm.AesSivCmac256]);
+        var request = new byte[client.RequestLength];
+        Assert.Equal(request.Length, client.WriteRequest(request));
+        Assert.Contains(new KeRecord(false, NtsKeRecordType.CompliantAes128GcmSivExport, []), Read(request));
+        var server = new NtsKeServerSession(new NtsKeServerOptions(1024, aeads: serverEnables30 ? null : [AeadAlgorithm.AesSivCmac256]),
+            new CookieKeyRing(new CookieKey(9, new byte[32]), []));
+        Assert.Equal(NtsKeServerStep.NeedKeys, server.Receive(request));
+        int n = AeadAlgorithms.KeyLength(server.Aead!.Value);
+        server.SupplyKeys(new byte[n], new byte[n], new byte[NtsKeServerSession.RandomLength]);
+
+        client.Receive(server.Response.Span);
+        Assert.Equal(NtsKeClientStep.Done, client.Close());
+        Assert.Equal(server.Aead, client.Aead);
+        Assert.Equal(serverEnables30 ? AeadAlgorithm.Aes128GcmSiv : AeadAlgorithm.AesSivCmac256, client.ExporterAead);
+        Assert.Equal(server.ExporterAead, client.ExporterAead);
+    }
+
+    [Fact]
+    public void Aead30WithoutTheEcho_UsesTheContextOf15_AsChronyDoes_AndAnEchoWithABodyIsMalformed()
+    {
+        AeadAlgorithm[] offer = [AeadAlgorithm.Aes128GcmSiv, AeadAlgorithm.AesSivCmac256];
+        KeRecord aead30 = (true, NtsKeRecordType.AeadAlgorithm, U16(30));
+        KeRecord cookie72 = (false, NtsKeRecordType.NewCookie, new byte[72]);
+
+        NtsKeClientSession noEcho = Run(Records(NextProtocol, aead30, cookie72, End), offer);
+        Assert.Equal(AeadAlgorithm.Aes128GcmSiv, noEcho.Aead);
+        Assert.Equal(AeadAlgorithm.AesSivCmac256, noEcho.ExporterAead);
+
+        NtsKeClientSession echo = Run(Records(NextProtocol, aead30, (false, NtsKeRecordType.CompliantAes128GcmSivExport, []), cookie72, End), offer);
+        Assert.Equal(AeadAlgorithm.Aes128GcmSiv, echo.ExporterAead);
+
+        Assert.Equal(NtsKeClientReason.Malformed,
+            Run(Records(NextProtocol, aead30, (false, NtsKeRecordType.CompliantAes128GcmSivExport, [1]), cookie72, End), offer).Reason);
+        // Not offering 30, the client sends no such record and an echo of it means nothing.
+        var plain = new NtsKeClientSession([AeadAlgorithm.AesSivCmac256]);
+        var request = new byte[plain.RequestLength];
+        plain.WriteRequest(request);
+        Assert.DoesNotContain(Read(request), r => r.Type == NtsKeRecordType.CompliantAes128GcmSivExport);
+    }
+
     [Fact]
     public void EverySplitOfAGoodResponse_GivesTheSameResult_OneOctetAtATimeIncluded()
     {
@@ -231,7 +276,7 @@ public class NtsKeClientSessionTests
     public void Offer_MustBeOneOrMoreSupportedAeads()
     {
         Assert.Throws<ArgumentException>(() => new NtsKeClientSession([]));
-        Assert.Throws<ArgumentException>(() => new NtsKeClientSession([(AeadAlgorithm)30]));
+        Assert.Throws<ArgumentException>(() => new NtsKeClientSession([(AeadAlgorithm)31]));
         Assert.Throws<InvalidOperationException>(() => new NtsKeClientSession([AeadAlgorithm.AesSivCmac256]).Reason);
     }
 

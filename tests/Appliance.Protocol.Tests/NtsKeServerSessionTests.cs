@@ -9,13 +9,22 @@ namespace Appliance.Protocol.Tests;
 /// <summary>The NTS-KE server machine (RFC 8915 §4) over record sequences, without sockets or TLS.</summary>
 public class NtsKeServerSessionTests
 {
-    private static readonly NtsKeServerOptions s_options = new(1024, "ntp.example", 11123);
+    /// <summary>AEAD 30 off: the rules of §4 are tested on AEAD 15 (chrony's request below offers "30 15"); AEAD 30's tests enable it.</summary>
+    private static readonly NtsKeServerOptions s_options = new(1024, "ntp.example", 11123, [AeadAlgorithm.AesSivCmac256, AeadAlgorithm.AesSivCmac512]);
+
+    private static readonly NtsKeServerOptions s_everyAead = new(1024, "ntp.example", 11123);
+
+    private static KeRecord Compliant => (false, NtsKeRecordType.CompliantAes128GcmSivExport, []);
 
     private static readonly CookieKeyRing s_ring = new(new CookieKey(42, Enumerable.Range(7, 32).Select(i => (byte)i).ToArray()), []);
 
     /// <summary>What chronyd sends: NTPv4, AEAD 30 (unsupported here) then 15, End of Message.</summary>
     private static readonly byte[] s_chronyRequest = Records(
         (true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16(30, 15)), End);
+
+    /// <summary>What chrony 4.6.1 and later send: "30 15" and the compliant-context record.</summary>
+    private static readonly byte[] s_chrony461Request = Records(
+        (true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16(30, 15)), Compliant, End);
 
     private static byte[] Keys(int length, int first) => Enumerable.Range(first, length).Select(i => (byte)i).ToArray();
 
@@ -69,10 +78,11 @@ public class NtsKeServerSessionTests
     [Theory]
     [InlineData(AeadAlgorithm.AesSivCmac256)]
     [InlineData(AeadAlgorithm.AesSivCmac512)]
+    [InlineData(AeadAlgorithm.Aes128GcmSiv)]
     public void EightCookies_OpenWithTheRing_ToTheKeysSupplied_UnderTheCurrentKey_WithTheNoncesPassedIn(AeadAlgorithm aead)
     {
         var ring = new CookieKeyRing(new CookieKey(43, new byte[32]), [new CookieKey(42, Enumerable.Range(7, 32).Select(i => (byte)i).ToArray())]);
-        var session = Run([Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16((ushort)aead)), End)], ring: ring);
+        var session = Run([Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16((ushort)aead)), End)], s_everyAead, ring);
 
         Assert.Equal(NtsKeServerReason.Ok, session.Reason);
         int keyLength = AeadAlgorithms.KeyLength(aead);
@@ -91,10 +101,66 @@ public class NtsKeServerSessionTests
     }
 
     [Fact]
-    public void ClientPreference_TheFirstSupportedAeadIsChosen()
+    public void ClientPreference_TheFirstEnabledAeadIsChosen()
     {
         Assert.Equal(AeadAlgorithm.AesSivCmac512,
-            Run(Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16(30, 17, 15)), End)).Aead);
+            Run(Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16(31, 17, 15)), End)).Aead);
+        Assert.Equal(AeadAlgorithm.AesSivCmac256, Run(s_chronyRequest).Aead); // 30 not enabled in s_options
+        Assert.Equal(AeadAlgorithm.Aes128GcmSiv, Run(s_chronyRequest, s_everyAead).Aead);
+    }
+
+    [Fact]
+    public void Chrony44To460_GetAead30_WithKeysFromTheContextOfAead15_AndNoEcho()
+    {
+        // chrony 4.4 to 4.6.0 offer "30 15" and put 15 in the exporter context of AEAD 30's keys; they
+        // cannot fall back, and this server drops what does not authenticate: the context must match.
+        NtsKeServerSession session = Run(s_chronyRequest, s_everyAead);
+
+        Assert.Equal(NtsKeServerReason.Ok, session.Reason);
+        Assert.Equal(AeadAlgorithm.Aes128GcmSiv, session.Aead);
+        Assert.Equal(AeadAlgorithm.AesSivCmac256, session.ExporterAead);
+        List<KeRecord> records = Read(session.Response.Span);
+        Assert.Equal<KeRecord>((true, NtsKeRecordType.AeadAlgorithm, U16(30)), records[1]);
+        Assert.DoesNotContain(records, r => r.Type == NtsKeRecordType.CompliantAes128GcmSivExport);
+        Assert.Equal(8, records.Count(r => r is (false, NtsKeRecordType.NewCookie, { Length: 72 })));
+    }
+
+    [Fact]
+    public void CompliantContextRecord_IsEchoedAfterTheAead_AndTheContextCarries30()
+    {
+        NtsKeServerSession session = Run(s_chrony461Request, s_everyAead);
+
+        Assert.Equal(AeadAlgorithm.Aes128GcmSiv, session.Aead);
+        Assert.Equal(AeadAlgorithm.Aes128GcmSiv, session.ExporterAead);
+        List<KeRecord> records = Read(session.Response.Span);
+        Assert.Equal<KeRecord>((true, NtsKeRecordType.AeadAlgorithm, U16(30)), records[1]);
+        Assert.Equal(Compliant, records[2]); // non-critical and empty, as chrony sends it
+    }
+
+    [Fact]
+    public void CompliantContextRecord_WhenAnotherAeadIsChosen_IsNotEchoed_AndChangesNothing()
+    {
+        NtsKeServerSession session = Run(s_chrony461Request); // 30 not enabled: 15
+
+        Assert.Equal(AeadAlgorithm.AesSivCmac256, session.ExporterAead);
+        Assert.DoesNotContain(Read(session.Response.Span), r => r.Type == NtsKeRecordType.CompliantAes128GcmSivExport);
+        Assert.Equal(Run(s_chronyRequest).Response.ToArray(), session.Response.ToArray());
+    }
+
+    [Fact]
+    public void CompliantContextRecord_WithABody_IsABadRequest()
+    {
+        NtsKeServerSession session = Run(Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16(30, 15)),
+            (false, NtsKeRecordType.CompliantAes128GcmSivExport, [0]), End), s_everyAead);
+
+        Assert.Equal(NtsKeServerReason.BadRequest, session.Reason);
+    }
+
+    [Fact]
+    public void Options_RefuseAnEmptyOrUnknownAeadList()
+    {
+        Assert.Throws<ArgumentException>(() => new NtsKeServerOptions(1024, aeads: []));
+        Assert.Throws<ArgumentException>(() => new NtsKeServerOptions(1024, aeads: [(AeadAlgorithm)31]));
     }
 
     [Fact]
@@ -211,7 +277,7 @@ public class NtsKeServerSessionTests
     public void NoSupportedAeadOffered_GetsNtpV4AndAnEmptyAeadRecord_NoKeysAndNoCookies()
     {
         var session = new NtsKeServerSession(s_options, s_ring);
-        Assert.Equal(NtsKeServerStep.SendThenClose, session.Receive(Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16(30, 1)), End)));
+        Assert.Equal(NtsKeServerStep.SendThenClose, session.Receive(Records((true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, U16(31, 1)), End)));
         Assert.Equal(NtsKeServerReason.NoAead, session.Reason);
         Assert.Equal<KeRecord>([(true, NtsKeRecordType.NextProtocol, U16(0)), (true, NtsKeRecordType.AeadAlgorithm, []), End], Read(session.Response.Span));
     }

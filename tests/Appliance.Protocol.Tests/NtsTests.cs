@@ -35,7 +35,7 @@ internal sealed class NtsFixture
     public byte[] Request(int placeholders = 0, ulong transmit = 0x1122334455667788, byte[]? cookie = null)
     {
         var packet = new byte[2048];
-        int n = NtsClientPacket.WriteRequest(packet, transmit, Uid, cookie ?? Cookie, placeholders, new byte[16], new AesSiv(C2S));
+        int n = NtsClientPacket.WriteRequest(packet, transmit, Uid, cookie ?? Cookie, placeholders, new byte[16], AeadAlgorithms.Create(Aead, C2S));
         return packet[..n];
     }
 
@@ -72,12 +72,12 @@ internal sealed class NtsFixture
         byte[] response = buffer[..length];
         NtsResponseCheck check = length == 0
             ? NtsResponseCheck.Invalid
-            : NtsClientPacket.CheckResponse(response, Uid, new AesSiv(S2C), new byte[2048], out int cookies);
+            : NtsClientPacket.CheckResponse(response, Uid, AeadAlgorithms.Create(Aead, S2C), new byte[2048], out int cookies);
         return (outcome, check, length == 0 ? 0 : CountCookies(response), response);
     }
 
     private int CountCookies(byte[] response) =>
-        NtsClientPacket.CheckResponse(response, Uid, new AesSiv(S2C), new byte[2048], out int cookies) == NtsResponseCheck.Authentic ? cookies : 0;
+        NtsClientPacket.CheckResponse(response, Uid, AeadAlgorithms.Create(Aead, S2C), new byte[2048], out int cookies) == NtsResponseCheck.Authentic ? cookies : 0;
 }
 
 public class NtsPacketTests
@@ -86,6 +86,8 @@ public class NtsPacketTests
     [InlineData(AeadAlgorithm.AesSivCmac256, 0)]
     [InlineData(AeadAlgorithm.AesSivCmac256, 3)]
     [InlineData(AeadAlgorithm.AesSivCmac512, 1)]
+    [InlineData(AeadAlgorithm.Aes128GcmSiv, 0)]
+    [InlineData(AeadAlgorithm.Aes128GcmSiv, 3)]
     public void Request_WithCookie_GetsAuthenticResponseWithOneCookiePerCookieAndPlaceholder(AeadAlgorithm aead, int placeholders)
     {
         var nts = new NtsFixture(aead);
@@ -107,7 +109,7 @@ public class NtsPacketTests
         var nts = new NtsFixture();
         var (_, _, _, response) = nts.Exchange(nts.Request(1));
         var found = new List<byte[]>();
-        NtsClientPacket.CheckResponse(response, nts.Uid, new AesSiv(nts.S2C), new byte[2048], out _, c => found.Add(c.ToArray()));
+        NtsClientPacket.CheckResponse(response, nts.Uid, AeadAlgorithms.Create(nts.Aead, nts.S2C), new byte[2048], out _, c => found.Add(c.ToArray()));
         Assert.Equal(2, found.Count);
         Assert.NotEqual(found[0], found[1]); // fresh nonces: unlinkable cookies (RFC 8915 §6)
         foreach (byte[] cookie in found)
@@ -194,10 +196,12 @@ public class NtsPacketTests
         Assert.True(response.Length <= nts.Request().Length);
     }
 
-    [Fact]
-    public void NtsRequestPath_AllocatesNothing()
+    [Theory]
+    [InlineData(AeadAlgorithm.AesSivCmac256)]
+    [InlineData(AeadAlgorithm.Aes128GcmSiv)]
+    public void NtsRequestPath_AllocatesNothing(AeadAlgorithm aead)
     {
-        var nts = new NtsFixture();
+        var nts = new NtsFixture(aead);
         byte[] request = nts.Request(1);
         byte[] buffer = new byte[request.Length];
         ServerState state = Packets.SyncedState();
@@ -210,6 +214,66 @@ public class NtsPacketTests
             nts.Respond(buffer, request.Length, out _, state);
         }
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void Aead30_ResponseCarriesA12OctetNonce_AndTheTagAfterTheCookies()
+    {
+        var nts = new NtsFixture(AeadAlgorithm.Aes128GcmSiv);
+        byte[] request = nts.Request(1);
+        var (outcome, check, cookies, response) = nts.Exchange(request);
+        Assert.Equal(ResponseReason.Served, outcome.Reason);
+        Assert.Equal(NtsResponseCheck.Authentic, check);
+        Assert.Equal(2, cookies);
+        // RFC 8915 §5.6 with RFC 8452 §4: Nonce Length 12, then the ciphertext: the two cookie fields
+        // (4 + 72 each) encrypted, then the 16-octet tag; opened here by hand, not by the client code.
+        Assert.Equal(NtsResponseCheck.Authentic, NtsClientPacket.ParseResponse(response, nts.Uid, 2048, out ResponseAuthenticator auth));
+        Assert.Equal(12, auth.NonceLength);
+        Assert.Equal((2 * 76) + 16, auth.CiphertextLength);
+        Assert.Equal(auth.FieldOffset + 4 + 4 + 12, auth.CiphertextOffset);
+        var plaintext = new byte[2 * 76];
+        Assert.True(new AesGcmSiv(nts.S2C).Decrypt(auth.AssociatedData(response), auth.Nonce(response), auth.Ciphertext(response), plaintext));
+        Assert.Equal(NtsExtensionField.Cookie, BinaryPrimitives.ReadUInt16BigEndian(plaintext));
+        Assert.Equal(76, BinaryPrimitives.ReadUInt16BigEndian(plaintext.AsSpan(2)));
+        Assert.True(response.Length <= request.Length);
+    }
+
+    [Theory]
+    [InlineData(AeadAlgorithm.Aes128GcmSiv, 16, 0, false)] // GCM-SIV takes a 12-octet nonce only (RFC 8452 §4)
+    [InlineData(AeadAlgorithm.Aes128GcmSiv, 8, 4, false)]
+    [InlineData(AeadAlgorithm.Aes128GcmSiv, 12, 0, true)]
+    [InlineData(AeadAlgorithm.AesSivCmac256, 12, 0, false)] // N_REQ is 16 for AES-SIV (RFC 8915 §5.6): "Servers MUST enforce"
+    [InlineData(AeadAlgorithm.AesSivCmac256, 12, 4, true)] // ... which additional padding makes up
+    [InlineData(AeadAlgorithm.AesSivCmac256, 16, 0, true)]
+    [InlineData(AeadAlgorithm.AesSivCmac256, 32, 0, true)]
+    public void AuthenticatorNonce_MustSuitTheAead_AndMeetNreq(AeadAlgorithm aead, int nonceLength, int additionalPadding, bool served)
+    {
+        var nts = new NtsFixture(aead);
+        byte[] sealedRequest = nts.Request();
+        // The same request with its authenticator rewritten: nonce of the length asked, padding, a fresh tag.
+        int authOffset = sealedRequest.Length - (8 + AeadAlgorithms.NonceLength(aead) + 16);
+        var packet = new byte[authOffset + 8 + nonceLength + 16 + additionalPadding];
+        sealedRequest.AsSpan(0, authOffset).CopyTo(packet);
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(authOffset), NtsExtensionField.Authenticator);
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(authOffset + 2), (ushort)(packet.Length - authOffset));
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(authOffset + 4), (ushort)nonceLength);
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(authOffset + 6), 16);
+        byte[] nonce = [.. Enumerable.Range(90, nonceLength).Select(i => (byte)i)];
+        nonce.CopyTo(packet, authOffset + 8);
+        Span<byte> tag = packet.AsSpan(authOffset + 8 + nonceLength, 16);
+        if (aead == AeadAlgorithm.Aes128GcmSiv && nonceLength != 12)
+        {
+            tag.Fill(7); // no GCM-SIV tag exists for such a nonce: the length alone must refuse it
+        }
+        else
+        {
+            AeadAlgorithms.Create(aead, nts.C2S).Encrypt(packet.AsSpan(0, authOffset), nonce, [], tag);
+        }
+
+        var (outcome, check, _, _) = nts.Exchange(packet);
+
+        Assert.Equal(served ? ResponseReason.Served : ResponseReason.NtsMalformed, outcome.Reason);
+        Assert.Equal(served, check == NtsResponseCheck.Authentic);
     }
 
     [Fact]

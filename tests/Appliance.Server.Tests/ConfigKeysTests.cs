@@ -280,7 +280,7 @@ public class ConfigKeysTests
         "lock_all", "log", "logbanner", "logchange", "logdir", "mailonchange", "makestep", "manual", "maxchange",
         "maxclockerror", "maxdistance", "maxdrift", "maxjitter", "maxntsconnections", "maxsamples", "maxslewrate",
         "maxupdateskew", "minsamples", "minsources", "noclientlog", "nocerttimecheck", "nosystemcert", "ntpsigndsocket",
-        "ntsdumpdir", "ntsntpserver", "ntsport", "ntsprocesses", "ntsratelimit", "ntsrefresh", "ntsrotate", "ntsservercert",
+        "ntsaeads", "ntsdumpdir", "ntsntpserver", "ntsport", "ntsprocesses", "ntsratelimit", "ntsrefresh", "ntsrotate", "ntsservercert",
         "ntsserverkey", "ntstrustedcerts", "peer", "pidfile", "pool", "port", "ptpport", "ratelimit", "refclock",
         "reselectdist", "rtcautotrim", "rtcdevice", "rtcfile", "rtconutc", "rtcsync", "sched_priority", "server",
         "smoothtime", "sourcedir", "stratumweight", "tempcomp", "user",

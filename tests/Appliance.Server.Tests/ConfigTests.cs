@@ -1,10 +1,43 @@
 using System.Net;
+using Appliance.Protocol.Crypto;
 using Appliance.Server.Configuration;
 
 namespace Appliance.Server.Tests;
 
 public class ConfigTests
 {
+    private static readonly AeadList s_aead15 = new([AeadAlgorithm.AesSivCmac256]);
+
+    [Fact]
+    public void NtsKeAeads_DefaultToAllThree_AndTakeAListInOrder()
+    {
+        const string Nts = "nts-ke: { certificate: /c, private-key: /k";
+        Assert.Equal(new AeadList([AeadAlgorithm.AesSivCmac256, AeadAlgorithm.Aes128GcmSiv, AeadAlgorithm.AesSivCmac512]),
+            ConfigLoader.Bind(Nts + " }\nclock: { local: {} }\n").Config!.NtsKe!.Aeads);
+        Assert.Equal(new AeadList([AeadAlgorithm.AesSivCmac256]),
+            ConfigLoader.Bind(Nts + ", aeads: [AES-SIV-CMAC-256] }\nclock: { local: {} }\n").Config!.NtsKe!.Aeads);
+    }
+
+    [Theory]
+    [InlineData("aeads: [AES-SIV-CMAC-256, AES-256-GCM]", "'nts-ke.aeads' has 'AES-256-GCM'")]
+    [InlineData("aeads: [AES-128-GCM-SIV, AES-128-GCM-SIV]", "'nts-ke.aeads' has 'AES-128-GCM-SIV' twice")]
+    [InlineData("aeads: []", "'nts-ke.aeads' is empty")]
+    [InlineData("aeads: AES-SIV-CMAC-256", "'nts-ke.aeads' must be a list")]
+    public void NtsKeAeads_Refused_WithTheChoicesInTheFix(string entry, string message)
+    {
+        ConfigResult result = ConfigLoader.Bind($"nts-ke: {{ certificate: /c, private-key: /k, {entry} }}\nclock: {{ local: {{}} }}\n");
+        ConfigError error = Assert.Single(result.Errors);
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+        Assert.Contains("AES-SIV-CMAC-256, AES-128-GCM-SIV, AES-SIV-CMAC-512", error.Fix, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SourceAeads_OnlyWithNts()
+    {
+        ConfigResult result = ConfigLoader.Bind("sources:\n  - ntp: { address: ntp.example, aeads: [AES-128-GCM-SIV] }\n");
+        ConfigError error = Assert.Single(result.Errors);
+        Assert.Contains("name, trust and aeads only apply to NTS", error.Message, StringComparison.Ordinal);
+    }
     [Fact]
     public void EmbeddedDefault_ServesLoopback11123_Metrics9975_LocalStratum10()
     {
@@ -231,18 +264,19 @@ public class ConfigTests
               - ntp: "192.0.2.1:1123"
               - ntp: { address: "[2001:db8::1]:123", iburst: false, minpoll: 4, maxpoll: 8 }
               - ntp: { address: "nts.example.net", nts: true }
-              - ntp: { address: "127.0.0.1:4460", nts: true, name: ntp.test }
+              - ntp: { address: "127.0.0.1:4460", nts: true, name: ntp.test, aeads: [AES-128-GCM-SIV, AES-SIV-CMAC-256] }
             clock: { leap-seconds: ../testdata/leap-seconds.list, holdover: 2h, step-threshold: 50ms, panic-threshold: 600s, min-sources: 2 }
             """.Replace("../testdata/leap-seconds.list", Testing.Repo.TestData("leap-seconds.list"), StringComparison.Ordinal));
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
         ApplianceConfig config = result.Config!;
         Assert.Equal(
             [
-                new NtpSourceConfig("ntp1.example.net", 123, false, null, null, true, 6, 10),
-                new NtpSourceConfig("192.0.2.1", 1123, false, null, null, true, 6, 10),
-                new NtpSourceConfig("2001:db8::1", 123, false, null, null, false, 4, 8),
-                new NtpSourceConfig("nts.example.net", 4460, true, null, null, true, 6, 10),
-                new NtpSourceConfig("127.0.0.1", 4460, true, "ntp.test", null, true, 6, 10),
+                new NtpSourceConfig("ntp1.example.net", 123, false, null, null, true, 6, 10, s_aead15),
+                new NtpSourceConfig("192.0.2.1", 1123, false, null, null, true, 6, 10, s_aead15),
+                new NtpSourceConfig("2001:db8::1", 123, false, null, null, false, 4, 8, s_aead15),
+                new NtpSourceConfig("nts.example.net", 4460, true, null, null, true, 6, 10, s_aead15),
+                new NtpSourceConfig("127.0.0.1", 4460, true, "ntp.test", null, true, 6, 10,
+                    new AeadList([AeadAlgorithm.Aes128GcmSiv, AeadAlgorithm.AesSivCmac256])),
             ],
             config.Sources);
         Assert.Null(config.Clock.Local);

@@ -125,6 +125,11 @@ public class MigrationMapperTests
         { "allow|ntsservercert /c.pem|ntsserverkey /k.pem|ntsratelimit interval 4 burst 3", "nts-ke.client-limit.interval", "16s", O.Mapped },
         { "server a.example nts|ntstrustedcerts /etc/ca.pem", "sources[0].ntp.trust", "/etc/ca.pem", O.Mapped },
         { "ntsrotate 3600", "nts-ke", "(absent)", O.NoCounterpart },
+        { "allow|ntsservercert /c.pem|ntsserverkey /k.pem|ntsaeads 30 15", "nts-ke.aeads", "AES-128-GCM-SIV, AES-SIV-CMAC-256", O.Mapped },
+        { "server a.example nts|ntsaeads 15 30", "sources[0].ntp.aeads", "AES-SIV-CMAC-256, AES-128-GCM-SIV", O.Mapped },
+        { "server a.example nts|ntsaeads 16 15", "sources[0].ntp.aeads", "AES-SIV-CMAC-256", O.MappedWithDifference },
+        { "server a.example nts|ntsaeads 16", "sources[0].ntp.aeads", "(absent)", O.NotMapped },
+        { "server a.example|ntsaeads 30", "sources[0].ntp.aeads", "(absent)", O.NoCounterpart },
 
         // the clock.
         { "local", "clock.local.stratum", "10", O.Mapped },
@@ -240,6 +245,7 @@ public class MigrationMapperTests
     [InlineData("ntsrotate soon")]
     [InlineData("hwtimestamp")]
     [InlineData("ntstrustedcerts")]
+    [InlineData("ntsaeads")]
     [InlineData("bindaddress")]
     [InlineData("\u0000\u0001 \u00ff")]
     public void MalformedDirective_IsANotMappedLine_NeverAnException(string line)

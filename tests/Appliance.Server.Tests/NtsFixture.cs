@@ -61,13 +61,13 @@ internal sealed class NtsServerFixture
         var uid = new byte[32];
         Random.Shared.NextBytes(uid);
         var packet = new byte[2048];
-        int n = NtsClientPacket.WriteRequest(packet, 0x0102030405060708, uid, cookie, placeholders, new byte[16], new AesSiv(ke.C2S));
+        int n = NtsClientPacket.WriteRequest(packet, 0x0102030405060708, uid, cookie, placeholders, new byte[16], AeadAlgorithms.Create(ke.Aead!.Value, ke.C2S));
         byte[]? response = await NtpQuery.ExchangeAsync(Ntp, packet[..n], TimeSpan.FromSeconds(3));
         if (response is null)
         {
             return (NtsResponseCheck.Invalid, 0, null);
         }
-        NtsResponseCheck check = NtsClientPacket.CheckResponse(response, uid, new AesSiv(ke.S2C), new byte[2048], out int cookies);
+        NtsResponseCheck check = NtsClientPacket.CheckResponse(response, uid, AeadAlgorithms.Create(ke.Aead!.Value, ke.S2C), new byte[2048], out int cookies);
         return (check, cookies, response);
     }
 }

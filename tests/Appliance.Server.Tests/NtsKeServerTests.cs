@@ -60,6 +60,73 @@ public class NtsKeServerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Aead30_IsNegotiatedWithOurClient_WithTheCompliantContext_AndAuthenticatesNtp()
+    {
+        var fixture = new NtsServerFixture();
+        await using ApplianceServer server = await fixture.StartAsync();
+
+        // Our client offers 30 and asks for the RFC 8915 §5.1 context (record 1024); the server echoes it.
+        NtsKeResult ke = await fixture.KeAsync(AeadAlgorithm.Aes128GcmSiv, AeadAlgorithm.AesSivCmac256);
+
+        Assert.True(ke.Succeeded, $"{ke.Error}");
+        Assert.Equal(AeadAlgorithm.Aes128GcmSiv, ke.Aead);
+        Assert.Equal(16, ke.C2S.Length);
+        Assert.All(ke.Cookies, c => Assert.Equal(72, c.Length));
+        var (check, cookies, response) = await fixture.QueryAsync(ke, ke.Cookies[0], placeholders: 1);
+        Assert.Equal(NtsResponseCheck.Authentic, check);
+        Assert.Equal(2, cookies);
+        Assert.Equal(NtsResponseCheck.Authentic, NtsClientPacket.ParseResponse(response, response!.AsSpan(NtpHeader.Length + 4, 32), 2048, out ResponseAuthenticator auth));
+        Assert.Equal(12, auth.NonceLength);
+        await WaitForMetric(server, "appliance_ntske_aeads_total{aead=\"AES-128-GCM-SIV\",context=\"rfc8915\"}", 1);
+    }
+
+    [Fact]
+    public async Task Aead30_ForAChrony44Request_UsesTheContextOf15_AsThoseClientsDeriveTheirKeys()
+    {
+        var fixture = new NtsServerFixture();
+        await using ApplianceServer server = await fixture.StartAsync();
+
+        // chrony 4.4 to 4.6.0: "30 15" and no record 1024, through real TLS.
+        await using SslStream tls = await HandshakeAsync(fixture);
+        var request = new byte[32];
+        int n = NtsKeRecords.WriteUInt16(request, true, NtsKeRecordType.NextProtocol, 0);
+        NtsKeRecords.WriteHeader(request.AsSpan(n), true, NtsKeRecordType.AeadAlgorithm, 4);
+        request[n + 4] = 0;
+        request[n + 5] = 30;
+        request[n + 6] = 0;
+        request[n + 7] = 15;
+        n += 8;
+        n += NtsKeRecords.Write(request.AsSpan(n), true, NtsKeRecordType.EndOfMessage, []);
+        await tls.WriteAsync(request.AsMemory(0, n));
+        var received = new MemoryStream();
+        await tls.CopyToAsync(received);
+        var session = new NtsKeClientSession([AeadAlgorithm.Aes128GcmSiv, AeadAlgorithm.AesSivCmac256]);
+        session.Receive(received.ToArray());
+        Assert.Equal(NtsKeClientStep.Done, session.Close());
+        Assert.Equal(AeadAlgorithm.Aes128GcmSiv, session.Aead);
+        Assert.Equal(AeadAlgorithm.AesSivCmac256, session.ExporterAead); // no echo
+
+        byte[] c2s = new byte[16], s2c = new byte[16], c2sCompliant = new byte[16], s2cCompliant = new byte[16];
+        NtsKeExporter.ExportKeys(tls, AeadAlgorithm.AesSivCmac256, c2s, s2c);
+        NtsKeExporter.ExportKeys(tls, AeadAlgorithm.Aes128GcmSiv, c2sCompliant, s2cCompliant);
+        var ke = new NtsKeResult(AeadAlgorithm.Aes128GcmSiv, c2s, s2c, session.Cookies, null, session.Port, null);
+        Assert.Equal(NtsResponseCheck.Authentic, (await fixture.QueryAsync(ke, session.Cookies[0])).Check);
+        (_, _, byte[]? none) = await fixture.QueryAsync(ke with { C2S = c2sCompliant, S2C = s2cCompliant }, session.Cookies[1]);
+        Assert.Null(none);
+        await WaitForMetric(server, "appliance_ntske_aeads_total{aead=\"AES-128-GCM-SIV\",context=\"aead15\"}", 1);
+    }
+
+    [Fact]
+    public async Task Aead30_TurnedOff_OurClientOfferingItFirst_Gets15()
+    {
+        var fixture = new NtsServerFixture(extraNtsKe: "  aeads: [AES-SIV-CMAC-256]");
+        await using ApplianceServer server = await fixture.StartAsync();
+        NtsKeResult ke = await fixture.KeAsync(AeadAlgorithm.Aes128GcmSiv, AeadAlgorithm.AesSivCmac256);
+        Assert.Equal(AeadAlgorithm.AesSivCmac256, ke.Aead);
+        Assert.Equal(NtsResponseCheck.Authentic, (await fixture.QueryAsync(ke, ke.Cookies[0])).Check);
+    }
+
+    [Fact]
     public async Task ClientWithoutAlpn_IsClosedAndCounted()
     {
         var fixture = new NtsServerFixture();

@@ -145,6 +145,28 @@ public partial class UpstreamTests
         Assert.True(Math.Abs(offset) < 100e-6, $"chronyd measured {offset * 1e6:F1} µs");
     }
 
+    [Fact]
+    public async Task ApplianceNtsUpstream_OnAes128GcmSiv_AuthenticatesAndSyncs()
+    {
+        // One appliance as the other's NTS server: the client offers AEAD 30 first (and record 1024),
+        // the server agrees, and every answer verifies under GCM-SIV keys from the compliant context.
+        var upstream = new NtsServerFixture();
+        await using ApplianceServer serving = await upstream.StartAsync();
+        string ke = $"127.0.0.1:{upstream.KePort}";
+        await using ApplianceServer server = await StartAsync(
+            $"  - ntp: {{ address: \"{ke}\", nts: true, name: ntp.test, trust: {upstream.Certificate.CertificatePath}, aeads: [AES-128-GCM-SIV, AES-SIV-CMAC-256], minpoll: 0, maxpoll: 1 }}\n");
+
+        await WaitForAsync(server, 4, answers: 4, TimeSpan.FromSeconds(40));
+
+        MetricsScrape client = await MetricsScrape.FetchAsync($"http://{server.MetricsEndPoint}/metrics");
+        string source = Label(ke);
+        Assert.Equal(1, client[$"appliance_source_nts_key_exchanges_total{{{source}}}"]);
+        Assert.Equal(0, client[$"appliance_source_invalid_total{{{source}}}"]);
+        MetricsScrape served = await MetricsScrape.FetchAsync($"http://{serving.MetricsEndPoint}/metrics");
+        Assert.Equal(1, served["appliance_ntske_aeads_total{aead=\"AES-128-GCM-SIV\",context=\"rfc8915\"}"]);
+        Assert.True(served["appliance_nts_requests_total{kind=\"respond\",reason=\"served\"}"] >= 4, "NTS answers served");
+    }
+
     /// <summary>
     /// The appliance's time now, minus the system clock's (seconds), from the shortest of four NTP
     /// exchanges, with that exchange's round trip: the error of the estimate is at most half of it

@@ -74,7 +74,7 @@ public static class NtsKeClient
             int length = AeadAlgorithms.KeyLength(aead);
             c2s = new byte[length];
             s2c = new byte[length];
-            NtsKeExporter.ExportKeys(stream, aead, c2s, s2c);
+            NtsKeExporter.ExportKeys(stream, session.ExporterAead!.Value, c2s, s2c);
         }
         return new NtsKeResult(session.Aead, c2s, s2c, session.Cookies, session.Server, session.Port, session.ServerError) { Reason = session.Reason };
     }
@@ -83,7 +83,11 @@ public static class NtsKeClient
 /// <summary>The NTS keys of a TLS connection, for either end (RFC 8915 §5.1).</summary>
 public static class NtsKeExporter
 {
-    /// <summary>C2S and S2C for <paramref name="aead"/>: exporter label and context as RFC 8915 §5.1 gives them.</summary>
+    /// <summary>
+    /// C2S and S2C, exporter label and context as RFC 8915 §5.1 gives them, the context carrying
+    /// <paramref name="aead"/> (the session's ExporterAead: for AES-128-GCM-SIV it may be 15); the
+    /// spans' length is the agreed AEAD's key length.
+    /// </summary>
     public static void ExportKeys(SslStream stream, AeadAlgorithm aead, Span<byte> c2s, Span<byte> s2c)
     {
         Span<byte> context = stackalloc byte[NtsKeRecords.ExporterContextLength];

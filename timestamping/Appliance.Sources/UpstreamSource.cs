@@ -28,6 +28,9 @@ public sealed record UpstreamOptions
     /// <summary>NTS: trust anchors instead of the system's.</summary>
     public X509Certificate2Collection? Trust { get; init; }
 
+    /// <summary>NTS: the AEADs offered in the key exchange, the preferred first (RFC 8915 §4.1.5).</summary>
+    public IReadOnlyList<AeadAlgorithm> Aeads { get; init; } = [AeadAlgorithm.AesSivCmac256];
+
     public bool Iburst { get; init; } = true;
 
     public int MinPoll { get; init; } = 6;
@@ -209,7 +212,7 @@ public sealed class UpstreamSource : ITimeSource
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(10));
         NtsKeResult result = await NtsKeClient.ExchangeAsync(ke, Options.TlsName ?? Options.Host, Options.Trust,
-            [AeadAlgorithm.AesSivCmac256], timeout.Token).ConfigureAwait(false);
+            Options.Aeads, timeout.Token).ConfigureAwait(false);
         if (!result.Succeeded)
         {
             string why = result.Error is { } code ? $"the server sent Error {code}" : result.Reason.ToString();
@@ -223,7 +226,7 @@ public sealed class UpstreamSource : ITimeSource
             _socket = null;
             _ntpEndPoint = ntp;
         }
-        Association.KeyExchanged(result.C2S, result.S2C, result.Cookies, SystemClock.MonotonicNanoseconds());
+        Association.KeyExchanged(result.Aead!.Value, result.C2S, result.S2C, result.Cookies, SystemClock.MonotonicNanoseconds());
         _logger.LogInformation("source {Source}: NTS-KE done (AEAD {Aead}, {Cookies} cookies), NTP at {NtpEndPoint}",
             Name, (int)result.Aead!.Value, result.Cookies.Count, ntp);
     }

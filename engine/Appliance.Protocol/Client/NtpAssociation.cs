@@ -114,8 +114,8 @@ public sealed class NtpAssociation
     private readonly byte[] _plaintext = new byte[2048];
     private readonly Queue<byte[]> _cookies = new();
     private readonly CookieSink _keepCookie;
-    private AesSiv? _c2s;
-    private AesSiv? _s2c;
+    private INtsAead? _c2s;
+    private INtsAead? _s2c;
     private bool _awaiting;
     private ulong _transmit;
     private long _t1;
@@ -213,11 +213,11 @@ public sealed class NtpAssociation
         ScheduleNext(now, Math.ScaleB(1.0, Math.Min(_failures, Math.Max(_options.MaxPoll, 1))));
     }
 
-    /// <summary>NTS-KE done (RFC 8915 §4): the keys and cookies for the NTP exchange; the next poll is at once.</summary>
-    public void KeyExchanged(ReadOnlySpan<byte> c2s, ReadOnlySpan<byte> s2c, IEnumerable<byte[]> cookies, long now)
+    /// <summary>NTS-KE done (RFC 8915 §4): the AEAD agreed, its keys and the cookies for the NTP exchange; the next poll is at once.</summary>
+    public void KeyExchanged(AeadAlgorithm aead, ReadOnlySpan<byte> c2s, ReadOnlySpan<byte> s2c, IEnumerable<byte[]> cookies, long now)
     {
-        _c2s = new AesSiv(c2s);
-        _s2c = new AesSiv(s2c);
+        _c2s = AeadAlgorithms.Create(aead, c2s);
+        _s2c = AeadAlgorithms.Create(aead, s2c);
         _cookies.Clear();
         foreach (byte[] cookie in cookies)
         {
@@ -339,7 +339,7 @@ public sealed class NtpAssociation
         _transmit = BinaryPrimitives.ReadUInt64LittleEndian(random);
         if (_c2s is { } c2s)
         {
-            Span<byte> nonce = stackalloc byte[NtsClientPacket.ClientNonceLength];
+            Span<byte> nonce = stackalloc byte[AeadAlgorithms.NonceLength(c2s.Algorithm)];
             _random.Fill(_uniqueId);
             _random.Fill(nonce);
             byte[] cookie = _cookies.Dequeue();

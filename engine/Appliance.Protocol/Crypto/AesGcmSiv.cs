@@ -16,9 +16,10 @@ namespace Appliance.Protocol.Crypto;
 /// allocates nothing; elsewhere the platform's AES and a constant-time software POLYVAL do the same
 /// steps (the per-nonce AES key makes a new platform context per operation there). Written step for
 /// step as the RFC writes them; the two paths are held to each other and to the RFC's Appendix C
-/// vectors by the tests. Safe to share between threads.
+/// vectors by the tests. Operations are safe to share between threads; <see cref="SetKey"/> (the NTP
+/// path re-keys one instance per request) is not, while another thread uses the instance.
 /// </summary>
-public sealed class AesGcmSiv
+public sealed class AesGcmSiv : INtsAead
 {
     public const int KeyLength = 16;
     public const int NonceLength = 12;
@@ -28,10 +29,12 @@ public sealed class AesGcmSiv
 
     // P_MAX and A_MAX (RFC 8452 §6) are far beyond a datagram: a span's length is the bound here.
     private readonly bool _hardware;
+    private readonly byte[] _key = new byte[KeyLength];
     private AesEncryptor.RoundKeys _kgk;
     private readonly PlatformBlockCipher? _platformKgk;
     private readonly PlatformBlockCipher? _platformEnc;
     private readonly Lock _gate = new();
+    private bool _keyed;
 
     /// <summary>AES-NI and PCLMULQDQ: the allocation-free path.</summary>
     public static bool IsHardwareAccelerated => AesEncryptor.IsSupported && Pclmulqdq.IsSupported;
@@ -44,20 +47,46 @@ public sealed class AesGcmSiv
     /// <summary>For the tests: the portable path on any CPU (<paramref name="hardware"/> false).</summary>
     internal AesGcmSiv(ReadOnlySpan<byte> key, bool hardware)
     {
+        _hardware = hardware && IsHardwareAccelerated;
+        if (!_hardware)
+        {
+            _platformKgk = new PlatformBlockCipher();
+            _platformEnc = new PlatformBlockCipher();
+        }
+        SetKey(key);
+    }
+
+    public AeadAlgorithm Algorithm => AeadAlgorithm.Aes128GcmSiv;
+
+    /// <summary>Whether this instance runs on AES-NI and PCLMULQDQ (else the portable path).</summary>
+    internal bool IsHardware => _hardware;
+
+    /// <summary>
+    /// Re-keys with a 16-byte key-generating key; the same key again costs a comparison. On the
+    /// hardware path it expands the key schedule in place and allocates nothing.
+    /// </summary>
+    public void SetKey(ReadOnlySpan<byte> key)
+    {
         if (key.Length != KeyLength)
         {
             throw new ArgumentException("AES-128-GCM-SIV keys are 128 bits", nameof(key));
         }
-        _hardware = hardware && IsHardwareAccelerated;
+        if (key.SequenceEqual(_key) && _keyed)
+        {
+            return;
+        }
+        key.CopyTo(_key);
+        _keyed = true;
         if (_hardware)
         {
             AesEncryptor.Expand128(Vector128.Create(key), ref _kgk);
         }
         else
         {
-            _platformKgk = new PlatformBlockCipher();
-            _platformKgk.SetKey(key);
-            _platformEnc = new PlatformBlockCipher();
+            lock (_gate)
+            {
+                _platformKgk!.SetKey(key);
+            }
         }
     }
 
@@ -94,21 +123,21 @@ public sealed class AesGcmSiv
     /// Opens ciphertext ‖ tag (RFC 8452 §5) into <paramref name="plaintext"/> (it may be the input's
     /// span); false, and the plaintext cleared, when it is not authentic or the nonce is not 12 bytes.
     /// </summary>
-    public bool Decrypt(ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> ciphertextAndTag, Span<byte> plaintext)
+    public bool Decrypt(ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> ciphertext, Span<byte> plaintext)
     {
-        if (nonce.Length != NonceLength || ciphertextAndTag.Length < TagLength || plaintext.Length < ciphertextAndTag.Length - TagLength)
+        if (nonce.Length != NonceLength || ciphertext.Length < TagLength || plaintext.Length < ciphertext.Length - TagLength)
         {
             return false;
         }
-        int length = ciphertextAndTag.Length - TagLength;
+        int length = ciphertext.Length - TagLength;
         Span<byte> received = stackalloc byte[BlockLength];
         Span<byte> expected = stackalloc byte[BlockLength];
-        ciphertextAndTag[length..].CopyTo(received);
+        ciphertext[length..].CopyTo(received);
         Span<byte> p = plaintext[..length];
         if (_hardware)
         {
             DeriveKeys(nonce, out Vector128<ulong> h, out AesEncryptor.RoundKeys enc);
-            Ctr(in enc, Vector128.Create((ReadOnlySpan<byte>)received), ciphertextAndTag[..length], p);
+            Ctr(in enc, Vector128.Create((ReadOnlySpan<byte>)received), ciphertext[..length], p);
             Tag(h, in enc, nonce, associatedData, p).CopyTo(expected);
         }
         else
@@ -117,7 +146,7 @@ public sealed class AesGcmSiv
             {
                 Span<byte> h = stackalloc byte[BlockLength];
                 DerivePortable(nonce, h);
-                CtrPortable(received, ciphertextAndTag[..length], p);
+                CtrPortable(received, ciphertext[..length], p);
                 TagPortable(h, nonce, associatedData, p, expected);
             }
         }

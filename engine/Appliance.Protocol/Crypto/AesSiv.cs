@@ -14,7 +14,7 @@ namespace Appliance.Protocol.Crypto;
 /// Safe to share between threads: operations take turns on the instance's AES contexts (a lock).
 /// Sealing and opening allocate nothing; <see cref="SetKey"/> allocates the platform's new contexts.
 /// </summary>
-public sealed class AesSiv
+public sealed class AesSiv : INtsAead
 {
     public const int TagLength = 16;
 
@@ -34,6 +34,9 @@ public sealed class AesSiv
     /// <param name="key">32 bytes (AEAD_AES_SIV_CMAC_256) or 64 (AEAD_AES_SIV_CMAC_512).</param>
     public AesSiv(ReadOnlySpan<byte> key) => SetKey(key);
 
+    /// <summary>AES-SIV-CMAC-256 or -512, by the key's length.</summary>
+    public AeadAlgorithm Algorithm { get; private set; }
+
     /// <summary>Re-keys: 32 bytes (AES-SIV-CMAC-256: two AES-128 keys) or 64 (AES-SIV-CMAC-512: two AES-256 keys).</summary>
     public void SetKey(ReadOnlySpan<byte> key)
     {
@@ -44,6 +47,7 @@ public sealed class AesSiv
         int half = key.Length / 2;
         lock (_gate)
         {
+            Algorithm = key.Length == 32 ? AeadAlgorithm.AesSivCmac256 : AeadAlgorithm.AesSivCmac512;
             _s2vKey.SetKey(key[..half]);
             _ctrKey.SetKey(key[half..]);
             // RFC 4493 §2.3: L = AES-128(K, const_Zero); K1 = dbl(L); K2 = dbl(K1) (the same
@@ -69,22 +73,22 @@ public sealed class AesSiv
         }
     }
 
-    /// <summary>Opens SIV ‖ C (RFC 5297 §2.7); false (and a cleared output) when it is not authentic.</summary>
-    public bool Decrypt(ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> sivAndCiphertext, Span<byte> plaintext)
+    /// <summary>Opens <paramref name="ciphertext"/>, SIV ‖ C (RFC 5297 §2.7); false (and a cleared output) when it is not authentic.</summary>
+    public bool Decrypt(ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> ciphertext, Span<byte> plaintext)
     {
-        if (sivAndCiphertext.Length < TagLength || plaintext.Length < sivAndCiphertext.Length - TagLength)
+        if (ciphertext.Length < TagLength || plaintext.Length < ciphertext.Length - TagLength)
         {
             return false;
         }
         Span<byte> v = stackalloc byte[BlockLength];
         Span<byte> d = stackalloc byte[BlockLength];
         Span<byte> t = stackalloc byte[BlockLength];
-        Span<byte> p = plaintext[..(sivAndCiphertext.Length - TagLength)];
+        Span<byte> p = plaintext[..(ciphertext.Length - TagLength)];
         lock (_gate)
         {
             // V is the first block, C the rest; P = CTR(K2, V, C); T = S2V(K1, A, N, P); P only if T = V.
-            sivAndCiphertext[..TagLength].CopyTo(v);
-            Ctr(v, sivAndCiphertext[TagLength..], p);
+            ciphertext[..TagLength].CopyTo(v);
+            Ctr(v, ciphertext[TagLength..], p);
             S2VStart(d);
             S2VNext(d, associatedData);
             S2VNext(d, nonce);

@@ -22,29 +22,32 @@ public enum NtsResponseCheck : byte
 public static class NtsClientPacket
 {
     public const int UniqueIdentifierLength = 32;
-    public const int ClientNonceLength = 16;
 
     /// <summary>
     /// Writes a mode-3 NTPv4 request: header (transmit = <paramref name="transmit"/>), Unique
     /// Identifier, the cookie, <paramref name="placeholders"/> Cookie Placeholders of the same size,
-    /// and the Authenticator (AES-SIV with the C2S key over everything before it, empty plaintext).
+    /// and the Authenticator (the session's AEAD with the C2S key over everything before it, empty
+    /// plaintext, the first <see cref="AeadAlgorithms.NonceLength"/> octets of <paramref name="nonce"/>).
     /// Returns the length.
     /// </summary>
     public static int WriteRequest(Span<byte> packet, ulong transmit, ReadOnlySpan<byte> uniqueId, ReadOnlySpan<byte> cookie,
-        int placeholders, ReadOnlySpan<byte> nonce, AesSiv c2s)
+        int placeholders, ReadOnlySpan<byte> nonce, INtsAead c2s)
     {
-        int length = WriteUnsealedRequest(packet, transmit, uniqueId, cookie, placeholders, nonce, out RequestAuthenticator auth);
+        int length = WriteUnsealedRequest(packet, transmit, uniqueId, cookie, placeholders, c2s.Algorithm, nonce, out RequestAuthenticator auth);
         c2s.Encrypt(auth.AssociatedData(packet), auth.Nonce(packet), [], auth.Tag(packet));
         return length;
     }
 
     /// <summary>
-    /// <see cref="WriteRequest"/> without the AES-SIV: the authenticator's tag is left for the caller
+    /// <see cref="WriteRequest"/> without the AEAD: the authenticator's tag is left for the caller
     /// (several requests' tags side by side, <see cref="AesSivLanes"/>), at the places <paramref name="auth"/> names.
+    /// Both nonce lengths (16 for AES-SIV, 12 for GCM-SIV) are whole words and at least N_REQ (RFC 8915
+    /// §5.6), so the field has no padding.
     /// </summary>
     public static int WriteUnsealedRequest(Span<byte> packet, ulong transmit, ReadOnlySpan<byte> uniqueId, ReadOnlySpan<byte> cookie,
-        int placeholders, ReadOnlySpan<byte> nonce, out RequestAuthenticator auth)
+        int placeholders, AeadAlgorithm aead, ReadOnlySpan<byte> nonce, out RequestAuthenticator auth)
     {
+        int nonceLength = AeadAlgorithms.NonceLength(aead);
         packet[..NtpHeader.Length].Clear();
         packet[0] = NtpHeader.FirstOctet(LeapIndicator.NoWarning, 4, NtpMode.Client);
         packet[2] = 6;
@@ -58,13 +61,13 @@ public static class NtsClientPacket
             offset += ExtensionFields.Write(packet[offset..], NtsExtensionField.CookiePlaceholder, cookie);
             packet.Slice(start + ExtensionFields.HeaderLength, cookie.Length).Clear();
         }
-        int authLength = ExtensionFields.HeaderLength + 4 + ClientNonceLength + AesSiv.TagLength;
+        int authLength = ExtensionFields.HeaderLength + 4 + nonceLength + AeadAlgorithms.TagLength;
         BinaryPrimitives.WriteUInt16BigEndian(packet[offset..], NtsExtensionField.Authenticator);
         BinaryPrimitives.WriteUInt16BigEndian(packet[(offset + 2)..], (ushort)authLength);
-        BinaryPrimitives.WriteUInt16BigEndian(packet[(offset + 4)..], ClientNonceLength);
-        BinaryPrimitives.WriteUInt16BigEndian(packet[(offset + 6)..], AesSiv.TagLength);
-        nonce[..ClientNonceLength].CopyTo(packet[(offset + 8)..]);
-        auth = new RequestAuthenticator(offset);
+        BinaryPrimitives.WriteUInt16BigEndian(packet[(offset + 4)..], (ushort)nonceLength);
+        BinaryPrimitives.WriteUInt16BigEndian(packet[(offset + 6)..], AeadAlgorithms.TagLength);
+        nonce[..nonceLength].CopyTo(packet[(offset + 8)..]);
+        auth = new RequestAuthenticator(offset, nonceLength);
         return offset + authLength;
     }
 
@@ -73,7 +76,7 @@ public static class NtsClientPacket
     /// match and the authenticator verify under the S2C key; the new cookies (in the decrypted
     /// plaintext) are handed to <paramref name="onCookie"/>. A KoD NTSN echoing the UID is a NAK.
     /// </summary>
-    public static NtsResponseCheck CheckResponse(ReadOnlySpan<byte> response, ReadOnlySpan<byte> uniqueId, AesSiv s2c,
+    public static NtsResponseCheck CheckResponse(ReadOnlySpan<byte> response, ReadOnlySpan<byte> uniqueId, INtsAead s2c,
         Span<byte> plaintextScratch, out int cookies, CookieSink? onCookie = null)
     {
         cookies = 0;
@@ -81,6 +84,10 @@ public static class NtsClientPacket
         if (check != NtsResponseCheck.Authentic)
         {
             return check;
+        }
+        if (!AeadAlgorithms.AcceptsNonce(s2c.Algorithm, auth.NonceLength, auth.NonceRoom))
+        {
+            return NtsResponseCheck.Invalid;
         }
         Span<byte> plaintext = plaintextScratch[..auth.PlaintextLength];
         if (!s2c.Decrypt(auth.AssociatedData(response), auth.Nonce(response), auth.Ciphertext(response), plaintext))
@@ -154,12 +161,16 @@ public static class NtsClientPacket
         int nonceLength = BinaryPrimitives.ReadUInt16BigEndian(value);
         int ciphertextLength = BinaryPrimitives.ReadUInt16BigEndian(value[2..]);
         int noncePadded = (nonceLength + 3) & ~3;
-        if (ciphertextLength < AesSiv.TagLength || 4 + noncePadded + ciphertextLength > value.Length
-            || ciphertextLength - AesSiv.TagLength > plaintextRoom)
+        int ciphertextPadded = (ciphertextLength + 3) & ~3;
+        if (ciphertextLength < AeadAlgorithms.TagLength || 4 + noncePadded + ciphertextPadded > value.Length
+            || ciphertextLength - AeadAlgorithms.TagLength > plaintextRoom)
         {
             return NtsResponseCheck.Invalid;
         }
-        auth = new ResponseAuthenticator(authOffset, body + 4, nonceLength, body + 4 + noncePadded, ciphertextLength);
+        auth = new ResponseAuthenticator(authOffset, body + 4, nonceLength, body + 4 + noncePadded, ciphertextLength)
+        {
+            NonceRoom = value.Length - 4 - ciphertextPadded,
+        };
         return NtsResponseCheck.Authentic;
     }
 
@@ -196,29 +207,32 @@ public static class NtsClientPacket
     }
 }
 
-/// <summary>Where a request's Authenticator (RFC 8915 §5.6) takes its AES-SIV inputs and puts the tag.</summary>
-public readonly record struct RequestAuthenticator(int FieldOffset)
+/// <summary>Where a request's Authenticator (RFC 8915 §5.6) takes its AEAD inputs and puts the tag.</summary>
+public readonly record struct RequestAuthenticator(int FieldOffset, int NonceLength)
 {
     /// <summary>Everything before the field.</summary>
     public ReadOnlySpan<byte> AssociatedData(ReadOnlySpan<byte> packet) => packet[..FieldOffset];
 
-    public ReadOnlySpan<byte> Nonce(ReadOnlySpan<byte> packet) => packet.Slice(FieldOffset + 8, NtsClientPacket.ClientNonceLength);
+    public ReadOnlySpan<byte> Nonce(ReadOnlySpan<byte> packet) => packet.Slice(FieldOffset + 8, NonceLength);
 
-    /// <summary>The SIV: with an empty plaintext, the whole ciphertext.</summary>
-    public Span<byte> Tag(Span<byte> packet) => packet.Slice(FieldOffset + 8 + NtsClientPacket.ClientNonceLength, AesSiv.TagLength);
+    /// <summary>The tag: with an empty plaintext, the whole ciphertext (SIV or GCM-SIV alike).</summary>
+    public Span<byte> Tag(Span<byte> packet) => packet.Slice(FieldOffset + 8 + NonceLength, AeadAlgorithms.TagLength);
 }
 
-/// <summary>Where a response's Authenticator (RFC 8915 §5.6) has its AES-SIV inputs.</summary>
+/// <summary>Where a response's Authenticator (RFC 8915 §5.6) has its AEAD inputs.</summary>
 public readonly record struct ResponseAuthenticator(int FieldOffset, int NonceOffset, int NonceLength, int CiphertextOffset, int CiphertextLength)
 {
-    public int PlaintextLength => CiphertextLength - AesSiv.TagLength;
+    public int PlaintextLength => CiphertextLength - AeadAlgorithms.TagLength;
+
+    /// <summary>The padded nonce and the additional padding after the ciphertext, in octets (N_REQ, §5.6).</summary>
+    public int NonceRoom { get; init; }
 
     /// <summary>Everything before the field.</summary>
     public ReadOnlySpan<byte> AssociatedData(ReadOnlySpan<byte> response) => response[..FieldOffset];
 
     public ReadOnlySpan<byte> Nonce(ReadOnlySpan<byte> response) => response.Slice(NonceOffset, NonceLength);
 
-    /// <summary>SIV ‖ ciphertext.</summary>
+    /// <summary>The AEAD's whole output: SIV ‖ ciphertext (AES-SIV) or ciphertext ‖ tag (GCM-SIV).</summary>
     public ReadOnlySpan<byte> Ciphertext(ReadOnlySpan<byte> response) => response.Slice(CiphertextOffset, CiphertextLength);
 }
 

@@ -18,7 +18,8 @@ public enum CookieFailure : byte
 /// <summary>
 /// NTS cookies (RFC 8915 §6): key id (4) ‖ nonce (16) ‖ AES-SIV(master key, AD = key id, nonce,
 /// plaintext = AEAD id (2) ‖ reserved (2) ‖ C2S ‖ S2C). The reserved word keeps cookies a multiple of
-/// four octets, so an extension field carries them with no padding. 104 bytes for AEAD 15.
+/// four octets, so an extension field carries them with no padding. 104 bytes for AEAD 15, 72 for AEAD 30,
+/// 168 for AEAD 17. Every cookie is sealed with AES-SIV-CMAC-256, whatever AEAD its session uses.
 /// </summary>
 public static class NtsCookie
 {
@@ -26,6 +27,9 @@ public static class NtsCookie
     private const int HeaderLength = 4 + NonceLength;
 
     public static int Length(AeadAlgorithm aead) => HeaderLength + AesSiv.TagLength + 4 + (2 * AeadAlgorithms.KeyLength(aead));
+
+    /// <summary>Shortest cookie this server makes (AEAD 30: 72 octets).</summary>
+    public static int MinLength => Length(AeadAlgorithm.Aes128GcmSiv);
 
     /// <summary>Largest cookie this server makes (AEAD 17).</summary>
     public static int MaxLength => Length(AeadAlgorithm.AesSivCmac512);
@@ -68,7 +72,7 @@ public static class NtsCookie
     public static CookieFailure Find(CookieKeyRing ring, ReadOnlySpan<byte> cookie, out CookieKey? key)
     {
         key = null;
-        if (cookie.Length < Length(AeadAlgorithm.AesSivCmac256) || cookie.Length > MaxLength)
+        if (cookie.Length < MinLength || cookie.Length > MaxLength)
         {
             return CookieFailure.Invalid;
         }

@@ -10,9 +10,6 @@ public static class NtsExtensionField
 
     /// <summary>A Unique Identifier body carries at least 32 random octets (RFC 8915 §5.3).</summary>
     public const int MinUniqueIdentifierLength = 32;
-
-    /// <summary>Server nonces: 16 octets, the SIV block size (RFC 8915 §5.6 asks for at least 16).</summary>
-    public const int ServerNonceLength = 16;
 }
 
 /// <summary>Randomness passed in (DESIGN.md boundary 1): the engine supplies a CSPRNG-backed source.</summary>

@@ -77,6 +77,7 @@ public sealed class NtsKeClientSession
     private bool _endOfMessage;
     private bool _sawProtocol;
     private bool _sawAead;
+    private bool _sawCompliantEcho;
 
     /// <param name="aeads">The AEADs to offer, most preferred first (RFC 8915 §4.1.5); each must be supported.</param>
     public NtsKeClientSession(ReadOnlySpan<AeadAlgorithm> aeads, int maxResponse = DefaultMaxResponse)
@@ -102,8 +103,18 @@ public sealed class NtsKeClientSession
     /// <summary>How the exchange ended; only once <see cref="Step"/> is not <see cref="NtsKeClientStep.NeedBytes"/>.</summary>
     public NtsKeClientReason Reason => _step != NtsKeClientStep.NeedBytes ? _reason : throw new InvalidOperationException("the NTS-KE exchange has not ended");
 
-    /// <summary>The AEAD the server chose (for the exporter: RFC 8915 §5.1).</summary>
+    /// <summary>The AEAD the server chose (the keys' length and the NTP path's AEAD).</summary>
     public AeadAlgorithm? Aead { get; private set; }
+
+    /// <summary>
+    /// The AEAD id of the exporter context (RFC 8915 §5.1) for <see cref="Aead"/>'s keys: the same, or
+    /// 15 for AES-128-GCM-SIV when the server did not echo the compliant-context record, as chrony's
+    /// client does (<see cref="NtsKeRecords.ExporterAead"/>).
+    /// </summary>
+    public AeadAlgorithm? ExporterAead => Aead is { } aead ? NtsKeRecords.ExporterAead(aead, _sawCompliantEcho) : null;
+
+    /// <summary>Whether the request asks for the compliant GCM-SIV context: it does when it offers AEAD 30.</summary>
+    private bool OffersCompliantContext => Array.IndexOf(_offered, AeadAlgorithm.Aes128GcmSiv) >= 0;
 
     public IReadOnlyList<byte[]> Cookies => _cookies;
 
@@ -120,11 +131,12 @@ public sealed class NtsKeClientSession
     public ushort? ServerWarning { get; private set; }
 
     /// <summary>Length of the request <see cref="WriteRequest"/> writes.</summary>
-    public int RequestLength => (3 * NtsKeRecords.HeaderLength) + 2 + (2 * _offered.Length);
+    public int RequestLength => (3 * NtsKeRecords.HeaderLength) + 2 + (2 * _offered.Length) + (OffersCompliantContext ? NtsKeRecords.HeaderLength : 0);
 
     /// <summary>
     /// The request (RFC 8915 §4): Next Protocol (NTPv4, critical: §4.1.2), AEAD Algorithm (those
-    /// offered, critical), End of Message. Returns its length, <see cref="RequestLength"/>.
+    /// offered, critical), with AEAD 30 among them the compliant-context record (non-critical, as
+    /// chrony sends it), End of Message. Returns its length, <see cref="RequestLength"/>.
     /// </summary>
     public int WriteRequest(Span<byte> destination)
     {
@@ -135,6 +147,10 @@ public sealed class NtsKeClientSession
         {
             BinaryPrimitives.WriteUInt16BigEndian(destination[n..], (ushort)aead);
             n += 2;
+        }
+        if (OffersCompliantContext)
+        {
+            n += NtsKeRecords.Write(destination[n..], false, NtsKeRecordType.CompliantAes128GcmSivExport, []);
         }
         return n + NtsKeRecords.Write(destination[n..], true, NtsKeRecordType.EndOfMessage, []);
     }
@@ -263,6 +279,14 @@ public sealed class NtsKeClientSession
                 }
                 Port = BinaryPrimitives.ReadUInt16BigEndian(body);
                 return null;
+            case NtsKeRecordType.CompliantAes128GcmSivExport:
+                // chrony's spec: an empty body, else an invalid response; an echo of what we did not ask is ignored.
+                if (!body.IsEmpty)
+                {
+                    return NtsKeClientReason.Malformed;
+                }
+                _sawCompliantEcho = OffersCompliantContext;
+                return null;
             default:
                 // §4: an unrecognised record is ignored unless critical; then the client MUST abort.
                 return record.Critical ? NtsKeClientReason.UnrecognizedCriticalRecord : null;
@@ -305,13 +329,13 @@ public sealed class NtsKeClientSession
 
     /// <summary>
     /// Runs a session over an arbitrary response to its end, for fuzzing and property tests: offers
-    /// AEAD 15 and 17, feeds <paramref name="response"/> in pieces of the lengths <paramref name="splits"/>
+    /// AEAD 15, 30 and 17, feeds <paramref name="response"/> in pieces of the lengths <paramref name="splits"/>
     /// gives in turn (each at least one octet; all at once when it is empty), then end of stream.
     /// Never throws; <paramref name="cookieOctets"/> is what the cookies kept hold.
     /// </summary>
     public static NtsKeClientReason Fuzz(ReadOnlySpan<byte> response, ReadOnlySpan<int> splits, out int cookieOctets)
     {
-        var session = new NtsKeClientSession([AeadAlgorithm.AesSivCmac256, AeadAlgorithm.AesSivCmac512]);
+        var session = new NtsKeClientSession([AeadAlgorithm.AesSivCmac256, AeadAlgorithm.Aes128GcmSiv, AeadAlgorithm.AesSivCmac512]);
         NtsKeClientStep step = session.Step;
         for (int offset = 0, i = 0; offset < response.Length && step == NtsKeClientStep.NeedBytes; i++)
         {

@@ -14,6 +14,14 @@ public enum NtsKeRecordType : ushort
     NewCookie = 5,
     Server = 6,
     Port = 7,
+
+    /// <summary>
+    /// chrony's "Compliant AES-128-GCM-SIV Exporter Context" (type 1024, non-critical, empty body;
+    /// chrony-project.org/doc/spec/nts-compliant-128gcm.html): chrony 4.4 to 4.6.0 put AEAD id 15,
+    /// not 30, in the RFC 8915 §5.1 exporter context of AES-128-GCM-SIV keys, and later chrony keeps
+    /// doing so unless both sides send this record.
+    /// </summary>
+    CompliantAes128GcmSivExport = 1024,
 }
 
 /// <summary>NTS-KE error codes (RFC 8915 §4.1.3).</summary>
@@ -62,7 +70,8 @@ public static class NtsKeRecords
 
     /// <summary>
     /// The exporter context of RFC 8915 §5.1: Protocol ID (NTPv4, 2 octets) ‖ AEAD id (2 octets) ‖
-    /// 0x00 for the C2S key or 0x01 for the S2C key.
+    /// 0x00 for the C2S key or 0x01 for the S2C key. <paramref name="aead"/> is the id the context
+    /// carries (<see cref="ExporterAead"/>), which for AES-128-GCM-SIV need not be the one agreed.
     /// </summary>
     public static void WriteExporterContext(Span<byte> context, AeadAlgorithm aead, bool serverToClient)
     {
@@ -70,6 +79,15 @@ public static class NtsKeRecords
         BinaryPrimitives.WriteUInt16BigEndian(context[2..], (ushort)aead);
         context[4] = serverToClient ? (byte)1 : (byte)0;
     }
+
+    /// <summary>
+    /// The AEAD id for the exporter context of keys for <paramref name="agreed"/>: itself, except
+    /// AES-128-GCM-SIV without the compliant-context record on both sides
+    /// (<see cref="NtsKeRecordType.CompliantAes128GcmSivExport"/>), where it is 15, as every chrony
+    /// since 4.4 computes it; key lengths still follow the AEAD agreed.
+    /// </summary>
+    public static AeadAlgorithm ExporterAead(AeadAlgorithm agreed, bool compliantContext) =>
+        agreed == AeadAlgorithm.Aes128GcmSiv && !compliantContext ? AeadAlgorithm.AesSivCmac256 : agreed;
 
     /// <summary>Reads one record; false when the buffer does not yet hold a whole one.</summary>
     public static bool TryRead(ReadOnlySpan<byte> buffer, out NtsKeRecord record, out int consumed)

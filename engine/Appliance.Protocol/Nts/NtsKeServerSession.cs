@@ -117,8 +117,15 @@ public sealed class NtsKeServerOptions
     /// <param name="maxRequest">Largest request taken, in octets; the End of Message must come within it.</param>
     /// <param name="ntpServer">Host for the NTPv4 Server record (RFC 8915 §4.1.7), or null to send none.</param>
     /// <param name="ntpPort">Port for the NTPv4 Port record (RFC 8915 §4.1.8), or null to send none.</param>
-    public NtsKeServerOptions(int maxRequest, string? ntpServer = null, ushort? ntpPort = null)
+    /// <param name="aeads">The AEADs this server agrees to (null: every one, <see cref="AeadAlgorithms.All"/>).</param>
+    public NtsKeServerOptions(int maxRequest, string? ntpServer = null, ushort? ntpPort = null, IReadOnlyList<AeadAlgorithm>? aeads = null)
     {
+        aeads ??= AeadAlgorithms.All;
+        if (aeads.Count == 0 || aeads.Any(a => !AeadAlgorithms.IsSupported((ushort)a)))
+        {
+            throw new ArgumentException("enable at least one AEAD, each one this server speaks (RFC 8915 §4.1.5)", nameof(aeads));
+        }
+        Aeads = [.. aeads.Distinct()];
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRequest, NtsKeRecords.HeaderLength);
         if (ntpServer is not null && (ntpServer.Length is 0 or > ushort.MaxValue || !System.Text.Ascii.IsValid(ntpServer)))
         {
@@ -135,9 +142,17 @@ public sealed class NtsKeServerOptions
 
     public ushort? NtpPort { get; }
 
-    /// <summary>The longest response: Next Protocol, AEAD, Server, Port, eight of the largest cookies, End of Message.</summary>
+    /// <summary>The AEADs this server agrees to; the client's order picks among them.</summary>
+    public IReadOnlyList<AeadAlgorithm> Aeads { get; }
+
+    internal bool Enables(ushort id) => AeadAlgorithms.IsSupported(id) && Aeads.Contains((AeadAlgorithm)id);
+
+    /// <summary>
+    /// The longest response: Next Protocol, AEAD, the compliant-context echo, Server, Port, eight of
+    /// the largest cookies, End of Message.
+    /// </summary>
     internal int MaxResponseLength =>
-        (3 * (NtsKeRecords.HeaderLength + 2)) + NtsKeRecords.HeaderLength + (NtpServer?.Length ?? 0)
+        (3 * (NtsKeRecords.HeaderLength + 2)) + (2 * NtsKeRecords.HeaderLength) + (NtpServer?.Length ?? 0)
         + (NtsKeRecords.CookieCount * (NtsKeRecords.HeaderLength + NtsCookie.MaxLength)) + NtsKeRecords.HeaderLength;
 }
 
@@ -164,6 +179,7 @@ public sealed class NtsKeServerSession
     private bool _sawProtocol;
     private bool _sawAead;
     private bool _ntpV4;
+    private bool _compliantAsked;
     private AeadAlgorithm? _aead;
 
     /// <param name="ring">The ring whose current key seals the cookies; null when there is none yet (answered with Internal Server Error).</param>
@@ -181,8 +197,16 @@ public sealed class NtsKeServerSession
         ? _reason
         : throw new InvalidOperationException("the NTS-KE session has not ended");
 
-    /// <summary>The AEAD agreed, for the keys <see cref="NtsKeServerStep.NeedKeys"/> asks for.</summary>
+    /// <summary>The AEAD agreed, for the keys <see cref="NtsKeServerStep.NeedKeys"/> asks for (their length).</summary>
     public AeadAlgorithm? Aead => _aead;
+
+    /// <summary>
+    /// The AEAD id the exporter context carries for those keys (RFC 8915 §5.1): <see cref="Aead"/>, or
+    /// 15 for AES-128-GCM-SIV when the client did not send the compliant-context record, as chrony 4.4
+    /// to 4.6.0 compute it (<see cref="NtsKeRecords.ExporterAead"/>). A client's keys that do not
+    /// match are not NAKed but dropped, so this must be right at the key exchange.
+    /// </summary>
+    public AeadAlgorithm? ExporterAead => _aead is { } aead ? NtsKeRecords.ExporterAead(aead, _compliantAsked) : null;
 
     /// <summary>The octets to send at <see cref="NtsKeServerStep.SendThenClose"/>.</summary>
     public ReadOnlyMemory<byte> Response => _response.AsMemory(0, _responseLength);
@@ -287,7 +311,7 @@ public sealed class NtsKeServerSession
                 return null;
             case NtsKeRecordType.AeadAlgorithm:
                 // §4.1.5: at most one, at least one 16-bit algorithm id. Honouring the client's order
-                // is optional; this server takes the first of them it supports.
+                // is optional; this server takes the first of them it has enabled, as chrony's does.
                 if (_sawAead || !NtsKeRecords.IsUInt16List(record.Body))
                 {
                     return NtsKeServerReason.BadRequest;
@@ -296,12 +320,20 @@ public sealed class NtsKeServerSession
                 for (int i = 0; i < record.Body.Length; i += 2)
                 {
                     ushort id = BinaryPrimitives.ReadUInt16BigEndian(record.Body[i..]);
-                    if (AeadAlgorithms.IsSupported(id))
+                    if (_options.Enables(id))
                     {
                         _aead = (AeadAlgorithm)id;
                         break;
                     }
                 }
+                return null;
+            case NtsKeRecordType.CompliantAes128GcmSivExport:
+                // chrony's spec for the record: an empty body; anything else is a Bad Request.
+                if (!record.Body.IsEmpty)
+                {
+                    return NtsKeServerReason.BadRequest;
+                }
+                _compliantAsked = true;
                 return null;
             case NtsKeRecordType.Error:
             case NtsKeRecordType.Warning:
@@ -352,9 +384,15 @@ public sealed class NtsKeServerSession
             return NtsKeRecords.Write(response, true, NtsKeRecordType.NextProtocol, []);
         }
         int n = NtsKeRecords.WriteUInt16(response, true, NtsKeRecordType.NextProtocol, NtsKeRecords.NtpV4);
-        return n + (_aead is { } aead
+        n += _aead is { } aead
             ? NtsKeRecords.WriteUInt16(response[n..], true, NtsKeRecordType.AeadAlgorithm, (ushort)aead)
-            : NtsKeRecords.Write(response[n..], true, NtsKeRecordType.AeadAlgorithm, []));
+            : NtsKeRecords.Write(response[n..], true, NtsKeRecordType.AeadAlgorithm, []);
+        if (_aead == AeadAlgorithm.Aes128GcmSiv && _compliantAsked)
+        {
+            // The echo that makes both sides use the compliant context (AEAD 30) for the keys.
+            n += NtsKeRecords.Write(response[n..], false, NtsKeRecordType.CompliantAes128GcmSivExport, []);
+        }
+        return n;
     }
 
     private NtsKeServerStep Refuse(NtsKeErrorCode code, NtsKeServerReason reason) =>

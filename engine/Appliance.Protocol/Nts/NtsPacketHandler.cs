@@ -56,14 +56,19 @@ public ref struct NtsGroup
 /// batch: it owns the per-slot keys and scratch, and allocates nothing per request. On a CPU without
 /// AES-NI the same phases run each AES-SIV operation alone on the reference <see cref="AesSiv"/>
 /// (the platform's AES; see <see cref="AesSivPath"/>): the same bytes, slower, and its re-keying
-/// per request allocates.
+/// per request allocates. Sessions on AES-128-GCM-SIV (AEAD 30, RFC 8452) verify and seal one at a
+/// time on <see cref="AesGcmSiv"/>, re-keyed per request (in place on AES-NI with PCLMULQDQ): its
+/// key derivation and CTR blocks are independent AES calls the CPU already overlaps, and its cookies
+/// are opened and sealed with everyone else's, on the lanes.
 /// </summary>
 public sealed class NtsPacketHandler
 {
     private const int MaxUniqueIdentifierField = 4 + 256;
     private const int KeyRoom = 64;
     private const int PlaintextRoom = 2048;
-    private const int AuthenticatorFixed = ExtensionFields.HeaderLength + 4 + NtsExtensionField.ServerNonceLength + AesSiv.TagLength;
+
+    /// <summary>A lane number meaning "verified on its own, not in the batch" (GCM-SIV).</summary>
+    private const int Direct = int.MaxValue;
 
     private readonly IRandomSource _random;
 
@@ -72,6 +77,7 @@ public sealed class NtsPacketHandler
     private readonly AesSivLanes? _lanes;
     private readonly OneAtATime? _cookieCipher;
     private readonly OneAtATime? _sessionCipher;
+    private readonly AesGcmSiv _gcmSiv;
     private readonly Request[] _requests;
     private readonly byte[] _c2s;
     private readonly byte[] _s2c;
@@ -100,12 +106,16 @@ public sealed class NtsPacketHandler
             _cookieCipher = new OneAtATime();
             _sessionCipher = new OneAtATime();
         }
+        _gcmSiv = new AesGcmSiv(new byte[AesGcmSiv.KeyLength], hardware: useLanes);
     }
 
     /// <summary>What handlers made by the public constructor run their AES-SIV on: for the start-up log.</summary>
-    public static string AesSivPath => AesSivLanes.IsSupported
+    public static string AesSivPath => (AesSivLanes.IsSupported
         ? $"AES-SIV on AES-NI, {AesSivLanes.Width} requests side by side"
-        : "AES-SIV on the platform's AES (OpenSSL), one request at a time: this CPU has no AES-NI";
+        : "AES-SIV on the platform's AES (OpenSSL), one request at a time: this CPU has no AES-NI")
+        + (AesGcmSiv.IsHardwareAccelerated
+            ? "; AES-128-GCM-SIV on AES-NI and PCLMULQDQ"
+            : "; AES-128-GCM-SIV on the platform's AES and a software POLYVAL: this CPU lacks AES-NI or PCLMULQDQ");
 
     /// <summary>Whether this handler runs the lanes (else the reference cipher, one operation at a time).</summary>
     public bool UsesLanes => _lanes is not null;
@@ -185,8 +195,9 @@ public sealed class NtsPacketHandler
         int nonceLength = BinaryPrimitives.ReadUInt16BigEndian(auth);
         int ciphertextLength = BinaryPrimitives.ReadUInt16BigEndian(auth[2..]);
         int noncePadded = (nonceLength + 3) & ~3;
-        if (nonceLength == 0 || ciphertextLength < AesSiv.TagLength || 4 + noncePadded + ciphertextLength > auth.Length
-            || ciphertextLength - AesSiv.TagLength > PlaintextRoom)
+        int ciphertextPadded = (ciphertextLength + 3) & ~3;
+        if (nonceLength == 0 || ciphertextLength < AeadAlgorithms.TagLength || 4 + noncePadded + ciphertextPadded > auth.Length
+            || ciphertextLength - AeadAlgorithms.TagLength > PlaintextRoom)
         {
             return Outcome.Drop(ResponseReason.NtsMalformed, nts: true);
         }
@@ -202,6 +213,7 @@ public sealed class NtsPacketHandler
             AuthenticatorOffset = authOffset,
             NonceOffset = bodyOffset,
             NonceLength = nonceLength,
+            NonceRoom = auth.Length - 4 - ciphertextPadded,
             CiphertextOffset = bodyOffset + noncePadded,
             CiphertextLength = ciphertextLength,
             Version = version,
@@ -261,8 +273,10 @@ public sealed class NtsPacketHandler
             }
         }
 
-        // Authenticators (§5.6): AES-SIV with the C2S key over everything before the field.
+        // Authenticators (§5.6): the session's AEAD with the C2S key over everything before the field,
+        // AES-SIV in the batch, GCM-SIV at once; a nonce the AEAD does not take is dropped unread.
         siv.Clear();
+        Span<bool> verified = stackalloc bool[AesSivLanes.Width];
         for (int m = 0; m < group.Count; m++)
         {
             if (lanes[m] < 0)
@@ -272,9 +286,29 @@ public sealed class NtsPacketHandler
             int slot = group.Slot(m);
             ref Request r = ref _requests[slot];
             Span<byte> buffer = group.Buffer(m);
-            lanes[m] = siv.Add(C2S(slot)[..AeadAlgorithms.KeyLength(r.Aead)], buffer[..r.AuthenticatorOffset],
-                buffer.Slice(r.NonceOffset, r.NonceLength), buffer.Slice(r.CiphertextOffset, r.CiphertextLength),
-                Scratch(siv.Count)[..(r.CiphertextLength - AesSiv.TagLength)]);
+            ReadOnlySpan<byte> key = C2S(slot)[..AeadAlgorithms.KeyLength(r.Aead)];
+            ReadOnlySpan<byte> nonce = buffer.Slice(r.NonceOffset, r.NonceLength);
+            ReadOnlySpan<byte> ciphertext = buffer.Slice(r.CiphertextOffset, r.CiphertextLength);
+            Span<byte> plaintext = Scratch(siv.Count)[..(r.CiphertextLength - AeadAlgorithms.TagLength)];
+            if (!AeadAlgorithms.AcceptsNonce(r.Aead, r.NonceLength, r.NonceRoom))
+            {
+                r.Outcome = Outcome.Drop(ResponseReason.NtsMalformed, nts: true);
+                r.ResponseLength = 0;
+                C2S(slot).Clear();
+                S2C(slot).Clear();
+                lanes[m] = -1;
+            }
+            else if (r.Aead == AeadAlgorithm.Aes128GcmSiv)
+            {
+                _gcmSiv.SetKey(key);
+                verified[m] = _gcmSiv.Decrypt(buffer[..r.AuthenticatorOffset], nonce, ciphertext, plaintext);
+                plaintext.Clear();
+                lanes[m] = Direct;
+            }
+            else
+            {
+                lanes[m] = siv.Add(key, buffer[..r.AuthenticatorOffset], nonce, ciphertext, plaintext);
+            }
         }
         Run(ref siv, open: true, _sessionCipher);
 
@@ -288,7 +322,7 @@ public sealed class NtsPacketHandler
                 continue;
             }
             ref Request r = ref _requests[slot];
-            if (!siv[lanes[m]].Authentic)
+            if (!(lanes[m] == Direct ? verified[m] : siv[lanes[m]].Authentic))
             {
                 r.Outcome = Outcome.Drop(ResponseReason.NtsBadAuthenticator, nts: true);
                 r.ResponseLength = 0;
@@ -311,8 +345,8 @@ public sealed class NtsPacketHandler
 
     /// <summary>
     /// Phase three, for a group of answered responses whose transmit timestamps are in: encrypts the
-    /// new cookies in place and writes the SIV, with the S2C key and the response up to the
-    /// authenticator as associated data (RFC 8915 §5.6).
+    /// new cookies in place and writes the tag, with the S2C key and the response up to the
+    /// authenticator as associated data (RFC 8915 §5.6): AES-SIV in the batch, GCM-SIV at once.
     /// </summary>
     public void Seal(scoped ref NtsGroup group)
     {
@@ -322,9 +356,19 @@ public sealed class NtsPacketHandler
             int slot = group.Slot(m);
             ref readonly Request r = ref _requests[slot];
             Span<byte> response = group.Buffer(m);
-            Span<byte> sealedPart = response.Slice(r.SealedOffset, AesSiv.TagLength + r.PlaintextLength);
-            siv.Add(S2C(slot)[..AeadAlgorithms.KeyLength(r.Aead)], response[..r.AssociatedDataLength],
-                response.Slice(r.ServerNonceOffset, NtsExtensionField.ServerNonceLength), sealedPart[AesSiv.TagLength..], sealedPart);
+            Span<byte> sealedPart = response.Slice(r.SealedOffset, AeadAlgorithms.TagLength + r.PlaintextLength);
+            ReadOnlySpan<byte> key = S2C(slot)[..AeadAlgorithms.KeyLength(r.Aead)];
+            ReadOnlySpan<byte> nonce = response.Slice(r.ServerNonceOffset, AeadAlgorithms.NonceLength(r.Aead));
+            ReadOnlySpan<byte> plaintext = sealedPart.Slice(AeadAlgorithms.PlaintextOffset(r.Aead), r.PlaintextLength);
+            if (r.Aead == AeadAlgorithm.Aes128GcmSiv)
+            {
+                _gcmSiv.SetKey(key);
+                _gcmSiv.Encrypt(response[..r.AssociatedDataLength], nonce, plaintext, sealedPart);
+            }
+            else
+            {
+                siv.Add(key, response[..r.AssociatedDataLength], nonce, plaintext, sealedPart);
+            }
         }
         Run(ref siv, open: false, _sessionCipher);
         for (int m = 0; m < group.Count; m++)
@@ -338,7 +382,9 @@ public sealed class NtsPacketHandler
         // How many fresh cookies fit without making the response longer than the request.
         int cookieLength = NtsCookie.Length(r.Aead);
         int cookieField = ExtensionFields.HeaderLength + cookieLength;
-        int room = r.Length - NtpHeader.Length - r.UidLength - AuthenticatorFixed;
+        int nonceLength = AeadAlgorithms.NonceLength(r.Aead);
+        int authenticatorFixed = ExtensionFields.HeaderLength + 4 + nonceLength + AeadAlgorithms.TagLength;
+        int room = r.Length - NtpHeader.Length - r.UidLength - authenticatorFixed;
         int count = Math.Max(0, Math.Min(1 + r.Placeholders, room / cookieField));
 
         bool synchronised = NtpResponder.WriteTimeHeader(buffer, r.Version, r.Poll, r.ClientTransmit, r.Context, state);
@@ -346,15 +392,16 @@ public sealed class NtsPacketHandler
         buffer.Slice(r.UidOffset, r.UidLength).CopyTo(buffer[NtpHeader.Length..]);
         int offset = NtpHeader.Length + r.UidLength;
         int plaintextLength = count * cookieField;
-        int authFieldLength = AuthenticatorFixed + plaintextLength;
+        int authFieldLength = authenticatorFixed + plaintextLength;
         BinaryPrimitives.WriteUInt16BigEndian(buffer[offset..], NtsExtensionField.Authenticator);
         BinaryPrimitives.WriteUInt16BigEndian(buffer[(offset + 2)..], (ushort)authFieldLength);
-        BinaryPrimitives.WriteUInt16BigEndian(buffer[(offset + 4)..], NtsExtensionField.ServerNonceLength);
-        BinaryPrimitives.WriteUInt16BigEndian(buffer[(offset + 6)..], (ushort)(AesSiv.TagLength + plaintextLength));
+        BinaryPrimitives.WriteUInt16BigEndian(buffer[(offset + 4)..], (ushort)nonceLength);
+        BinaryPrimitives.WriteUInt16BigEndian(buffer[(offset + 6)..], (ushort)(AeadAlgorithms.TagLength + plaintextLength));
         int nonceOffset = offset + 8;
-        _random.Fill(buffer.Slice(nonceOffset, NtsExtensionField.ServerNonceLength));
-        int ciphertextOffset = nonceOffset + NtsExtensionField.ServerNonceLength;
-        int plaintextOffset = ciphertextOffset + AesSiv.TagLength;
+        _random.Fill(buffer.Slice(nonceOffset, nonceLength));
+        // Both nonce lengths (16, 12) are whole words: no nonce padding, no additional padding (§5.6).
+        int ciphertextOffset = nonceOffset + nonceLength;
+        int plaintextOffset = ciphertextOffset + AeadAlgorithms.PlaintextOffset(r.Aead);
         for (int i = 0; i < count; i++)
         {
             Span<byte> field = buffer.Slice(plaintextOffset + (i * cookieField), cookieField);
@@ -472,6 +519,7 @@ public sealed class NtsPacketHandler
         public int AuthenticatorOffset;
         public int NonceOffset;
         public int NonceLength;
+        public int NonceRoom;
         public int CiphertextOffset;
         public int CiphertextLength;
         public byte Version;

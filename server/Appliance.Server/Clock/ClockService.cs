@@ -64,6 +64,7 @@ public sealed class ClockService : BackgroundService
             Nts = ntp.Nts,
             TlsName = ntp.TlsName,
             Trust = ntp.Trust is { } trust ? LoadTrust(trust) : null,
+            Aeads = ntp.Aeads.Items,
             Iburst = ntp.Iburst,
             MinPoll = ntp.MinPoll,
             MaxPoll = ntp.MaxPoll,

@@ -1,5 +1,6 @@
 using System.Net;
 using Appliance.Protocol;
+using Appliance.Protocol.Crypto;
 
 namespace Appliance.Server.Configuration;
 
@@ -45,7 +46,21 @@ public abstract record SourceConfig;
 /// <param name="Port">The NTP port, or with <paramref name="Nts"/> the NTS-KE port.</param>
 /// <param name="TlsName">NTS: the name the certificate must carry, when not the host.</param>
 /// <param name="Trust">NTS: a PEM file of trust anchors instead of the system's.</param>
-public sealed record NtpSourceConfig(string Host, int Port, bool Nts, string? TlsName, string? Trust, bool Iburst, int MinPoll, int MaxPoll) : SourceConfig;
+/// <param name="Aeads">NTS: the AEADs offered in the key exchange, the preferred first.</param>
+public sealed record NtpSourceConfig(string Host, int Port, bool Nts, string? TlsName, string? Trust, bool Iburst, int MinPoll, int MaxPoll, AeadList Aeads) : SourceConfig;
+
+/// <summary>
+/// AEADs in order of preference, compared and printed by their contents: a record compares a list
+/// member by reference, which would make every reload see the list changed.
+/// </summary>
+public sealed record AeadList(IReadOnlyList<AeadAlgorithm> Items)
+{
+    public bool Equals(AeadList? other) => other is not null && Items.SequenceEqual(other.Items);
+
+    public override int GetHashCode() => Items.Aggregate(17, (hash, aead) => (hash * 31) + (int)aead);
+
+    public override string ToString() => $"[{string.Join(", ", Items.Select(AeadAlgorithms.Name))}]";
+}
 
 /// <summary>A gpsd to take GPS time and PPS edges from.</summary>
 /// <param name="Delay">The uncertainty window of serial time.</param>
@@ -116,6 +131,7 @@ public sealed record MetricsConfig(IPEndPoint? Listen);
 /// <param name="RequestTimeout">With <paramref name="HandshakeTimeout"/>, the one deadline of an exchange from accept.</param>
 /// <param name="ClientConcurrent">Connections one client (IPv4 address, IPv6 /64) may hold open at once.</param>
 /// <param name="Access">Who may connect: <c>ntp.access</c>, applied at accept before any TLS work.</param>
+/// <param name="Aeads">The AEADs agreed to; the client's order picks among them (RFC 8915 §4.1.5).</param>
 public sealed record NtsKeConfig(
     IReadOnlyList<IPEndPoint> Listen,
     string Certificate,
@@ -131,7 +147,8 @@ public sealed record NtsKeConfig(
     int ClientConnections,
     TimeSpan ClientInterval,
     int ClientConcurrent,
-    AccessList Access);
+    AccessList Access,
+    AeadList Aeads);
 
 /// <summary>The master-key ring: where it is kept, how often it turns, how many old keys still open cookies.</summary>
 /// <param name="FleetSecret">A file holding the fleet secret, or null for random keys of this appliance alone.</param>

@@ -20,6 +20,9 @@ public enum ConfigType
     /// <summary>One of <see cref="ConfigKey.Choices"/>.</summary>
     Choice,
 
+    /// <summary>A list of <see cref="ConfigKey.Choices"/>, in order of preference, each at most once, not empty.</summary>
+    ChoiceList,
+
     /// <summary>An IP literal and a port: what the appliance listens on.</summary>
     Address,
 
@@ -160,6 +163,7 @@ public sealed class ConfigKey
             ConfigType.Duration => $"write a duration from {Min} to {Max} with a unit: us, ms, s, m, h or d",
             ConfigType.SignedDuration => $"write a duration from -{Max} to {Max} with a unit: us, ms, s, m, h or d",
             ConfigType.Choice => $"use {Or(Choices)}",
+            ConfigType.ChoiceList => $"list one or more of {string.Join(", ", Choices)}, each once, the preferred first",
             ConfigType.Address => "write an IP address and a port, quoted: \"127.0.0.1:123\", \"[::1]:123\", \"0.0.0.0:123\" or \"[::]:123\"",
             ConfigType.AddressList => "list IP addresses with their ports, quoted (YAML reads [::]:123 unquoted as a list)",
             ConfigType.HostPort => $"write a host name or IP address with an optional port (default {DefaultPort}); an IPv6 address with a port in brackets: [2001:db8::1]:{DefaultPort}",

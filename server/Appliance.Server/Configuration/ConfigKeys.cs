@@ -1,3 +1,5 @@
+using Appliance.Protocol.Crypto;
+
 namespace Appliance.Server.Configuration;
 
 /// <summary>
@@ -464,6 +466,22 @@ public static class ConfigKeys
         Chrony = null,
     };
 
+    /// <summary>The AEAD names the <c>aeads</c> keys take: the protocol's own list, by name.</summary>
+    private static string[] AeadNames => [.. AeadAlgorithms.All.Select(AeadAlgorithms.Name)];
+
+    public static ConfigKey NtsKeAeads { get; } = new()
+    {
+        Path = "nts-ke.aeads",
+        Type = ConfigType.ChoiceList,
+        Choices = AeadNames,
+        Default = "[AES-SIV-CMAC-256, AES-128-GCM-SIV, AES-SIV-CMAC-512]",
+        Doc = "The AEADs NTS-KE agrees to; a client gets the first one of its own list that is here (RFC 8915 §4.1.5). "
+            + "AES-SIV-CMAC-256 is the one every NTS client speaks; AES-128-GCM-SIV (RFC 8452) is what chrony 4.4 and later prefer (see docs/nts.md for its key derivation).",
+        Example = "[AES-SIV-CMAC-256]",
+        Reload = Reload.Live,
+        Chrony = "ntsaeads",
+    };
+
     public static ConfigKey NtsKeClientLimit { get; } = new()
     {
         Path = "nts-ke.client-limit",
@@ -701,6 +719,20 @@ public static class ConfigKeys
         IfMissing = "point it at a PEM file of the CA certificates to trust for this source",
         Reload = Reload.Live,
         Chrony = "ntstrustedcerts",
+    };
+
+    public static ConfigKey NtpSourceAeads { get; } = new()
+    {
+        Path = "sources[].ntp.aeads",
+        Type = ConfigType.ChoiceList,
+        Choices = AeadNames,
+        Default = "[AES-SIV-CMAC-256]",
+        Doc = "NTS only: the AEADs offered in the key exchange, the preferred first. AES-SIV-CMAC-256 is the one every NTS server speaks; "
+            + "offer AES-128-GCM-SIV first only to servers known to agree on its key derivation (chrony 4.4 and later, this appliance; docs/nts.md).",
+        Example = "[AES-128-GCM-SIV, AES-SIV-CMAC-256]",
+        Requires = "nts: true",
+        Reload = Reload.Live,
+        Chrony = "ntsaeads",
     };
 
     public static ConfigKey NtpSourceIburst { get; } = new()
@@ -1069,11 +1101,11 @@ public static class ConfigKeys
         NtpRateLimitKod, NtpRateLimitClients, NtpAccess, NtpAccessAllow, NtpAccessDeny, NtpAccessDenyAction,
         NtsKe, NtsKeListen, NtsKeCertificate, NtsKePrivateKey, NtsKeKeys, NtsKeKeysStorage, NtsKeKeysRotation,
         NtsKeKeysKeep, NtsKeKeysFleetSecret, NtsKeNtpServer, NtsKeMaxConnections, NtsKeHandshakeTimeout,
-        NtsKeIdleTimeout, NtsKeRequestTimeout, NtsKeMaxRequest, NtsKeClientLimit, NtsKeClientLimitConnections,
+        NtsKeIdleTimeout, NtsKeRequestTimeout, NtsKeMaxRequest, NtsKeAeads, NtsKeClientLimit, NtsKeClientLimitConnections,
         NtsKeClientLimitInterval, NtsKeClientLimitConcurrent,
         Clock, ClockMode, ClockLocal, ClockLocalStratum, ClockLeapSeconds, ClockHoldover, ClockStepThreshold,
         ClockPanicThreshold, ClockMinSources,
-        Sources, NtpSource, NtpSourceAddress, NtpSourceNts, NtpSourceName, NtpSourceTrust, NtpSourceIburst,
+        Sources, NtpSource, NtpSourceAddress, NtpSourceNts, NtpSourceName, NtpSourceTrust, NtpSourceAeads, NtpSourceIburst,
         NtpSourceMinPoll, NtpSourceMaxPoll,
         GpsdSource, GpsdSourceAddress, GpsdSourcePps, GpsdSourceDelay, GpsdSourceOffset, GpsdSourceMinSatellites,
         PpsSource, PpsSourceDevice, PpsSourceEdge, PpsSourceLock, PpsSourceMaxDeviation,

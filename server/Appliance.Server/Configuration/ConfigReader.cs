@@ -264,6 +264,37 @@ internal sealed class ConfigReader
     public TEnum Choice<TEnum>(Section section, ConfigKey key) where TEnum : struct, Enum =>
         Enum.Parse<TEnum>(Choice(section, key), ignoreCase: true);
 
+    /// <summary>A list of the key's <see cref="ConfigKey.Choices"/>, in the order written; on error, those that were right.</summary>
+    public IReadOnlyList<string> Choices(Section section, ConfigKey key)
+    {
+        YamlNode node = section[key] ?? throw NoDefault(key);
+        var chosen = new List<string>();
+        if (node is YamlSequenceNode { Children.Count: 0 })
+        {
+            Error(node, $"'{key.Path}' is empty", key);
+        }
+        foreach (YamlNode item in Items(node, key))
+        {
+            if (Scalar(item, key) is not { } text)
+            {
+                continue;
+            }
+            if (!key.Choices.Contains(text))
+            {
+                Error(item, $"'{key.Path}' has '{text}'", key);
+            }
+            else if (chosen.Contains(text))
+            {
+                Error(item, $"'{key.Path}' has '{text}' twice", key);
+            }
+            else
+            {
+                chosen.Add(text);
+            }
+        }
+        return chosen;
+    }
+
     /// <summary>The entries of a list; none (and an error) when the value is not a list.</summary>
     public IEnumerable<YamlNode> Items(YamlNode node, ConfigKey key)
     {

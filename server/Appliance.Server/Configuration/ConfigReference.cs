@@ -90,6 +90,7 @@ public static class ConfigReference
             ConfigType.Duration => $"duration, `{key.Min}` to `{key.Max}`",
             ConfigType.SignedDuration => $"duration, `-{key.Max}` to `{key.Max}`",
             ConfigType.Choice => string.Join(" or ", key.Choices.Select(c => $"`{c}`")),
+            ConfigType.ChoiceList => "list of " + string.Join(", ", key.Choices.Select(c => $"`{c}`")) + ", not empty",
             ConfigType.Address => "`address:port`",
             ConfigType.AddressList => key.NotEmpty ? "list of `address:port`, not empty" : "list of `address:port`",
             ConfigType.HostPort => "`host[:port]`",

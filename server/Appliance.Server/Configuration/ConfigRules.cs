@@ -40,7 +40,7 @@ public static class ConfigRules
     public static ConfigRule PollOrder { get; } = new("sources[].ntp",
         "make minpoll at most maxpoll (log2 seconds: 6 = 64 s, 10 = 1024 s), e.g. `{ minpoll: 6, maxpoll: 10 }`");
 
-    public static ConfigRule NtsOnly { get; } = new("sources[].ntp", "add `nts: true`, or remove name and trust");
+    public static ConfigRule NtsOnly { get; } = new("sources[].ntp", "add `nts: true`, or remove name, trust and aeads");
 
     public static ConfigRule DenyKodWithoutRateLimit { get; } = new("ntp",
         "turn rate limiting on, e.g. `rate-limit: { interval: 2s }`, or deny without an answer: `access: { deny-action: ignore }`");

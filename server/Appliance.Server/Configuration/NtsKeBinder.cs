@@ -1,4 +1,5 @@
 using System.Net;
+using Appliance.Protocol.Crypto;
 using YamlDotNet.RepresentationModel;
 using K = Appliance.Server.Configuration.ConfigKeys;
 
@@ -50,8 +51,14 @@ internal static class NtsKeBinder
             r.Duration(clients, K.NtsKeClientLimitInterval),
             r.Integer(clients, K.NtsKeClientLimitConcurrent),
             // One list for both doors: a network denied NTP gets no TLS handshake either.
-            ntp.Access);
+            ntp.Access,
+            Aeads(r, nts, K.NtsKeAeads));
     }
+
+    /// <summary>A list of AEAD names (<see cref="ConfigType.ChoiceList"/>) as the algorithms, in its order.</summary>
+    public static AeadList Aeads(ConfigReader r, Section section, ConfigKey key) =>
+        new([.. r.Choices(section, key).Select(name => AeadAlgorithms.TryParse(name, out AeadAlgorithm aead) ? aead
+            : throw new InvalidOperationException($"{key.Path}: choice {name} is no AEAD"))]);
 
     /// <summary>The NTPv4 Server and Port records (RFC 8915 §4.1.7, §4.1.8): a port record only where it is not 123.</summary>
     private static (string? Server, ushort? Port) NtpServer(ConfigReader r, Section nts, NtpConfig ntp)

@@ -58,9 +58,10 @@ internal static class SourceBinder
             : r.Remote(addressNode, K.NtpSourceAddress, nts ? ConfigKeys.NtsKePort : K.NtpSourceAddress.DefaultPort);
         string? name = r.Text(s, K.NtpSourceName);
         string? trust = r.File(s, K.NtpSourceTrust);
-        if (!nts && (s.Has(K.NtpSourceName) || s.Has(K.NtpSourceTrust)))
+        AeadList aeads = NtsKeBinder.Aeads(r, s, K.NtpSourceAeads);
+        if (!nts && (s.Has(K.NtpSourceName) || s.Has(K.NtpSourceTrust) || s.Has(K.NtpSourceAeads)))
         {
-            r.Error(s.Node, $"source {Describe(addressNode)}: name and trust only apply to NTS", ConfigRules.NtsOnly);
+            r.Error(s.Node, $"source {Describe(addressNode)}: name, trust and aeads only apply to NTS", ConfigRules.NtsOnly);
         }
         bool iburst = r.Boolean(s, K.NtpSourceIburst);
         int before = r.ErrorCount;
@@ -75,7 +76,7 @@ internal static class SourceBinder
             r.Error(s.Node, $"source {Describe(addressNode)}: minpoll {minPoll} is above maxpoll {maxPoll}", ConfigRules.PollOrder);
             return null;
         }
-        return address is { } a ? new NtpSourceConfig(a.Host, a.Port, nts, name, trust, iburst, minPoll, maxPoll) : null;
+        return address is { } a ? new NtpSourceConfig(a.Host, a.Port, nts, name, trust, iburst, minPoll, maxPoll, aeads) : null;
     }
 
     private static GpsdSourceConfig? Gpsd(ConfigReader r, Section s)

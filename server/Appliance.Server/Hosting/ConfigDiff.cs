@@ -118,6 +118,7 @@ public static class ConfigDiff
         [K.NtsKeIdleTimeout.Path] = c => Nts(c, n => n.IdleTimeout),
         [K.NtsKeRequestTimeout.Path] = c => Nts(c, n => n.RequestTimeout),
         [K.NtsKeMaxRequest.Path] = c => Nts(c, n => n.MaxRequest),
+        [K.NtsKeAeads.Path] = c => Nts(c, n => n.Aeads),
         [K.NtsKeClientLimitConnections.Path] = c => Nts(c, n => n.ClientConnections),
         [K.NtsKeClientLimitInterval.Path] = c => Nts(c, n => n.ClientInterval),
         [K.NtsKeClientLimitConcurrent.Path] = c => Nts(c, n => n.ClientConcurrent),

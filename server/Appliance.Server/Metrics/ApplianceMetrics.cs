@@ -1,6 +1,7 @@
 using System.Globalization;
 using Appliance.Engine;
 using Appliance.Protocol;
+using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
 using Appliance.Server.Clock;
 using Appliance.Server.Hosting;
@@ -43,6 +44,7 @@ public sealed class ApplianceMetrics
     private readonly Counter _ntsRequests;
     private readonly Counter _cookies;
     private readonly Counter _handshakes;
+    private readonly Counter _aeads;
     private readonly Gauge _ntsKeConnections;
     private readonly Counter _certificateReloads;
     private readonly Counter _rotations;
@@ -102,6 +104,8 @@ public sealed class ApplianceMetrics
         _cookies = factory.CreateCounter("appliance_nts_cookies_issued_total", "NTS cookies handed out, by path (ntske, ntp).", "via");
         _handshakes = factory.CreateCounter("appliance_ntske_handshakes_total",
             "NTS-KE connections by result (ok; error = the session ended without cookies; closed = dropped by admission, TLS, ALPN, a timeout, the deadline or shutdown) and reason.", "result", "reason");
+        _aeads = factory.CreateCounter("appliance_ntske_aeads_total",
+            "NTS-KE exchanges that sent cookies, by the AEAD agreed and the exporter context of its keys (rfc8915, or aead15: chrony 4.4 to 4.6.0's for AES-128-GCM-SIV).", "aead", "context");
         _ntsKeConnections = factory.CreateGauge("appliance_ntske_connections", "NTS-KE connections open now.");
         _certificateReloads = factory.CreateCounter("appliance_ntske_certificate_reloads_total",
             "NTS-KE certificate reloads (file change or SIGHUP) by result: ok, or failed (logged; the certificate in service stays).", "result");
@@ -198,6 +202,13 @@ public sealed class ApplianceMetrics
             if (count > 0)
             {
                 _handshakes.WithLabels(NtsKeOutcomeNames.Result(reason), NtsKeOutcomeNames.Reason(reason)).IncTo(count);
+            }
+        }
+        foreach ((AeadAlgorithm aead, string context, long count) in _nts.Agreements())
+        {
+            if (count > 0)
+            {
+                _aeads.WithLabels(AeadAlgorithms.Name(aead), context).IncTo(count);
             }
         }
         _ntsKeConnections.Set(_ntsKe?.ActiveConnections ?? 0);

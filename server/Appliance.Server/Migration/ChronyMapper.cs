@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
+using Appliance.Protocol.Crypto;
 using Appliance.Server.Configuration;
 using YamlDotNet.RepresentationModel;
 using K = Appliance.Server.Configuration.ConfigKeys;
@@ -77,7 +78,7 @@ public sealed partial class ChronyMapper
     private string? _bind4, _bind6;
     private int _port = K.NtpPort;
     private int? _ntsPort;
-    private (ChronyLine Line, int Note)? _dumpDir, _ntsPortLine, _ntsRateLimit, _ntsRotate, _ntsNtpServer, _maxNtsConnections;
+    private (ChronyLine Line, int Note)? _dumpDir, _ntsPortLine, _ntsRateLimit, _ntsRotate, _ntsNtpServer, _maxNtsConnections, _ntsAeads;
     private readonly Dictionary<string, string> _trusted = new(StringComparer.Ordinal);
     private ChronyLine? _trustedLine;
     private bool _sawRateLimit, _sawMakestep;
@@ -190,6 +191,16 @@ public sealed partial class ChronyMapper
                 break;
             case "ntstrustedcerts":
                 NtsTrustedCerts(line);
+                break;
+            case "ntsaeads":
+                if (line.Args.Count == 0)
+                {
+                    Note(line, MigrationOutcome.NotMapped, "ntsaeads lists one or more AEAD ids: chronyd refuses it empty; not migrated");
+                }
+                else
+                {
+                    _ntsAeads = (line, Defer(line));
+                }
                 break;
             case "local":
                 Local(line);
@@ -984,6 +995,7 @@ public sealed partial class ChronyMapper
                 source.Trust = trust;
             }
         }
+        FinishNtsAeads();
         if (_trustedLine is not null && _ntsSources.Count == 0)
         {
             FileNote(mainFile, "(ntstrustedcerts)", MigrationOutcome.NoCounterpart, "ntstrustedcerts with no NTS source: nothing to apply it to");
@@ -994,6 +1006,60 @@ public sealed partial class ChronyMapper
             FileNote(mainFile, "(sources)", MigrationOutcome.NotMapped,
                 $"no time source could be migrated: the configuration serves the host clock at local stratum {_config.LocalStratum} so that it is valid; add a source under sources before serving clients");
         }
+    }
+
+    /// <summary>
+    /// chrony's ntsaeads (4.6.1 and later): the AEAD ids its NTS client offers and its server agrees
+    /// to, the preferred first; here nts-ke.aeads and the aeads of every NTS source, by name.
+    /// </summary>
+    private void FinishNtsAeads()
+    {
+        if (_ntsAeads is not { } line)
+        {
+            return;
+        }
+        var names = new List<string>();
+        var parts = new Parts();
+        foreach (string id in line.Line.Args)
+        {
+            if (ushort.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out ushort n) && AeadAlgorithms.IsSupported(n))
+            {
+                string name = AeadAlgorithms.Name((AeadAlgorithm)n);
+                if (!names.Contains(name))
+                {
+                    names.Add(name);
+                }
+            }
+            else
+            {
+                parts.Add(MigrationOutcome.MappedWithDifference, $"{id} is no AEAD the appliance speaks (15, 17 or 30): left out");
+            }
+        }
+        if (names.Count == 0)
+        {
+            Fill(line.Note, MigrationOutcome.NotMapped, "none of the ids is an AEAD the appliance speaks (15, 17 or 30): not migrated, the defaults apply");
+            return;
+        }
+        var applied = new List<string>();
+        if (_config.NtsKe is { } nts)
+        {
+            nts.Aeads = names;
+            applied.Add("nts-ke.aeads");
+        }
+        foreach ((MigratedNtpSource source, _) in _ntsSources)
+        {
+            source.Aeads = names;
+        }
+        if (_ntsSources.Count > 0)
+        {
+            applied.Add($"the aeads of {(_ntsSources.Count == 1 ? "the NTS source" : $"the {_ntsSources.Count} NTS sources")}");
+        }
+        if (applied.Count == 0)
+        {
+            Fill(line.Note, MigrationOutcome.NoCounterpart, "no NTS server or NTS source here: nothing to apply it to");
+            return;
+        }
+        Fill(line.Note, parts.Worst(MigrationOutcome.Mapped), parts.Join($"{string.Join(" and ", applied)}: [{string.Join(", ", names)}]"));
     }
 
     private void FinishNtsServer(bool serving, Func<int, List<string>> listen)

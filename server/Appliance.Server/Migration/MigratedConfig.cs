@@ -18,6 +18,9 @@ public sealed record MigratedNtpSource
 
     public string? Trust { get; set; }
 
+    /// <summary>AEAD names, the preferred first (chrony's ntsaeads), or null for the default.</summary>
+    public List<string>? Aeads { get; set; }
+
     public bool? Iburst { get; set; }
 
     public int? MinPoll { get; set; }
@@ -79,6 +82,9 @@ public sealed class MigratedNtsKe
     public int? ClientConnections { get; set; }
 
     public TimeSpan? ClientInterval { get; set; }
+
+    /// <summary>AEAD names (chrony's ntsaeads), or null for the default.</summary>
+    public List<string>? Aeads { get; set; }
 }
 
 /// <summary>
@@ -164,6 +170,7 @@ public sealed class MigratedConfig
             Add(ntsKe, K.NtsKeKeys, keys);
             Add(ntsKe, K.NtsKeNtpServer, Text(nts.NtpServer));
             Add(ntsKe, K.NtsKeMaxConnections, Number(nts.MaxConnections));
+            Add(ntsKe, K.NtsKeAeads, Strings(nts.Aeads));
             var clientLimit = new YamlMappingNode();
             Add(clientLimit, K.NtsKeClientLimitConnections, Number(nts.ClientConnections));
             Add(clientLimit, K.NtsKeClientLimitInterval, Duration(nts.ClientInterval));
@@ -222,6 +229,7 @@ public sealed class MigratedConfig
                 Add(body, K.NtpSourceAddress, Text(HostPort(ntp.Host, ntp.Port)));
                 Add(body, K.NtpSourceNts, ntp.Nts ? Bool(true) : null);
                 Add(body, K.NtpSourceTrust, Text(ntp.Trust));
+                Add(body, K.NtpSourceAeads, Strings(ntp.Aeads));
                 Add(body, K.NtpSourceIburst, Bool(ntp.Iburst));
                 Add(body, K.NtpSourceMinPoll, Number(ntp.MinPoll));
                 Add(body, K.NtpSourceMaxPoll, Number(ntp.MaxPoll));

@@ -47,7 +47,7 @@ public sealed class NtsKeServer : IAsyncDisposable
     private NtsKeServer(NtsKeConfig config, CertificateStore certificates, CookieKeyRingCell keys, NtsMetrics metrics, ILogger logger, List<Socket> listeners)
     {
         _config = config;
-        _options = new NtsKeServerOptions(config.MaxRequest, config.NtpServer, config.NtpPort);
+        _options = new NtsKeServerOptions(config.MaxRequest, config.NtpServer, config.NtpPort, config.Aeads.Items);
         _certificates = certificates;
         _keys = keys;
         _metrics = metrics;
@@ -74,7 +74,7 @@ public sealed class NtsKeServer : IAsyncDisposable
             return false;
         }
         _limiter.Update(config.ClientConnections, config.ClientInterval, config.ClientConcurrent);
-        _options = new NtsKeServerOptions(config.MaxRequest, config.NtpServer, config.NtpPort);
+        _options = new NtsKeServerOptions(config.MaxRequest, config.NtpServer, config.NtpPort, config.Aeads.Items);
         _config = config;
         return true;
     }
@@ -347,6 +347,10 @@ public sealed class NtsKeServer : IAsyncDisposable
             await stream.WriteAsync(session.Response, deadline);
             await stream.ShutdownAsync();
             _metrics.CountCookies(session.CookiesIssued);
+            if (session.Reason == NtsKeServerReason.Ok)
+            {
+                _metrics.CountAgreement(session.Aead!.Value, session.ExporterAead!.Value);
+            }
         }
         return session.Reason;
     }
@@ -359,7 +363,7 @@ public sealed class NtsKeServer : IAsyncDisposable
         Span<byte> nonces = stackalloc byte[NtsKeServerSession.RandomLength];
         try
         {
-            NtsKeExporter.ExportKeys(stream, aead, keys[..keyLength], keys[keyLength..]);
+            NtsKeExporter.ExportKeys(stream, session.ExporterAead!.Value, keys[..keyLength], keys[keyLength..]);
             RandomNumberGenerator.Fill(nonces);
             return session.SupplyKeys(keys[..keyLength], keys[keyLength..], nonces);
         }

@@ -1,3 +1,4 @@
+using Appliance.Protocol.Crypto;
 using Appliance.Protocol.Nts;
 
 namespace Appliance.Server.Nts;
@@ -9,6 +10,9 @@ public sealed class NtsMetrics
     private long _rotations;
     private long _cookies;
     private long _keyPersistFailures;
+
+    // Key exchanges agreed, per AEAD of AeadAlgorithms.All, and again for AEAD 30 keys from the context of 15.
+    private readonly long[] _agreed = new long[AeadAlgorithms.All.Count + 1];
 
     public long Rotations => Interlocked.Read(ref _rotations);
 
@@ -29,4 +33,30 @@ public sealed class NtsMetrics
     public void CountKeyPersistFailure() => Interlocked.Increment(ref _keyPersistFailures);
 
     public void CountCookies(int n) => Interlocked.Add(ref _cookies, n);
+
+    /// <summary>A key exchange that ended with cookies, on <paramref name="aead"/>, its keys from the context of <paramref name="exporter"/> (RFC 8915 §5.1).</summary>
+    public void CountAgreement(AeadAlgorithm aead, AeadAlgorithm exporter) =>
+        Interlocked.Increment(ref _agreed[aead != exporter ? AeadAlgorithms.All.Count : Index(aead)]);
+
+    /// <summary>Key exchanges per AEAD and exporter context: "rfc8915" (the AEAD's own id) or "aead15" (chrony 4.4 to 4.6.0's for AEAD 30).</summary>
+    public IEnumerable<(AeadAlgorithm Aead, string Context, long Count)> Agreements()
+    {
+        for (int i = 0; i < AeadAlgorithms.All.Count; i++)
+        {
+            yield return (AeadAlgorithms.All[i], "rfc8915", Interlocked.Read(ref _agreed[i]));
+        }
+        yield return (AeadAlgorithm.Aes128GcmSiv, "aead15", Interlocked.Read(ref _agreed[AeadAlgorithms.All.Count]));
+    }
+
+    private static int Index(AeadAlgorithm aead)
+    {
+        for (int i = 0; i < AeadAlgorithms.All.Count; i++)
+        {
+            if (AeadAlgorithms.All[i] == aead)
+            {
+                return i;
+            }
+        }
+        throw new ArgumentOutOfRangeException(nameof(aead), aead, "not an AEAD this server speaks");
+    }
 }

@@ -64,9 +64,9 @@ public static class NtsTarget
             }
         }
         Span<byte> plaintext = stackalloc byte[2048];
-        foreach (AeadAlgorithm aead in (ReadOnlySpan<AeadAlgorithm>)[AeadAlgorithm.AesSivCmac256, AeadAlgorithm.AesSivCmac512])
+        foreach (AeadAlgorithm aead in AeadAlgorithms.All)
         {
-            if (NtsClientPacket.CheckResponse(response, uniqueId, new AesSiv(Fixed.S2C(aead)), plaintext, out _) == NtsResponseCheck.Authentic)
+            if (NtsClientPacket.CheckResponse(response, uniqueId, AeadAlgorithms.Create(aead, Fixed.S2C(aead)), plaintext, out _) == NtsResponseCheck.Authentic)
             {
                 return true;
             }

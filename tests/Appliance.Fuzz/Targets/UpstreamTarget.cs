@@ -71,7 +71,7 @@ public static class UpstreamTarget
                 if (action == PollAction.KeyExchange)
                 {
                     AeadAlgorithm aead = AeadAlgorithm.AesSivCmac256;
-                    association.KeyExchanged(Fixed.C2S(aead), Fixed.S2C(aead),
+                    association.KeyExchanged(aead, Fixed.C2S(aead), Fixed.S2C(aead),
                         Enumerable.Range(0, NtpAssociation.CookiePool).Select(i => Fixed.Cookie(aead, (byte)i)), now);
                 }
             }
