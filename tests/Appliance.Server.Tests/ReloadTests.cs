@@ -389,6 +389,7 @@ public class ReloadTests
         [ConfigKeys.NtsKeIdleTimeout.Path] = s => Nts(s, c => c.IdleTimeout),
         [ConfigKeys.NtsKeRequestTimeout.Path] = s => Nts(s, c => c.RequestTimeout),
         [ConfigKeys.NtsKeMaxRequest.Path] = s => Nts(s, c => c.MaxRequest),
+        [ConfigKeys.NtsKeAeads.Path] = s => Task.FromResult(ConfigDiff.Text(new AeadList(s.NtsKe!.Aeads))),
         [ConfigKeys.NtsKeClientLimitConnections.Path] = s => Nts(s, c => c.ClientConnections),
         [ConfigKeys.NtsKeClientLimitInterval.Path] = s => Nts(s, c => c.ClientInterval),
         [ConfigKeys.NtsKeClientLimitConcurrent.Path] = s => Nts(s, c => c.ClientConcurrent),

@@ -32,6 +32,9 @@ public sealed class NtsKeServer : IAsyncDisposable
     // Replaced whole by a reload (UpdateLimits); each read takes the one in force.
     private volatile NtsKeConfig _config;
     private volatile NtsKeServerOptions _options;
+
+    /// <summary>The AEADs new key exchanges agree to now (<c>nts-ke.aeads</c>, as the last reload set it).</summary>
+    public IReadOnlyList<AeadAlgorithm> Aeads => _options.Aeads;
     private readonly CertificateStore _certificates;
     private readonly CookieKeyRingCell _keys;
     private readonly NtsMetrics _metrics;
