@@ -149,7 +149,6 @@ public static class ConfigLoader
     private static ConfigError[] Ordered(IEnumerable<ConfigError> errors) =>
         errors.OrderBy(e => e.Line).ThenBy(e => e.Column).ToArray();
 
-    /// <summary>Remembers where the last well-formed YAML event ended, for errors that carry no position.</summary>
     /// <summary>
     /// The parser YamlDotNet's representation model reads from, with the last position that parsed
     /// and the shapes it must never build refused before it builds them (<see cref="ShapeException"/>):

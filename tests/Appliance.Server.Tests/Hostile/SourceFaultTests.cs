@@ -312,7 +312,10 @@ public class SourceFaultTests(ITestOutputHelper output)
         await HoldoverThenUnsynchronisedAsync(server, before, lost, meanwhile: () =>
             Eventually.TrueAsync(() => Source(server).State == SourceState.RateLimited, TimeSpan.FromSeconds(5), () => Describe(server)));
 
-        // RFC 5905 §7.4: each RATE at least doubles the interval (less the ±1/16 poll jitter).
+        // RFC 5905 §7.4: each RATE at least doubles the interval (less the ±1/16 poll jitter): from
+        // minpoll 0 the n-th gap is at least 2^n s. Held to that schedule, not to the gap before: a
+        // request the loaded host sent late stretches one gap and shortens the next (found in CI:
+        // 2.65 s, then 4.07 s, both on schedule).
         DateTime[] seen;
         lock (arrivals)
         {
@@ -321,11 +324,11 @@ public class SourceFaultTests(ITestOutputHelper output)
         double[] gaps = [.. seen.Zip(seen.Skip(1), (a, b) => (b - a).TotalSeconds)];
         output.WriteLine("gaps between requests after RATE: " + string.Join(", ", gaps.Select(g => g.ToString("F2", System.Globalization.CultureInfo.InvariantCulture))));
         Assert.True(gaps.Length >= 2, $"{seen.Length} requests after the first RATE");
-        for (int i = 1; i < gaps.Length; i++)
+        for (int i = 0; i < gaps.Length; i++)
         {
-            Assert.True(gaps[i] >= 2 * gaps[i - 1] * 15 / 17, $"gap {i}: {gaps[i]:F2} s after {gaps[i - 1]:F2} s");
+            double least = Math.ScaleB(1, i + 1) * 15 / 16;
+            Assert.True(gaps[i] >= least, $"gap {i}: {gaps[i]:F2} s, under the {least:F2} s that {i + 1} RATEs allow");
         }
-        Assert.True(gaps[0] >= 2 * 15 / 16.0, $"first gap {gaps[0]:F2} s: minpoll 0 doubled is 2 s");
         await NoLieAsync(watch);
     }
 
