@@ -280,12 +280,13 @@ public sealed class NtsKeClientSession
                 Port = BinaryPrimitives.ReadUInt16BigEndian(body);
                 return null;
             case NtsKeRecordType.CompliantAes128GcmSivExport:
-                // chrony's spec: an empty body, else an invalid response; an echo of what we did not ask is ignored.
+                // chrony's spec: an empty body, else an invalid response. The echo counts only for AEAD 30,
+                // which the server can agree to only when we offered it (and so asked): ExporterAead.
                 if (!body.IsEmpty)
                 {
                     return NtsKeClientReason.Malformed;
                 }
-                _sawCompliantEcho = OffersCompliantContext;
+                _sawCompliantEcho = true;
                 return null;
             default:
                 // §4: an unrecognised record is ignored unless critical; then the client MUST abort.
