@@ -48,4 +48,13 @@ public sealed record EngineOptions
 
     /// <summary>Listen addresses (by index in <see cref="Listen"/>) that answer NTS requests only.</summary>
     public IReadOnlySet<int> RequireNts { get; init; } = new HashSet<int>();
+
+    /// <summary>
+    /// Listen addresses (by index in <see cref="Listen"/>) that serve <see cref="SmearState"/>, the
+    /// leap-smeared time (docs/leap-smear.md), instead of the main state.
+    /// </summary>
+    public IReadOnlySet<int> Smeared { get; init; } = new HashSet<int>();
+
+    /// <summary>What the <see cref="Smeared"/> addresses serve; required when there are any.</summary>
+    public ServerStateCell? SmearState { get; init; }
 }

@@ -21,6 +21,9 @@ public sealed class NtpWorker : IDisposable
 
     private readonly TimestampedSocket[] _sockets;
     private readonly ServerStateCell _state;
+
+    /// <summary>Per socket: the state it serves (the main one, or the smear listener's).</summary>
+    private readonly ServerStateCell[] _states;
     private readonly PacketBatch _batch;
     private readonly BatchScratch _scratch;
     private readonly bool[] _requireNts;
@@ -43,6 +46,9 @@ public sealed class NtpWorker : IDisposable
         NtsPacketHandler? nts = options.NtsKeys is { } keys ? new NtsPacketHandler(keys, new CsprngBuffer(), options.BatchSize) : null;
         _scratch = new BatchScratch(options.BatchSize, nts);
         _requireNts = Enumerable.Range(0, _sockets.Length).Select(options.RequireNts.Contains).ToArray();
+        _states = Enumerable.Range(0, _sockets.Length)
+            .Select(s => options.Smeared.Contains(s) ? options.SmearState ?? throw new ArgumentException("smeared listen addresses need a SmearState", nameof(options)) : state)
+            .ToArray();
         _poller = _sockets.Length > 1 ? new Poller(_sockets) : null;
         _cpu = options.CpuAffinity is { Count: > 0 } cpus ? cpus[index % cpus.Count] : null;
         _policy = _applied = new WorkerPolicy(options.Access, options.DenyAction, options.RateLimit);
@@ -297,7 +303,7 @@ public sealed class NtpWorker : IDisposable
         {
             policy = Adopt(wanted);
         }
-        ServerState state = _state.Current;
+        ServerState state = _states[socketIndex].Current;
         ProcessBatch(_batch, state, ref policy, Counters, _scratch, _requireNts[socketIndex]);
         StampAndSeal(_batch, state, _scratch, Counters);
         Counters.CountSendErrors(_sockets[socketIndex].Send(_batch));
@@ -334,6 +340,9 @@ public sealed class NtpWorker : IDisposable
         // The rate limiter's clock, once per batch: monotonic, because the receive timestamps are on
         // the system clock, which steps (the appliance itself steps it in kernel mode, issue #14 item 10).
         long monotonic = SystemClock.MonotonicNanoseconds();
+        // The smear listener's reading of now, once per batch: it tells the two passes of a repeated
+        // leap second apart. The main listeners' states have no smear and read nothing more.
+        SmearReading now = ReadNow(state);
         for (int i = 0; i < count; i++)
         {
             scratch.Kind[i] = SlotKind.None;
@@ -350,7 +359,7 @@ public sealed class NtpWorker : IDisposable
                 counters.Count(Outcome.Drop(ResponseReason.Oversized));
                 continue;
             }
-            var context = new RequestContext(batch.Source(i), rx, NtpTimestamp.FromUnixNanoseconds(state.Transform.Apply(rx)), monotonic);
+            var context = new RequestContext(batch.Source(i), rx, NtpTimestamp.FromUnixNanoseconds(state.ServedTime(rx, now)), monotonic);
             Outcome outcome = NtpResponder.Respond(batch.Payload(i), batch.Length(i), context, state, ref policy,
                 scratch.Nts, i, requireNts, out int length);
             if (outcome.Action == ResponseAction.Deferred)
@@ -407,7 +416,8 @@ public sealed class NtpWorker : IDisposable
         for (int next = NextGroup(batch, scratch, SlotKind.Nts, 0, ref group); group.Count > 0;
              next = NextGroup(batch, scratch, SlotKind.Nts, next, ref group))
         {
-            var transmit = NtpTimestamp.FromUnixNanoseconds(state.Transform.Apply(SystemClock.RealtimeNanoseconds()));
+            long clock = SystemClock.RealtimeNanoseconds();
+            var transmit = NtpTimestamp.FromUnixNanoseconds(state.ServedTime(clock, ReadNow(state)));
             for (int m = 0; m < group.Count; m++)
             {
                 NtpResponder.StampTransmit(group.Buffer(m), transmit);
@@ -440,7 +450,7 @@ public sealed class NtpWorker : IDisposable
     /// <summary>Writes one transmit timestamp into every plain time response; returns how many it stamped.</summary>
     internal static int StampTransmit(PacketBatch batch, ServerState state, BatchScratch scratch, long nowUnixNanoseconds)
     {
-        var transmit = NtpTimestamp.FromUnixNanoseconds(state.Transform.Apply(nowUnixNanoseconds));
+        var transmit = NtpTimestamp.FromUnixNanoseconds(state.ServedTime(nowUnixNanoseconds, ReadNow(state)));
         int stamped = 0;
         for (int i = 0; i < batch.Count; i++)
         {
@@ -452,6 +462,9 @@ public sealed class NtpWorker : IDisposable
         }
         return stamped;
     }
+
+    /// <summary>The smear's reading of now for a state with one; nothing is read for a state without.</summary>
+    private static SmearReading ReadNow(ServerState state) => state.Smear is null ? default : SmearClock.Now(state.Transform);
 
     /// <summary>Stops the thread (it wakes within the receive timeout), then frees the sockets and buffers.</summary>
     public void Dispose()

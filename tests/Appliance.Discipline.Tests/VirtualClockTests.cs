@@ -1,3 +1,5 @@
+using Appliance.Protocol;
+
 namespace Appliance.Discipline.Tests;
 
 public class VirtualClockTests
@@ -38,11 +40,83 @@ public class VirtualClockTests
         Assert.Equal(Samples.At(200), f.ServedAt(200));
     }
 
+    private const long Second = 1_000_000_000;
+
+    /// <summary>2017-01-01 00:00:00 UTC.</summary>
+    private const long Midnight = 1_483_228_800 * Second;
+
+    private static ClockCommand.SetStatus Announce(LeapIndicator leap, bool synchronised = true) => new(leap, synchronised, 1e-3, 1e-4, 36);
+
     [Fact]
-    public void StatusCommands_DoNotTouchServedTime()
+    public void AnAnnouncedInsert_RepeatsTheLastSecondOfTheDay_ThenFoldsIntoTheOffset()
     {
-        var f = new Fixture();
-        f.Clock.Apply([new ClockCommand.SetStatus(Appliance.Protocol.LeapIndicator.InsertSecond, true, 1e-3, 1e-4, 37)]);
-        Assert.Equal(Samples.At(5), f.ServedAt(5));
+        var f = new Fixture { System = Midnight - (3600 * Second) };
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        Assert.Equal(Midnight - (3600 * Second), f.Clock.Now()); // nothing moves before the leap
+        f.System = Midnight - 1;
+        Assert.Equal(Midnight - 1, f.Clock.Now());
+        f.System = Midnight;
+        Assert.Equal(Midnight - Second, f.Clock.Now()); // 23:59:59 once more
+        f.System = Midnight + (Second / 2);
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]); // still announced during the repeat: no second leap
+        f.System = Midnight + (2 * Second);
+        f.Clock.Apply([Announce(LeapIndicator.NoWarning)]);
+        Assert.Equal(Midnight + Second, f.Clock.Now());
+        Assert.Equal(0, f.Clock.Transform.LeapUnixNanoseconds);
+        Assert.Equal(-Second, f.Clock.Transform.OffsetNanoseconds);
+        f.System = Midnight + (86_400 * Second) + Second;
+        Assert.Equal(Midnight + (86_400 * Second), f.Clock.Now()); // and the next midnight is a plain one
+    }
+
+    [Fact]
+    public void AnAnnouncementThatGoesOnAfterTheLeap_ArmsNothing_UntilWithdrawn()
+    {
+        // A stale upstream sample can announce for a while after the leap: like the kernel in
+        // TIME_WAIT, the clock does not insert another second the next midnight.
+        var f = new Fixture { System = Midnight - Second };
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        f.System = Midnight + (5 * Second);
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        Assert.Equal(0, f.Clock.Transform.LeapUnixNanoseconds);
+        f.System = Midnight + (86_400 * Second) + (5 * Second);
+        Assert.Equal(Midnight + (86_400 * Second) + (4 * Second), f.Clock.Now());
+        f.Clock.Apply([Announce(LeapIndicator.NoWarning), Announce(LeapIndicator.InsertSecond)]);
+        Assert.Equal(Midnight + (2 * 86_400 * Second), f.Clock.Transform.LeapUnixNanoseconds); // re-armed once withdrawn
+    }
+
+    [Fact]
+    public void AnAnnouncedDelete_SkipsTheLastSecondOfTheDay()
+    {
+        var f = new Fixture { System = Midnight - (7200 * Second) };
+        f.Clock.Apply([Announce(LeapIndicator.DeleteSecond)]);
+        f.System = Midnight - Second - 1;
+        Assert.Equal(Midnight - Second - 1, f.Clock.Now());
+        f.System = Midnight - Second;
+        Assert.Equal(Midnight, f.Clock.Now());
+    }
+
+    [Fact]
+    public void AFrequencyChange_KeepsAPendingLeap_AndOnePassedStaysPassed()
+    {
+        var f = new Fixture { System = Midnight - (60 * Second) };
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond), new ClockCommand.SetFrequency(1e-6)]);
+        Assert.Equal(Midnight, f.Clock.Transform.LeapUnixNanoseconds);
+        f.System = Midnight + (10 * Second);
+        long before = f.Clock.Now();
+        f.Clock.Apply([new ClockCommand.SetFrequency(2e-6)]);
+        Assert.Equal(before, f.Clock.Now()); // continuous, the leap not applied twice
+        Assert.Equal(0, f.Clock.Transform.LeapUnixNanoseconds);
+        Assert.Equal(Midnight + (9 * Second) + 70_000, before, 1000.0); // one second back, +1 ppm × 70 s
+    }
+
+    [Fact]
+    public void AWithdrawnAnnouncement_OrAnUnsynchronisedClock_InsertsNothing()
+    {
+        var f = new Fixture { System = Midnight - (3600 * Second) };
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        f.Clock.Apply([Announce(LeapIndicator.NoWarning)]);
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond, synchronised: false)]);
+        f.System = Midnight + Second;
+        Assert.Equal(Midnight + Second, f.Clock.Now());
     }
 }

@@ -253,6 +253,60 @@ public class NtpWorkerTests
         Assert.Equal(3, counters.Received);
     }
 
+    /// <summary>A smear whose leap is an hour from now: eleven hours into the window, the smeared time ~0.458 s behind.</summary>
+    private static LeapSmear SmearAroundNow() =>
+        new(SystemClock.RealtimeNanoseconds() + (3600L * 1_000_000_000), Insert: true, AnchorServedMinusMonotonic: 0, StepSeen: false);
+
+    [Fact]
+    public void ProcessBatch_InMemory_ASmearedState_StampsSmearedTime_AndTheMainStateDoesNot()
+    {
+        using var batch = new PacketBatch(2);
+        var counters = new WorkerCounters();
+        var stamp = new BatchScratch(2, null);
+        var policy = new ServerPolicy(null, DenyAction.Ignore, null);
+        LeapSmear smear = SmearAroundNow();
+        ServerState main = EngineFixture.SyncedCell().Current;
+        ServerState smeared = main with { Smear = smear, ReferenceId = 0x534D4552 };
+        long rx = SystemClock.RealtimeNanoseconds();
+        foreach ((ServerState state, long expected) in new[] { (main, rx), (smeared, smear.Apply(rx, default)) })
+        {
+            batch.Load(0, NtpQuery.ClientRequest(1), new IPEndPoint(IPAddress.Parse("192.0.2.7"), 40000), rx);
+            NtpWorker.ProcessBatch(batch, state, ref policy, counters, stamp);
+            Assert.Equal(1, NtpWorker.StampTransmit(batch, state, stamp, rx + 5000));
+            var response = NtpHeader.Read(batch.Payload(0));
+            Assert.Equal(NtpTimestamp.FromUnixNanoseconds(expected), response.Receive);
+            Assert.Equal(NtpTimestamp.FromUnixNanoseconds(state.Smear is null ? rx + 5000 : smear.Apply(rx + 5000, default)), response.Transmit);
+            Assert.Equal(state.ReferenceId, response.ReferenceId);
+        }
+        Assert.InRange((rx - smear.Apply(rx, default)) / 1e9, 0.457, 0.459); // 11 h of 24 h and a second
+    }
+
+    [Fact]
+    public async Task Worker_ServesTheSmearState_OnTheSmearedAddressOnly()
+    {
+        var smearCell = new ServerStateCell(EngineFixture.SyncedCell().Current with { Smear = SmearAroundNow(), ReferenceId = 0x534D4552 });
+        var options = EngineFixture.Options() with
+        {
+            Listen = [new IPEndPoint(IPAddress.Loopback, 0), new IPEndPoint(IPAddress.Loopback, 0)],
+            Smeared = new HashSet<int> { 1 },
+            SmearState = smearCell,
+        };
+        using NtpEngine engine = EngineFixture.Start(options);
+        for (int i = 0; i < 4; i++)
+        {
+            bool smeared = i % 2 == 1;
+            long before = SystemClock.RealtimeNanoseconds();
+            byte[]? reply = await NtpQuery.ExchangeAsync(engine.LocalEndPoints[i % 2], NtpQuery.ClientRequest((ulong)i), TimeSpan.FromSeconds(5));
+            long after = SystemClock.RealtimeNanoseconds();
+            Assert.NotNull(reply);
+            var response = NtpHeader.Read(reply);
+            double behind = ((before + after) / 2 - response.Transmit.ToUnixNanoseconds(before)) / 1e9;
+            Assert.Equal(smeared ? 0x534D4552u : 0x0A000001u, response.ReferenceId);
+            Assert.InRange(behind, smeared ? 0.40 : -0.05, smeared ? 0.52 : 0.05);
+        }
+        Assert.Throws<ArgumentException>(() => NtpEngine.Bind(options with { SmearState = null }, EngineFixture.SyncedCell()));
+    }
+
     /// <summary>
     /// The worker's rate limiter runs on its monotonic clock, not on the receive timestamps (issue #14
     /// item 10): a second request whose receive timestamp is two hours later (the system clock stepped

@@ -331,6 +331,33 @@ public class ConfigTests
     }
 
     [Fact]
+    public void Parse_Smear_IsOffByDefault_AndTakesItsAddressesAndReferenceId()
+    {
+        ConfigResult off = ConfigLoader.Parse("clock: { local: {} }");
+        Assert.True(off.IsValid, string.Join("\n", off.Errors));
+        Assert.False(off.Config!.Ntp.Smear.Enabled);
+        Assert.Equal(0x534D4552u, off.Config.Ntp.Smear.ReferenceId); // "SMER"
+
+        ConfigResult on = ConfigLoader.Parse("ntp: { listen: [\"0.0.0.0:123\"], smear: { listen: [\"192.0.2.10:123\", \"0.0.0.0:1123\"], reference-id: GOO } }\nclock: { local: {} }");
+        Assert.True(on.IsValid, string.Join("\n", on.Errors));
+        Assert.Equal([IPEndPoint.Parse("192.0.2.10:123"), IPEndPoint.Parse("0.0.0.0:1123")], on.Config!.Ntp.Smear.Listen);
+        Assert.Equal(0x474F4F00u, on.Config.Ntp.Smear.ReferenceId); // RFC 5905 §7.3: left-justified, NUL-padded
+    }
+
+    [Theory]
+    [InlineData("ntp: { listen: [\"0.0.0.0:123\"], smear: { listen: [\"0.0.0.0:123\"] } }", "0.0.0.0:123 is both an ntp.listen and an ntp.smear.listen address")]
+    [InlineData("ntp: { smear: { listen: [\"127.0.0.1:1123\"], reference-id: SMEARED } }", "'ntp.smear.reference-id' is 'SMEARED'")]
+    [InlineData("ntp: { smear: { listen: [\"127.0.0.1:1123\"], reference-id: \"S-1\" } }", "1 to 4 ASCII letters or digits")]
+    [InlineData("ntp: { smear: { listen: \"127.0.0.1:1123\" } }", "ntp.smear.listen")]
+    [InlineData("ntp: { smear: { listen: [\"127.0.0.1:1123\"], curve: cosine } }", "unknown key 'ntp.smear.curve'")]
+    public void Parse_BadSmear_SaysWhatIsWrong(string yaml, string message)
+    {
+        ConfigResult result = ConfigLoader.Parse(yaml + "\nclock: { local: {} }");
+        Assert.False(result.IsValid);
+        Assert.Contains(result.Errors, e => e.Message.Contains(message, StringComparison.Ordinal) && e.Fix.Length > 0);
+    }
+
+    [Fact]
     public void ConfigurationReference_DocumentsEveryKey()
     {
         string docs = File.ReadAllText(Testing.Repo.Path("docs", "configuration.md"));

@@ -1,5 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
 using Appliance.Discipline;
+using Appliance.Engine;
 using Appliance.Protocol;
 using Appliance.Protocol.Client;
 using Appliance.Server.Configuration;
@@ -40,6 +41,9 @@ public sealed class ClockService : BackgroundService
     private readonly Lock _lock = new();
     private readonly ClockCore _core;
     private readonly ServerStateCell _cell;
+    private readonly ServerStateCell? _smearCell;
+    private readonly SmearSchedule _smear;
+    private readonly uint _smearReferenceId;
     private readonly ILogger _logger;
     private readonly ISteeredClock _clock;
     private readonly Dictionary<ITimeSource, Peer> _peers = [];
@@ -95,15 +99,19 @@ public sealed class ClockService : BackgroundService
         where T : SourceConfig => (configured, service, loggers) => make((T)configured, service, loggers);
 
     /// <param name="kernel">The kernel clock to steer in kernel mode (injectable for tests); the real one when null.</param>
-    public ClockService(ApplianceConfig config, ServerStateCell cell, ILoggerFactory loggers, KernelClock? kernel = null)
+    /// <param name="smear">Where the smear listener's state is published (<c>ntp.smear</c>), or null when it is off.</param>
+    public ClockService(ApplianceConfig config, ServerStateCell cell, ILoggerFactory loggers, KernelClock? kernel = null, ServerStateCell? smear = null)
     {
         _cell = cell;
+        _smearCell = smear;
+        _smearReferenceId = config.Ntp.Smear.ReferenceId;
         _logger = loggers.CreateLogger<ClockService>();
         _loggers = loggers;
         sbyte precision = cell.Current.Precision;
         _precisionSeconds = Math.ScaleB(1.0, precision);
         ClockConfig clock = config.Clock;
         LeapSeconds = clock.LeapSeconds is { } path ? LoadLeapSeconds(path) : null;
+        _smear = new SmearSchedule(LeapSeconds);
         var defaults = new ClockCoreOptions();
         _core = new ClockCore(new ClockCoreOptions
         {
@@ -452,13 +460,48 @@ public sealed class ClockService : BackgroundService
         _clock.Apply(update.Commands);
         // The workers grow the dispersion from receive timestamps, which are system-clock readings:
         // anchor the growth in that frame, whatever the software-mode transform adds.
-        _cell.Publish(update.State with
+        ServerState main = update.State with
         {
             Transform = _clock.Transform,
             UpdatedAtUnixNanoseconds = SystemClock.RealtimeNanoseconds(),
-        });
+        };
+        _cell.Publish(main);
+        if (_smearCell is not null)
+        {
+            _smearCell.Publish(SmearState(main));
+        }
         LogChanges(update);
         _snapshot = BuildSnapshot();
+    }
+
+    /// <summary>
+    /// The smear listener's state beside <paramref name="main"/> (docs/leap-smear.md): the same clock
+    /// and error bounds, the leap smeared instead of announced (a smearing server's clients must never
+    /// step, so it says LI=0), and its own reference id while synchronised. LI=3 stays LI=3.
+    /// </summary>
+    private ServerState SmearState(ServerState main)
+    {
+        LeapSmear? smear = _smear.Update(main, SmearClock.Now(main.Transform));
+        return main.IsSynchronised
+            ? main with { Leap = LeapIndicator.NoWarning, ReferenceId = _smearReferenceId, Smear = smear }
+            : main with { Smear = smear };
+    }
+
+    /// <summary>The smeared minus the main listeners' time now, seconds; null when the smear listener is off.</summary>
+    public double? SmearOffset
+    {
+        get
+        {
+            if (_smearCell?.Current is not { } state)
+            {
+                return null;
+            }
+            if (state.Smear is not { } smear)
+            {
+                return 0;
+            }
+            return smear.OffsetSecondsAt(SmearClock.Now(state.Transform));
+        }
     }
 
     private void LogChanges(ClockUpdate update)

@@ -99,6 +99,22 @@ public sealed record NtpConfig(
 {
     /// <summary>The worker count with "auto" resolved to the cores this process may use.</summary>
     public int EffectiveWorkers => Workers > 0 ? Workers : Environment.ProcessorCount;
+
+    /// <summary>The smear listener (<c>ntp.smear</c>); its address list is empty when it is off.</summary>
+    public SmearConfig Smear { get; init; } = SmearConfig.Off;
+}
+
+/// <summary>The leap-smear listener (docs/leap-smear.md).</summary>
+/// <param name="Listen">Its addresses; none: off.</param>
+/// <param name="ReferenceId">The reference id it serves while synchronised (four ASCII bytes, NUL-padded, RFC 5905 §7.3).</param>
+public sealed record SmearConfig(IReadOnlyList<IPEndPoint> Listen, uint ReferenceId)
+{
+    /// <summary>"SMER": the default reference id.</summary>
+    public const uint DefaultReferenceId = 0x534D4552;
+
+    public static SmearConfig Off { get; } = new([], DefaultReferenceId);
+
+    public bool Enabled => Listen.Count > 0;
 }
 
 public enum ClockMode

@@ -278,6 +278,40 @@ public static class ConfigKeys
         Chrony = null,
     };
 
+    public static ConfigKey NtpSmear { get; } = new()
+    {
+        Path = "ntp.smear",
+        Type = ConfigType.Section,
+        Default = "{}",
+        Doc = "A separate listener that serves leap-smeared time: each leap second spread over the 24 hours from noon to noon UTC (docs/leap-smear.md). The main listeners never smear.",
+        Example = "{ listen: [\"192.0.2.10:123\"] }",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtpSmearListen { get; } = new()
+    {
+        Path = "ntp.smear.listen",
+        Type = ConfigType.AddressList,
+        Default = "[]",
+        Doc = "UDP addresses that answer with smeared time; none (the default) turns the smear listener off. Each must differ from every `ntp.listen` address.",
+        Hint = "give the smear listener its own address (or port), and its clients that address alone: a client must never mix smeared and unsmeared servers",
+        Example = "[\"192.0.2.10:123\", \"[2001:db8::10]:123\"]",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey NtpSmearReferenceId { get; } = new()
+    {
+        Path = "ntp.smear.reference-id",
+        Type = ConfigType.Text,
+        Default = "SMER",
+        Doc = "The reference id the smear listener answers with while synchronised (1 to 4 ASCII letters or digits), so that its answers are told from the main listeners' at a glance.",
+        Example = "LEAP",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
     // ---- nts-ke ----
 
     public static ConfigKey NtsKe { get; } = new()
@@ -1099,6 +1133,7 @@ public static class ConfigKeys
         Ntp, NtpListen, NtpListenAddress, NtpListenRequireNts, NtpRequireNts, NtpWorkers, NtpBatch, NtpCpuAffinity,
         NtpBackgroundNice, NtpHardwareTimestamps, NtpBusyPoll, NtpRateLimit, NtpRateLimitInterval, NtpRateLimitBurst, NtpRateLimitLeak,
         NtpRateLimitKod, NtpRateLimitClients, NtpAccess, NtpAccessAllow, NtpAccessDeny, NtpAccessDenyAction,
+        NtpSmear, NtpSmearListen, NtpSmearReferenceId,
         NtsKe, NtsKeListen, NtsKeCertificate, NtsKePrivateKey, NtsKeKeys, NtsKeKeysStorage, NtsKeKeysRotation,
         NtsKeKeysKeep, NtsKeKeysFleetSecret, NtsKeNtpServer, NtsKeMaxConnections, NtsKeHandshakeTimeout,
         NtsKeIdleTimeout, NtsKeRequestTimeout, NtsKeMaxRequest, NtsKeAeads, NtsKeClientLimit, NtsKeClientLimitConnections,

@@ -45,10 +45,14 @@ public static class ConfigRules
     public static ConfigRule DenyKodWithoutRateLimit { get; } = new("ntp",
         "turn rate limiting on, e.g. `rate-limit: { interval: 2s }`, or deny without an answer: `access: { deny-action: ignore }`");
 
+    public static ConfigRule SmearSharesAddress { get; } = new("ntp",
+        "give the smear listener an address or port of its own, e.g. `smear: { listen: [\"0.0.0.0:1123\"] }`: one socket cannot serve both times");
+
     /// <summary>Every rule, for the test that checks their examples.</summary>
     public static IReadOnlyList<ConfigRule> All { get; } =
     [
         YamlSyntax, YamlIncomplete, YamlShape, OneDocument, TopLevel, DuplicateKey, NoTimeSource,
         RequireNtsWithoutNts, SourceEntry, ListenEntry, PollOrder, NtsOnly, DenyKodWithoutRateLimit,
+        SmearSharesAddress,
     ];
 }

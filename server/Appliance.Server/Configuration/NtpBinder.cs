@@ -49,6 +49,7 @@ internal static class NtpBinder
             r.Error(access.Find(K.NtpAccessDenyAction) ?? access.Node, "deny-action: kod needs rate-limit, which limits the KoDs, but rate-limit is off",
                 ConfigRules.DenyKodWithoutRateLimit);
         }
+        SmearConfig smear = Smear(r, ntp, listen);
         return new NtpConfig(
             listen,
             requireNts,
@@ -60,7 +61,50 @@ internal static class NtpBinder
             ConfigReader.Is(busyPoll, "off") ? TimeSpan.Zero : r.Duration(ntp, K.NtpBusyPoll),
             rateLimit,
             accessList,
-            denyAction);
+            denyAction)
+        {
+            Smear = smear,
+        };
+    }
+
+    /// <summary>The smear listener: addresses none of which is a main listener's, and a reference id of 1–4 ASCII letters or digits.</summary>
+    private static SmearConfig Smear(ConfigReader r, Section ntp, List<IPEndPoint> main)
+    {
+        Section smear = r.Section(ntp, K.NtpSmear);
+        var listen = new List<IPEndPoint>();
+        foreach (YamlNode item in r.Items(smear[K.NtpSmearListen]!, K.NtpSmearListen))
+        {
+            if (r.Address(item, K.NtpSmearListen) is not { } endPoint)
+            {
+                continue;
+            }
+            // Port 0 is a fresh ephemeral port each time, so only a fixed port can collide. The same
+            // address and port would join the main listener's SO_REUSEPORT group and get its clients.
+            if (endPoint.Port != 0 && main.Contains(endPoint))
+            {
+                r.Error(item, $"{endPoint} is both an ntp.listen and an ntp.smear.listen address", ConfigRules.SmearSharesAddress);
+                continue;
+            }
+            listen.Add(endPoint);
+        }
+        uint referenceId = SmearConfig.DefaultReferenceId;
+        if (smear[K.NtpSmearReferenceId] is { } node && r.Scalar(node, K.NtpSmearReferenceId) is { } text)
+        {
+            if (text.Length is < 1 or > 4 || !text.All(char.IsAsciiLetterOrDigit))
+            {
+                r.Error(node, $"'{K.NtpSmearReferenceId.Path}' is '{text}': it must be 1 to 4 ASCII letters or digits", K.NtpSmearReferenceId);
+            }
+            else
+            {
+                // RFC 5905 §7.3: an ASCII reference id is left-justified and zero-padded.
+                referenceId = 0;
+                for (int i = 0; i < 4; i++)
+                {
+                    referenceId = (referenceId << 8) | (i < text.Length ? text[i] : 0u);
+                }
+            }
+        }
+        return new SmearConfig(listen, referenceId);
     }
 
     private static int[]? CpuAffinity(ConfigReader r, Section ntp)

@@ -30,11 +30,14 @@ public sealed partial class ApplianceServer : IAsyncDisposable
     private Task _sampling = Task.CompletedTask;
 
     private bool _stopped;
+    private readonly int _mainListeners;
 
     private ApplianceServer(IHost host, NtpEngine engine, NtsKeServer? ntsKe, MonitoringServer? monitoring, ServerStateCell state,
-        ControlServer? control)
+        ControlServer? control, ServerStateCell? smearState, int mainListeners)
     {
         _host = host;
+        SmearState = smearState;
+        _mainListeners = mainListeners;
         _control = control;
         Engine = engine;
         NtsKe = ntsKe;
@@ -44,7 +47,14 @@ public sealed partial class ApplianceServer : IAsyncDisposable
 
     public NtpEngine Engine { get; }
 
-    public IReadOnlyList<IPEndPoint> NtpEndPoints => Engine.LocalEndPoints;
+    /// <summary>The main listeners' bound addresses (ntp.listen, ephemeral ports resolved).</summary>
+    public IReadOnlyList<IPEndPoint> NtpEndPoints => Engine.LocalEndPoints.Take(_mainListeners).ToList();
+
+    /// <summary>The smear listener's bound addresses (ntp.smear.listen); none when it is off.</summary>
+    public IReadOnlyList<IPEndPoint> SmearEndPoints => Engine.LocalEndPoints.Skip(_mainListeners).ToList();
+
+    /// <summary>What the smear listener serves, or null when it is off.</summary>
+    public ServerStateCell? SmearState { get; }
 
     /// <summary>The NTS-KE listener, when NTS is configured.</summary>
     public NtsKeServer? NtsKe { get; }
@@ -76,6 +86,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
         long startedAt = SystemClock.MonotonicNanoseconds();
         var levels = new LogLevelSwitch(config.Log.Level);
         var state = new ServerStateCell(ServerState.Unsynchronised(SystemClock.MeasurePrecision()));
+        ServerStateCell? smearState = config.Ntp.Smear.Enabled ? new ServerStateCell(state.Current) : null;
         var ntsMetrics = new NtsMetrics();
         var keyCell = new CookieKeyRingCell();
         KeyRingStore? keyStore = null;
@@ -91,7 +102,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
         ControlServer? control = null;
         try
         {
-            engine = BindEngine(config.Ntp, state, config.NtsKe is null ? null : keyCell);
+            engine = BindEngine(config.Ntp, state, smearState, config.NtsKe is null ? null : keyCell);
             control = ControlServer.Bind(config.Control, startupLogs.CreateLogger<ControlServer>(), config.User);
             if (config.NtsKe is { } nts)
             {
@@ -131,7 +142,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             }
             builder.Services.AddSingleton(metrics);
             // The clock first: it publishes the first ServerState before the listeners answer anyone.
-            builder.Services.AddSingleton(sp => new ClockService(config, state, sp.GetRequiredService<ILoggerFactory>(), kernelClock));
+            builder.Services.AddSingleton(sp => new ClockService(config, state, sp.GetRequiredService<ILoggerFactory>(), kernelClock, smearState));
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ClockService>());
             builder.Services.AddHostedService<NtpService>();
             if (ownsProcess)
@@ -142,7 +153,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             IHost host = builder.Build();
             metrics.Attach(host.Services.GetRequiredService<ClockService>());
             await host.StartAsync(cancellationToken);
-            var server = new ApplianceServer(host, engine, ntsKe, monitoring, state, control);
+            var server = new ApplianceServer(host, engine, ntsKe, monitoring, state, control, smearState, config.Ntp.Listen.Count);
             server.StartReloading(config, configPath, levels);
             // One set of verbs for the control socket and the status page, sampled whether or not the socket is on.
             var verbs = new ControlVerbs(new ControlContext(engine, state, server.Clock, ntsMetrics, keyCell, keyStore, startedAt,
@@ -237,11 +248,14 @@ public sealed partial class ApplianceServer : IAsyncDisposable
         return (store, certificates);
     }
 
-    private static NtpEngine BindEngine(NtpConfig ntp, ServerStateCell state, CookieKeyRingCell? ntsKeys)
+    private static NtpEngine BindEngine(NtpConfig ntp, ServerStateCell state, ServerStateCell? smearState, CookieKeyRingCell? ntsKeys)
     {
         var options = new EngineOptions
         {
-            Listen = ntp.Listen,
+            // The smear listener's addresses after the main ones: the main indices stay as they are.
+            Listen = [.. ntp.Listen, .. ntp.Smear.Listen],
+            Smeared = Enumerable.Range(ntp.Listen.Count, ntp.Smear.Listen.Count).ToHashSet(),
+            SmearState = smearState,
             Workers = ntp.EffectiveWorkers,
             BatchSize = ntp.Batch,
             CpuAffinity = ntp.CpuAffinity,

@@ -42,6 +42,7 @@ internal sealed class ClockMetrics
     private readonly Gauge _offsetUncertainty;
     private readonly Gauge _correction;
     private readonly Gauge? _leapFileRemaining;
+    private readonly Gauge? _smearOffset;
     private HashSet<string> _shown = [];
 
     public ClockMetrics(MetricFactory factory, ClockService clock)
@@ -70,6 +71,11 @@ internal sealed class ClockMetrics
         _offsetUncertainty = factory.CreateGauge("appliance_clock_offset_uncertainty_seconds", "Standard deviation of the offset estimate.");
         _correction = factory.CreateGauge("appliance_clock_correction_seconds",
             "Software mode: served time minus the untouched system clock (0 in kernel mode).");
+        if (clock.SmearOffset is not null)
+        {
+            _smearOffset = factory.CreateGauge("appliance_ntp_smear_offset_seconds",
+                "The smear listener's time minus the main listeners' now (ntp.smear; 0 outside a leap smear's 24 hours).");
+        }
         if (clock.LeapSeconds is not null)
         {
             _leapFileRemaining = factory.CreateGauge("appliance_leap_seconds_file_remaining_seconds",
@@ -89,6 +95,10 @@ internal sealed class ClockMetrics
         _frequencyUncertainty.Set(snapshot.FrequencyStdDev * 1e6);
         _offsetUncertainty.Set(snapshot.OffsetStdDev);
         _correction.Set(snapshot.Correction);
+        if (_clock.SmearOffset is { } smear)
+        {
+            _smearOffset?.Set(smear);
+        }
         if (_clock.LeapSeconds is { } leap)
         {
             _leapFileRemaining?.Set(leap.Expires - (SystemClock.RealtimeNanoseconds() / 1e9));

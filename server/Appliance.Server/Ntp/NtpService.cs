@@ -1,4 +1,5 @@
 using Appliance.Engine;
+using Appliance.Server.Configuration;
 using Appliance.Sources;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -6,7 +7,7 @@ using Microsoft.Extensions.Logging;
 namespace Appliance.Server.Ntp;
 
 /// <summary>Runs the packet engine for the lifetime of the host.</summary>
-internal sealed class NtpService(NtpEngine engine, ILogger<NtpService> logger) : IHostedService, IDisposable
+internal sealed class NtpService(NtpEngine engine, ApplianceConfig config, ILogger<NtpService> logger) : IHostedService, IDisposable
 {
     /// <summary>A fault a packet triggers can come back with every packet once the back-off is short (a test's): summarised.</summary>
     private readonly LogSummary _faults = new(logger, LogLevel.Error, "NTP worker failures");
@@ -25,8 +26,12 @@ internal sealed class NtpService(NtpEngine engine, ILogger<NtpService> logger) :
             worker.OnWarning = (w, problem) => logger.LogWarning("NTP worker {Worker}: {Problem}", w.Index, problem);
         }
         engine.Start();
-        logger.LogInformation("serving NTP on UDP {EndPoints} with {Workers} worker(s)",
-            string.Join(", ", engine.LocalEndPoints), engine.Workers.Count);
+        int main = config.Ntp.Listen.Count;
+        logger.LogInformation("serving NTP on UDP {EndPoints} with {Workers} worker(s){Smear}",
+            string.Join(", ", engine.LocalEndPoints.Take(main)), engine.Workers.Count,
+            engine.LocalEndPoints.Count > main
+                ? $"; leap-smeared time (never for the main listeners, docs/leap-smear.md) on UDP {string.Join(", ", engine.LocalEndPoints.Skip(main))}"
+                : "");
         return Task.CompletedTask;
     }
 

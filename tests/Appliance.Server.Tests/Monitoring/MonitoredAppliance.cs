@@ -10,7 +10,7 @@ namespace Appliance.Server.Tests.Monitoring;
 /// <summary>
 /// An appliance with every part that has metrics switched on, for the tests that check the metrics
 /// against their documentation, promtool and the dashboard: two upstream sources (a real chronyd
-/// and a scripted <see cref="TestNtpServer"/>), NTS-KE with its key ring, a leap-seconds file, a
+/// and a scripted <see cref="TestNtpServer"/>), NTS-KE with its key ring, a leap-seconds file, the smear listener, a
 /// small rate-limit table with KoD, and traffic that reaches each outcome a labelled series needs to
 /// appear (served, KoD RATE, rate-limited and too-short drops, NTS answers and NAKs, a key exchange,
 /// clients evicted from a full table).
@@ -54,7 +54,7 @@ public sealed class MonitoredAppliance : IAsyncLifetime
         _scripted = TestNtpServer.Shifted(0.0002);
         _fixture = new NtsServerFixture(
             extraNtsKe: $"control: {{ socket: {ControlSocket} }}",
-            extraNtp: $", rate-limit: {{ interval: 10s, burst: 4, leak: 16, kod: true, clients: {TableClients} }}",
+            extraNtp: $", rate-limit: {{ interval: 10s, burst: 4, leak: 16, kod: true, clients: {TableClients} }}, smear: {{ listen: [\"127.0.0.1:0\"] }}",
             extraClock: $", leap-seconds: {LeapFile}",
             extraYaml: "sources:\n" + Source(_chrony.EndPoint) + Source(_scripted.EndPoint));
         BeforeStart.Start();
