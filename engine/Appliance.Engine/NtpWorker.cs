@@ -128,6 +128,12 @@ public sealed class NtpWorker : IDisposable
             try
             {
                 Warmup.RequestPath(_state.Current, _scratch.Nts);
+                if (_states.Any(cell => cell != _state))
+                {
+                    // The smear listener's path too, with a smear in force (an hour to its leap).
+                    var smear = new LeapSmear(SystemClock.RealtimeNanoseconds() + (3600 * LeapSmear.SecondNanoseconds), Insert: true, 0, StepSeen: false);
+                    Warmup.RequestPath(_state.Current with { Smear = smear }, _scratch.Nts);
+                }
                 _sockets[0].WarmUp(_batch);
                 Loop();
             }

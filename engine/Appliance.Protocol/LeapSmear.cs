@@ -11,7 +11,7 @@ namespace Appliance.Protocol;
 /// <param name="LeapUnixNanoseconds">The instant UTC jumps: 00:00:00 of the day after the leap second.</param>
 /// <param name="Insert">True for an inserted second (TAI − UTC grows), false for a deleted one.</param>
 /// <param name="AnchorServedMinusMonotonic">Served time minus CLOCK_MONOTONIC at the latest reading before the ambiguous second (see <see cref="SmearReading"/>).</param>
-/// <param name="StepSeen">The main clock is known to have repeated the inserted second already.</param>
+/// <param name="StepSeen">The main clock is known to have taken the leap already (repeated or skipped the second).</param>
 public sealed record LeapSmear(long LeapUnixNanoseconds, bool Insert, long AnchorServedMinusMonotonic, bool StepSeen)
 {
     public const long HalfWindowNanoseconds = 43_200_000_000_000;
@@ -28,12 +28,15 @@ public sealed record LeapSmear(long LeapUnixNanoseconds, bool Insert, long Ancho
     public long EndUnixNanoseconds => LeapUnixNanoseconds + HalfWindowNanoseconds;
 
     /// <summary>
-    /// True when the main clock has gone back by the inserted second by the time of <paramref name="now"/>:
-    /// the latch, or served time having fallen behind the monotonic clock (which no leap moves) by
-    /// more than half a second since the anchor.
+    /// True when the main clock has taken the leap by the time of <paramref name="now"/>: the latch,
+    /// or served time having moved against the monotonic clock (which no leap moves) by more than
+    /// half a second since the anchor, back for an insert, ahead for a delete.
     /// </summary>
-    public bool HasStepped(in SmearReading now) =>
-        Insert && (StepSeen || now.ServedMinusMonotonic - AnchorServedMinusMonotonic < -StepThresholdNanoseconds);
+    public bool HasStepped(in SmearReading now)
+    {
+        long drift = now.ServedMinusMonotonic - AnchorServedMinusMonotonic;
+        return StepSeen || (Insert ? drift < -StepThresholdNanoseconds : drift > StepThresholdNanoseconds);
+    }
 
     /// <summary>
     /// The smeared time for main-listener time <paramref name="served"/>, read no later than
@@ -46,11 +49,13 @@ public sealed record LeapSmear(long LeapUnixNanoseconds, bool Insert, long Ancho
             return served;
         }
         // After the leap the main clock is one second behind the SI seconds elapsed since the start
-        // (insert) or one ahead (delete). Only for an insert is there an ambiguous second,
-        // [L − 1 s, L), seen twice: the second time once the clock has stepped back and the time is
-        // not later than now (a request stamped before the step and answered after it is later).
-        bool after = served >= LeapUnixNanoseconds
-            || (Insert && served >= LeapUnixNanoseconds - SecondNanoseconds && HasStepped(now) && served <= now.Served);
+        // (insert) or one ahead (delete). For an insert [L − 1 s, L) is seen twice: the second time
+        // once the clock has stepped back and the time is not later than now (a request stamped
+        // before the step and answered after it is later). A main clock that has not taken the leap
+        // (it lost sync before midnight) is followed as it is: it, not the smear, is a second off.
+        bool after = HasStepped(now) && (Insert
+            ? served >= LeapUnixNanoseconds || (served >= LeapUnixNanoseconds - SecondNanoseconds && served <= now.Served)
+            : served >= LeapUnixNanoseconds - SecondNanoseconds);
         long step = Insert ? SecondNanoseconds : -SecondNanoseconds;
         long elapsed = served - StartUnixNanoseconds + (after ? step : 0);
         // Smeared = start + elapsed × 86400 / (86400 ± 1): the offset from the main clock is

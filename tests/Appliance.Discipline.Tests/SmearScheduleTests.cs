@@ -28,7 +28,9 @@ public class SmearScheduleTests
         Assert.Equal(Leap, smear.LeapUnixNanoseconds);
         Assert.True(smear.Insert);
         // A fresh schedule (a restart) six hours after the leap: still smearing, from the table.
-        Assert.Equal(Leap, new SmearSchedule(Table()).Update(s_synchronised, At(Leap + (6 * 3600 * Second), Second))?.LeapUnixNanoseconds);
+        LeapSmear? restarted = new SmearSchedule(Table()).Update(s_synchronised, At(Leap + (6 * 3600 * Second), Second));
+        Assert.Equal(Leap, restarted?.LeapUnixNanoseconds);
+        Assert.True(restarted!.StepSeen); // a clock set after midnight has had the leap
         Assert.Null(new SmearSchedule(Table()).Update(s_synchronised, At(Leap + (12 * 3600 * Second), Second)));
     }
 
@@ -42,7 +44,11 @@ public class SmearScheduleTests
         // After the leap the announcement ends; a stale sample that still announces names no new day.
         Assert.Equal(Leap, schedule.Update(s_synchronised, At(Leap + Second, Second))?.LeapUnixNanoseconds);
         Assert.Equal(Leap, schedule.Update(announcing, At(Leap + (60 * Second), Second))?.LeapUnixNanoseconds);
-        Assert.Null(schedule.Update(s_synchronised, At(Leap + (12 * 3600 * Second), Second)));
+        // Still announced when the window ends (no withdrawal since the leap): nothing for the next midnight.
+        Assert.Null(schedule.Update(announcing, At(Leap + (12 * 3600 * Second), Second)));
+        Assert.Null(schedule.Update(announcing, At(Leap + (13 * 3600 * Second), Second)));
+        schedule.Update(s_synchronised, At(Leap + (14 * 3600 * Second), Second));
+        Assert.Equal(Leap + (86_400 * Second), schedule.Update(announcing, At(Leap + (15 * 3600 * Second), Second))?.LeapUnixNanoseconds);
     }
 
     [Fact]
@@ -66,5 +72,15 @@ public class SmearScheduleTests
         LeapSmear latched = schedule.Update(s_synchronised, new SmearReading(Leap - (Second / 2), (6 * Second) + 300))!;
         Assert.True(latched.StepSeen);
         Assert.Equal(7 * Second + 300, latched.AnchorServedMinusMonotonic);
+    }
+
+    [Fact]
+    public void ADeletedSecond_IsLatchedWhenServedTimeJumpsAhead()
+    {
+        var schedule = new SmearSchedule(null);
+        ServerState announcing = s_synchronised with { Leap = LeapIndicator.DeleteSecond };
+        schedule.Update(announcing, new SmearReading(Leap - (3 * Second), 7 * Second));
+        Assert.False(schedule.Update(announcing, new SmearReading(Leap - Second - 1, 7 * Second))!.StepSeen);
+        Assert.True(schedule.Update(announcing, new SmearReading(Leap + (Second / 10), 8 * Second))!.StepSeen);
     }
 }

@@ -11,7 +11,17 @@ public class VirtualClockTests
 
         public VirtualClock Clock { get; }
 
-        public Fixture() => Clock = new VirtualClock(() => System);
+        /// <summary>CLOCK_MONOTONIC; a test that moves <see cref="System"/> like a host that steps moves this by the SI seconds.</summary>
+        public long Monotonic { get; set; }
+
+        public Fixture() => Clock = new VirtualClock(() => System, () => Monotonic);
+
+        /// <summary>Both clocks forward by <paramref name="nanoseconds"/>, as when no one steps.</summary>
+        public void Run(long nanoseconds)
+        {
+            System += nanoseconds;
+            Monotonic += nanoseconds;
+        }
 
         public long ServedAt(double seconds)
         {
@@ -118,5 +128,70 @@ public class VirtualClockTests
         f.Clock.Apply([Announce(LeapIndicator.InsertSecond, synchronised: false)]);
         f.System = Midnight + Second;
         Assert.Equal(Midnight + Second, f.Clock.Now());
+    }
+
+    [Fact]
+    public void AHostThatInsertsTheLeapItself_IsLeftToIt_TheSecondRepeatedOnce()
+    {
+        // A host whose own daemon armed STA_INS: its system clock repeats 23:59:59. The virtual
+        // clock sees the system clock fall behind the monotonic one and takes nothing off itself.
+        var f = new Fixture { System = Midnight - (10 * Second) };
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        f.Run(9 * Second + (Second / 2)); // 23:59:59.5
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        f.Run(Second / 2);
+        f.System -= Second; // the host's kernel repeats the second
+        f.Run(Second / 2); // the clock service's extra tick, half a second past midnight
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        Assert.Equal(0, f.Clock.Transform.LeapUnixNanoseconds);
+        Assert.Equal(Midnight - (Second / 2), f.Clock.Now());
+        f.Run(Second);
+        Assert.Equal(Midnight + (Second / 2), f.Clock.Now()); // not a third pass
+        f.Run(86_400 * Second);
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        Assert.Equal(0, f.Clock.Transform.LeapUnixNanoseconds); // still announced: nothing armed (TIME_WAIT)
+    }
+
+    [Fact]
+    public void AStepInsideTheRepeatedSecond_FoldsTheLeapFirst()
+    {
+        var f = new Fixture { System = Midnight - (5 * Second) };
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        f.Run(5 * Second + (Second / 4)); // second pass of 23:59:59, .25
+        Assert.Equal(Midnight - (3 * Second / 4), f.Clock.Now());
+        f.Clock.Apply([new ClockCommand.Step(-0.5)]);
+        Assert.Equal(Midnight - (5 * Second / 4), f.Clock.Now());
+        Assert.Equal(0, f.Clock.Transform.LeapUnixNanoseconds);
+        f.Run(2 * Second);
+        Assert.Equal(Midnight + (3 * Second / 4), f.Clock.Now()); // no second repeat after the step
+    }
+
+    [Fact]
+    public void AStepPastAPendingLeap_TakesTheLeapWithIt()
+    {
+        // The core measured 19 s against sources that have had the leap: the step sets UTC outright.
+        var f = new Fixture { System = Midnight - (10 * Second) };
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        f.Clock.Apply([new ClockCommand.Step(19)]);
+        Assert.Equal(Midnight + (9 * Second), f.Clock.Now());
+        Assert.Equal(0, f.Clock.Transform.LeapUnixNanoseconds);
+    }
+
+    [Fact]
+    public void AChangeOfKind_ReArms_AndLosingSyncInTheRepeatedSecond_DoesNotRepeatItAgain()
+    {
+        var f = new Fixture { System = Midnight - (3600 * Second) };
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        f.Clock.Apply([Announce(LeapIndicator.DeleteSecond)]);
+        Assert.True(f.Clock.Transform.LeapDelete);
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        Assert.False(f.Clock.Transform.LeapDelete);
+        f.Run(3600 * Second + (Second / 2)); // second pass, .5
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond, synchronised: false)]);
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        f.Run(2 * Second);
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        Assert.Equal(Midnight + (3 * Second / 2), f.Clock.Now());
+        Assert.Equal(0, f.Clock.Transform.LeapUnixNanoseconds);
     }
 }

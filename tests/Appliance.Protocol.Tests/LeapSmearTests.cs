@@ -145,4 +145,20 @@ public class LeapSmearTests
         var state = new ServerState { Transform = insert };
         Assert.Equal(Leap - Second, state.ServedTime(Leap, default)); // no smear on a main state
     }
+
+    [Fact]
+    public void AMainClockThatDidNotTakeTheLeap_IsFollowedWithoutAStepAtMidnight()
+    {
+        // The main clock lost sync before midnight and never repeated the second: the smear does not
+        // invent the step (it would jump a second); it follows the main clock, a second off with it.
+        LeapSmear smear = Smear(insert: true);
+        long previous = 0;
+        for (long c = Leap - (2 * Second); c <= Leap + (2 * Second); c += 1_000_000)
+        {
+            var now = new SmearReading(c, c - (c - MonotonicOrigin)); // served = c: no repeat, served − monotonic constant
+            long smeared = smear.Apply(c, now);
+            Assert.True(previous == 0 || Math.Abs(smeared - previous - 1_000_000) <= 13, $"a step at leap {(c - Leap) / 1e9:+0.000} s");
+            previous = smeared;
+        }
+    }
 }

@@ -17,6 +17,12 @@ public sealed class SmearSchedule(LeapSecondTable? table)
 {
     private const long Day = 86_400 * LeapSmear.SecondNanoseconds;
 
+    /// <summary>
+    /// A leap has passed and the announcement has not been withdrawn since: as the kernel in
+    /// TIME_WAIT (and <see cref="VirtualClock"/>), an announcement still on names no next midnight.
+    /// </summary>
+    private bool _waiting;
+
     /// <summary>The smear in force after the latest <see cref="Update"/>; null outside every window.</summary>
     public LeapSmear? Current { get; private set; }
 
@@ -26,6 +32,14 @@ public sealed class SmearSchedule(LeapSecondTable? table)
     /// </summary>
     public LeapSmear? Update(ServerState main, in SmearReading now)
     {
+        if (main.IsSynchronised && main.Leap == LeapIndicator.NoWarning)
+        {
+            _waiting = false;
+        }
+        else if (Current is { } passing && now.Served >= passing.LeapUnixNanoseconds)
+        {
+            _waiting = true;
+        }
         (long leap, bool insert)? found = Find(main, now.Served);
         if (found is not { } leapSecond || now.Served >= leapSecond.leap + LeapSmear.HalfWindowNanoseconds)
         {
@@ -33,9 +47,11 @@ public sealed class SmearSchedule(LeapSecondTable? table)
         }
         if (Current is not { } smear || smear.LeapUnixNanoseconds != leapSecond.leap || smear.Insert != leapSecond.insert)
         {
-            // Begun afresh inside the repeated second itself (a start within that one second) the
-            // anchor may already be a second low, and the repeat is then taken for the first pass.
-            return Current = new LeapSmear(leapSecond.leap, leapSecond.insert, now.ServedMinusMonotonic, StepSeen: false);
+            // Begun afresh past the leap (a restart inside the window) the main clock, set from
+            // sources that have had the leap, has taken it. Begun inside the ambiguous second itself
+            // the anchor may already be a second off, and the repeat is taken for the first pass.
+            return Current = new LeapSmear(leapSecond.leap, leapSecond.insert, now.ServedMinusMonotonic,
+                StepSeen: now.Served >= leapSecond.leap);
         }
         if (now.Served < smear.LeapUnixNanoseconds - LeapSmear.SecondNanoseconds)
         {
@@ -66,7 +82,7 @@ public sealed class SmearSchedule(LeapSecondTable? table)
             // upstream sample still announces after it.
             return (remembered.LeapUnixNanoseconds, remembered.Insert);
         }
-        if (main.IsSynchronised && main.Leap is LeapIndicator.InsertSecond or LeapIndicator.DeleteSecond)
+        if (!_waiting && main.IsSynchronised && main.Leap is LeapIndicator.InsertSecond or LeapIndicator.DeleteSecond)
         {
             return (((served / Day) + 1) * Day, main.Leap == LeapIndicator.InsertSecond);
         }

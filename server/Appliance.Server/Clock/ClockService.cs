@@ -56,6 +56,7 @@ public sealed class ClockService : BackgroundService
     private ClockCoreStatus _loggedStatus = ClockCoreStatus.Unsynchronised;
     private Peer? _loggedSystemPeer;
     private long _heartbeat;
+    private long _leapChecked;
     private volatile ClockSnapshot _snapshot = ClockSnapshot.Empty;
 
     /// <summary>How each kind of configured source becomes its driver.</summary>
@@ -127,7 +128,7 @@ public sealed class ClockService : BackgroundService
         });
         Mode = clock.Mode;
         // Kernel mode with only the local reference has nothing to steer: the clock is left alone.
-        _clock = clock.Mode == ClockMode.Software ? new VirtualClock(SystemClock.RealtimeNanoseconds)
+        _clock = clock.Mode == ClockMode.Software ? new VirtualClock(SystemClock.RealtimeNanoseconds, SystemClock.MonotonicNanoseconds)
             : config.Sources.Count > 0 ? kernel ?? KernelClock.Realtime
             : new HostClock();
         _steersNothing = _clock is HostClock;
@@ -374,6 +375,7 @@ public sealed class ClockService : BackgroundService
                 lock (_lock)
                 {
                     Apply(_core.Tick(Now()));
+                    ScheduleLeapCheck();
                 }
                 Volatile.Write(ref _heartbeat, _heartbeat + 1);
             }
@@ -396,6 +398,42 @@ public sealed class ClockService : BackgroundService
         foreach (ITimeSource source in sources)
         {
             source.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Software mode, a leap second due within two seconds: one more tick half a second after its
+    /// midnight. That falls after the host's own step, if its daemon inserts the leap in the kernel,
+    /// and before the moment the virtual clock would repeat the second once more; the tick sees the
+    /// host's step and leaves the leap to it (<see cref="VirtualClock"/>).
+    /// </summary>
+    private void ScheduleLeapCheck()
+    {
+        if (_clock is not VirtualClock { PendingLeap: > 0 and long leap } clock || leap == _leapChecked)
+        {
+            return;
+        }
+        long until = leap + 500_000_000 - clock.Now();
+        if (until is > 0 and <= 2_000_000_000)
+        {
+            _leapChecked = leap;
+            _ = LeapCheckAsync(TimeSpan.FromTicks(until / 100));
+        }
+    }
+
+    private async Task LeapCheckAsync(TimeSpan delay)
+    {
+        try
+        {
+            await Task.Delay(delay, _stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        lock (_lock)
+        {
+            Apply(_core.Tick(Now()));
         }
     }
 
@@ -481,10 +519,21 @@ public sealed class ClockService : BackgroundService
     /// </summary>
     private ServerState SmearState(ServerState main)
     {
-        LeapSmear? smear = _smear.Update(main, SmearClock.Now(main.Transform));
-        return main.IsSynchronised
-            ? main with { Leap = LeapIndicator.NoWarning, ReferenceId = _smearReferenceId, Smear = smear }
-            : main with { Smear = smear };
+        SmearReading now = SmearClock.Now(main.Transform);
+        LeapSmear? smear = _smear.Update(main, now);
+        if (!main.IsSynchronised)
+        {
+            return main with { Smear = smear };
+        }
+        // The reference timestamp is the main clock's too: smeared, like every other timestamp.
+        long reference = main.ReferenceTime.ToUnixNanoseconds(now.Served);
+        return main with
+        {
+            Leap = LeapIndicator.NoWarning,
+            ReferenceId = _smearReferenceId,
+            ReferenceTime = smear is null ? main.ReferenceTime : NtpTimestamp.FromUnixNanoseconds(smear.Apply(reference, now)),
+            Smear = smear,
+        };
     }
 
     /// <summary>The smeared minus the main listeners' time now, seconds; null when the smear listener is off.</summary>

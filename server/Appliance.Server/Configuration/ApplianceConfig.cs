@@ -107,7 +107,8 @@ public sealed record NtpConfig(
 /// <summary>The leap-smear listener (docs/leap-smear.md).</summary>
 /// <param name="Listen">Its addresses; none: off.</param>
 /// <param name="ReferenceId">The reference id it serves while synchronised (four ASCII bytes, NUL-padded, RFC 5905 §7.3).</param>
-public sealed record SmearConfig(IReadOnlyList<IPEndPoint> Listen, uint ReferenceId)
+/// <param name="RequireNts">Answer NTS requests only (<c>ntp.require-nts</c>, the default for every listen address).</param>
+public sealed record SmearConfig(IReadOnlyList<IPEndPoint> Listen, uint ReferenceId, bool RequireNts = false)
 {
     /// <summary>"SMER": the default reference id.</summary>
     public const uint DefaultReferenceId = 0x534D4552;

@@ -70,7 +70,7 @@ public static class ConfigKeys
         Path = "ntp.require-nts",
         Type = ConfigType.Boolean,
         Default = "false",
-        Doc = "The default of `require-nts` for every listen address.",
+        Doc = "The default of `require-nts` for every listen address, and the setting of the smear listener's (`ntp.smear.listen`).",
         Example = "true",
         Requires = "nts-ke: {}",
         Reload = Reload.Restart,

@@ -49,7 +49,7 @@ internal static class NtpBinder
             r.Error(access.Find(K.NtpAccessDenyAction) ?? access.Node, "deny-action: kod needs rate-limit, which limits the KoDs, but rate-limit is off",
                 ConfigRules.DenyKodWithoutRateLimit);
         }
-        SmearConfig smear = Smear(r, ntp, listen);
+        SmearConfig smear = Smear(r, ntp, listen) with { RequireNts = requireNtsDefault };
         return new NtpConfig(
             listen,
             requireNts,
@@ -83,6 +83,11 @@ internal static class NtpBinder
             if (endPoint.Port != 0 && main.Contains(endPoint))
             {
                 r.Error(item, $"{endPoint} is both an ntp.listen and an ntp.smear.listen address", ConfigRules.SmearSharesAddress);
+                continue;
+            }
+            if (endPoint.Port != 0 && listen.Contains(endPoint))
+            {
+                r.Error(item, $"{endPoint} is in ntp.smear.listen twice", "list each address once");
                 continue;
             }
             listen.Add(endPoint);

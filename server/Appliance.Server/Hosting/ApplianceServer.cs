@@ -265,7 +265,8 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             DenyAction = ntp.DenyAction,
             RateLimit = ntp.RateLimit,
             NtsKeys = ntsKeys,
-            RequireNts = ntp.RequireNts.Select((required, index) => (required, index)).Where(x => x.required).Select(x => x.index).ToHashSet(),
+            RequireNts = Enumerable.Range(0, ntp.Listen.Count).Where(i => ntp.RequireNts[i])
+                .Concat(ntp.Smear.RequireNts ? Enumerable.Range(ntp.Listen.Count, ntp.Smear.Listen.Count) : []).ToHashSet(),
         };
         try
         {
