@@ -25,6 +25,7 @@ public static class FuzzTargets
         new("config", ConfigTarget.MaxInput, ConfigTarget.Run),
         new("chrony", ChronyTarget.MaxInput, ChronyTarget.Run),
         new("control", ControlTarget.MaxInput, ControlTarget.Run),
+        new("roughtime", RoughtimeTarget.MaxInput, RoughtimeTarget.Run),
     ];
 
     public static FuzzTarget? Find(string name) => All.FirstOrDefault(t => t.Name == name);

@@ -78,6 +78,12 @@ public static class Seeds
         yield return ("gpsd", "sky", "{\"class\":\"TPV\",\"mode\":3}\n{\"class\":\"SKY\",\"satellites\":[{\"PRN\":1,\"used\":true},{\"PRN\":2,\"used\":false}]}\n{\"class\":\"SKY\",\"uSat\":7}\n"u8.ToArray());
 
         yield return ("ptp", "exchange", PtpExchange());
+        yield return ("roughtime", "request", RoughtimeTarget.ValidRequest);
+        yield return ("roughtime", "request-draft", RoughtimeTarget.MakeRequest(Fixed.Octets(5, 32), [Appliance.Protocol.Roughtime.RoughtimeVersion.Draft]));
+        yield return ("roughtime", "response", RoughtimeTarget.AnswerToAnother());
+        // RFC 10049 Appendix B's first response (another server's key).
+        yield return ("roughtime", "rfc-response", Convert.FromBase64String(
+            "Uk9VR0hUSU2UAQAABwAAAEAAAABgAAAAZAAAAGQAAADAAAAAWAEAAFNJRwBOT05DVFlQRVBBVEhTUkVQQ0VSVElORFhBWL64CToGs4v/4UtfN/80HLFiA09vGIDRP/zTjcTj8/1DlZWCsVja6RlfwaYnc1wfJqThfhcuSDonrTGyKngBMGH2UGU3otTJ7rOCGKpJYzDI2bQi5zFDFbfNMyvCPh0BAAAABQAAAAQAAAAIAAAAEAAAABQAAABWRVIAUkFESU1JRFBWRVJTUk9PVAEAAAADAAAAQ0u4aQAAAAABAAAAc86AWYB/O3Kxzsx4d5P5cbSOftJUA8bWVtVrQ3tc+b0CAAAAQAAAAFNJRwBERUxFI2B5tbj5ePjVKYE0PAL1NmgZOAsqh/E2from9Ol5BAnVcLje0C6exbXY8hE3dRvYV01Alru8Ocle+jOZT5r8AwMAAAAgAAAAKAAAAFBVQktNSU5UTUFYVKqljhhqi4A54vW20e+slwViPyxybNnqKXzimIiIUHQMaBCvaQAAAADYyd9pAAAAAAAAAAA="));
 
         yield return ("config", "embedded-default", Encoding.UTF8.GetBytes(ConfigLoader.EmbeddedDefaultText));
         yield return ("config", "appliance-image", File.ReadAllBytes(Repo.Path("appliance-image", "etc", "appliance.yaml")));
