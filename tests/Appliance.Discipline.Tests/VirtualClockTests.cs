@@ -194,4 +194,17 @@ public class VirtualClockTests
         Assert.Equal(Midnight + (3 * Second / 2), f.Clock.Now());
         Assert.Equal(0, f.Clock.Transform.LeapUnixNanoseconds);
     }
+
+    [Fact]
+    public void AHostStepHoursBeforeTheLeap_IsJustAStep_AndTheLeapStillComes()
+    {
+        var f = new Fixture { System = Midnight - (3600 * Second) };
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        f.System -= 7 * Second / 10; // the host's daemon steps its clock back 0.7 s
+        f.Clock.Apply([Announce(LeapIndicator.InsertSecond)]);
+        Assert.Equal(Midnight, f.Clock.Transform.LeapUnixNanoseconds);
+        f.System = Midnight + (Second / 4);
+        f.Monotonic = f.System - (Midnight - (3600 * Second)) + (7 * Second / 10);
+        Assert.Equal(Midnight - (3 * Second / 4), f.Clock.Now()); // the second repeated by the appliance itself
+    }
 }

@@ -117,7 +117,10 @@ public sealed class VirtualClock(Func<long> system, Func<long>? monotonic = null
         }
         long served = Plain(t).Apply(now);
         long hostDrift = monotonic is null ? 0 : now - monotonic() - _hostAnchor;
-        if (t.LeapDelete ? hostDrift > Second / 2 : hostDrift < -Second / 2)
+        // Only around midnight is a step of the system clock the host's leap; before that it is just
+        // a step (the host's daemon setting its clock), taken into the anchor.
+        bool nearLeap = served >= t.LeapUnixNanoseconds - (2 * Second);
+        if (nearLeap && (t.LeapDelete ? hostDrift > Second / 2 : hostDrift < -Second / 2))
         {
             // The system clock itself stepped by the leap second: the host did it.
             Pass(Plain(t));
@@ -130,7 +133,7 @@ public sealed class VirtualClock(Func<long> system, Func<long>? monotonic = null
         {
             Transform = Plain(t);
         }
-        else if (served < t.LeapUnixNanoseconds - Second)
+        else if (!nearLeap)
         {
             _hostAnchor = now - (monotonic?.Invoke() ?? 0);
         }
