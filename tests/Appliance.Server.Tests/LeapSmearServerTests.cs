@@ -123,6 +123,7 @@ public class LeapSmearServerTests
         // second it has repeated once past its own midnight, minus the source's continuous clock.
         long previousOffset = mains[0].Served - mains[0].Continuous;
         double behindBefore = 0, aheadAfter = 0;
+        int precise = 0;
         for (int i = 0; i < mains.Count; i++)
         {
             Reading r = mains[i];
@@ -144,7 +145,13 @@ public class LeapSmearServerTests
             double smearTolerance = r.HalfRoundTrip + s.HalfRoundTrip + 0.001;
             Assert.True(Math.Abs(s.Served - Smeared(smearKept)) / 1e9 <= smearTolerance,
                 $"smeared at leap {(smearKept - Leap) / 1e9:+0.000;-0.000} s: {(s.Served - Smeared(smearKept)) / 1e6:F3} ms from the curve (UTC + {(Smeared(smearKept) - Utc(smearKept)) / 1e6:F1} ms)");
-            // What the smear listener served against UTC as the appliance smearKept it, either side of the leap.
+            // What the smear listener served against UTC as the appliance kept it, either side of the
+            // leap, from the readings precise enough to say (a loaded host stretches some round trips).
+            if (smearTolerance > 0.006)
+            {
+                continue;
+            }
+            precise++;
             if (smearKept < Leap - (Second / 10))
             {
                 behindBefore = Math.Min(behindBefore, (s.Served - Utc(smearKept)) / 1e9);
@@ -155,8 +162,9 @@ public class LeapSmearServerTests
             }
         }
         // Half a second off UTC either side of the leap: the curve was really followed, not UTC.
-        Assert.InRange(behindBefore, -0.51, -0.45);
-        Assert.InRange(aheadAfter, 0.45, 0.51);
+        Assert.True(precise > 10, $"only {precise} smear readings with both round trips under 10 ms");
+        Assert.InRange(behindBefore, -0.506, -0.45);
+        Assert.InRange(aheadAfter, 0.45, 0.506);
         Assert.Contains(mains, r => r.Continuous < Leap && r.Answer.Leap == LeapIndicator.InsertSecond);
         Assert.Contains(mains, r => r.Continuous > Leap + (3 * Second) && r.Answer.Leap == LeapIndicator.NoWarning);
         // The second repeated: the main listener's time went back once, by about a second.
