@@ -12,7 +12,7 @@ public sealed class MerkleTree
 
     private readonly byte[] _nodes;
     private readonly int[] _levelStart;
-    private readonly byte[] _scratch = new byte[1 + (2 * H)];
+    private static readonly byte[] s_zero = new byte[H];
     private int _levels;
 
     /// <param name="capacity">The most leaves a batch has.</param>
@@ -60,19 +60,9 @@ public sealed class MerkleTree
             int next = (width + 1) / 2;
             for (int i = 0; i < next; i++)
             {
-                Span<byte> left = Node(below, 2 * i);
-                Span<byte> right = (2 * i) + 1 < width ? Node(below, (2 * i) + 1) : default;
-                _scratch[0] = 0x01;
-                left.CopyTo(_scratch.AsSpan(1));
-                if (right.IsEmpty)
-                {
-                    _scratch.AsSpan(1 + H, H).Clear();
-                }
-                else
-                {
-                    right.CopyTo(_scratch.AsSpan(1 + H));
-                }
-                RoughtimePacket.Hash(_scratch, Node(above, i));
+                // The last node of an odd level is paired with 32 zero bytes.
+                ReadOnlySpan<byte> right = (2 * i) + 1 < width ? Node(below, (2 * i) + 1) : s_zero;
+                HashNode(Node(below, 2 * i), right, Node(above, i));
             }
             level++;
             _levelStart[level] = above;
@@ -102,6 +92,16 @@ public sealed class MerkleTree
             index >>= 1;
             width = (width + 1) / 2;
         }
+    }
+
+    /// <summary>An inner node (RFC 10049 §5.3): H(0x01 ‖ <paramref name="left"/> ‖ <paramref name="right"/>); <paramref name="destination"/> may be either child.</summary>
+    public static void HashNode(ReadOnlySpan<byte> left, ReadOnlySpan<byte> right, Span<byte> destination)
+    {
+        Span<byte> node = stackalloc byte[1 + (2 * H)];
+        node[0] = 0x01;
+        left.CopyTo(node[1..]);
+        right.CopyTo(node[(1 + H)..]);
+        RoughtimePacket.Hash(node, destination);
     }
 
     private Span<byte> Node(int levelStart, int i) => _nodes.AsSpan((levelStart + i) * H, H);

@@ -207,23 +207,19 @@ public static class RoughtimeClient
     private static bool PathLeadsToRoot(ReadOnlySpan<byte> request, ReadOnlySpan<byte> path, uint index, ReadOnlySpan<byte> root)
     {
         Span<byte> h = stackalloc byte[32];
-        byte[] scratch = new byte[Math.Max(request.Length, 64) + 1];
+        byte[] scratch = new byte[request.Length + 1];
         RoughtimePacket.Hash(0x00, request, scratch, h);
-        Span<byte> pair = stackalloc byte[64];
         for (int at = 0; at < path.Length; at += 32)
         {
             ReadOnlySpan<byte> node = path.Slice(at, 32);
             if ((index & 1) == 0)
             {
-                h.CopyTo(pair);
-                node.CopyTo(pair[32..]);
+                MerkleTree.HashNode(h, node, h);
             }
             else
             {
-                node.CopyTo(pair);
-                h.CopyTo(pair[32..]);
+                MerkleTree.HashNode(node, h, h);
             }
-            RoughtimePacket.Hash(0x01, pair, scratch, h);
             index >>= 1;
         }
         return index == 0 && h.SequenceEqual(root);
