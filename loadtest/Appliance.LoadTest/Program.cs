@@ -103,6 +103,7 @@ public static class Program
         root.Subcommands.Add(run);
         root.Subcommands.Add(ramp);
         root.Subcommands.Add(HandshakeCommand.Build());
+        root.Subcommands.Add(RoughtimeCommand.Build());
         return root;
     }
 

@@ -10,6 +10,7 @@
 # BENCH_ONLY=floods runs only the spoofed-flood section (floods.sh) and puts it in place in
 # docs/benchmarks.md.
 # BENCH_ONLY=ntske-attack runs only the NTS-KE attack section (ntske-attack.sh) and puts it in place.
+# BENCH_ONLY=roughtime runs only the Roughtime over-the-wire section (roughtime.sh) and puts it in place.
 # BENCH_ONLY=bdn runs only the BenchmarkDotNet suites (the request path in memory: AES-SIV beside
 # AES-128-GCM-SIV, the NTS batch path per AEAD) and puts their section in place.
 # The Soak section (make soak, an hour) is not measured here: it is carried over from the doc as it was.
@@ -18,12 +19,16 @@ cd "$(dirname "$0")/../.."
 root=$(pwd)
 CONFIG=${CONFIG:-Release}
 only=${BENCH_ONLY:-}
-case "$only" in ""|cpu|memory|floods|ntske-attack|bdn) ;; *) echo "bench: BENCH_ONLY is empty, cpu, memory, floods, ntske-attack or bdn, not '$only'"; exit 2;; esac
+case "$only" in ""|cpu|memory|floods|ntske-attack|roughtime|bdn) ;; *) echo "bench: BENCH_ONLY is empty, cpu, memory, floods, ntske-attack, roughtime or bdn, not '$only'"; exit 2;; esac
 bdn="dotnet tests/Appliance.Benchmarks/bin/$CONFIG/net10.0/Appliance.Benchmarks.dll --filter '*' --job short --memory --exporters github --artifacts out/bench/bdn"
 out=out/bench
 rm -rf "$out"; mkdir -p "$out"
 if [ "$only" = ntske-attack ]; then
   tests/Appliance.Benchmarks/ntske-attack.sh "$out" docs/benchmarks.md
+  exit 0
+fi
+if [ "$only" = roughtime ]; then
+  tests/Appliance.Benchmarks/roughtime.sh "$out" docs/benchmarks.md
   exit 0
 fi
 if [ "$only" = memory ]; then
@@ -399,3 +404,4 @@ print(open(f"{out}/floods.md").read())
 PY
 { echo; cat "$out/soak-kept.md"; } >> docs/benchmarks.md
 tests/Appliance.Benchmarks/ntske-attack.sh "$out" docs/benchmarks.md
+tests/Appliance.Benchmarks/roughtime.sh "$out" docs/benchmarks.md

@@ -358,6 +358,42 @@ public class ConfigTests
     }
 
     [Fact]
+    public void Parse_Roughtime_IsOffByDefault_AndAnEmptySectionServesTheDefaults()
+    {
+        ConfigResult off = ConfigLoader.Parse("clock: { local: {} }");
+        Assert.True(off.IsValid, string.Join("\n", off.Errors));
+        Assert.Null(off.Config!.Roughtime);
+
+        ConfigResult defaults = ConfigLoader.Parse("roughtime: {}\nclock: { local: {} }");
+        Assert.True(defaults.IsValid, string.Join("\n", defaults.Errors));
+        RoughtimeConfig roughtime = defaults.Config!.Roughtime!;
+        Assert.Equal([IPEndPoint.Parse("0.0.0.0:2002"), IPEndPoint.Parse("[::]:2002")], roughtime.Listen);
+        Assert.True(roughtime.Tcp);
+        Assert.Equal("/var/lib/appliance/roughtime.key", roughtime.Key);
+        Assert.Equal(TimeSpan.FromHours(24), roughtime.OnlineKeyLifetime);
+
+        ConfigResult set = ConfigLoader.Parse("roughtime: { listen: [\"192.0.2.10:5319\"], tcp: false, key: /srv/rt.key, online-key-lifetime: 6h }\nclock: { local: {} }");
+        Assert.True(set.IsValid, string.Join("\n", set.Errors));
+        roughtime = set.Config!.Roughtime!;
+        Assert.Equal([IPEndPoint.Parse("192.0.2.10:5319")], roughtime.Listen);
+        Assert.False(roughtime.Tcp);
+        Assert.Equal("/srv/rt.key", roughtime.Key);
+        Assert.Equal(TimeSpan.FromHours(6), roughtime.OnlineKeyLifetime);
+    }
+
+    [Theory]
+    [InlineData("roughtime: { online-key-lifetime: 1m }", "'roughtime.online-key-lifetime'")]
+    [InlineData("roughtime: { listen: \"0.0.0.0:2002\" }", "roughtime.listen")]
+    [InlineData("roughtime: { tcp: maybe }", "roughtime.tcp")]
+    [InlineData("roughtime: { port: 2002 }", "unknown key 'roughtime.port'")]
+    public void Parse_BadRoughtime_SaysWhatIsWrong(string yaml, string message)
+    {
+        ConfigResult result = ConfigLoader.Parse(yaml + "\nclock: { local: {} }");
+        Assert.False(result.IsValid);
+        Assert.Contains(result.Errors, e => e.Message.Contains(message, StringComparison.Ordinal) && e.Fix.Length > 0);
+    }
+
+    [Fact]
     public void ConfigurationReference_DocumentsEveryKey()
     {
         string docs = File.ReadAllText(Testing.Repo.Path("docs", "configuration.md"));

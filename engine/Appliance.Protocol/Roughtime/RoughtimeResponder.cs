@@ -84,9 +84,13 @@ public sealed class RoughtimeResponder
     /// <summary>The online key's delegation; set before <see cref="Sign"/> (a rotation swaps it between batches).</summary>
     public RoughtimeDelegation? Delegation { get; set; }
 
+    /// <summary>SREPs the last <see cref="Sign"/> signed: one per version the batch's requests asked for.</summary>
+    public int Signatures { get; private set; }
+
     /// <summary>Starts a new batch.</summary>
     public void Clear()
     {
+        Signatures = 0;
         Array.Clear(_treeCount);
         Array.Clear(_signed);
         Array.Fill(_slotVersion, -1);
@@ -207,6 +211,7 @@ public sealed class RoughtimeResponder
             tree.Root.CopyTo(srep[(at + 16 + (4 * Versions.Length))..]);
             RoughtimeDelegation.Sign(delegation.OnlineKey, RoughtimeContext.Response, srep, _signatures[v]);
             _signed[v] = true;
+            Signatures++;
         }
         return true;
     }

@@ -13,6 +13,9 @@ public sealed record ApplianceConfig(NtpConfig Ntp, NtsKeConfig? NtsKe, ClockCon
 
     /// <summary>The user to switch to when started as root; null: stay the user that started it.</summary>
     public string? User { get; init; }
+
+    /// <summary>The Roughtime server, or null when it is off (the default).</summary>
+    public RoughtimeConfig? Roughtime { get; init; }
 }
 
 /// <summary>The control socket.</summary>
@@ -141,6 +144,9 @@ public sealed record LocalReferenceConfig(byte Stratum);
 
 /// <summary>Where /metrics is served; null when off.</summary>
 public sealed record MetricsConfig(IPEndPoint? Listen);
+
+/// <summary>The Roughtime server (RFC 10049): where it listens, its long-term key's file, how long an online key serves.</summary>
+public sealed record RoughtimeConfig(IReadOnlyList<IPEndPoint> Listen, bool Tcp, string Key, TimeSpan OnlineKeyLifetime);
 
 /// <summary>The NTS-KE server (RFC 8915 §4) and the cookie keys the NTP path shares with it.</summary>
 /// <param name="NtpServer">Host for the NTPv4 Server record, or null to name none.</param>

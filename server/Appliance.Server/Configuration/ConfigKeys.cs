@@ -566,6 +566,65 @@ public static class ConfigKeys
         Chrony = null,
     };
 
+    // ---- roughtime ----
+
+    public static ConfigKey Roughtime { get; } = new()
+    {
+        Path = "roughtime",
+        Type = ConfigType.Section,
+        Default = "null",
+        Doc = "Turns the Roughtime server on (RFC 10049, docs/roughtime.md): signed rough time, for clients that must check TLS certificates before they can use NTS. `{}` serves it with the defaults below.",
+        Example = "{ listen: [\"0.0.0.0:2002\"] }",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey RoughtimeListen { get; } = new()
+    {
+        Path = "roughtime.listen",
+        Type = ConfigType.AddressList,
+        Default = "[\"0.0.0.0:2002\", \"[::]:2002\"]",
+        Doc = "UDP (and, with `tcp`, TCP) addresses for Roughtime. 2002 is the port the deployed servers use; RFC 10049 §12.1 has IANA assign 5319.",
+        Example = "[\"192.0.2.10:2002\", \"192.0.2.10:5319\"]",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey RoughtimeTcp { get; } = new()
+    {
+        Path = "roughtime.tcp",
+        Type = ConfigType.Boolean,
+        Default = "true",
+        Doc = "Serve Roughtime on TCP too, on the same addresses (RFC 10049 §5: the same framing, several requests per connection).",
+        Example = "false",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey RoughtimeKey { get; } = new()
+    {
+        Path = "roughtime.key",
+        Type = ConfigType.Path,
+        Default = "/var/lib/appliance/roughtime.key",
+        Doc = "File of the long-term Ed25519 key (its 32-byte seed in hex, 0600): made on the first start, then read at every start. Its public key (`appliance keys`) is what clients are given; a new key means every client must be given the new one.",
+        Example = "/etc/appliance/roughtime.key",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey RoughtimeOnlineKeyLifetime { get; } = new()
+    {
+        Path = "roughtime.online-key-lifetime",
+        Type = ConfigType.Duration,
+        Min = "10m",
+        Max = "30d",
+        Default = "24h",
+        Doc = "How long the long-term key delegates to each online key (its MINT to MAXT, RFC 10049 §5.2.6); a new online key is made, in memory only, when half of it is left.",
+        Example = "6h",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
     // ---- clock ----
 
     public static ConfigKey Clock { get; } = new()
@@ -1138,6 +1197,7 @@ public static class ConfigKeys
         NtsKeKeysKeep, NtsKeKeysFleetSecret, NtsKeNtpServer, NtsKeMaxConnections, NtsKeHandshakeTimeout,
         NtsKeIdleTimeout, NtsKeRequestTimeout, NtsKeMaxRequest, NtsKeAeads, NtsKeClientLimit, NtsKeClientLimitConnections,
         NtsKeClientLimitInterval, NtsKeClientLimitConcurrent,
+        Roughtime, RoughtimeListen, RoughtimeTcp, RoughtimeKey, RoughtimeOnlineKeyLifetime,
         Clock, ClockMode, ClockLocal, ClockLocalStratum, ClockLeapSeconds, ClockHoldover, ClockStepThreshold,
         ClockPanicThreshold, ClockMinSources,
         Sources, NtpSource, NtpSourceAddress, NtpSourceNts, NtpSourceName, NtpSourceTrust, NtpSourceAeads, NtpSourceIburst,

@@ -136,12 +136,13 @@ public static class ConfigLoader
         ClockConfig clock = ClockBinder.Bind(r, clockSection);
         List<SourceConfig> sources = SourceBinder.Bind(r, top);
         ClockBinder.CheckTimeSource(r, top, clockSection);
+        RoughtimeConfig? roughtime = MetricsBinder.BindRoughtime(r, r.Section(top, K.Roughtime));
         MetricsConfig metrics = MetricsBinder.Bind(r, r.Section(top, K.Metrics));
         ControlConfig control = MetricsBinder.BindControl(r, r.Section(top, K.Control));
         var log = new LogConfig(r.Choice<Microsoft.Extensions.Logging.LogLevel>(r.Section(top, K.Log), K.LogLevel));
         string? user = r.User(top, K.User);
         return r.Errors.Count == 0
-            ? new ConfigResult(new ApplianceConfig(ntp, ntsKe, clock, sources, metrics) { Control = control, Log = log, User = user }, []) { Files = r.Files }
+            ? new ConfigResult(new ApplianceConfig(ntp, ntsKe, clock, sources, metrics) { Control = control, Log = log, User = user, Roughtime = roughtime }, []) { Files = r.Files }
             : new ConfigResult(null, Ordered(r.Errors)) { Files = r.Files };
     }
 

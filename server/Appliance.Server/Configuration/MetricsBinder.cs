@@ -3,7 +3,7 @@ using K = Appliance.Server.Configuration.ConfigKeys;
 
 namespace Appliance.Server.Configuration;
 
-/// <summary>Binds the <c>metrics</c> section.</summary>
+/// <summary>Binds the <c>metrics</c>, <c>control</c> and <c>roughtime</c> sections (each a few keys).</summary>
 internal static class MetricsBinder
 {
     public static MetricsConfig Bind(ConfigReader r, Section metrics)
@@ -21,5 +21,24 @@ internal static class MetricsBinder
             return new ControlConfig(null, false);
         }
         return ConfigReader.Is(socket, "auto") ? ControlConfig.Auto : new ControlConfig(r.Text(control, K.ControlSocket), true);
+    }
+
+    /// <summary>The <c>roughtime</c> section; null when it is not set (Roughtime off).</summary>
+    public static RoughtimeConfig? BindRoughtime(ConfigReader r, Section roughtime)
+    {
+        if (roughtime.IsNull)
+        {
+            return null;
+        }
+        var listen = new List<System.Net.IPEndPoint>();
+        foreach (YamlNode item in r.Items(roughtime[K.RoughtimeListen]!, K.RoughtimeListen))
+        {
+            if (r.Address(item, K.RoughtimeListen) is { } endPoint)
+            {
+                listen.Add(endPoint);
+            }
+        }
+        return new RoughtimeConfig(listen, r.Boolean(roughtime, K.RoughtimeTcp), r.Text(roughtime, K.RoughtimeKey) ?? "",
+            r.Duration(roughtime, K.RoughtimeOnlineKeyLifetime));
     }
 }

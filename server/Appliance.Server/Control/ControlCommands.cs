@@ -35,7 +35,7 @@ public static class ControlCommands
             ControlJson.Default.ClientsReport, ControlText.Clients, limit);
         yield return Verb("serverstats", "Show the server's counters: received, answered, dropped by reason, rate limited, KoD, NTS-KE (chronyc serverstats).",
             ControlJson.Default.ServerStatsReport, ControlText.ServerStats);
-        yield return Verb("keys", "Show the NTS key ring: ids, ages, which key seals, next rotation (never key bytes).",
+        yield return Verb("keys", "Show the NTS key ring (ids, ages, which key seals, next rotation) and the Roughtime public key to publish; never private key bytes.",
             ControlJson.Default.KeysReport, ControlText.Keys);
         yield return Verb("reload", "Re-read the configuration file and apply what can change live; print what needs a restart, or every error (then nothing changes).",
             ControlJson.Default.ActionReport, ControlText.Action);

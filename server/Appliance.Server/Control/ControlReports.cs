@@ -106,13 +106,29 @@ public sealed record ServerStatsReport(
 /// <param name="Nts">False when NTS is not configured (the other fields are then empty).</param>
 /// <param name="Mode">random (this appliance's own keys, persisted) or fleet (derived from the fleet secret).</param>
 /// <param name="NextRotation">When the next scheduled rotation is due (UTC, ISO 8601).</param>
+/// <param name="Roughtime">The Roughtime server's keys, or null when <c>roughtime</c> is off.</param>
 public sealed record KeysReport(
     bool Nts,
     string Mode,
     double RotationSeconds,
     int Keep,
     DateTimeOffset? NextRotation,
-    IReadOnlyList<KeyReport> Keys);
+    IReadOnlyList<KeyReport> Keys,
+    RoughtimeKeysReport? Roughtime);
+
+/// <summary>The Roughtime keys: the long-term public key to publish, and the online key's validity. Never a private key.</summary>
+/// <param name="PublicKey">The long-term Ed25519 public key, base64 (as server lists write it, RFC 10049 §7).</param>
+/// <param name="PublicKeyHex">The same key in hex (as some clients take it).</param>
+/// <param name="KeyFile">Where the long-term key is kept.</param>
+/// <param name="OnlineKeyMint">The current online key's MINT (UTC), or null before the first signed answer.</param>
+/// <param name="OnlineKeyMaxt">Its MAXT (UTC).</param>
+public sealed record RoughtimeKeysReport(
+    string PublicKey,
+    string PublicKeyHex,
+    string KeyFile,
+    DateTimeOffset? OnlineKeyMint,
+    DateTimeOffset? OnlineKeyMaxt,
+    long Delegations);
 
 /// <param name="Current">The key that seals new cookies; the others only open cookies already handed out.</param>
 /// <param name="AgeSeconds">Since the key became current, by the rotation schedule (after a forced rotation, right to within one rotation interval).</param>

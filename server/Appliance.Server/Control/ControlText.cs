@@ -93,14 +93,30 @@ public static class ControlText
     public static string Keys(KeysReport report)
     {
         ArgumentNullException.ThrowIfNull(report);
+        string nts;
         if (!report.Nts)
         {
-            return "NTS is not configured (nts-ke): there is no key ring.\n";
+            nts = "NTS is not configured (nts-ke): there is no key ring.\n";
         }
-        string header = $"Mode: {report.Mode}; rotation every {Duration(report.RotationSeconds)}, {report.Keep} old key(s) kept; next rotation {report.NextRotation?.ToString("u", s_invariant) ?? "-"}";
-        return Table(["Id", "Role", "Age"],
-            report.Keys.Select(k => new[] { k.Id.ToString(s_invariant), k.Current ? "seals (current)" : "opens", Duration(k.AgeSeconds) }),
-            header);
+        else
+        {
+            string header = $"Mode: {report.Mode}; rotation every {Duration(report.RotationSeconds)}, {report.Keep} old key(s) kept; next rotation {report.NextRotation?.ToString("u", s_invariant) ?? "-"}";
+            nts = Table(["Id", "Role", "Age"],
+                report.Keys.Select(k => new[] { k.Id.ToString(s_invariant), k.Current ? "seals (current)" : "opens", Duration(k.AgeSeconds) }),
+                header);
+        }
+        if (report.Roughtime is not { } roughtime)
+        {
+            return nts;
+        }
+        var text = new StringBuilder(nts).Append('\n').Append("Roughtime (publish the public key; clients trust it alone):\n");
+        Line(text, "Public key (base64)", roughtime.PublicKey);
+        Line(text, "Public key (hex)", roughtime.PublicKeyHex);
+        Line(text, "Key file", roughtime.KeyFile);
+        Line(text, "Online key", roughtime.OnlineKeyMint is { } mint && roughtime.OnlineKeyMaxt is { } maxt
+            ? $"valid {mint.ToString("u", s_invariant)} to {maxt.ToString("u", s_invariant)} ({roughtime.Delegations} made since the start)"
+            : "none yet (made for the first answer)");
+        return text.ToString();
     }
 
     public static string Action(ActionReport report)

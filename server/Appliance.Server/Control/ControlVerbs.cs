@@ -28,7 +28,11 @@ public sealed record ControlContext(
     KeyRingStore? KeyStore,
     long StartedAt,
     Func<CancellationToken, Task<ActionReport>> Reload,
-    Func<CancellationToken, Task<ActionReport>> RotateKeys);
+    Func<CancellationToken, Task<ActionReport>> RotateKeys)
+{
+    /// <summary>The Roughtime listener, or null when it is off.</summary>
+    public Roughtime.RoughtimeServer? Roughtime { get; init; }
+}
 
 /// <summary>Requests per second, by how they ended (see <see cref="RequestTotals"/>).</summary>
 public readonly record struct RequestRates(double Received, double Answered, double KissOfDeath, double Dropped);
@@ -254,9 +258,10 @@ public sealed class ControlVerbs(ControlContext context)
 
     public KeysReport Keys()
     {
+        RoughtimeKeysReport? roughtime = RoughtimeKeys();
         if (context.KeyStore is not { } store || context.KeyRing.Current is not { } ring)
         {
-            return new KeysReport(false, "", 0, 0, null, []);
+            return new KeysReport(false, "", 0, 0, null, [], roughtime);
         }
         DateTimeOffset now = DateTimeOffset.UtcNow;
         var keys = ring.Keys
@@ -264,7 +269,20 @@ public sealed class ControlVerbs(ControlContext context)
             .Select(k => new KeyReport(k.Id, k.Id == ring.Current.Id, store.AgeSeconds(k.Id, now)))
             .ToList();
         NtsKeysConfig config = store.Config; // what a reload made of rotation and keep
-        return new KeysReport(true, store.FleetMode ? "fleet" : "random", config.Rotation.TotalSeconds, config.Keep, store.NextRotation(now), keys);
+        return new KeysReport(true, store.FleetMode ? "fleet" : "random", config.Rotation.TotalSeconds, config.Keep, store.NextRotation(now), keys, roughtime);
+    }
+
+    private RoughtimeKeysReport? RoughtimeKeys()
+    {
+        if (context.Roughtime?.Keys is not { } keys)
+        {
+            return null;
+        }
+        Protocol.Roughtime.RoughtimeDelegation? online = keys.Current;
+        return new RoughtimeKeysReport(keys.PublicKeyBase64, Convert.ToHexStringLower(keys.PublicKey), keys.Path,
+            online is null ? null : DateTimeOffset.FromUnixTimeSeconds((long)online.Mint),
+            online is null ? null : DateTimeOffset.FromUnixTimeSeconds((long)online.Maxt),
+            keys.Delegations);
     }
 
     /// <summary>The answer on the wire: the envelope around <paramref name="value"/>.</summary>

@@ -175,6 +175,7 @@ public sealed partial class ApplianceServer
             rate = null;
         }
         Engine.UpdatePolicy(next.Access, next.DenyAction, rate);
+        Roughtime?.UpdateAccess(next.Access); // ntp.access is Roughtime's access list too
         applied.AddRange(live.Select(k => k.Path));
         return old with { Access = next.Access, DenyAction = next.DenyAction, RateLimit = rate };
     }

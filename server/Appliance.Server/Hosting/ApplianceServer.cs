@@ -9,6 +9,7 @@ using Appliance.Server.Control;
 using Appliance.Server.Metrics;
 using Appliance.Server.Ntp;
 using Appliance.Server.Nts;
+using Appliance.Server.Roughtime;
 using Appliance.Server.Status;
 using Appliance.Timestamping;
 using Microsoft.Extensions.DependencyInjection;
@@ -33,9 +34,10 @@ public sealed partial class ApplianceServer : IAsyncDisposable
     private readonly int _mainListeners;
 
     private ApplianceServer(IHost host, NtpEngine engine, NtsKeServer? ntsKe, MonitoringServer? monitoring, ServerStateCell state,
-        ControlServer? control, ServerStateCell? smearState, int mainListeners)
+        ControlServer? control, ServerStateCell? smearState, int mainListeners, RoughtimeServer? roughtime)
     {
         _host = host;
+        Roughtime = roughtime;
         SmearState = smearState;
         _mainListeners = mainListeners;
         _control = control;
@@ -58,6 +60,9 @@ public sealed partial class ApplianceServer : IAsyncDisposable
 
     /// <summary>The NTS-KE listener, when NTS is configured.</summary>
     public NtsKeServer? NtsKe { get; }
+
+    /// <summary>The Roughtime listener, when <c>roughtime</c> is configured.</summary>
+    public RoughtimeServer? Roughtime { get; }
 
     /// <summary>Where /metrics and the status page (/) are served, or null when metrics.listen is off.</summary>
     public IPEndPoint? MetricsEndPoint => _monitoring?.EndPoint;
@@ -96,7 +101,9 @@ public sealed partial class ApplianceServer : IAsyncDisposable
         {
             (keyStore, certificates) = await PrepareNtsAsync(ntsConfig, config.User, keyCell, startupLogs, cancellationToken);
         }
+        RoughtimeKeys? roughtimeKeys = config.Roughtime is { } rt ? LoadRoughtimeKeys(rt, config.User) : null;
         NtsKeServer? ntsKe = null;
+        RoughtimeServer? roughtime = null;
         NtpEngine? engine = null;
         MonitoringServer? monitoring = null;
         ControlServer? control = null;
@@ -107,6 +114,10 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             if (config.NtsKe is { } nts)
             {
                 ntsKe = NtsKeServer.Bind(nts, certificates!, keyCell, ntsMetrics, startupLogs.CreateLogger<NtsKeServer>());
+            }
+            if (config.Roughtime is { } roughtimeConfig)
+            {
+                roughtime = RoughtimeServer.Bind(roughtimeConfig, roughtimeKeys!, state, config.Ntp.Access, startupLogs.CreateLogger<RoughtimeServer>());
             }
             var metrics = new ApplianceMetrics(engine, state, ntsMetrics, ntsKe, keyStore, keyCell, startedAt);
             if (config.Metrics.Listen is { } listen)
@@ -140,6 +151,11 @@ public sealed partial class ApplianceServer : IAsyncDisposable
                 builder.Services.AddHostedService(sp => sp.GetRequiredService<KeyRingService>());
                 builder.Services.AddHostedService<NtsKeService>();
             }
+            if (roughtime is not null)
+            {
+                builder.Services.AddSingleton(roughtime);
+                builder.Services.AddHostedService<RoughtimeService>();
+            }
             builder.Services.AddSingleton(metrics);
             // The clock first: it publishes the first ServerState before the listeners answer anyone.
             builder.Services.AddSingleton(sp => new ClockService(config, state, sp.GetRequiredService<ILoggerFactory>(), kernelClock, smearState));
@@ -152,12 +168,17 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             AddSystemd(builder.Services, systemd);
             IHost host = builder.Build();
             metrics.Attach(host.Services.GetRequiredService<ClockService>());
+            if (roughtime is not null)
+            {
+                metrics.Attach(roughtime);
+            }
             await host.StartAsync(cancellationToken);
-            var server = new ApplianceServer(host, engine, ntsKe, monitoring, state, control, smearState, config.Ntp.Listen.Count);
+            var server = new ApplianceServer(host, engine, ntsKe, monitoring, state, control, smearState, config.Ntp.Listen.Count, roughtime);
             server.StartReloading(config, configPath, levels);
             // One set of verbs for the control socket and the status page, sampled whether or not the socket is on.
             var verbs = new ControlVerbs(new ControlContext(engine, state, server.Clock, ntsMetrics, keyCell, keyStore, startedAt,
-                server.ReloadReportAsync, server.RotateKeysReportAsync));
+                server.ReloadReportAsync, server.RotateKeysReportAsync)
+            { Roughtime = roughtime });
             server.StartSampling(verbs);
             if (control is not null)
             {
@@ -190,6 +211,10 @@ public sealed partial class ApplianceServer : IAsyncDisposable
                 await monitoring.DisposeAsync();
             }
             engine?.Dispose();
+            if (roughtime is not null)
+            {
+                await roughtime.DisposeAsync();
+            }
             if (ntsKe is not null)
             {
                 await ntsKe.DisposeAsync();
@@ -246,6 +271,20 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             throw new StartupFailedException($"NTS-KE self-test failed, refusing to serve NTS: {e.Message}", e);
         }
         return (store, certificates);
+    }
+
+    /// <summary>The Roughtime long-term key, read or made; a failure is one line naming the file and the fix.</summary>
+    private static RoughtimeKeys LoadRoughtimeKeys(RoughtimeConfig roughtime, string? user)
+    {
+        try
+        {
+            return RoughtimeKeys.Load(roughtime.Key, roughtime.OnlineKeyLifetime);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            string fix = e is UnauthorizedAccessException ? ServiceUser.OwnershipFix(user, Path.GetDirectoryName(Path.GetFullPath(roughtime.Key))!) : "";
+            throw new StartupFailedException($"cannot load the Roughtime long-term key ({roughtime.Key}): {e.Message}{fix}", e);
+        }
     }
 
     private static NtpEngine BindEngine(NtpConfig ntp, ServerStateCell state, ServerStateCell? smearState, CookieKeyRingCell? ntsKeys)

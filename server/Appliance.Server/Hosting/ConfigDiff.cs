@@ -86,6 +86,8 @@ public static class ConfigDiff
 
     private static string Nts(ApplianceConfig c, Func<NtsKeConfig, object?> field) => c.NtsKe is { } nts ? Text(field(nts)) : "null";
 
+    private static string Roughtime(ApplianceConfig c, Func<RoughtimeConfig, object?> field) => c.Roughtime is { } r ? Text(field(r)) : "null";
+
     private static readonly Dictionary<string, Func<ApplianceConfig, string>> s_values = new(StringComparer.Ordinal)
     {
         [K.NtpListen.Path] = c => Text(c.Ntp.Listen),
@@ -108,6 +110,11 @@ public static class ConfigDiff
         [K.NtpSmearListen.Path] = c => Text(c.Ntp.Smear.Listen),
         [K.NtpSmearReferenceId.Path] = c => Text(c.Ntp.Smear.ReferenceId),
         [K.NtsKe.Path] = c => c.NtsKe is null ? "null" : "on",
+        [K.Roughtime.Path] = c => c.Roughtime is null ? "null" : "on",
+        [K.RoughtimeListen.Path] = c => Roughtime(c, r => r.Listen),
+        [K.RoughtimeTcp.Path] = c => Roughtime(c, r => r.Tcp),
+        [K.RoughtimeKey.Path] = c => Roughtime(c, r => r.Key),
+        [K.RoughtimeOnlineKeyLifetime.Path] = c => Roughtime(c, r => r.OnlineKeyLifetime),
         [K.NtsKeListen.Path] = c => Nts(c, n => n.Listen),
         [K.NtsKeCertificate.Path] = c => Nts(c, n => n.Certificate),
         [K.NtsKePrivateKey.Path] = c => Nts(c, n => n.PrivateKey),

@@ -137,6 +137,11 @@ public sealed class ApplianceMetrics
     /// <summary>Adds the clock core's and the sources' series (the clock service is built with the host, after the listeners).</summary>
     public void Attach(ClockService clock) => _clock = new ClockMetrics(_factory, clock);
 
+    /// <summary>Adds the Roughtime listener's series (only when it is configured).</summary>
+    public void Attach(Roughtime.RoughtimeServer roughtime) => _roughtime = new RoughtimeMetrics(_factory, roughtime);
+
+    private RoughtimeMetrics? _roughtime;
+
     private void Update()
     {
         var stats = ServerStatistics.Collect(_engine);
@@ -234,5 +239,6 @@ public sealed class ApplianceMetrics
         _rootDelay.Set(state.RootDelay);
         _rootDispersion.Set(state.RootDispersionAt(SystemClock.RealtimeNanoseconds()));
         _clock?.Update();
+        _roughtime?.Update();
     }
 }

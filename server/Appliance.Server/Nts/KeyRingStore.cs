@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Appliance.Protocol.Nts;
 using Appliance.Server.Configuration;
+using Appliance.Server.Hosting;
 using Appliance.Timestamping;
 using Microsoft.Win32.SafeHandles;
 
@@ -31,10 +32,6 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
 
     /// <summary>Far more than a secret needs (32 bytes), and a bound on what is read (a device never ends).</summary>
     private const int MaxSecretBytes = 4096;
-
-    /// <summary>The key file is the appliance's own (it writes it 0600): nobody else may have any access.</summary>
-    private static readonly UnixFileMode s_othersMask = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
 
     /// <summary>
     /// The fleet secret is provisioned by the operator, often owned by root and readable by the
@@ -131,7 +128,7 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
             return;
         }
         string path = _config.Storage;
-        RemoveStaleTemporaryFiles(path);
+        SecretFile.RemoveStaleTemporaryFiles(path);
         StoredRing? ring = TryRead(path, out string? problem);
         string? source = null;
         if (ring is null)
@@ -230,13 +227,13 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
         }
         using (handle)
         {
-            CheckPrivate(handle, path, s_othersMask,
+            SecretFile.CheckPrivate(handle, path, SecretFile.OthersMask,
                 $"master keys must be 0600: whoever could read them can open every cookie and forge the time their clients get. "
                 + $"Remove it and {CopyPath} to start a new ring (every client makes a new key exchange), or, if nobody else can have read or "
                 + $"written it, keep it with: chmod 600 {path}");
             try
             {
-                return Parse(ReadBounded(handle, path, MaxFileBytes, "a key file"));
+                return Parse(SecretFile.ReadBounded(handle, path, MaxFileBytes, "a key file"));
             }
             catch (InvalidDataException e)
             {
@@ -261,54 +258,6 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return false;
-        }
-    }
-
-    /// <summary>
-    /// <see cref="InvalidDataException"/> if the mode of the file opened (not of the path: the check and
-    /// the read see one file) has any of the <paramref name="forbidden"/> bits.
-    /// </summary>
-    private static void CheckPrivate(SafeFileHandle handle, string path, UnixFileMode forbidden, string whyPrivate)
-    {
-        UnixFileMode mode = File.GetUnixFileMode(handle);
-        if ((mode & forbidden) != 0)
-        {
-            throw new InvalidDataException($"{path} is open to others (mode {ModeText(mode)}), but {whyPrivate}");
-        }
-    }
-
-    /// <summary>The file's bytes, as <see cref="InvalidDataException"/> if it is longer than <paramref name="maxBytes"/>.</summary>
-    private static byte[] ReadBounded(SafeFileHandle handle, string path, int maxBytes, string what)
-    {
-        long length = RandomAccess.GetLength(handle);
-        if (length > maxBytes)
-        {
-            throw new InvalidDataException($"{path} is {length} bytes, more than {what} can be ({maxBytes})");
-        }
-        var bytes = new byte[length];
-        int read = 0;
-        while (read < bytes.Length && RandomAccess.Read(handle, bytes.AsSpan(read), read) is int n and > 0)
-        {
-            read += n;
-        }
-        return read == bytes.Length ? bytes : bytes[..read];
-    }
-
-    /// <summary>
-    /// Removes the temporary files of saves that never finished (a crash, any process id): they may
-    /// hold keys, and one written before the temporary file was made with O_EXCL may be readable by others.
-    /// </summary>
-    private static void RemoveStaleTemporaryFiles(string path)
-    {
-        string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        if (!Directory.Exists(directory))
-        {
-            return;
-        }
-        // The pattern covers the copy's temporary files too (.NAME.prev.PID.tmp).
-        foreach (string stale in Directory.EnumerateFiles(directory, $".{Path.GetFileName(path)}.*.tmp"))
-        {
-            File.Delete(stale);
         }
     }
 
@@ -375,8 +324,6 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
 
     /// <summary>A problem of the file being read; <see cref="TryRead"/> says which file.</summary>
     private static InvalidDataException Corrupt(string problem) => new(problem);
-
-    private static string ModeText(UnixFileMode mode) => Convert.ToString((int)mode & 0x1FF, 8).PadLeft(4, '0');
 
     /// <summary>
     /// Makes the ring right for <paramref name="now"/>: derives or generates the keys of periods
@@ -480,55 +427,9 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
         byte[] json = JsonSerializer.SerializeToUtf8Bytes(stored, StoredRingJson.Default.StoredRing);
         // The key file first: a save cut off between the two leaves the key file new and the copy one
         // save older, both whole, and a start reads the key file.
-        WriteDurably(path, directory, json);
-        WriteDurably(Path.GetFullPath(CopyPath), directory, json);
+        SecretFile.WriteDurably(path, directory, json);
+        SecretFile.WriteDurably(Path.GetFullPath(CopyPath), directory, json);
         Unsaved = false;
-    }
-
-    private static void WriteDurably(string path, string directory, byte[] json)
-    {
-        string temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        // A temporary file left by a crash (by a process of the same id, before a reboot) is removed,
-        // never reused: opened as it is, it would keep its old mode and owner (a link, its target's),
-        // and the keys would land in it. CreateNew (O_EXCL) then makes a new file or fails.
-        File.Delete(temporary);
-        try
-        {
-            using (FileStream stream = new(temporary, new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            }))
-            {
-                stream.Write(json);
-                // fsync before the rename: else a crash may leave the new name on an empty file (ext4's
-                // delayed allocation), which is the torn key file this order exists to prevent.
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temporary, path, overwrite: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // A full disk leaves a partly written temporary file: remove it, it holds keys and takes space.
-            TryDelete(temporary);
-            throw;
-        }
-        // rename(2) is in the directory: until the directory is on disk, a crash may bring back the
-        // old file (keys that sealed cookies since would be lost) or leave no file at all.
-        DirectorySync.Flush(directory);
-    }
-
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // a read-only disk: there was no temporary file to remove (its creation failed)
-        }
     }
 
     private static byte[] ReadSecret(string path)
@@ -536,10 +437,10 @@ public sealed partial class KeyRingStore(NtsKeysConfig config)
         byte[] secret;
         using (SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read))
         {
-            CheckPrivate(handle, path, s_secretMask,
+            SecretFile.CheckPrivate(handle, path, s_secretMask,
                 $"a fleet secret must be 0600 (or 0640, for the service's group): whoever could read it can derive every key of the fleet. "
                 + $"Make a new secret for every appliance of the fleet if someone else may have read it, else keep it with: chmod 600 {path}");
-            secret = ReadBounded(handle, path, MaxSecretBytes, "a fleet secret");
+            secret = SecretFile.ReadBounded(handle, path, MaxSecretBytes, "a fleet secret");
         }
         if (secret.Length < 32)
         {

@@ -100,21 +100,7 @@ public sealed class NtsKeServer : IAsyncDisposable
         {
             foreach (IPEndPoint endPoint in config.Listen)
             {
-                var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-                listeners.Add(socket);
-                if (endPoint.AddressFamily == AddressFamily.InterNetworkV6)
-                {
-                    socket.DualMode = false;
-                }
-                try
-                {
-                    socket.Bind(endPoint);
-                    socket.Listen(1024);
-                }
-                catch (SocketException e)
-                {
-                    throw new BindFailedException("NTS-KE on TCP", endPoint, Engine.EngineBindException.Describe(e), e);
-                }
+                listeners.Add(Hosting.TcpListeners.Bind(endPoint, "NTS-KE on TCP"));
             }
             return new NtsKeServer(config, certificates, keys, metrics, logger, listeners);
         }
@@ -136,56 +122,38 @@ public sealed class NtsKeServer : IAsyncDisposable
         }
     }
 
-    private async Task AcceptLoop(Socket listener)
+    private Task AcceptLoop(Socket listener) =>
+        Hosting.TcpListeners.AcceptAsync(listener, _acceptFailures, _logger, "NTS-KE", Accepted, _stopping.Token);
+
+    private void Accepted(Socket client)
     {
-        while (!_stopping.IsCancellationRequested)
+        long acceptedAt = Stopwatch.GetTimestamp();
+        var peer = (IPEndPoint)client.RemoteEndPoint!;
+        NetAddress address = NetAddress.FromIPAddress(peer.Address);
+        if (Admit(address, acceptedAt) is { } refusal)
         {
-            Socket client;
+            _metrics.CountHandshake(refusal);
+            client.Dispose();
+            return;
+        }
+        _ = Task.Run(async () =>
+        {
             try
             {
-                client = await listener.AcceptAsync(_stopping.Token);
+                await ServeAsync(client, peer, acceptedAt);
             }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException || (e is SocketException && _stopping.IsCancellationRequested))
-            {
-                return;
-            }
-            catch (SocketException e)
-            {
-                // EMFILE and the like fail every accept at once: a line per attempt would flood the log.
-                if (_acceptFailures.Occurred(e.Message))
-                {
-                    _logger.LogWarning("NTS-KE accept failed: {Error}", e.Message);
-                }
-                continue;
-            }
-            long acceptedAt = Stopwatch.GetTimestamp();
-            var peer = (IPEndPoint)client.RemoteEndPoint!;
-            NetAddress address = NetAddress.FromIPAddress(peer.Address);
-            if (Admit(address, acceptedAt) is { } refusal)
-            {
-                _metrics.CountHandshake(refusal);
-                client.Dispose();
-                continue;
-            }
-            _ = Task.Run(async () =>
+            finally
             {
                 try
                 {
-                    await ServeAsync(client, peer, acceptedAt);
+                    _limiter.Release(address);
                 }
                 finally
                 {
-                    try
-                    {
-                        _limiter.Release(address);
-                    }
-                    finally
-                    {
-                        Interlocked.Decrement(ref _active); // the server's slot, whatever happened
-                    }
+                    Interlocked.Decrement(ref _active); // the server's slot, whatever happened
                 }
-            });
-        }
+            }
+        });
     }
 
     /// <summary>

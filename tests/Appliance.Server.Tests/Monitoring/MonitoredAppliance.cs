@@ -22,6 +22,7 @@ public sealed class MonitoredAppliance : IAsyncLifetime
     public const int TableClients = 1024;
 
     private readonly CancellationTokenSource _stop = new();
+    private readonly string _roughtimeDirectory = Path.Combine(Path.GetTempPath(), $"appliance-roughtime-{Guid.NewGuid():N}");
     private ChronyServer? _chrony;
     private TestNtpServer? _scripted;
     private NtsServerFixture? _fixture;
@@ -53,7 +54,7 @@ public sealed class MonitoredAppliance : IAsyncLifetime
         _chrony = await ChronyServer.StartAsync();
         _scripted = TestNtpServer.Shifted(0.0002);
         _fixture = new NtsServerFixture(
-            extraNtsKe: $"control: {{ socket: {ControlSocket} }}",
+            extraNtsKe: $"control: {{ socket: {ControlSocket} }}\nroughtime: {{ listen: [\"127.0.0.1:0\"], key: {Path.Combine(_roughtimeDirectory, "roughtime.key")} }}",
             extraNtp: $", rate-limit: {{ interval: 10s, burst: 4, leak: 16, kod: true, clients: {TableClients} }}, smear: {{ listen: [\"127.0.0.1:0\"] }}",
             extraClock: $", leap-seconds: {LeapFile}",
             extraYaml: "sources:\n" + Source(_chrony.EndPoint) + Source(_scripted.EndPoint));
@@ -90,6 +91,8 @@ public sealed class MonitoredAppliance : IAsyncLifetime
         Assert.Equal(NtsResponseCheck.Nak, (await Fixture.QueryAsync(ke, broken)).Check);
         // Too short: dropped.
         Assert.Null(await NtpQuery.ExchangeAsync(ntp, new byte[10], TimeSpan.FromMilliseconds(200)));
+        // Roughtime: an answer on UDP and on TCP (a signature, an online key), and a request too short to answer.
+        await RoughtimeOutcomesAsync();
         // One client over its burst of 4: a KoD RATE, then drops.
         var flooder = IPAddress.Parse("127.0.0.2");
         for (int i = 0; i < 6; i++)
@@ -100,6 +103,29 @@ public sealed class MonitoredAppliance : IAsyncLifetime
         SendFromManyClients(ntp, 2 * TableClients);
         await Eventually.TrueAsync(() => Server.Engine.Workers.Sum(w => w.RateLimiter!.Evictions) > 0, TimeSpan.FromSeconds(10),
             () => $"no evictions; table holds {Server.Engine.Workers.Sum(w => w.RateLimiter!.Count)}");
+    }
+
+    private async Task RoughtimeOutcomesAsync()
+    {
+        Roughtime.RoughtimeServer roughtime = Server.Roughtime!;
+        var request = new byte[Protocol.Roughtime.RoughtimeClient.RequestPacketLength];
+        Protocol.Roughtime.RoughtimeClient.WriteRequest(request, new byte[32], roughtime.Keys.PublicKey, [Protocol.Roughtime.RoughtimeVersion.Rfc]);
+        using (var udp = new UdpClient(AddressFamily.InterNetwork))
+        {
+            udp.Connect(roughtime.UdpEndPoints[0]);
+            await udp.SendAsync(request);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            Assert.InRange((await udp.ReceiveAsync(timeout.Token)).Buffer.Length, 1, request.Length);
+            await udp.SendAsync(request.AsMemory(0, 100));
+        }
+        using (var tcp = new TcpClient(AddressFamily.InterNetwork))
+        {
+            await tcp.ConnectAsync(roughtime.TcpEndPoints[0]);
+            await tcp.GetStream().WriteAsync(request);
+            await tcp.GetStream().ReadExactlyAsync(new byte[Protocol.Roughtime.RoughtimePacket.HeaderLength]);
+        }
+        await Eventually.TrueAsync(() => roughtime.Counters.Received(Roughtime.RoughtimeCounters.Udp) == 2, TimeSpan.FromSeconds(5),
+            () => $"Roughtime UDP requests received: {roughtime.Counters.Received(Roughtime.RoughtimeCounters.Udp)}");
     }
 
     /// <summary>Waits until the workers have taken every datagram sent (their count stands still for 300 ms).</summary>
@@ -166,6 +192,10 @@ public sealed class MonitoredAppliance : IAsyncLifetime
         if (_chrony is not null)
         {
             await _chrony.DisposeAsync();
+        }
+        if (Directory.Exists(_roughtimeDirectory))
+        {
+            Directory.Delete(_roughtimeDirectory, recursive: true);
         }
         _stop.Dispose();
     }

@@ -62,7 +62,7 @@ public class StatusPageTests
     {
         string page = StatusPage.Render(Page(ntsKe: new NtsKeFacts(Now.AddDays(90), 0),
             stats: Stats(new Dictionary<string, long> { ["success/ok"] = 3 }),
-            keys: new KeysReport(true, "random", 86400, 7, Now.AddHours(5), [new KeyReport(7, true, 3600)])));
+            keys: new KeysReport(true, "random", 86400, 7, Now.AddHours(5), [new KeyReport(7, true, 3600)], null)));
 
         Assert.DoesNotContain("<script", page, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotMatch(new Regex("(src|href)=\"https?:", RegexOptions.IgnoreCase), page);

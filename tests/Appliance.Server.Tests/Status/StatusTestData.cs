@@ -24,7 +24,7 @@ internal static class StatusTestData
             20, 19, 1, 30, handshakes ?? new Dictionary<string, long>(), new Dictionary<string, long> { ["kernel"] = 1000 },
             new Dictionary<string, long> { ["user_space"] = 990 }, 0, 0, 0);
 
-    public static KeysReport NoKeys { get; } = new(false, "", 0, 0, null, []);
+    public static KeysReport NoKeys { get; } = new(false, "", 0, 0, null, [], null);
 
     public static StatusPageData Page(StatusReport? status = null, IReadOnlyList<SourceReport>? sources = null, NtsKeFacts? ntsKe = null,
         IReadOnlyList<StatusWarning>? warnings = null, HistoryView? history = null, ServerStatsReport? stats = null, KeysReport? keys = null) =>
