@@ -239,8 +239,10 @@ public sealed class RoughtimeServerTests : IDisposable
             var quiet = TimeSpan.FromMilliseconds(500);
             Assert.Null(await UdpExchangeAsync(endPoint, Request(publicKey, out _), quiet));
             Assert.Null((await TcpExchangeAsync(server.Roughtime.TcpEndPoints[0], [Request(publicKey, out _)]))[0]);
-            Assert.Equal(1, server.Roughtime.Counters.Dropped(RoughtimeCounters.Udp, (int)RoughtimeListenerDrop.Unsynchronised));
-            Assert.Equal(1, server.Roughtime.Counters.Dropped(RoughtimeCounters.Tcp, (int)RoughtimeListenerDrop.Unsynchronised));
+            RoughtimeCounters unsynchronised = server.Roughtime.Counters;
+            await Eventually.TrueAsync(() => unsynchronised.Dropped(RoughtimeCounters.Udp, (int)RoughtimeListenerDrop.Unsynchronised) == 1
+                && unsynchronised.Dropped(RoughtimeCounters.Tcp, (int)RoughtimeListenerDrop.Unsynchronised) == 1, TimeSpan.FromSeconds(5),
+                () => "the unsynchronised drops were not counted");
             Assert.Null(server.Roughtime.Keys.Current); // no online key was ever made
         }
 
@@ -269,6 +271,9 @@ public sealed class RoughtimeServerTests : IDisposable
             Assert.Equal(RoughtimeRejection.None, RoughtimeClient.Verify(good, answer, publicKey, out _));
 
             RoughtimeCounters counters = server.Roughtime.Counters;
+            // Each datagram was taken before its exchange timed out; wait until the thread has counted the last.
+            await Eventually.TrueAsync(() => counters.Received(RoughtimeCounters.Udp) == 4, TimeSpan.FromSeconds(5),
+                () => $"{counters.Received(RoughtimeCounters.Udp)} UDP requests counted");
             Assert.Equal(1, counters.Dropped(RoughtimeCounters.Udp, (int)RoughtimeDrop.OtherServer));
             Assert.Equal(1, counters.Dropped(RoughtimeCounters.Udp, (int)RoughtimeDrop.Version));
             Assert.Equal(1, counters.Dropped(RoughtimeCounters.Udp, (int)RoughtimeDrop.TooShort));
@@ -295,11 +300,14 @@ public sealed class RoughtimeServerTests : IDisposable
                     var idle = new TcpClient(AddressFamily.InterNetwork);
                     held.Add(idle);
                     await idle.ConnectAsync(endPoint);
+                    await idle.GetStream().WriteAsync(Request(publicKey, out _)); // served, so the connection is surely admitted and open
+                    await idle.GetStream().ReadExactlyAsync(new byte[RoughtimePacket.HeaderLength]);
                 }
                 await Eventually.TrueAsync(() => server.Roughtime.TcpConnections == RoughtimeServer.MaxTcpConnectionsPerClient, TimeSpan.FromSeconds(5),
                     () => $"{server.Roughtime.TcpConnections} connections open");
                 // The ninth from 127.0.0.1 is closed at accept; a request on it gets nothing.
                 Assert.Null((await TcpExchangeAsync(endPoint, [Request(publicKey, out _)]))[0]);
+                Assert.Equal(1, server.Roughtime.Counters.Dropped(RoughtimeCounters.Tcp, (int)RoughtimeListenerDrop.Refused));
                 // Another client is served meanwhile.
                 using var other = new TcpClient(new IPEndPoint(IPAddress.Parse("127.0.0.2"), 0));
                 await other.ConnectAsync(endPoint);

@@ -68,9 +68,10 @@ internal static class SecretFile
     /// Writes <paramref name="content"/> to <paramref name="path"/> (in <paramref name="directory"/>) as
     /// a new 0600 file renamed over the old one, each step on disk before the next. A failure (ENOSPC,
     /// EROFS, EACCES, EIO) throws <see cref="IOException"/> or <see cref="UnauthorizedAccessException"/>
-    /// and leaves the old file as it was.
+    /// and leaves the old file as it was. With <paramref name="replace"/> false a file that is there
+    /// already (made meanwhile by another process) is kept and <see cref="IOException"/> thrown.
     /// </summary>
-    public static void WriteDurably(string path, string directory, byte[] content)
+    public static void WriteDurably(string path, string directory, byte[] content, bool replace = true)
     {
         string temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
         // A temporary file left by a crash (by a process of the same id, before a reboot) is removed,
@@ -91,7 +92,7 @@ internal static class SecretFile
                 // delayed allocation), which is the torn key file this order exists to prevent.
                 stream.Flush(flushToDisk: true);
             }
-            File.Move(temporary, path, overwrite: true);
+            File.Move(temporary, path, overwrite: replace);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -124,8 +124,8 @@ public static class ServiceUser
 
     /// <summary>
     /// The directories the user must own and cannot make itself (their parents are root's): the
-    /// control socket's (0750: its group may reach the socket) and the NTS key storage's (0700: the
-    /// keys are the user's alone), when they do not exist. Existing ones are left as they are; if the
+    /// control socket's (0750: its group may reach the socket), the NTS key storage's and the Roughtime
+    /// key's (0700: the keys are the user's alone), when they do not exist. Existing ones are left as they are; if the
     /// user cannot use them the start fails naming the chown that fixes it.
     /// </summary>
     private static void PrepareDirectories(ApplianceConfig config, UserAccount account)
@@ -138,6 +138,10 @@ public static class ServiceUser
         if (config.NtsKe is { Keys: { FleetSecret: null, Storage: { } storage } })
         {
             Privileges.CreateOwnedDirectory(Path.GetDirectoryName(Path.GetFullPath(storage))!, Owner, account);
+        }
+        if (config.Roughtime is { Key: { } key })
+        {
+            Privileges.CreateOwnedDirectory(Path.GetDirectoryName(Path.GetFullPath(key))!, Owner, account);
         }
     }
 

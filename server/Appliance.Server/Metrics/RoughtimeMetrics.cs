@@ -30,7 +30,8 @@ internal sealed class RoughtimeMetrics
         _batches = factory.CreateCounter("appliance_roughtime_batches_total", "Batches of Roughtime requests signed (a recvmmsg's worth on UDP, one request on TCP).");
         _delegations = factory.CreateCounter("appliance_roughtime_delegations_total", "Online keys the long-term key delegated to since the start.");
         _onlineKeyRemaining = factory.CreateGauge("appliance_roughtime_online_key_remaining_seconds",
-            "Seconds until the online key's MAXT, by the system clock (absent before the first signed batch).");
+            "Seconds until the online key's MAXT, by the system clock (absent before the first signed batch).",
+            new GaugeConfiguration { SuppressInitialValue = true });
         _connections = factory.CreateGauge("appliance_roughtime_tcp_connections", "Roughtime TCP connections open now.");
     }
 

@@ -16,6 +16,9 @@ public enum RoughtimeListenerDrop
 
     /// <summary>The client's network is denied by <c>ntp.access</c>.</summary>
     Denied,
+
+    /// <summary>A TCP connection closed at accept: the server's or its client's connections were all taken.</summary>
+    Refused,
 }
 
 /// <summary>The Roughtime listener's counters, per transport (0 UDP, 1 TCP), read at scrape time.</summary>
@@ -38,6 +41,7 @@ public sealed class RoughtimeCounters
         ((int)RoughtimeListenerDrop.Truncated, "truncated"),
         ((int)RoughtimeListenerDrop.SendFailed, "send_failed"),
         ((int)RoughtimeListenerDrop.Denied, "denied"),
+        ((int)RoughtimeListenerDrop.Refused, "refused"),
     ];
 
     private readonly long[] _received = new long[2];

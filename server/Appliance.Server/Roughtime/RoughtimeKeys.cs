@@ -72,8 +72,16 @@ public sealed class RoughtimeKeys
         {
             seed = RandomNumberGenerator.GetBytes(SeedLength);
             string directory = System.IO.Path.GetDirectoryName(full)!;
+            bool made = !Directory.Exists(directory);
             Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            SecretFile.WriteDurably(full, directory, System.Text.Encoding.ASCII.GetBytes(Convert.ToHexStringLower(seed) + "\n"));
+            if (made)
+            {
+                // A new directory is an entry in its parent: on disk before the key is, or a power cut
+                // could lose both, and the next start would make another identity in silence.
+                Timestamping.DirectorySync.Flush(System.IO.Path.GetDirectoryName(directory)!);
+            }
+            // Never over a key file made meanwhile (another instance, a restore): the key is never replaced.
+            SecretFile.WriteDurably(full, directory, System.Text.Encoding.ASCII.GetBytes(Convert.ToHexStringLower(seed) + "\n"), replace: false);
         }
         try
         {

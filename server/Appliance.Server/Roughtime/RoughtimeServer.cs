@@ -35,6 +35,9 @@ public sealed class RoughtimeServer : IAsyncDisposable
     /// <summary>A TCP connection with no request for this long is closed (its slot freed).</summary>
     public static readonly TimeSpan TcpIdleTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>Requests one TCP connection may make; then it is closed (a client may connect again, within its limits).</summary>
+    public const int MaxRequestsPerConnection = 100;
+
     private readonly RoughtimeKeys _keys;
     private readonly ServerStateCell _state;
     private readonly ILogger _logger;
@@ -42,7 +45,9 @@ public sealed class RoughtimeServer : IAsyncDisposable
     private readonly List<Socket> _tcp;
     private readonly ClientConnectionLimiter _limiter = new(60, TimeSpan.FromSeconds(10), MaxTcpConnectionsPerClient);
     private readonly RoughtimeSigner _tcpSigner;
-    private readonly Lock _tcpLock = new();
+    // One TCP request signed at a time, waited for without holding a thread: a flood of TCP requests
+    // takes the one signer, never the thread pool that NTS-KE, the control socket and /metrics share.
+    private readonly SemaphoreSlim _tcpSigning = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _loops = [];
     private volatile AccessList _access;
@@ -197,35 +202,49 @@ public sealed class RoughtimeServer : IAsyncDisposable
         if (Interlocked.Increment(ref _tcpActive) > MaxTcpConnections)
         {
             Interlocked.Decrement(ref _tcpActive);
-            client.Dispose();
+            Refuse(client);
             return;
         }
         if (!_limiter.TryAdmit(address, Stopwatch.GetElapsedTime(0, Stopwatch.GetTimestamp()).Ticks, out _))
         {
             Interlocked.Decrement(ref _tcpActive);
-            client.Dispose();
+            Refuse(client);
             return;
         }
         _ = Task.Run(async () =>
         {
             try
             {
-                await ServeTcpAsync(client);
+                await ServeTcpAsync(client, address);
             }
             finally
             {
-                _limiter.Release(address);
-                Interlocked.Decrement(ref _tcpActive);
+                try
+                {
+                    _limiter.Release(address);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _tcpActive); // the server's slot, whatever happened
+                }
             }
         });
+    }
+
+    private void Refuse(Socket client)
+    {
+        Counters.CountReceived(RoughtimeCounters.Tcp, 1);
+        Counters.CountDrop(RoughtimeCounters.Tcp, (int)RoughtimeListenerDrop.Refused);
+        client.Dispose();
     }
 
     /// <summary>
     /// Requests one after another on one connection, each answered before the next is read; the
     /// connection closes at the first request that gets no answer (there is no error to send, §5.2),
-    /// at a frame larger than a datagram slot, and after <see cref="TcpIdleTimeout"/> without a request.
+    /// at a frame larger than a datagram slot, after <see cref="TcpIdleTimeout"/> without a request (or
+    /// without reading its answer), and after <see cref="MaxRequestsPerConnection"/> requests.
     /// </summary>
-    private async Task ServeTcpAsync(Socket client)
+    private async Task ServeTcpAsync(Socket client, NetAddress address)
     {
         using (client)
         await using (var stream = new NetworkStream(client, ownsSocket: false))
@@ -233,7 +252,7 @@ public sealed class RoughtimeServer : IAsyncDisposable
             byte[] buffer = new byte[PacketBatch.SlotSize];
             try
             {
-                while (!_stopping.IsCancellationRequested)
+                for (int served = 0; served < MaxRequestsPerConnection && !_stopping.IsCancellationRequested; served++)
                 {
                     using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
                     idle.CancelAfter(TcpIdleTimeout);
@@ -258,10 +277,16 @@ public sealed class RoughtimeServer : IAsyncDisposable
                     }
                     int total = RoughtimePacket.HeaderLength + (int)length;
                     await stream.ReadExactlyAsync(buffer.AsMemory(RoughtimePacket.HeaderLength, (int)length), idle.Token);
-                    var slot = new FrameSlot(buffer, total);
-                    lock (_tcpLock)
+                    var slot = new FrameSlot(buffer, total, address);
+                    await _tcpSigning.WaitAsync(idle.Token);
+                    try
                     {
-                        _tcpSigner.Answer(slot, 1, RoughtimeCounters.Tcp, AccessList.AllowAll); // admitted at accept
+                        // ntp.access again: a reload may have denied the client since it connected.
+                        _tcpSigner.Answer(slot, 1, RoughtimeCounters.Tcp, _access);
+                    }
+                    finally
+                    {
+                        _tcpSigning.Release();
                     }
                     if (slot.Response == 0)
                     {
@@ -287,11 +312,21 @@ public sealed class RoughtimeServer : IAsyncDisposable
         _stop = true;
         await _stopping.CancelAsync();
         _tcp.ForEach(s => s.Dispose());
-        await Task.WhenAll(_loops);
-        _udpThread?.Join();
-        _udp.ForEach(s => s.Dispose());
-        _stopping.Dispose();
-        _failures.Dispose();
+        try
+        {
+            await Task.WhenAll(_loops);
+            // The connections end at the cancellation (their reads and writes take its token): wait for them, boundedly.
+            for (int i = 0; i < 200 && Volatile.Read(ref _tcpActive) > 0; i++)
+            {
+                await Task.Delay(10);
+            }
+        }
+        finally
+        {
+            _udpThread?.Join();
+            _udp.ForEach(s => s.Dispose());
+            _failures.Dispose();
+        }
     }
 
     /// <summary>The slots of a received batch.</summary>
@@ -309,7 +344,7 @@ public sealed class RoughtimeServer : IAsyncDisposable
     }
 
     /// <summary>One TCP frame, read whole into its buffer.</summary>
-    private sealed class FrameSlot(byte[] buffer, int length) : IRoughtimeSlots
+    private sealed class FrameSlot(byte[] buffer, int length, NetAddress source) : IRoughtimeSlots
     {
         public int Response { get; private set; }
 
@@ -319,7 +354,7 @@ public sealed class RoughtimeServer : IAsyncDisposable
 
         public bool Truncated(int slot) => false;
 
-        public NetAddress Source(int slot) => default;
+        public NetAddress Source(int slot) => source;
 
         public void SetResponse(int slot, int length) => Response = length;
     }

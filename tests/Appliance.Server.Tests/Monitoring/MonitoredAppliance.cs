@@ -91,7 +91,7 @@ public sealed class MonitoredAppliance : IAsyncLifetime
         Assert.Equal(NtsResponseCheck.Nak, (await Fixture.QueryAsync(ke, broken)).Check);
         // Too short: dropped.
         Assert.Null(await NtpQuery.ExchangeAsync(ntp, new byte[10], TimeSpan.FromMilliseconds(200)));
-        // Roughtime: an answer on UDP and on TCP (a signature, an online key), and a request too short to answer.
+        // Roughtime: an answer on UDP and on TCP (a signature, an online key), and 100 bytes of no packet (framing).
         await RoughtimeOutcomesAsync();
         // One client over its burst of 4: a KoD RATE, then drops.
         var flooder = IPAddress.Parse("127.0.0.2");
