@@ -11,6 +11,9 @@ internal enum SlotKind : byte
     /// <summary>A plain time response: the batch's transmit timestamp.</summary>
     Plain,
 
+    /// <summary>A plain time response in interleaved mode (RFC 9769): it carries an earlier response's transmit timestamp already.</summary>
+    Interleaved,
+
     /// <summary>An NTS response: its own transmit timestamp, then sealing.</summary>
     Nts,
 
@@ -21,8 +24,9 @@ internal enum SlotKind : byte
 /// <summary>Per-worker, per-slot state between answering a batch and sending it. Allocated once.</summary>
 internal sealed class BatchScratch
 {
-    public BatchScratch(int capacity, NtsPacketHandler? nts)
+    public BatchScratch(int capacity, NtsPacketHandler? nts, Protocol.InterleavedTable? interleaved = null)
     {
+        Interleaved = interleaved;
         if (nts is not null && nts.Capacity < capacity)
         {
             throw new ArgumentException($"the NTS handler holds {nts.Capacity} requests, the batch {capacity}", nameof(nts));
@@ -34,4 +38,7 @@ internal sealed class BatchScratch
     public SlotKind[] Kind { get; }
 
     public NtsPacketHandler? Nts { get; }
+
+    /// <summary>The worker's interleaved-mode state, or null for basic mode only.</summary>
+    public Protocol.InterleavedTable? Interleaved { get; }
 }

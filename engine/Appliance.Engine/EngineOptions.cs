@@ -57,4 +57,13 @@ public sealed record EngineOptions
 
     /// <summary>What the <see cref="Smeared"/> addresses serve; required when there are any.</summary>
     public ServerStateCell? SmearState { get; init; }
+
+    /// <summary>
+    /// Responses each worker keeps the timestamps of for clients in interleaved mode (RFC 9769;
+    /// <see cref="InterleavedTable"/>); 0: basic mode only.
+    /// </summary>
+    public int InterleavedEntries { get; init; } = DefaultInterleavedEntries;
+
+    /// <summary>Per worker: 16,384 responses (512 KiB), a few seconds of a busy worker's answers, hours of a pool client's polls.</summary>
+    public const int DefaultInterleavedEntries = 16_384;
 }

@@ -44,7 +44,11 @@ public sealed class NtpWorker : IDisposable
         _state = state;
         _batch = new PacketBatch(options.BatchSize);
         NtsPacketHandler? nts = options.NtsKeys is { } keys ? new NtsPacketHandler(keys, new CsprngBuffer(), options.BatchSize) : null;
-        _scratch = new BatchScratch(options.BatchSize, nts);
+        // The tables' hash keys are random per worker, so that nobody can aim at one of their sets.
+        Span<ulong> seeds = stackalloc ulong[3];
+        RandomNumberGenerator.Fill(System.Runtime.InteropServices.MemoryMarshal.AsBytes(seeds));
+        _scratch = new BatchScratch(options.BatchSize, nts,
+            options.InterleavedEntries > 0 ? new InterleavedTable(options.InterleavedEntries, seeds[2]) : null);
         _requireNts = Enumerable.Range(0, _sockets.Length).Select(options.RequireNts.Contains).ToArray();
         _states = Enumerable.Range(0, _sockets.Length)
             .Select(s => options.Smeared.Contains(s) ? options.SmearState ?? throw new ArgumentException("smeared listen addresses need a SmearState", nameof(options)) : state)
@@ -55,10 +59,8 @@ public sealed class NtpWorker : IDisposable
         _governor = new BusyPollGovernor((long)(options.BusyPoll.TotalMicroseconds * 1000), options.AdaptiveBusyPoll);
         if (options.RateLimit is { } rate)
         {
-            // Each worker owns its share of the client table; the hash key is random per worker.
+            // Each worker owns its share of the client table.
             int share = Math.Max(64, rate.Clients / Math.Max(1, options.Workers));
-            Span<ulong> seeds = stackalloc ulong[2];
-            RandomNumberGenerator.Fill(System.Runtime.InteropServices.MemoryMarshal.AsBytes(seeds));
             RateLimiter = new RateLimiter(rate, share, seeds[0], seeds[1]);
         }
     }
@@ -78,6 +80,9 @@ public sealed class NtpWorker : IDisposable
     /// watchdog's proof that the thread still runs its loop. One plain increment per turn, none per packet.
     /// </summary>
     public long Heartbeat => Volatile.Read(ref _heartbeat);
+
+    /// <summary>This worker's interleaved-mode table (RFC 9769), or null when interleaved mode is off.</summary>
+    public InterleavedTable? Interleaved => _scratch.Interleaved;
 
     /// <summary>This worker's client table, or null without rate limiting.</summary>
     public RateLimiter? RateLimiter { get; }
@@ -349,6 +354,7 @@ public sealed class NtpWorker : IDisposable
         // The smear listener's reading of now, once per batch: it tells the two passes of a repeated
         // leap second apart. The main listeners' states have no smear and read nothing more.
         SmearReading now = ReadNow(state);
+        InterleavedTable? interleaved = scratch.Interleaved;
         for (int i = 0; i < count; i++)
         {
             scratch.Kind[i] = SlotKind.None;
@@ -365,8 +371,19 @@ public sealed class NtpWorker : IDisposable
                 counters.Count(Outcome.Drop(ResponseReason.Oversized));
                 continue;
             }
-            var context = new RequestContext(batch.Source(i), rx, NtpTimestamp.FromUnixNanoseconds(state.ServedTime(rx, now)), monotonic);
-            Outcome outcome = NtpResponder.Respond(batch.Payload(i), batch.Length(i), context, state, ref policy,
+            Span<byte> payload = batch.Payload(i);
+            var served = NtpTimestamp.FromUnixNanoseconds(state.ServedTime(rx, now));
+            // RFC 9769 §2: the request's origin, receive and transmit decide interleaved mode; read before the response overwrites them.
+            NtpTimestamp origin = default, receive = default, transmit = default;
+            if (interleaved is not null)
+            {
+                served = NtpResponder.MarkReceive(served);
+                origin = NtpTimestamp.Read(payload[NtpHeader.OriginOffset..]);
+                receive = NtpTimestamp.Read(payload[NtpHeader.ReceiveOffset..]);
+                transmit = NtpTimestamp.Read(payload[NtpHeader.TransmitOffset..]);
+            }
+            var context = new RequestContext(batch.Source(i), rx, served, monotonic);
+            Outcome outcome = NtpResponder.Respond(payload, batch.Length(i), context, state, ref policy,
                 scratch.Nts, i, requireNts, out int length);
             if (outcome.Action == ResponseAction.Deferred)
             {
@@ -379,6 +396,13 @@ public sealed class NtpWorker : IDisposable
             if (outcome.Action == ResponseAction.Respond)
             {
                 scratch.Kind[i] = SlotKind.Plain;
+                // Only time served in sync, and a plain header: a crypto-NAK or unsynchronised time stays basic.
+                if (interleaved is not null && outcome.Reason == ResponseReason.Served && length == NtpHeader.Length
+                    && NtpResponder.Interleave(payload, origin, receive, transmit, context.Client, interleaved))
+                {
+                    scratch.Kind[i] = SlotKind.Interleaved;
+                    counters.CountInterleaved();
+                }
             }
         }
         if (pending > 0)
@@ -453,18 +477,36 @@ public sealed class NtpWorker : IDisposable
         return next;
     }
 
-    /// <summary>Writes one transmit timestamp into every plain time response; returns how many it stamped.</summary>
+    /// <summary>
+    /// Writes one transmit timestamp into every plain basic-mode time response (an interleaved one
+    /// carries an earlier response's already) and, with interleaved state, saves each plain response's
+    /// receive timestamp with this transmit timestamp, for the client's next, interleaved, request
+    /// (RFC 9769 §2: "the server SHOULD save the new receive and transmit timestamps"). Returns how
+    /// many time responses carry a transmit timestamp.
+    /// </summary>
     internal static int StampTransmit(PacketBatch batch, ServerState state, BatchScratch scratch, long nowUnixNanoseconds)
     {
         var transmit = NtpTimestamp.FromUnixNanoseconds(state.ServedTime(nowUnixNanoseconds, ReadNow(state)));
+        InterleavedTable? interleaved = scratch.Interleaved;
+        if (interleaved is not null)
+        {
+            transmit = NtpResponder.MarkTransmit(transmit);
+        }
         int stamped = 0;
         for (int i = 0; i < batch.Count; i++)
         {
-            if (scratch.Kind[i] == SlotKind.Plain)
+            SlotKind kind = scratch.Kind[i];
+            if (kind is not (SlotKind.Plain or SlotKind.Interleaved))
             {
-                NtpResponder.StampTransmit(batch.Payload(i), transmit);
-                stamped++;
+                continue;
             }
+            Span<byte> response = batch.Payload(i);
+            if (kind == SlotKind.Plain)
+            {
+                NtpResponder.StampTransmit(response, transmit);
+            }
+            interleaved?.Save(NtpTimestamp.Read(response[NtpHeader.ReceiveOffset..]), transmit, batch.Source(i));
+            stamped++;
         }
         return stamped;
     }

@@ -21,6 +21,7 @@ public sealed class WorkerCounters
     private long _allocatedBytes;
     private long _sleeps;
     private long _spinNanoseconds;
+    private long _interleaved;
 
     public long Received => Volatile.Read(ref _received);
     public long SendErrors => Volatile.Read(ref _sendErrors);
@@ -44,6 +45,9 @@ public sealed class WorkerCounters
     /// <summary>Time the worker spent polling its empty sockets (busy-poll, with the turn that caught a datagram), nanoseconds.</summary>
     public long SpinNanoseconds => Volatile.Read(ref _spinNanoseconds);
 
+    /// <summary>Time responses sent in interleaved mode (RFC 9769): each carries the transmit timestamp of the one before.</summary>
+    public long Interleaved => Volatile.Read(ref _interleaved);
+
     /// <summary>Fresh NTS cookies sent in responses.</summary>
     public long CookiesIssued => Volatile.Read(ref _cookiesIssued);
 
@@ -58,6 +62,8 @@ public sealed class WorkerCounters
     public void Count(Outcome outcome) => _outcomes[Index(outcome.Action, outcome.Reason, outcome.Nts)]++;
 
     public void CountCookies(int cookies) => _cookiesIssued += cookies;
+
+    public void CountInterleaved() => _interleaved++;
 
     public void CountSendErrors(int errors) => _sendErrors += errors;
 

@@ -164,6 +164,41 @@ public static class NtpResponder
         return synchronised;
     }
 
+    /// <summary>
+    /// A receive timestamp as the server sends it when it keeps interleaved state (RFC 9769 §2): its
+    /// lowest bit set, a transmit timestamp's cleared (<see cref="MarkTransmit"/>), as chrony does. So
+    /// the two are never equal (§2: "MUST NOT send a packet that has a transmit timestamp equal to the
+    /// receive timestamp"), and a basic request (origin = our transmit) is told from an interleaved
+    /// one (origin = our receive) without a table lookup. The bit is 2^-32 s, below any precision.
+    /// </summary>
+    public static NtpTimestamp MarkReceive(NtpTimestamp receive) => new(receive.Value | 1);
+
+    /// <summary>A transmit timestamp as the server sends it when it keeps interleaved state: its lowest bit cleared.</summary>
+    public static NtpTimestamp MarkTransmit(NtpTimestamp transmit) => new(transmit.Value & ~1UL);
+
+    /// <summary>
+    /// Makes the time response just written in <paramref name="response"/> an interleaved one when its
+    /// request asked for it (RFC 9769 §2): the request's origin is the receive timestamp of an earlier
+    /// response to this client that <paramref name="table"/> still holds, and its receive and transmit
+    /// timestamps differ. Then the response's origin is the request's receive timestamp and its
+    /// transmit timestamp the earlier response's, taken from the table (once). Returns whether it did;
+    /// otherwise the response stays in basic mode.
+    /// </summary>
+    /// <param name="requestOrigin">The request's origin, receive and transmit, read before the response was written over it.</param>
+    public static bool Interleave(Span<byte> response, NtpTimestamp requestOrigin, NtpTimestamp requestReceive, NtpTimestamp requestTransmit,
+        NetAddress client, InterleavedTable table)
+    {
+        // Our receive timestamps are odd (MarkReceive), our transmit timestamps even: an even origin is a basic request.
+        if ((requestOrigin.Value & 1) == 0 || requestReceive == requestTransmit
+            || !table.TryTake(requestOrigin, client, out NtpTimestamp previousTransmit))
+        {
+            return false;
+        }
+        requestReceive.Write(response[NtpHeader.OriginOffset..]);
+        previousTransmit.Write(response[NtpHeader.TransmitOffset..]);
+        return true;
+    }
+
     /// <summary>Writes the transmit timestamp (T3) of a response built by <see cref="Respond"/>.</summary>
     public static void StampTransmit(Span<byte> response, NtpTimestamp transmit) =>
         transmit.Write(response[NtpHeader.TransmitOffset..]);

@@ -291,7 +291,7 @@ public sealed class RateLimiter
     }
 
     /// <summary>The MurmurHash3 64-bit finalizer: every input bit affects every output bit.</summary>
-    private static ulong Mix(ulong x)
+    internal static ulong Mix(ulong x)
     {
         x ^= x >> 33;
         x *= 0xFF51AFD7ED558CCDUL;

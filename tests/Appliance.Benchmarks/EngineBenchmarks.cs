@@ -10,27 +10,37 @@ namespace Appliance.Benchmarks;
 /// <summary>
 /// The whole per-batch path of a worker through the in-memory engine (no sockets): 64 requests from
 /// 64 clients, access list and rate limiter on, answered in place and stamped. Budget: 0 B per request.
+/// <see cref="Mode"/>: basic, without interleaved state (<c>ntp.interleaved: false</c>); basic clients
+/// with the state kept (the default: every response's timestamps saved); interleaved, every request
+/// naming the previous response to its client, so every answer is interleaved (RFC 9769).
 /// </summary>
 [MemoryDiagnoser]
 public class EngineBenchmarks
 {
     private const int Batch = 64;
     private readonly byte[] _request = new byte[48];
-    private readonly BatchScratch _stamp = new(Batch, null);
+    private readonly byte[][] _requests = new byte[Batch][];
+    private BatchScratch _stamp = null!;
     private readonly WorkerCounters _counters = new();
     private PacketBatch _batch = null!;
     private ServerPolicy _policy;
     private ServerState _state = null!;
 
+    [Params("basic", "basic, state kept", "interleaved")]
+    public string Mode { get; set; } = "basic";
+
     [GlobalSetup]
     public void Setup()
     {
+        _stamp = new BatchScratch(Batch, null, Mode == "basic" ? null : new InterleavedTable(EngineOptions.DefaultInterleavedEntries, 3));
         _request[0] = NtpHeader.FirstOctet(LeapIndicator.Unsynchronised, 4, NtpMode.Client);
         BinaryPrimitives.WriteUInt64BigEndian(_request.AsSpan(40), 0x0123456789ABCDEF);
         _batch = new PacketBatch(Batch);
         for (int i = 0; i < Batch; i++)
         {
-            _batch.Load(i, _request, new IPEndPoint(IPAddress.Parse($"192.0.2.{i + 1}"), 40000 + i), 1_795_435_203_000_000_000);
+            // Each its own receive timestamp (kernel timestamps differ): the interleaved state keys on them.
+            _batch.Load(i, _request, new IPEndPoint(IPAddress.Parse($"192.0.2.{i + 1}"), 40000 + i), 1_795_435_203_000_000_000 + (i * 1000));
+            _requests[i] = [.. _request];
         }
         Assert(AccessRule.TryParse("0.0.0.0/0", true, out AccessRule v4));
         Assert(AccessRule.TryParse("192.0.2.200/32", false, out AccessRule deny));
@@ -63,9 +73,18 @@ public class EngineBenchmarks
     {
         for (int i = 0; i < Batch; i++)
         {
-            _request.CopyTo(_batch.Payload(i));
+            _requests[i].CopyTo(_batch.Payload(i));
         }
         NtpWorker.ProcessBatch(_batch, _state, ref _policy, _counters, _stamp);
         NtpWorker.StampTransmit(_batch, _state, _stamp, 1_795_435_203_000_050_000);
+        if (Mode == "interleaved")
+        {
+            // The next request of each client names this response (origin = its receive timestamp), as chrony's xleave does.
+            for (int i = 0; i < Batch; i++)
+            {
+                _batch.Payload(i).Slice(NtpHeader.ReceiveOffset, 8).CopyTo(_requests[i].AsSpan(NtpHeader.OriginOffset));
+                BinaryPrimitives.WriteUInt64BigEndian(_requests[i].AsSpan(NtpHeader.ReceiveOffset), 0x0123456789AB0000);
+            }
+        }
     }
 }

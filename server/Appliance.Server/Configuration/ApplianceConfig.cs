@@ -105,6 +105,9 @@ public sealed record NtpConfig(
 
     /// <summary>The smear listener (<c>ntp.smear</c>); its address list is empty when it is off.</summary>
     public SmearConfig Smear { get; init; } = SmearConfig.Off;
+
+    /// <summary>Answer interleaved-mode requests in interleaved mode (RFC 9769).</summary>
+    public bool Interleaved { get; init; } = true;
 }
 
 /// <summary>The leap-smear listener (docs/leap-smear.md).</summary>

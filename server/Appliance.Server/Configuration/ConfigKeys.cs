@@ -143,6 +143,17 @@ public static class ConfigKeys
         Chrony = "hwtimestamp",
     };
 
+    public static ConfigKey NtpInterleaved { get; } = new()
+    {
+        Path = "ntp.interleaved",
+        Type = ConfigType.Boolean,
+        Default = "true",
+        Doc = "Answer clients that ask for the interleaved mode (RFC 9769; chrony's `xleave`) in it: each response carries the transmit timestamp of the one before. Each worker keeps 16,384 responses' timestamps (512 KiB) for it; basic-mode clients are answered as ever.",
+        Example = "false",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
     public static ConfigKey NtpBusyPoll { get; } = new()
     {
         Path = "ntp.busy-poll",
@@ -585,6 +596,7 @@ public static class ConfigKeys
         Type = ConfigType.AddressList,
         Default = "[\"0.0.0.0:2002\", \"[::]:2002\"]",
         Doc = "UDP (and, with `tcp`, TCP) addresses for Roughtime. 2002 is the port the deployed servers use; RFC 10049 §12.1 has IANA assign 5319.",
+        NotEmpty = true,
         Example = "[\"192.0.2.10:2002\", \"192.0.2.10:5319\"]",
         Reload = Reload.Restart,
         Chrony = null,
@@ -607,7 +619,7 @@ public static class ConfigKeys
         Type = ConfigType.Path,
         Default = "/var/lib/appliance/roughtime.key",
         Doc = "File of the long-term Ed25519 key (its 32-byte seed in hex, 0600): made on the first start, then read at every start. Its public key (`appliance keys`) is what clients are given; a new key means every client must be given the new one.",
-        Example = "/etc/appliance/roughtime.key",
+        Example = "/var/lib/appliance/keys/roughtime.key",
         Reload = Reload.Restart,
         Chrony = null,
     };
@@ -1190,7 +1202,7 @@ public static class ConfigKeys
     public static IReadOnlyList<ConfigKey> All { get; } =
     [
         Ntp, NtpListen, NtpListenAddress, NtpListenRequireNts, NtpRequireNts, NtpWorkers, NtpBatch, NtpCpuAffinity,
-        NtpBackgroundNice, NtpHardwareTimestamps, NtpBusyPoll, NtpRateLimit, NtpRateLimitInterval, NtpRateLimitBurst, NtpRateLimitLeak,
+        NtpBackgroundNice, NtpHardwareTimestamps, NtpInterleaved, NtpBusyPoll, NtpRateLimit, NtpRateLimitInterval, NtpRateLimitBurst, NtpRateLimitLeak,
         NtpRateLimitKod, NtpRateLimitClients, NtpAccess, NtpAccessAllow, NtpAccessDeny, NtpAccessDenyAction,
         NtpSmear, NtpSmearListen, NtpSmearReferenceId,
         NtsKe, NtsKeListen, NtsKeCertificate, NtsKePrivateKey, NtsKeKeys, NtsKeKeysStorage, NtsKeKeysRotation,

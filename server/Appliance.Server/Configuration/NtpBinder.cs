@@ -64,6 +64,7 @@ internal static class NtpBinder
             denyAction)
         {
             Smear = smear,
+            Interleaved = r.Boolean(ntp, K.NtpInterleaved),
         };
     }
 

@@ -97,11 +97,12 @@ public sealed partial class ApplianceServer : IAsyncDisposable
         KeyRingStore? keyStore = null;
         CertificateStore? certificates = null;
         using ILoggerFactory startupLogs = LoggerFactory.Create(b => { b.AddApplianceConsole(systemd, timestamps: false); logging?.Invoke(b); });
+        // Before the NTS files: a failure here leaves nothing to release.
+        RoughtimeKeys? roughtimeKeys = config.Roughtime is { } rt ? LoadRoughtimeKeys(rt, config.User) : null;
         if (config.NtsKe is { } ntsConfig)
         {
             (keyStore, certificates) = await PrepareNtsAsync(ntsConfig, config.User, keyCell, startupLogs, cancellationToken);
         }
-        RoughtimeKeys? roughtimeKeys = config.Roughtime is { } rt ? LoadRoughtimeKeys(rt, config.User) : null;
         NtsKeServer? ntsKe = null;
         RoughtimeServer? roughtime = null;
         NtpEngine? engine = null;
@@ -299,6 +300,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             BatchSize = ntp.Batch,
             CpuAffinity = ntp.CpuAffinity,
             HardwareTimestamps = ntp.HardwareTimestamps,
+            InterleavedEntries = ntp.Interleaved ? EngineOptions.DefaultInterleavedEntries : 0,
             BusyPoll = ntp.BusyPoll,
             Access = ntp.Access,
             DenyAction = ntp.DenyAction,

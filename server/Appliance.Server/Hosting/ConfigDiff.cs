@@ -97,6 +97,7 @@ public static class ConfigDiff
         [K.NtpCpuAffinity.Path] = c => Text(c.Ntp.CpuAffinity),
         [K.NtpBackgroundNice.Path] = c => Text(c.Ntp.BackgroundNice),
         [K.NtpHardwareTimestamps.Path] = c => Text(c.Ntp.HardwareTimestamps),
+        [K.NtpInterleaved.Path] = c => Text(c.Ntp.Interleaved),
         [K.NtpBusyPoll.Path] = c => Text(c.Ntp.BusyPoll),
         [K.NtpRateLimit.Path] = c => c.Ntp.RateLimit is null ? "off" : "on",
         [K.NtpRateLimitInterval.Path] = c => Rate(c, r => r.Interval),

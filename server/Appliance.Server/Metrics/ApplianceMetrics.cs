@@ -58,6 +58,9 @@ public sealed class ApplianceMetrics
     private readonly long _startedAt;
 
     private ClockMetrics? _clock;
+    private readonly Counter _interleaved;
+    private readonly Gauge _interleavedHeld;
+    private readonly Counter _interleavedEvictions;
 
     /// <param name="keyStore">The NTS key ring's store (null without NTS-KE): the key age and the next rotation, as <c>appliance keys</c> reports them.</param>
     /// <param name="keyCell">The ring the workers and NTS-KE seal with now.</param>
@@ -86,6 +89,12 @@ public sealed class ApplianceMetrics
             "Requests by where their receive timestamp came from (hardware, kernel_software, user_space).", "source");
         _transmitTimestamps = factory.CreateCounter("appliance_ntp_transmit_timestamps_total",
             "Time responses by where their transmit timestamp came from (user_space: the daemon read the clock just before sending).", "source");
+        _interleaved = factory.CreateCounter("appliance_ntp_interleaved_responses_total",
+            "Time responses sent in interleaved mode (RFC 9769): each carries the transmit timestamp of the response before it.");
+        _interleavedHeld = factory.CreateGauge("appliance_ntp_interleaved_timestamps",
+            "Responses whose receive and transmit timestamps the workers hold for interleaved requests (at most 16,384 per worker).");
+        _interleavedEvictions = factory.CreateCounter("appliance_ntp_interleaved_evictions_total",
+            "Responses' timestamps dropped from a full set of the interleaved table before any request asked for them.");
         _rateTableEntries = factory.CreateGauge("appliance_ntp_rate_limit_clients", "Clients tracked in the rate-limit tables.");
         _rateTableCapacity = factory.CreateGauge("appliance_ntp_rate_limit_capacity", "Room in the rate-limit tables (their fixed bound).");
         _rateTableEvictions = factory.CreateCounter("appliance_ntp_rate_limit_evictions_total",
@@ -199,6 +208,9 @@ public sealed class ApplianceMetrics
             }
         }
         _cookies.WithLabels("ntp").IncTo(stats.CookiesIssued);
+        _interleaved.IncTo(_engine.Workers.Sum(w => w.Counters.Interleaved));
+        _interleavedHeld.Set(_engine.Workers.Sum(w => w.Interleaved?.Count ?? 0));
+        _interleavedEvictions.IncTo(_engine.Workers.Sum(w => w.Interleaved?.Evictions ?? 0));
         _cookies.WithLabels("ntske").IncTo(_nts.CookiesIssued);
         for (int r = 0; r < NtsKeOutcomeNames.Count; r++)
         {

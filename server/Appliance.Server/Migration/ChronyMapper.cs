@@ -307,7 +307,7 @@ public sealed partial class ChronyMapper
                     parts.Add(MigrationOutcome.MappedWithDifference, "burst: no burst at every poll; one request per poll");
                     break;
                 case "xleave":
-                    parts.Add(MigrationOutcome.MappedWithDifference, "xleave: interleaved mode is not offered; basic mode (RFC 5905 §8)");
+                    parts.Add(MigrationOutcome.MappedWithDifference, "xleave: the appliance polls its sources in basic mode (RFC 5905 §8); as a server it answers interleaved requests (ntp.interleaved, RFC 9769)");
                     break;
                 case "offline" or "auto_offline":
                     parts.Add(MigrationOutcome.MappedWithDifference, $"{name}: the source is polled from the start and retried while it does not answer");
