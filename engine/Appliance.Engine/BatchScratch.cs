@@ -39,6 +39,9 @@ internal sealed class BatchScratch
 
     public NtsPacketHandler? Nts { get; }
 
+    /// <summary>The batch's transmit timestamp (as sent), for <see cref="NtpWorker.SaveInterleaved"/>.</summary>
+    public Protocol.NtpTimestamp Transmit { get; set; }
+
     /// <summary>The worker's interleaved-mode state, or null for basic mode only.</summary>
     public Protocol.InterleavedTable? Interleaved { get; }
 }

@@ -318,6 +318,8 @@ public sealed class NtpWorker : IDisposable
         ProcessBatch(_batch, state, ref policy, Counters, _scratch, _requireNts[socketIndex]);
         StampAndSeal(_batch, state, _scratch, Counters);
         Counters.CountSendErrors(_sockets[socketIndex].Send(_batch));
+        // After the send: the table's writes must not sit between the transmit timestamp and the wire.
+        SaveInterleaved(_batch, _scratch);
         Counters.SetAllocatedBytes(GC.GetAllocatedBytesForCurrentThread());
     }
 
@@ -363,8 +365,10 @@ public sealed class NtpWorker : IDisposable
             long rx = batch.ReceiveTimestamp(i);
             if (rx == 0)
             {
-                // No kernel timestamp: the clock now is the best (late) estimate of the arrival.
-                rx = fallback != 0 ? fallback : fallback = SystemClock.RealtimeNanoseconds();
+                // No kernel timestamp: the clock now is the best (late) estimate of the arrival, a
+                // nanosecond apart per slot so that no two responses share a receive timestamp (the
+                // interleaved state keys on them, RFC 9769 §2).
+                rx = (fallback != 0 ? fallback : fallback = SystemClock.RealtimeNanoseconds()) + i;
             }
             if (batch.Truncated(i))
             {
@@ -448,6 +452,10 @@ public sealed class NtpWorker : IDisposable
         {
             long clock = SystemClock.RealtimeNanoseconds();
             var transmit = NtpTimestamp.FromUnixNanoseconds(state.ServedTime(clock, ReadNow(state)));
+            if (scratch.Interleaved is not null)
+            {
+                transmit = NtpResponder.MarkTransmit(transmit); // never equal to the (odd) receive timestamp, NTS too
+            }
             for (int m = 0; m < group.Count; m++)
             {
                 NtpResponder.StampTransmit(group.Buffer(m), transmit);
@@ -479,36 +487,55 @@ public sealed class NtpWorker : IDisposable
 
     /// <summary>
     /// Writes one transmit timestamp into every plain basic-mode time response (an interleaved one
-    /// carries an earlier response's already) and, with interleaved state, saves each plain response's
-    /// receive timestamp with this transmit timestamp, for the client's next, interleaved, request
-    /// (RFC 9769 §2: "the server SHOULD save the new receive and transmit timestamps"). Returns how
-    /// many time responses carry a transmit timestamp.
+    /// carries an earlier response's already) and keeps it for <see cref="SaveInterleaved"/>. Returns
+    /// how many time responses carry a transmit timestamp.
     /// </summary>
     internal static int StampTransmit(PacketBatch batch, ServerState state, BatchScratch scratch, long nowUnixNanoseconds)
     {
         var transmit = NtpTimestamp.FromUnixNanoseconds(state.ServedTime(nowUnixNanoseconds, ReadNow(state)));
-        InterleavedTable? interleaved = scratch.Interleaved;
-        if (interleaved is not null)
+        if (scratch.Interleaved is not null)
         {
             transmit = NtpResponder.MarkTransmit(transmit);
         }
+        scratch.Transmit = transmit;
         int stamped = 0;
         for (int i = 0; i < batch.Count; i++)
         {
             SlotKind kind = scratch.Kind[i];
-            if (kind is not (SlotKind.Plain or SlotKind.Interleaved))
-            {
-                continue;
-            }
-            Span<byte> response = batch.Payload(i);
             if (kind == SlotKind.Plain)
             {
-                NtpResponder.StampTransmit(response, transmit);
+                NtpResponder.StampTransmit(batch.Payload(i), transmit);
             }
-            interleaved?.Save(NtpTimestamp.Read(response[NtpHeader.ReceiveOffset..]), transmit, batch.Source(i));
-            stamped++;
+            if (kind is SlotKind.Plain or SlotKind.Interleaved)
+            {
+                stamped++;
+            }
         }
         return stamped;
+    }
+
+    /// <summary>
+    /// With interleaved state, saves each plain synchronised time response's receive timestamp with the
+    /// batch's transmit timestamp, for the client's next, interleaved, request (RFC 9769 §2: "the
+    /// server SHOULD save the new receive and transmit timestamps"). Called after the send. Crypto-NAKs
+    /// and unsynchronised answers (LI = 3) are not saved: their timestamps must never come back as a
+    /// synchronised interleaved answer's.
+    /// </summary>
+    internal static void SaveInterleaved(PacketBatch batch, BatchScratch scratch)
+    {
+        if (scratch.Interleaved is not { } interleaved)
+        {
+            return;
+        }
+        for (int i = 0; i < batch.Count; i++)
+        {
+            Span<byte> response = batch.Payload(i);
+            if (scratch.Kind[i] is SlotKind.Plain or SlotKind.Interleaved && batch.ResponseLength(i) == NtpHeader.Length
+                && (response[0] >> 6) != (int)LeapIndicator.Unsynchronised)
+            {
+                interleaved.Save(NtpTimestamp.Read(response[NtpHeader.ReceiveOffset..]), scratch.Transmit, batch.Source(i));
+            }
+        }
     }
 
     /// <summary>The smear's reading of now for a state with one; nothing is read for a state without.</summary>

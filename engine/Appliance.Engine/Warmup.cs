@@ -16,9 +16,12 @@ internal static class Warmup
 {
     public static void RequestPath(ServerState state, NtsPacketHandler? nts, int rounds = 64)
     {
+        // As if synchronised: the paths of served time (interleaved mode among them) are the ones to compile.
+        state = state.IsSynchronised ? state : state with { Leap = LeapIndicator.NoWarning, Stratum = 2 };
         using var batch = new PacketBatch(1);
         var counters = new WorkerCounters();
-        var scratch = new BatchScratch(1, nts);
+        // With interleaved state, so that its paths are compiled too (RFC 9769: the plain request names the previous answer).
+        var scratch = new BatchScratch(1, nts, new InterleavedTable(4, 0));
         var policy = default(AllowAllPolicy);
         var source = new IPEndPoint(IPAddress.Loopback, 123);
         var request = new byte[PacketBatch.SlotSize];
@@ -43,6 +46,12 @@ internal static class Warmup
             batch.Load(0, packet, source, SystemClock.RealtimeNanoseconds());
             NtpWorker.ProcessBatch(batch, state, ref policy, counters, scratch);
             NtpWorker.StampAndSeal(batch, state, scratch, counters);
+            NtpWorker.SaveInterleaved(batch, scratch);
+            if (packet.Length == plainLength)
+            {
+                batch.Payload(0).Slice(NtpHeader.ReceiveOffset, 8).CopyTo(request.AsSpan(NtpHeader.OriginOffset));
+                request[NtpHeader.ReceiveOffset + 7] = 1; // a receive timestamp of the client's, not its transmit's
+            }
         }
     }
 

@@ -43,8 +43,8 @@ public sealed class InterleavedTable
 
     /// <summary>
     /// Saves a response's receive and transmit timestamps, for the client at <paramref name="client"/>.
-    /// A receive timestamp already held (two requests stamped alike) makes neither usable: RFC 9769 §2
-    /// forbids detecting interleaved mode from a timestamp that is not unique.
+    /// A receive timestamp already held (two requests stamped alike) makes it unusable for good:
+    /// RFC 9769 §2 forbids detecting interleaved mode from a timestamp that is not unique.
     /// </summary>
     public void Save(NtpTimestamp receive, NtpTimestamp transmit, NetAddress client)
     {
@@ -56,8 +56,9 @@ public sealed class InterleavedTable
             ref Entry entry = ref _entries[(set * Ways) + w];
             if (entry.Sequence != 0 && entry.Receive == receive.Value)
             {
-                entry = default; // not unique: neither request may be answered from it
-                _used--;
+                // Not unique: no request may be answered from it, now or when it comes again (a
+                // tombstone, as chrony's NTPTS_DISABLED, until it is evicted).
+                entry = entry with { Transmit = 0 };
                 return;
             }
             if (entry.Sequence < oldest)
@@ -95,7 +96,7 @@ public sealed class InterleavedTable
         for (int w = 0; w < Ways; w++)
         {
             ref Entry entry = ref _entries[(set * Ways) + w];
-            if (entry.Sequence != 0 && entry.Receive == origin.Value && entry.Client == owner)
+            if (entry.Sequence != 0 && entry.Receive == origin.Value && entry.Client == owner && entry.Transmit != 0)
             {
                 transmit = new NtpTimestamp(entry.Transmit);
                 entry = default;
@@ -104,13 +105,6 @@ public sealed class InterleavedTable
             }
         }
         return false;
-    }
-
-    /// <summary>Forgets everything: after a step of the served clock no saved timestamp means what it did.</summary>
-    public void Clear()
-    {
-        Array.Clear(_entries);
-        _used = 0;
     }
 
     private int Set(NtpTimestamp receive) => (int)(RateLimiter.Mix(receive.Value ^ _key) >> 40) & _setMask;

@@ -20,6 +20,8 @@ public class EngineBenchmarks
     private const int Batch = 64;
     private readonly byte[] _request = new byte[48];
     private readonly byte[][] _requests = new byte[Batch][];
+    private readonly IPEndPoint[] _clients = new IPEndPoint[Batch];
+    private long _received = 1_795_435_203_000_000_000;
     private BatchScratch _stamp = null!;
     private readonly WorkerCounters _counters = new();
     private PacketBatch _batch = null!;
@@ -38,8 +40,7 @@ public class EngineBenchmarks
         _batch = new PacketBatch(Batch);
         for (int i = 0; i < Batch; i++)
         {
-            // Each its own receive timestamp (kernel timestamps differ): the interleaved state keys on them.
-            _batch.Load(i, _request, new IPEndPoint(IPAddress.Parse($"192.0.2.{i + 1}"), 40000 + i), 1_795_435_203_000_000_000 + (i * 1000));
+            _clients[i] = new IPEndPoint(IPAddress.Parse($"192.0.2.{i + 1}"), 40000 + i);
             _requests[i] = [.. _request];
         }
         Assert(AccessRule.TryParse("0.0.0.0/0", true, out AccessRule v4));
@@ -71,12 +72,16 @@ public class EngineBenchmarks
     [Benchmark(OperationsPerInvoke = Batch, Description = "ProcessBatch+StampTransmit, per request")]
     public void WholeBatchPath()
     {
+        // Each request its own receive timestamp, later every time (kernel timestamps differ and move
+        // on): the interleaved state keys on them, so its table fills and evicts as a worker's does.
         for (int i = 0; i < Batch; i++)
         {
-            _requests[i].CopyTo(_batch.Payload(i));
+            _batch.Load(i, _requests[i], _clients[i], _received + (i * 1000));
         }
+        _received += Batch * 1000;
         NtpWorker.ProcessBatch(_batch, _state, ref _policy, _counters, _stamp);
-        NtpWorker.StampTransmit(_batch, _state, _stamp, 1_795_435_203_000_050_000);
+        NtpWorker.StampTransmit(_batch, _state, _stamp, _received + 50_000);
+        NtpWorker.SaveInterleaved(_batch, _stamp);
         if (Mode == "interleaved")
         {
             // The next request of each client names this response (origin = its receive timestamp), as chrony's xleave does.

@@ -37,6 +37,7 @@ public class InterleavedModeTests
             var policy = new ServerPolicy(null, DenyAction.Ignore, null);
             NtpWorker.ProcessBatch(_batch, State, ref policy, Counters, _scratch);
             NtpWorker.StampTransmit(_batch, State, _scratch, _clock + 30_000);
+            NtpWorker.SaveInterleaved(_batch, _scratch);
             _clock += 1_000_000_000;
             Assert.Equal(NtpHeader.Length, _batch.ResponseLength(0));
             return NtpHeader.Read(_batch.Payload(0));
@@ -134,6 +135,19 @@ public class InterleavedModeTests
     }
 
     [Fact]
+    public void AnUnsynchronisedAnswer_IsNeverTheBaseOfAnInterleavedOne()
+    {
+        using var server = new Server { State = ServerState.Unsynchronised(-20) };
+        NtpHeader unsynchronised = server.Exchange(s_clientA, NtpTimestamp.Zero, NtpTimestamp.Zero, T(0x1000));
+        Assert.Equal(LeapIndicator.Unsynchronised, unsynchronised.Leap);
+        server.State = EngineFixture.SyncedCell().Current;
+        // Its timestamps were not saved: the synchronised answer that names it is basic.
+        NtpHeader next = server.Exchange(s_clientA, unsynchronised.Receive, T(0x1500), T(0x2000));
+        Assert.Equal(T(0x2000), next.Origin);
+        Assert.Equal(0, server.Counters.Interleaved);
+    }
+
+    [Fact]
     public void AnUnsynchronisedServer_AnswersInBasicMode()
     {
         using var server = new Server();
@@ -154,9 +168,10 @@ public class InterleavedModeTests
         var policy = new ServerPolicy(null, DenyAction.Ignore, null);
         ServerState state = EngineFixture.SyncedCell().Current;
         NtpWorker.ProcessBatch(batch, state, ref policy, new WorkerCounters(), scratch);
-        NtpWorker.StampTransmit(batch, state, scratch, Start + 1);
+        NtpWorker.StampTransmit(batch, state, scratch, Start + 4);
         NtpHeader response = NtpHeader.Read(batch.Payload(0));
         Assert.Equal(NtpTimestamp.FromUnixNanoseconds(Start), response.Receive);
-        Assert.Equal(NtpTimestamp.FromUnixNanoseconds(Start + 1), response.Transmit);
+        Assert.Equal(NtpTimestamp.FromUnixNanoseconds(Start + 4), response.Transmit);
+        Assert.Equal(1UL, response.Transmit.Value & 1); // 4 ns: fraction 17, odd as the clock gave it; nothing cleared it
     }
 }

@@ -108,9 +108,11 @@ public partial class InterleavedRealClientTests(Xunit.Abstractions.ITestOutputHe
         output.WriteLine(figures);
         Assert.True(interleavedSeen >= 8, figures);
         Assert.True(scrape["appliance_ntp_interleaved_responses_total"] >= interleavedSeen, figures);
-        // No worse: on loopback both are a few to tens of µs; a loaded host's stall in one run is allowed for by the medians and 50 µs.
-        Assert.True(Median(xleaveOffsets) <= (2 * Median(basicOffsets)) + 50e-6, figures);
-        Assert.True(Median(xleaveDelays) <= (2 * Median(basicDelays)) + 50e-6, figures);
+        // No worse: on loopback both are a few to tens of µs, from the same daemon transmit timestamps
+        // for now; the medians and 200 µs allow for a loaded host's stalls, while a wrong timestamp
+        // (another response's, another time scale) would be off by a poll interval or more.
+        Assert.True(Median(xleaveOffsets) <= Median(basicOffsets) + 200e-6, figures);
+        Assert.True(Median(xleaveDelays) <= Median(basicDelays) + 200e-6, figures);
     }
 
     private static double Median(List<double> values)
