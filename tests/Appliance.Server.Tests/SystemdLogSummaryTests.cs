@@ -40,9 +40,12 @@ public partial class SystemdLogSummaryTests
         await Task.Delay(700); // the last window's count, then a window with none ends the spell
 
         List<long> counts = [.. logs.Lines.Select(l => SummaryLine().Match(l)).Where(m => m.Success).Select(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture))];
-        Assert.Equal(1, full);
-        Assert.Equal(Events - 1, counts.Sum());
-        Assert.InRange(counts.Count, 1, (int)Math.Ceiling(seconds / 0.2) + 2);
+        // One flood, one line in full, the rest counted. A loaded host that stalls this loop for a whole
+        // quiet window (200 ms) ends the spell, and the next event is in full again, as it should be
+        // (fresh-clone CI saw 2): whatever the spells, every event is in full or counted, once.
+        Assert.InRange(full, 1, 3);
+        Assert.Equal(Events - full, counts.Sum());
+        Assert.InRange(counts.Count, 1, (int)Math.Ceiling(seconds / 0.2) + 2 + full);
         Assert.Equal(counts.Count, logs.Lines.Count);
         Assert.EndsWith($"(latest: {Events - 1})", logs.Lines.Last(), StringComparison.Ordinal);
     }
