@@ -178,6 +178,9 @@ public sealed class RoughtimeServerTests : IDisposable
             // MIDP + 24 h: MIDP is the served time rounded to the second, a moment ago.
             Assert.InRange(maxt - DateTimeOffset.UtcNow, TimeSpan.FromHours(23), TimeSpan.FromHours(24) + TimeSpan.FromSeconds(2));
 
+            // A TCP answer is counted once the server's write returns, which may be after the client read it.
+            await Eventually.TrueAsync(() => server.Roughtime.Counters.Answered(RoughtimeCounters.Tcp) == 3, TimeSpan.FromSeconds(5),
+                () => $"{server.Roughtime.Counters.Answered(RoughtimeCounters.Tcp)} TCP answers counted");
             MetricsScrape scrape = await MetricsScrape.FetchAsync($"http://{server.MetricsEndPoint}/metrics");
             Assert.Equal(6, scrape["appliance_roughtime_responses_total{transport=\"udp\"}"]);
             Assert.Equal(3, scrape["appliance_roughtime_responses_total{transport=\"tcp\"}"]);
@@ -280,7 +283,9 @@ public sealed class RoughtimeServerTests : IDisposable
             Assert.Equal(1, counters.Dropped(RoughtimeCounters.Udp, (int)RoughtimeDrop.Framing));
             Assert.Equal(1, counters.Dropped(RoughtimeCounters.Tcp, (int)RoughtimeDrop.Framing));
             Assert.Equal(0, counters.Answered(RoughtimeCounters.Udp));
-            Assert.Equal(1, counters.Answered(RoughtimeCounters.Tcp));
+            // Counted once the server's write returns, which may be after the client has read the answer.
+            await Eventually.TrueAsync(() => counters.Answered(RoughtimeCounters.Tcp) == 1, TimeSpan.FromSeconds(5),
+                () => $"{counters.Answered(RoughtimeCounters.Tcp)} TCP answers counted");
         }
     }
 
