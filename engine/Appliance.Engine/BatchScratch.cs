@@ -42,6 +42,9 @@ internal sealed class BatchScratch
     /// <summary>The batch's transmit timestamp (as sent), for <see cref="NtpWorker.SaveInterleaved"/>.</summary>
     public Protocol.NtpTimestamp Transmit { get; set; }
 
+    /// <summary>Responses of the batch that asked for the kernel's transmit timestamp (<see cref="NtpWorker.ProcessBatch"/>).</summary>
+    public int TransmitRequests { get; set; }
+
     /// <summary>The worker's interleaved-mode state, or null for basic mode only.</summary>
     public Protocol.InterleavedTable? Interleaved { get; }
 }

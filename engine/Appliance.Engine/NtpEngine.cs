@@ -49,7 +49,8 @@ public sealed class NtpEngine : IDisposable
             perWorker[w] = [];
         }
         var endPoints = new List<IPEndPoint>();
-        var socketOptions = new TimestampedSocketOptions { HardwareTimestamps = options.HardwareTimestamps };
+        // Transmit timestamps serve the interleaved mode only: a basic-mode response cannot carry its own.
+        var socketOptions = new TimestampedSocketOptions { HardwareTimestamps = options.HardwareTimestamps, TransmitTimestamps = options.InterleavedEntries > 0 };
         try
         {
             foreach (IPEndPoint endPoint in options.Listen)

@@ -25,6 +25,12 @@ public sealed class NtpWorker : IDisposable
     /// <summary>Per socket: the state it serves (the main one, or the smear listener's).</summary>
     private readonly ServerStateCell[] _states;
     private readonly PacketBatch _batch;
+
+    /// <summary>The kernel's looped transmit timestamps, read from the sockets' error queues; null when none are asked for.</summary>
+    private readonly PacketBatch? _looped;
+
+    /// <summary>Per socket: transmit timestamps asked for and not read yet (a driver may stamp after the send returns).</summary>
+    private readonly int[] _outstanding;
     private readonly BatchScratch _scratch;
     private readonly bool[] _requireNts;
     private readonly Poller? _poller;
@@ -54,6 +60,8 @@ public sealed class NtpWorker : IDisposable
             .Select(s => options.Smeared.Contains(s) ? options.SmearState ?? throw new ArgumentException("smeared listen addresses need a SmearState", nameof(options)) : state)
             .ToArray();
         _poller = _sockets.Length > 1 ? new Poller(_sockets) : null;
+        _looped = _scratch.Interleaved is not null && _sockets.Any(socket => socket.TransmitTimestamps) ? new PacketBatch(options.BatchSize) : null;
+        _outstanding = new int[_sockets.Length];
         _cpu = options.CpuAffinity is { Count: > 0 } cpus ? cpus[index % cpus.Count] : null;
         _policy = _applied = new WorkerPolicy(options.Access, options.DenyAction, options.RateLimit);
         _governor = new BusyPollGovernor((long)(options.BusyPoll.TotalMicroseconds * 1000), options.AdaptiveBusyPoll);
@@ -240,9 +248,16 @@ public sealed class NtpWorker : IDisposable
             }
             else
             {
-                if (_poller.Wait(PollerTimeoutMilliseconds) == 0)
+                int ready = _poller.Wait(PollerTimeoutMilliseconds);
+                if (ready == 0)
                 {
                     continue;
+                }
+                // A socket whose error queue holds a late transmit timestamp stays ready (EPOLLERR)
+                // until it is read: read it here, or the wait would return at once for ever.
+                for (int r = 0; _looped is not null && r < ready; r++)
+                {
+                    ReadTransmitTimestamps(_poller.Ready(r));
                 }
                 if (timed)
                 {
@@ -315,12 +330,78 @@ public sealed class NtpWorker : IDisposable
             policy = Adopt(wanted);
         }
         ServerState state = _states[socketIndex].Current;
+        if (_outstanding[socketIndex] > 0 && ReadTransmitTimestamps(socketIndex) == 0)
+        {
+            _outstanding[socketIndex] = 0; // lost (the error queue was full, or the driver stamps none): stop looking before each batch
+        }
         ProcessBatch(_batch, state, ref policy, Counters, _scratch, _requireNts[socketIndex]);
         StampAndSeal(_batch, state, _scratch, Counters);
         Counters.CountSendErrors(_sockets[socketIndex].Send(_batch));
         // After the send: the table's writes must not sit between the transmit timestamp and the wire.
         SaveInterleaved(_batch, _scratch);
+        if (_looped is not null && _scratch.TransmitRequests > 0 && _sockets[socketIndex].TransmitTimestamps)
+        {
+            // The software stamps of a send are queued before it returns (the driver stamps as it
+            // takes the packet): read now, they are in the table before the client's next request.
+            _outstanding[socketIndex] += _scratch.TransmitRequests;
+            ReadTransmitTimestamps(socketIndex);
+        }
         Counters.SetAllocatedBytes(GC.GetAllocatedBytesForCurrentThread());
+    }
+
+    /// <summary>
+    /// Reads the socket's error queue until it is empty (it is charged to the receive buffer: left
+    /// full, it would drop requests) and puts each transmit timestamp into the interleaved table.
+    /// Returns how many were read.
+    /// </summary>
+    private int ReadTransmitTimestamps(int socketIndex)
+    {
+        PacketBatch looped = _looped!;
+        int total = 0;
+        int n;
+        do
+        {
+            n = _sockets[socketIndex].ReceiveTransmitTimestamps(looped);
+            if (n > 0)
+            {
+                total += n;
+                ApplyTransmitTimestamps(looped, _states[socketIndex].Current, _scratch, Counters);
+            }
+        }
+        while (n == looped.Capacity);
+        _outstanding[socketIndex] = Math.Max(0, _outstanding[socketIndex] - total);
+        return total;
+    }
+
+    /// <summary>
+    /// Puts the kernel's transmit timestamps of sent responses (looped back with the datagrams they
+    /// stamped) into the interleaved table, in place of the daemon's reading saved at the send. Each
+    /// is matched to its response by the receive timestamp the response carries, which is the table's
+    /// key (as chrony's server does): nothing about the order of sends is kept, and a timestamp whose
+    /// response is no longer held changes nothing.
+    /// </summary>
+    internal static void ApplyTransmitTimestamps(PacketBatch looped, ServerState state, BatchScratch scratch, WorkerCounters counters)
+    {
+        if (scratch.Interleaved is not { } table)
+        {
+            return;
+        }
+        SmearReading now = ReadNow(state);
+        for (int i = 0; i < looped.Count; i++)
+        {
+            long stamped = looped.ReceiveTimestamp(i);
+            ReadOnlySpan<byte> response = LoopedFrame.UdpPayload(looped.Payload(i)[..looped.Length(i)]);
+            if (!looped.IsLoopedTransmit(i) || stamped == 0 || response.Length < NtpHeader.Length)
+            {
+                // No payload comes back when net.core.tstamp_allow_data is 0 and we hold no CAP_NET_RAW.
+                counters.CountUnreadableTransmitTimestamp();
+                continue;
+            }
+            TimestampSource source = looped.TimestampSource(i);
+            var transmit = NtpResponder.MarkTransmit(NtpTimestamp.FromUnixNanoseconds(state.ServedTime(stamped, now)));
+            bool saved = table.UpdateTransmit(NtpTimestamp.Read(response[NtpHeader.ReceiveOffset..]), transmit, (byte)source);
+            counters.CountKernelTransmitTimestamp(source, saved);
+        }
     }
 
     /// <summary>
@@ -357,6 +438,7 @@ public sealed class NtpWorker : IDisposable
         // leap second apart. The main listeners' states have no smear and read nothing more.
         SmearReading now = ReadNow(state);
         InterleavedTable? interleaved = scratch.Interleaved;
+        scratch.TransmitRequests = 0;
         for (int i = 0; i < count; i++)
         {
             scratch.Kind[i] = SlotKind.None;
@@ -402,10 +484,16 @@ public sealed class NtpWorker : IDisposable
                 scratch.Kind[i] = SlotKind.Plain;
                 // Only time served in sync, and a plain header: a crypto-NAK or unsynchronised time stays basic.
                 if (interleaved is not null && outcome.Reason == ResponseReason.Served && length == NtpHeader.Length
-                    && NtpResponder.Interleave(payload, origin, receive, transmit, context.Client, interleaved))
+                    && NtpResponder.Interleave(payload, origin, receive, transmit, context.Client, interleaved, out byte carried))
                 {
                     scratch.Kind[i] = SlotKind.Interleaved;
                     counters.CountInterleaved();
+                    // The transmit timestamp it carries, by where it came from; and the kernel's of this
+                    // one asked for, for the client's next request. Only clients that answer in the
+                    // interleaved mode make the kernel loop their responses back.
+                    counters.CountTransmitTimestamps((TimestampSource)carried, 1);
+                    batch.RequestTransmitTimestamp(i);
+                    scratch.TransmitRequests++;
                 }
             }
         }
@@ -439,9 +527,10 @@ public sealed class NtpWorker : IDisposable
     /// Transmit timestamps as late as possible: NTS responses are stamped <see cref="AesSivLanes.Width"/> at a time, each group
     /// with its own clock reading just before it is sealed (the timestamp is inside what the
     /// authenticator covers); then one reading, taken after all sealing and just before the send,
-    /// goes into every plain time response. KoDs get none. Every one of these timestamps is the
-    /// daemon's own clock reading (no kernel or NIC transmit timestamp is asked for on this path):
-    /// counted as <see cref="TimestampSource.UserSpace"/>, like chrony's "NTP daemon TX timestamps".
+    /// goes into every plain basic-mode time response. KoDs get none. Every one of these timestamps is
+    /// the daemon's own clock reading (a basic-mode response cannot carry the kernel's, which exists
+    /// only once it is sent): counted as <see cref="TimestampSource.UserSpace"/>, like chrony's "NTP
+    /// daemon TX timestamps". Interleaved responses were counted by what they carry in <see cref="ProcessBatch"/>.
     /// </summary>
     internal static void StampAndSeal(PacketBatch batch, ServerState state, BatchScratch scratch, WorkerCounters counters)
     {
@@ -487,8 +576,8 @@ public sealed class NtpWorker : IDisposable
 
     /// <summary>
     /// Writes one transmit timestamp into every plain basic-mode time response (an interleaved one
-    /// carries an earlier response's already) and keeps it for <see cref="SaveInterleaved"/>. Returns
-    /// how many time responses carry a transmit timestamp.
+    /// carries an earlier response's already) and keeps it for <see cref="SaveInterleaved"/> (the
+    /// kernel's replaces it there when it comes). Returns how many responses it stamped.
     /// </summary>
     internal static int StampTransmit(PacketBatch batch, ServerState state, BatchScratch scratch, long nowUnixNanoseconds)
     {
@@ -505,9 +594,6 @@ public sealed class NtpWorker : IDisposable
             if (kind == SlotKind.Plain)
             {
                 NtpResponder.StampTransmit(batch.Payload(i), transmit);
-            }
-            if (kind is SlotKind.Plain or SlotKind.Interleaved)
-            {
                 stamped++;
             }
         }
@@ -553,6 +639,7 @@ public sealed class NtpWorker : IDisposable
             }
             _poller?.Dispose();
             _batch.Dispose();
+            _looped?.Dispose();
         }
     }
 }

@@ -13,6 +13,8 @@ public sealed class WorkerCounters
     private readonly long[] _outcomes = new long[2 * OutcomeNames.ActionCount * OutcomeNames.ReasonCount];
     private readonly long[] _timestampSources = new long[3];
     private readonly long[] _transmitSources = new long[3];
+    private readonly long[] _kernelTransmit = new long[2 * 3];
+    private long _unreadableTransmit;
     private long _received;
     private long _sendErrors;
     private long _receiveErrors;
@@ -35,6 +37,16 @@ public sealed class WorkerCounters
 
     /// <summary>Time responses whose transmit timestamp came from <paramref name="source"/>.</summary>
     public long TransmitTimestamps(TimestampSource source) => Volatile.Read(ref _transmitSources[(int)source]);
+
+    /// <summary>
+    /// The kernel's transmit timestamps read back from <paramref name="source"/> (the kernel's software
+    /// stamp or the NIC's) that replaced a saved response's (<paramref name="saved"/>), or whose
+    /// response was no longer held (evicted, or answered from already).
+    /// </summary>
+    public long KernelTransmitTimestamps(TimestampSource source, bool saved) => Volatile.Read(ref _kernelTransmit[KernelIndex(source, saved)]);
+
+    /// <summary>Looped transmit timestamps that could not be read: no timestamp, or no payload to match (net.core.tstamp_allow_data = 0).</summary>
+    public long UnreadableTransmitTimestamps => Volatile.Read(ref _unreadableTransmit);
 
     /// <summary>Bytes this worker's thread has allocated since it started (GC.GetAllocatedBytesForCurrentThread).</summary>
     public long AllocatedBytes => Volatile.Read(ref _allocatedBytes);
@@ -80,7 +92,13 @@ public sealed class WorkerCounters
     /// <summary><paramref name="responses"/> time responses stamped from <paramref name="source"/>: one add per batch.</summary>
     public void CountTransmitTimestamps(TimestampSource source, int responses) => _transmitSources[(int)source] += responses;
 
+    public void CountKernelTransmitTimestamp(TimestampSource source, bool saved) => _kernelTransmit[KernelIndex(source, saved)]++;
+
+    public void CountUnreadableTransmitTimestamp() => _unreadableTransmit++;
+
     public void SetAllocatedBytes(long bytes) => Volatile.Write(ref _allocatedBytes, bytes);
+
+    private static int KernelIndex(TimestampSource source, bool saved) => ((int)source * 2) + (saved ? 1 : 0);
 
     private static int Index(ResponseAction action, ResponseReason reason, bool nts) =>
         (((nts ? OutcomeNames.ActionCount : 0) + (int)action) * OutcomeNames.ReasonCount) + (int)reason;

@@ -16,6 +16,9 @@ public sealed class InterleavedTable
 
     private const int Ways = 4;
 
+    /// <summary>The low byte of an entry's client key holds where its transmit timestamp came from.</summary>
+    private const ulong SourceMask = 0xFF;
+
     private readonly Entry[] _entries;
     private readonly int _setMask;
     private readonly ulong _key;
@@ -46,7 +49,8 @@ public sealed class InterleavedTable
     /// A receive timestamp already held (two requests stamped alike) makes it unusable for good:
     /// RFC 9769 §2 forbids detecting interleaved mode from a timestamp that is not unique.
     /// </summary>
-    public void Save(NtpTimestamp receive, NtpTimestamp transmit, NetAddress client)
+    /// <param name="source">The caller's tag for where <paramref name="transmit"/> came from, handed back by <see cref="TryTake"/>.</param>
+    public void Save(NtpTimestamp receive, NtpTimestamp transmit, NetAddress client, byte source = 0)
     {
         int set = Set(receive);
         int victim = -1;
@@ -76,7 +80,32 @@ public sealed class InterleavedTable
         {
             _evictions++;
         }
-        slot = new Entry(receive.Value, transmit.Value, ClientKey(client), ++_sequence);
+        slot = new Entry(receive.Value, transmit.Value, ClientKey(client) | source, ++_sequence);
+    }
+
+    /// <summary>
+    /// Replaces the transmit timestamp saved for the response whose receive timestamp was
+    /// <paramref name="receive"/> with a better one: the kernel's, which can only be read after the
+    /// send, and which the interleaved mode exists to carry (RFC 9769 §1). False when that response is
+    /// not held, was answered from already, or its receive timestamp was not unique.
+    /// </summary>
+    public bool UpdateTransmit(NtpTimestamp receive, NtpTimestamp transmit, byte source)
+    {
+        if (receive.IsZero)
+        {
+            return false;
+        }
+        int set = Set(receive);
+        for (int w = 0; w < Ways; w++)
+        {
+            ref Entry entry = ref _entries[(set * Ways) + w];
+            if (entry.Sequence != 0 && entry.Receive == receive.Value && entry.Transmit != 0)
+            {
+                entry = entry with { Transmit = transmit.Value, Client = (entry.Client & ~SourceMask) | source };
+                return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>
@@ -84,9 +113,14 @@ public sealed class InterleavedTable
     /// sent to <paramref name="client"/>; the entry is removed, so it answers one request only
     /// (RFC 9769 §2: "MUST NOT be used again"). False when it is not held.
     /// </summary>
-    public bool TryTake(NtpTimestamp origin, NetAddress client, out NtpTimestamp transmit)
+    public bool TryTake(NtpTimestamp origin, NetAddress client, out NtpTimestamp transmit) => TryTake(origin, client, out transmit, out _);
+
+    /// <inheritdoc cref="TryTake(NtpTimestamp, NetAddress, out NtpTimestamp)"/>
+    /// <param name="source">The tag saved with the transmit timestamp (<see cref="Save"/>, <see cref="UpdateTransmit"/>).</param>
+    public bool TryTake(NtpTimestamp origin, NetAddress client, out NtpTimestamp transmit, out byte source)
     {
         transmit = default;
+        source = 0;
         if (origin.IsZero)
         {
             return false;
@@ -96,9 +130,10 @@ public sealed class InterleavedTable
         for (int w = 0; w < Ways; w++)
         {
             ref Entry entry = ref _entries[(set * Ways) + w];
-            if (entry.Sequence != 0 && entry.Receive == origin.Value && entry.Client == owner && entry.Transmit != 0)
+            if (entry.Sequence != 0 && entry.Receive == origin.Value && (entry.Client & ~SourceMask) == owner && entry.Transmit != 0)
             {
                 transmit = new NtpTimestamp(entry.Transmit);
+                source = (byte)(entry.Client & SourceMask);
                 entry = default;
                 _used--;
                 return true;
@@ -109,8 +144,10 @@ public sealed class InterleavedTable
 
     private int Set(NtpTimestamp receive) => (int)(RateLimiter.Mix(receive.Value ^ _key) >> 40) & _setMask;
 
-    private ulong ClientKey(NetAddress client) => RateLimiter.Mix((ulong)(client.Value >> 64) ^ _key) ^ RateLimiter.Mix((ulong)client.Value ^ ~_key);
+    /// <summary>A keyed hash of the client's address, its low byte left for the transmit timestamp's source.</summary>
+    private ulong ClientKey(NetAddress client) => (RateLimiter.Mix((ulong)(client.Value >> 64) ^ _key) ^ RateLimiter.Mix((ulong)client.Value ^ ~_key)) & ~SourceMask;
 
+    /// <param name="Client">The client's key (<see cref="ClientKey"/>) with the transmit timestamp's source in its low byte.</param>
     /// <param name="Sequence">When it was saved (0: the entry is free); the smallest of a set is its oldest.</param>
     private readonly record struct Entry(ulong Receive, ulong Transmit, ulong Client, ulong Sequence);
 }

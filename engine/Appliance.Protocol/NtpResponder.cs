@@ -185,12 +185,14 @@ public static class NtpResponder
     /// otherwise the response stays in basic mode.
     /// </summary>
     /// <param name="requestOrigin">The request's origin, receive and transmit, read before the response was written over it.</param>
+    /// <param name="source">The tag the earlier transmit timestamp was saved with (where it came from).</param>
     public static bool Interleave(Span<byte> response, NtpTimestamp requestOrigin, NtpTimestamp requestReceive, NtpTimestamp requestTransmit,
-        NetAddress client, InterleavedTable table)
+        NetAddress client, InterleavedTable table, out byte source)
     {
+        source = 0;
         // Our receive timestamps are odd (MarkReceive), our transmit timestamps even: an even origin is a basic request.
         if ((requestOrigin.Value & 1) == 0 || requestReceive == requestTransmit
-            || !table.TryTake(requestOrigin, client, out NtpTimestamp previousTransmit))
+            || !table.TryTake(requestOrigin, client, out NtpTimestamp previousTransmit, out source))
         {
             return false;
         }

@@ -26,6 +26,39 @@ public class InterleavedTableTests
     }
 
     [Fact]
+    public void TheKernelsTransmitTimestamp_ReplacesTheSavedOne_WithItsSource()
+    {
+        var table = new InterleavedTable(64, 99);
+        table.Save(T(1001), T(2000), s_client);
+        table.Save(T(1003), T(2002), s_other, source: 0);
+        Assert.True(table.UpdateTransmit(T(1001), T(2010), source: 1));
+        Assert.False(table.UpdateTransmit(T(1005), T(2010), source: 1)); // never saved (an NTS response, a KoD)
+        Assert.False(table.UpdateTransmit(NtpTimestamp.Zero, T(2010), source: 1));
+
+        Assert.True(table.TryTake(T(1001), s_client, out NtpTimestamp transmit, out byte source));
+        Assert.Equal((T(2010), (byte)1), (transmit, source));
+        Assert.False(table.UpdateTransmit(T(1001), T(2020), source: 2)); // answered from already: nothing to update
+        Assert.True(table.TryTake(T(1003), s_other, out transmit, out source));
+        Assert.Equal((T(2002), (byte)0), (transmit, source));
+
+        // The source shares the client key's entry: it never lets another client take a response.
+        table.Save(T(1007), T(2004), s_client, source: 2);
+        Assert.False(table.TryTake(T(1007), s_other, out _, out _));
+        Assert.True(table.TryTake(T(1007), s_client, out _, out source));
+        Assert.Equal(2, source);
+    }
+
+    [Fact]
+    public void ANonUniqueReceiveTimestamp_TakesNoKernelTransmitTimestamp()
+    {
+        var table = new InterleavedTable(64, 3);
+        table.Save(T(1001), T(2000), s_client);
+        table.Save(T(1001), T(2001), s_client);
+        Assert.False(table.UpdateTransmit(T(1001), T(2010), source: 1)); // the tombstone stays unusable
+        Assert.False(table.TryTake(T(1001), s_client, out _));
+    }
+
+    [Fact]
     public void AReceiveTimestampSavedTwice_AnswersNeither()
     {
         var table = new InterleavedTable(64, 7);

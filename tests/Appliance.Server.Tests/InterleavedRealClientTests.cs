@@ -8,8 +8,9 @@ namespace Appliance.Server.Tests;
 /// <summary>
 /// chronyd 4.3 with <c>xleave</c> against the appliance (RFC 9769, the interleaved client/server mode),
 /// beside a chronyd without it against the same appliance: the first reports interleaved responses
-/// (`chronyc ntpdata`: "Interleaved : Yes"), the second never, and the interleaved one's offset and
-/// delay are no worse than the basic one's. Both run with -x: the host clock is never touched.
+/// (`chronyc ntpdata`: "Interleaved : Yes"), the second never; the interleaved responses carry the
+/// kernel's transmit timestamps, and the interleaved one's offset and delay are no worse than the
+/// basic one's. Both run with -x: the host clock is never touched.
 /// </summary>
 [Collection(RealPeers.Name)]
 public partial class InterleavedRealClientTests(Xunit.Abstractions.ITestOutputHelper output)
@@ -104,13 +105,16 @@ public partial class InterleavedRealClientTests(Xunit.Abstractions.ITestOutputHe
         }
         MetricsScrape scrape = await MetricsScrape.FetchAsync($"http://{server.MetricsEndPoint}/metrics");
         string figures = $"interleaved: {interleavedSeen} of 12; |offset| {Median(xleaveOffsets):E2} vs basic {Median(basicOffsets):E2}; "
-            + $"delay {Median(xleaveDelays):E2} vs {Median(basicDelays):E2}; metric {scrape["appliance_ntp_interleaved_responses_total"]}";
+            + $"delay {Median(xleaveDelays):E2} vs {Median(basicDelays):E2}; metric {scrape["appliance_ntp_interleaved_responses_total"]}, "
+            + $"kernel transmit timestamps carried {scrape["appliance_ntp_transmit_timestamps_total{source=\"kernel_software\"}"]}";
         output.WriteLine(figures);
         Assert.True(interleavedSeen >= 8, figures);
         Assert.True(scrape["appliance_ntp_interleaved_responses_total"] >= interleavedSeen, figures);
-        // No worse: on loopback both are a few to tens of µs, from the same daemon transmit timestamps
-        // for now; the medians and 200 µs allow for a loaded host's stalls, while a wrong timestamp
-        // (another response's, another time scale) would be off by a poll interval or more.
+        // Every interleaved response but the client's first carries the kernel's stamp of the one before.
+        Assert.True(scrape["appliance_ntp_transmit_timestamps_total{source=\"kernel_software\"}"] >= interleavedSeen - 1, figures);
+        // No worse: on loopback both are a few to tens of µs; the medians and 200 µs allow for a
+        // loaded host's stalls, while a wrong timestamp (another response's, another time scale)
+        // would be off by a poll interval or more.
         Assert.True(Median(xleaveOffsets) <= Median(basicOffsets) + 200e-6, figures);
         Assert.True(Median(xleaveDelays) <= Median(basicDelays) + 200e-6, figures);
     }

@@ -17,6 +17,22 @@ public static class NtpQuery
         return packet;
     }
 
+    /// <summary>
+    /// A mode-3 request as an interleaved client sends it (RFC 9769 §2): origin the receive timestamp
+    /// of the previous response (zero for a first, basic, request), receive and transmit the client's
+    /// own readings, which must differ.
+    /// </summary>
+    public static byte[] InterleavedRequest(ulong origin, ulong receive, ulong transmit)
+    {
+        byte[] packet = ClientRequest(transmit);
+        BinaryPrimitives.WriteUInt64BigEndian(packet.AsSpan(24), origin);
+        BinaryPrimitives.WriteUInt64BigEndian(packet.AsSpan(32), receive);
+        return packet;
+    }
+
+    /// <summary>The receive timestamp of a response, as an interleaved client's next origin.</summary>
+    public static ulong ReceiveTimestamp(byte[] response) => BinaryPrimitives.ReadUInt64BigEndian(response.AsSpan(32));
+
     public static Task<byte[]?> ExchangeAsync(IPEndPoint server, byte[] request, TimeSpan timeout) =>
         ExchangeFromAsync(server.AddressFamily == AddressFamily.InterNetwork ? IPAddress.Loopback : IPAddress.IPv6Loopback, server, request, timeout);
 

@@ -39,6 +39,8 @@ public sealed unsafe class PacketBatch : IDisposable
     public const int SlotSize = 2048;
 
     private const int RecvControlSize = 256;
+
+    /// <summary>Room for IPV6_PKTINFO (40 bytes) and a SO_TIMESTAMPING request (24).</summary>
     private const int SendControlSize = 64;
 
     private readonly byte* _memory;
@@ -59,6 +61,8 @@ public sealed unsafe class PacketBatch : IDisposable
     private readonly bool[] _truncated;
     private readonly NetAddress[] _destination;
     private readonly int[] _ifIndex;
+    private readonly bool[] _wantTransmitTimestamp;
+    private readonly bool[] _looped;
     private int _dirty;
     private bool _disposed;
 
@@ -88,6 +92,8 @@ public sealed unsafe class PacketBatch : IDisposable
         _truncated = new bool[capacity];
         _destination = new NetAddress[capacity];
         _ifIndex = new int[capacity];
+        _wantTransmitTimestamp = new bool[capacity];
+        _looped = new bool[capacity];
         InitializeReceive();
     }
 
@@ -129,6 +135,20 @@ public sealed unsafe class PacketBatch : IDisposable
 
     public int ResponseLength(int slot) => _responseLength[slot];
 
+    /// <summary>
+    /// Asks the kernel for the transmit timestamp of the slot's response (a per-message SO_TIMESTAMPING
+    /// control message), when the socket sending it takes them (<see cref="TimestampedSocketOptions.TransmitTimestamps"/>):
+    /// it comes back on the socket's error queue (<see cref="TimestampedSocket.ReceiveTransmitTimestamps"/>).
+    /// </summary>
+    public void RequestTransmitTimestamp(int slot) => _wantTransmitTimestamp[slot] = true;
+
+    /// <summary>
+    /// After <see cref="TimestampedSocket.ReceiveTransmitTimestamps"/>: the slot holds a transmit
+    /// timestamp the kernel looped back (sock_extended_err origin SO_EE_ORIGIN_TIMESTAMPING), in
+    /// <see cref="ReceiveTimestamp"/>, and the payload the datagram left with, link-layer header and all.
+    /// </summary>
+    public bool IsLoopedTransmit(int slot) => _looped[slot];
+
     private Span<byte> Name(int slot) => new(_names + ((nint)slot * SockAddr.StorageSize), SockAddr.StorageSize);
 
     /// <summary>
@@ -151,6 +171,8 @@ public sealed unsafe class PacketBatch : IDisposable
         _destination[slot] = default;
         _ifIndex[slot] = 0;
         _responseLength[slot] = 0;
+        _wantTransmitTimestamp[slot] = false;
+        _looped[slot] = false;
         Count = Math.Max(Count, slot + 1);
     }
 
@@ -166,6 +188,7 @@ public sealed unsafe class PacketBatch : IDisposable
         _dirty = Math.Max(_dirty, slot + 1);
         _destination[slot] = localAddress;
         _ifIndex[slot] = 0;
+        _wantTransmitTimestamp[slot] = false;
         _responseLength[slot] = length;
         _length[slot] = 0;
         Count = Math.Max(Count, slot + 1);
@@ -240,6 +263,8 @@ public sealed unsafe class PacketBatch : IDisposable
             _timestampSource[i] = Timestamping.TimestampSource.UserSpace;
             _destination[i] = default;
             _ifIndex[i] = 0;
+            _wantTransmitTimestamp[i] = false;
+            _looped[i] = false;
             ParseControl(i, new ReadOnlySpan<byte>(m.Header.Control, (int)m.Header.ControlLength), preferHardware);
         }
     }
@@ -280,6 +305,12 @@ public sealed unsafe class PacketBatch : IDisposable
                 _softwareTimestamp[slot] = _timestamp[slot];
                 _timestampSource[slot] = Timestamping.TimestampSource.KernelSoftware;
             }
+            else if (((level == Libc.IpProtoIp && type == Libc.IpRecvErr) || (level == Libc.IpProtoIpv6 && type == Libc.Ipv6RecvErr))
+                && data.Length >= 8)
+            {
+                // struct sock_extended_err { u32 ee_errno; u8 ee_origin; ... }: only the error queue carries it.
+                _looped[slot] = data[4] == Libc.SoEeOriginTimestamping;
+            }
             else if (level == Libc.IpProtoIp && type == Libc.IpPktInfo && data.Length >= sizeof(InPktInfo))
             {
                 _ifIndex[slot] = BinaryPrimitives.ReadInt32LittleEndian(data);
@@ -300,9 +331,10 @@ public sealed unsafe class PacketBatch : IDisposable
     /// <summary>
     /// Builds the sendmmsg headers for every slot with a response: back to the sender's address, from
     /// the address the request came to (IP_PKTINFO / IPV6_PKTINFO), so multi-homed hosts answer from
-    /// the right address. Returns the number of messages.
+    /// the right address, and with <paramref name="transmitFlags"/> (SO_TIMESTAMPING TX flags, 0 for
+    /// none) for the slots that asked for a transmit timestamp. Returns the number of messages.
     /// </summary>
-    internal int PrepareSend(MMsgHdr** messages, bool ipv6)
+    internal int PrepareSend(MMsgHdr** messages, bool ipv6, int transmitFlags)
     {
         int n = 0;
         for (int i = 0; i < Count; i++)
@@ -322,9 +354,10 @@ public sealed unsafe class PacketBatch : IDisposable
             h.Flags = 0;
             h.Control = null;
             h.ControlLength = 0;
+            byte* control = _sendControl + ((nint)n * SendControlSize);
+            int used = 0;
             if (_destination[i] != default)
             {
-                byte* control = _sendControl + ((nint)n * SendControlSize);
                 NativeMemory.Clear(control, SendControlSize);
                 var cmsg = (CMsgHdr*)control;
                 if (ipv6)
@@ -335,7 +368,7 @@ public sealed unsafe class PacketBatch : IDisposable
                     var info = (In6PktInfo*)(control + sizeof(CMsgHdr));
                     _destination[i].WriteBytes(new Span<byte>(info->Address, 16));
                     info->IfIndex = _ifIndex[i];
-                    h.ControlLength = (nuint)CMsgHdr.Space(sizeof(In6PktInfo));
+                    used = CMsgHdr.Space(sizeof(In6PktInfo));
                 }
                 else
                 {
@@ -345,9 +378,24 @@ public sealed unsafe class PacketBatch : IDisposable
                     var info = (InPktInfo*)(control + sizeof(CMsgHdr));
                     info->IfIndex = 0; // let the routing table choose the interface for this source address
                     info->SpecificDestination = BinaryPrimitives.ReverseEndianness(_destination[i].IPv4);
-                    h.ControlLength = (nuint)CMsgHdr.Space(sizeof(InPktInfo));
+                    used = CMsgHdr.Space(sizeof(InPktInfo));
                 }
+            }
+            if (transmitFlags != 0 && _wantTransmitTimestamp[i])
+            {
+                // A per-message request (Documentation/networking/timestamping.rst §1.3.4): only this
+                // datagram is stamped and looped back, not every response the socket sends.
+                var cmsg = (CMsgHdr*)(control + used);
+                cmsg->Level = Libc.SolSocket;
+                cmsg->Type = Libc.SoTimestamping;
+                cmsg->Length = (nuint)CMsgHdr.Len(sizeof(int));
+                *(int*)(control + used + sizeof(CMsgHdr)) = transmitFlags;
+                used += CMsgHdr.Space(sizeof(int));
+            }
+            if (used > 0)
+            {
                 h.Control = control;
+                h.ControlLength = (nuint)used;
             }
             _send[n].Length = 0;
             n++;

@@ -14,8 +14,14 @@ public sealed record TimestampedSocketOptions
     /// <summary>Kernel receive buffer; large so that bursts are queued, not dropped.</summary>
     public int ReceiveBufferBytes { get; init; } = 4 << 20;
 
-    /// <summary>Use the NIC's hardware receive timestamps when it offers them.</summary>
+    /// <summary>Use the NIC's hardware receive (and transmit) timestamps when it offers them.</summary>
     public bool HardwareTimestamps { get; init; }
+
+    /// <summary>
+    /// Let the slots a batch marks (<see cref="PacketBatch.RequestTransmitTimestamp"/>) ask for the
+    /// kernel's transmit timestamp (software, or the NIC's with <see cref="HardwareTimestamps"/>).
+    /// </summary>
+    public bool TransmitTimestamps { get; init; }
 
     /// <summary>How long a receive blocks with nothing to read, so the worker can notice a stop request.</summary>
     public TimeSpan ReceiveTimeout { get; init; } = TimeSpan.FromMilliseconds(250);
@@ -38,13 +44,15 @@ public sealed unsafe class TimestampedSocket : IDisposable
 {
     private readonly SocketFd _fd;
     private readonly bool _preferHardware;
+    private readonly int _transmitFlags;
 
-    private TimestampedSocket(SocketFd fd, IPEndPoint localEndPoint, bool preferHardware, bool kernelTimestamps)
+    private TimestampedSocket(SocketFd fd, IPEndPoint localEndPoint, bool preferHardware, bool kernelTimestamps, int transmitFlags)
     {
         _fd = fd;
         LocalEndPoint = localEndPoint;
         _preferHardware = preferHardware;
         KernelTimestamps = kernelTimestamps;
+        _transmitFlags = transmitFlags;
     }
 
     public IPEndPoint LocalEndPoint { get; }
@@ -53,6 +61,12 @@ public sealed unsafe class TimestampedSocket : IDisposable
 
     /// <summary>True when the kernel stamps received datagrams (SO_TIMESTAMPING or SO_TIMESTAMPNS accepted).</summary>
     public bool KernelTimestamps { get; }
+
+    /// <summary>
+    /// True when marked responses ask for the kernel's transmit timestamps: asked for in the options,
+    /// and SO_TIMESTAMPING (not only the older SO_TIMESTAMPNS) accepted.
+    /// </summary>
+    public bool TransmitTimestamps => _transmitFlags != 0;
 
     /// <summary>The file descriptor, for attaching a reuseport program (<see cref="ReusePortSteering"/>).</summary>
     internal int Fd => _fd.Value;
@@ -87,7 +101,12 @@ public sealed unsafe class TimestampedSocket : IDisposable
             {
                 BindToDevice(fd, device);
             }
-            bool kernelTimestamps = EnableTimestamps(fd, options.HardwareTimestamps);
+            bool kernelTimestamps = EnableTimestamps(fd, options.HardwareTimestamps, out bool timestamping);
+            // Without TX_HARDWARE the kernel stamps in software; with it, it still does when the driver
+            // does not stamp the packet (skb_tx_timestamp), and the NIC's stamp comes instead when it does.
+            int transmitFlags = options.TransmitTimestamps && timestamping
+                ? Libc.SofTimestampingTxSoftware | (options.HardwareTimestamps ? Libc.SofTimestampingTxHardware : 0)
+                : 0;
             // SO_RCVBUFFORCE exceeds rmem_max when we are privileged; fall back to what the limit allows.
             if (Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoRcvBufForce, options.ReceiveBufferBytes) != 0)
             {
@@ -109,7 +128,7 @@ public sealed unsafe class TimestampedSocket : IDisposable
             uint nameLength = SockAddr.StorageSize;
             Check(Libc.GetSockName(fd, address, &nameLength), "getsockname");
             IPEndPoint bound = SockAddr.ToEndPoint(new ReadOnlySpan<byte>(address, (int)nameLength));
-            return new TimestampedSocket(handle, bound, options.HardwareTimestamps, kernelTimestamps);
+            return new TimestampedSocket(handle, bound, options.HardwareTimestamps, kernelTimestamps, transmitFlags);
         }
         catch
         {
@@ -118,18 +137,16 @@ public sealed unsafe class TimestampedSocket : IDisposable
         }
     }
 
-    private static bool EnableTimestamps(int fd, bool hardware)
+    /// <summary>Kernel receive timestamps; <paramref name="timestamping"/> says SO_TIMESTAMPING (whose reporting flags transmit timestamps need) was taken.</summary>
+    private static bool EnableTimestamps(int fd, bool hardware, out bool timestamping)
     {
         int flags = Libc.SofTimestampingRxSoftware | Libc.SofTimestampingSoftware;
         if (hardware)
         {
             flags |= Libc.SofTimestampingRxHardware | Libc.SofTimestampingRawHardware;
         }
-        if (Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoTimestamping, flags) == 0)
-        {
-            return true;
-        }
-        return Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoTimestampNs, 1) == 0;
+        timestamping = Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoTimestamping, flags) == 0;
+        return timestamping || Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoTimestampNs, 1) == 0;
     }
 
     private static void BindToDevice(int fd, string device)
@@ -260,6 +277,15 @@ public sealed unsafe class TimestampedSocket : IDisposable
     /// <summary>As <see cref="Receive(PacketBatch)"/>, but returns 0 at once when nothing is queued.</summary>
     public int ReceiveNoWait(PacketBatch batch) => Receive(batch, Libc.MsgDontWait);
 
+    /// <summary>
+    /// Takes up to a batch of looped transmit timestamps from the socket's error queue (MSG_ERRQUEUE),
+    /// without waiting: each slot a sent datagram as it left (<see cref="PacketBatch.IsLoopedTransmit"/>)
+    /// with its timestamp in <see cref="PacketBatch.ReceiveTimestamp"/>. The error queue is charged to
+    /// the receive buffer, so it is drained after every send that asked for timestamps, or requests
+    /// would be dropped. Returns the count, 0 when empty, or −errno.
+    /// </summary>
+    public int ReceiveTransmitTimestamps(PacketBatch batch) => Receive(batch, Libc.MsgErrQueue | Libc.MsgDontWait);
+
     private int Receive(PacketBatch batch, int flags)
     {
         MMsgHdr* messages = batch.PrepareReceive();
@@ -281,7 +307,7 @@ public sealed unsafe class TimestampedSocket : IDisposable
     public int Send(PacketBatch batch)
     {
         MMsgHdr* messages;
-        int count = batch.PrepareSend(&messages, IsIPv6);
+        int count = batch.PrepareSend(&messages, IsIPv6, _transmitFlags);
         int errors = 0;
         int offset = 0;
         while (offset < count)

@@ -61,6 +61,8 @@ public sealed class ApplianceMetrics
     private readonly Counter _interleaved;
     private readonly Gauge _interleavedHeld;
     private readonly Counter _interleavedEvictions;
+    private readonly Counter _kernelTransmit;
+    private readonly Counter _kernelTransmitUnreadable;
 
     /// <param name="keyStore">The NTS key ring's store (null without NTS-KE): the key age and the next rotation, as <c>appliance keys</c> reports them.</param>
     /// <param name="keyCell">The ring the workers and NTS-KE seal with now.</param>
@@ -88,13 +90,17 @@ public sealed class ApplianceMetrics
         _timestamps = factory.CreateCounter("appliance_ntp_receive_timestamps_total",
             "Requests by where their receive timestamp came from (hardware, kernel_software, user_space).", "source");
         _transmitTimestamps = factory.CreateCounter("appliance_ntp_transmit_timestamps_total",
-            "Time responses by where their transmit timestamp came from (user_space: the daemon read the clock just before sending).", "source");
+            "Time responses by where their transmit timestamp came from (user_space: the daemon read the clock just before sending; kernel_software, hardware: an interleaved response carries the kernel's or the NIC's stamp of the response before it).", "source");
         _interleaved = factory.CreateCounter("appliance_ntp_interleaved_responses_total",
             "Time responses sent in interleaved mode (RFC 9769): each carries the transmit timestamp of the response before it.");
         _interleavedHeld = factory.CreateGauge("appliance_ntp_interleaved_timestamps",
             "Responses whose receive and transmit timestamps the workers hold for interleaved requests (at most 16,384 per worker).");
         _interleavedEvictions = factory.CreateCounter("appliance_ntp_interleaved_evictions_total",
             "Responses' timestamps dropped from a full set of the interleaved table before any request asked for them.");
+        _kernelTransmit = factory.CreateCounter("appliance_ntp_kernel_transmit_timestamps_total",
+            "Transmit timestamps of interleaved responses read back from the kernel (SO_TIMESTAMPING), by source, and whether they replaced the saved one (saved) or their response was no longer held (unmatched).", "source", "result");
+        _kernelTransmitUnreadable = factory.CreateCounter("appliance_ntp_kernel_transmit_timestamps_unreadable_total",
+            "Looped transmit timestamps that could not be matched to a response: no timestamp, or no payload (net.core.tstamp_allow_data = 0).");
         _rateTableEntries = factory.CreateGauge("appliance_ntp_rate_limit_clients", "Clients tracked in the rate-limit tables.");
         _rateTableCapacity = factory.CreateGauge("appliance_ntp_rate_limit_capacity", "Room in the rate-limit tables (their fixed bound).");
         _rateTableEvictions = factory.CreateCounter("appliance_ntp_rate_limit_evictions_total",
@@ -211,6 +217,17 @@ public sealed class ApplianceMetrics
         _interleaved.IncTo(_engine.Workers.Sum(w => w.Counters.Interleaved));
         _interleavedHeld.Set(_engine.Workers.Sum(w => w.Interleaved?.Count ?? 0));
         _interleavedEvictions.IncTo(_engine.Workers.Sum(w => w.Interleaved?.Evictions ?? 0));
+        foreach (TimestampSource source in (ReadOnlySpan<TimestampSource>)[TimestampSource.KernelSoftware, TimestampSource.Hardware])
+        {
+            foreach (bool saved in (ReadOnlySpan<bool>)[true, false])
+            {
+                if (_engine.Workers.Sum(w => w.Counters.KernelTransmitTimestamps(source, saved)) is long count and > 0)
+                {
+                    _kernelTransmit.WithLabels(TimestampSourceNames.Name(source), saved ? "saved" : "unmatched").IncTo(count);
+                }
+            }
+        }
+        _kernelTransmitUnreadable.IncTo(_engine.Workers.Sum(w => w.Counters.UnreadableTransmitTimestamps));
         _cookies.WithLabels("ntske").IncTo(_nts.CookiesIssued);
         for (int r = 0; r < NtsKeOutcomeNames.Count; r++)
         {

@@ -798,7 +798,7 @@ public sealed partial class ChronyMapper
         _config.HardwareTimestamps = true;
         string where = line.Args[0] == "*" ? "every interface that has them, as * asked" : $"every listen socket, not {line.Args[0]} alone";
         string options = line.Args.Count > 1 ? $"; {string.Join(' ', line.Args.Skip(1))}: not carried (the NIC's defaults)" : "";
-        Note(line, MigrationOutcome.MappedWithDifference, $"ntp.hardware-timestamps: true: receive timestamps on {where}{options}");
+        Note(line, MigrationOutcome.MappedWithDifference, $"ntp.hardware-timestamps: true: receive timestamps, and transmit timestamps for interleaved responses, on {where}{options}");
     }
 
     private void NtsServerFile(ChronyLine line)

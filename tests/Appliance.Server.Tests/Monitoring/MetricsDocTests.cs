@@ -190,10 +190,15 @@ public sealed partial class MetricsDocTests(MonitoredAppliance appliance) : ICla
                 Assert.Equal(scrape[$"{metric}{{source=\"{source.Name}\"}}"], source.Value.GetInt64());
             }
         }
-        // Every time response carried the daemon's transmit reading; nothing else stamps them.
+        // Every time response carried a transmit timestamp: the daemon's reading, but for the
+        // interleaved client's third response, which carried the kernel's stamp of its second.
         long answered = stats.GetProperty("answered").GetInt64();
         Assert.True(answered > MonitoredAppliance.TableClients, $"answered {answered}");
-        Assert.Equal(answered, stats.GetProperty("transmit_timestamp_sources").GetProperty("user_space").GetInt64());
+        JsonElement transmit = stats.GetProperty("transmit_timestamp_sources");
+        Assert.Equal(1, transmit.GetProperty("kernel_software").GetInt64());
+        Assert.Equal(answered - 1, transmit.GetProperty("user_space").GetInt64());
+        Assert.Equal(0, transmit.GetProperty("hardware").GetInt64());
+        Assert.Equal(2, scrape["appliance_ntp_kernel_transmit_timestamps_total{source=\"kernel_software\",result=\"saved\"}"]); // the second and third responses'
         CommandResult table = await ControlTests.CliAsync(appliance.ControlSocket, "serverstats");
         Assert.Matches($@"(?m)^Transmit timestamps\s*: {answered} \(", table.StdOut);
         Assert.Matches(@"(?m)^Clients evicted\s*: [1-9][0-9]*$", table.StdOut);

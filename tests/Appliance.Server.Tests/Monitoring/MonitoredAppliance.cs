@@ -4,6 +4,7 @@ using Appliance.Protocol.Nts;
 using Appliance.Server.Hosting;
 using Appliance.Sources;
 using Appliance.Testing;
+using Appliance.Timestamping;
 
 namespace Appliance.Server.Tests.Monitoring;
 
@@ -89,6 +90,18 @@ public sealed class MonitoredAppliance : IAsyncLifetime
         byte[] broken = [.. ke.Cookies[1]];
         broken[^1] ^= 0x01;
         Assert.Equal(NtsResponseCheck.Nak, (await Fixture.QueryAsync(ke, broken)).Check);
+        // An interleaved client (RFC 9769), from its own address (under the burst): its third response
+        // carries the kernel's transmit timestamp of its second.
+        var interleaved = IPAddress.Parse("127.0.0.3");
+        ulong origin = 0;
+        for (ulong i = 1; i <= 3; i++)
+        {
+            byte[]? reply = await NtpQuery.ExchangeFromAsync(interleaved, ntp, NtpQuery.InterleavedRequest(origin, 1000 + i, 2000 + i), TimeSpan.FromSeconds(3));
+            Assert.NotNull(reply);
+            origin = NtpQuery.ReceiveTimestamp(reply);
+            await Eventually.TrueAsync(() => Server.Engine.Workers.Sum(w => w.Counters.KernelTransmitTimestamps(TimestampSource.KernelSoftware, saved: true)) >= (long)i - 1,
+                TimeSpan.FromSeconds(5), () => $"kernel transmit timestamps saved: {Server.Engine.Workers.Sum(w => w.Counters.KernelTransmitTimestamps(TimestampSource.KernelSoftware, saved: true))}");
+        }
         // Too short: dropped.
         Assert.Null(await NtpQuery.ExchangeAsync(ntp, new byte[10], TimeSpan.FromMilliseconds(200)));
         // Roughtime: an answer on UDP and on TCP (a signature, an online key), and 100 bytes of no packet (framing).

@@ -24,7 +24,15 @@ internal static unsafe partial class Libc
     internal const int Ipv6RecvPktInfo = 49;
     internal const int Ipv6PktInfo = 50;
 
+    /// <summary>The control messages that carry a looped transmit timestamp's struct sock_extended_err (ip_recv_error, ipv6_recv_error).</summary>
+    internal const int IpRecvErr = 11;
+    internal const int Ipv6RecvErr = 25;
+
+    /// <summary>sock_extended_err.ee_origin of a transmit timestamp (linux/errqueue.h).</summary>
+    internal const byte SoEeOriginTimestamping = 4;
+
     /// <summary>SO_TIMESTAMPING flags (linux/net_tstamp.h).</summary>
+    internal const int SofTimestampingTxHardware = 1 << 0;
     internal const int SofTimestampingTxSoftware = 1 << 1;
     internal const int SofTimestampingRxHardware = 1 << 2;
     internal const int SofTimestampingRxSoftware = 1 << 3;
