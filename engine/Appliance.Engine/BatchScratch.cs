@@ -42,6 +42,15 @@ internal sealed class BatchScratch
     /// <summary>The batch's transmit timestamp (as sent), for <see cref="NtpWorker.SaveInterleaved"/>.</summary>
     public Protocol.NtpTimestamp Transmit { get; set; }
 
+    /// <summary>
+    /// Requests received before this (the system clock, nanoseconds since the Unix epoch) are shed as
+    /// stale (<see cref="NtpWorker.ProcessBatch"/>); 0: none is. Set by the worker for each batch.
+    /// </summary>
+    public long ShedBefore { get; set; }
+
+    /// <summary>Requests of the batch shed as stale (<see cref="NtpWorker.ProcessBatch"/>).</summary>
+    public int Shed { get; set; }
+
     /// <summary>Responses of the batch that asked for the kernel's transmit timestamp (<see cref="NtpWorker.ProcessBatch"/>).</summary>
     public int TransmitRequests { get; set; }
 

@@ -35,6 +35,19 @@ public sealed record EngineOptions
     /// </summary>
     public bool AdaptiveBusyPoll { get; init; } = true;
 
+    /// <summary>
+    /// The longest a request may have waited in its socket's queue (from its kernel receive timestamp
+    /// to the worker reaching it) and still be answered while the worker has a backlog; older ones are
+    /// shed unanswered (<see cref="ResponseReason.Stale"/>). Past capacity every request would
+    /// otherwise wait for the whole receive buffer and be answered too late to be of use. Zero: never shed.
+    /// </summary>
+    public TimeSpan MaxQueueDelay { get; init; } = DefaultMaxQueueDelay;
+
+    public static readonly TimeSpan DefaultMaxQueueDelay = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>Each socket's receive buffer (SO_RCVBUFFORCE, else SO_RCVBUF up to rmem_max): large, so that bursts are queued, not dropped.</summary>
+    public int ReceiveBufferBytes { get; init; } = 4 << 20;
+
     /// <summary>Null: every client is allowed.</summary>
     public AccessList? Access { get; init; }
 

@@ -50,7 +50,7 @@ public sealed class NtpEngine : IDisposable
         }
         var endPoints = new List<IPEndPoint>();
         // Transmit timestamps serve the interleaved mode only: a basic-mode response cannot carry its own.
-        var socketOptions = new TimestampedSocketOptions { HardwareTimestamps = options.HardwareTimestamps, TransmitTimestamps = options.InterleavedEntries > 0 };
+        var socketOptions = new TimestampedSocketOptions { HardwareTimestamps = options.HardwareTimestamps, TransmitTimestamps = options.InterleavedEntries > 0, ReceiveBufferBytes = options.ReceiveBufferBytes };
         try
         {
             foreach (IPEndPoint endPoint in options.Listen)

@@ -45,7 +45,7 @@ public sealed class WorkerCounters
     /// </summary>
     public long KernelTransmitTimestamps(TimestampSource source, bool saved) => Volatile.Read(ref _kernelTransmit[KernelIndex(source, saved)]);
 
-    /// <summary>Looped transmit timestamps that could not be read: no timestamp, or no payload to match (net.core.tstamp_allow_data = 0).</summary>
+    /// <summary>Looped transmit timestamps that could not be read: no timestamp, or no UDP datagram found in what came back.</summary>
     public long UnreadableTransmitTimestamps => Volatile.Read(ref _unreadableTransmit);
 
     /// <summary>Bytes this worker's thread has allocated since it started (GC.GetAllocatedBytesForCurrentThread).</summary>

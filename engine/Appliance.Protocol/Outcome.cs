@@ -72,6 +72,12 @@ public enum ResponseReason : byte
 
     /// <summary>The request's authenticator does not verify under the cookie's C2S key.</summary>
     NtsBadAuthenticator,
+
+    /// <summary>
+    /// Waited in the socket's queue longer than the budget (<c>ntp.max-queue-delay</c>) while the
+    /// worker was overloaded (its queue standing): shed unanswered, before any parsing or decryption (issue #20).
+    /// </summary>
+    Stale,
 }
 
 /// <summary>
@@ -92,7 +98,7 @@ public static class OutcomeNames
     [
         "served", "unsynchronised", "unknown_key", "too_short", "unsupported_version", "unexpected_mode",
         "control_query", "private_query", "malformed_extension_field", "denied", "rate_limited", "oversized",
-        "nts_required", "nts_malformed", "nts_cookie_unknown_key", "nts_cookie_invalid", "nts_bad_authenticator",
+        "nts_required", "nts_malformed", "nts_cookie_unknown_key", "nts_cookie_invalid", "nts_bad_authenticator", "stale",
     ];
 
     public static int ActionCount => s_actions.Length;

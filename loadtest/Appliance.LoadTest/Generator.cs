@@ -55,6 +55,13 @@ internal sealed record GeneratorOptions
     public int LegitClients { get; init; } = 1;
 
     public TimeSpan LegitInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// When above 0, the requests stand for this many clients polling in turn (each polls again
+    /// after this many requests, as ntpperf's clients do): an answer that arrives after its client's
+    /// next request was sent is counted stale, the rest fresh.
+    /// </summary>
+    public int Pollers { get; init; }
 }
 
 /// <summary>A snapshot for the live progress line.</summary>
@@ -64,7 +71,9 @@ internal readonly record struct Progress(string Target, double Rate, double Elap
 /// The open-loop generator: sends at the target rate whatever the answers, from K source addresses ×
 /// M source ports, in sendmmsg batches (IP_PKTINFO picks each datagram's source address), and reads
 /// answers with recvmmsg and kernel receive timestamps. Every request carries a sequence number in
-/// the low bits of its transmit timestamp, so each answer is matched to its request exactly.
+/// the low bits of its transmit timestamp (above the lowest, which stays clear: an interleaved
+/// codec's receive timestamp is the same value with it set), so each answer is matched to its
+/// request exactly.
 /// </summary>
 internal sealed class Generator : IDisposable
 {
@@ -87,10 +96,12 @@ internal sealed class Generator : IDisposable
     private readonly ulong[] _ringTransmit = new ulong[RingSize];
     private readonly int[] _ringClient = new int[RingSize];
     private readonly byte[] _ringState = new byte[RingSize];
+    private readonly ulong[] _ringSequence = new ulong[RingSize];
     private readonly Reservoir _delay = new(200_000);
     private readonly Reservoir _offset = new(200_000);
     private readonly Reservoir _absOffset = new(200_000);
     private readonly Reservoir _processing = new(200_000);
+    private readonly Reservoir _response = new(200_000);
     private readonly int[] _sendClients = new int[TimestampedSocket.MaxSegments];
     private readonly ulong[] _sendTransmits = new ulong[TimestampedSocket.MaxSegments];
     private readonly int[] _pendingSlots;
@@ -101,6 +112,9 @@ internal sealed class Generator : IDisposable
     private readonly string?[] _reasons;
     private ulong _sequence;
     private bool _pinned;
+
+    /// <summary>This step's requests are interleaved ones: an answer's origin may be their receive value.</summary>
+    private bool _interleaved;
 
     public Generator(GeneratorOptions options)
     {
@@ -189,6 +203,7 @@ internal sealed class Generator : IDisposable
     public StepResult Run(IPEndPoint target, IRequestCodec codec, double rate, TimeSpan duration, ProcessProbe? server,
         Action<Progress>? progress, CancellationToken cancellationToken, string? label = null)
     {
+        _interleaved = codec is InterleavedCodec;
         if (_options.Cpu is int cpu && !_pinned)
         {
             _pinned = ThreadAffinity.PinCurrentThread(cpu, out _);
@@ -205,6 +220,8 @@ internal sealed class Generator : IDisposable
         _offset.Clear();
         _absOffset.Clear();
         _processing.Clear();
+        _response.Clear();
+        long fresh = 0, stale = 0;
 
         var invalid = new Dictionary<string, long>();
         var kod = new Dictionary<string, long>();
@@ -251,11 +268,11 @@ internal sealed class Generator : IDisposable
                     TimestampedSocket socket = sockets[socketIndex];
                     _send.Clear();
                     long t1 = SystemClock.RealtimeNanoseconds();
-                    ulong t1Ntp = NtpTimestamp.FromUnixNanoseconds(t1).Value & ~RingMask;
+                    ulong t1Ntp = NtpTimestamp.FromUnixNanoseconds(t1).Value & ~((RingMask << 1) | 1);
                     for (int i = 0; i < n; i++)
                     {
                         ulong seq = _sequence++ & RingMask;
-                        ulong transmit = t1Ntp | seq;
+                        ulong transmit = t1Ntp | (seq << 1);
                         // One send leaves from one socket (one source address, UDP GSO), but its
                         // requests speak for different simulated clients in turn: a server then meets
                         // each request under other NTS keys than the one before, as it would from a
@@ -280,6 +297,7 @@ internal sealed class Generator : IDisposable
                             }
                         }
                         _ringT1[seq] = t1;
+                        _ringSequence[seq] = _sequence - 1;
                         _ringTransmit[seq] = transmit;
                         _ringClient[seq] = client;
                         _ringState[seq] = measuring ? Measured : Warming;
@@ -358,6 +376,10 @@ internal sealed class Generator : IDisposable
                         {
                             valid++;
                             Record(_pendingSlots[p], _pendingSeq[p]);
+                            // Stale: its client's next request (Pollers requests later) has left already.
+                            bool late = _options.Pollers > 0 && _sequence - _ringSequence[_pendingSeq[p]] > (ulong)_options.Pollers;
+                            stale += late ? 1 : 0;
+                            fresh += late ? 0 : 1;
                         }
                         else
                         {
@@ -397,6 +419,7 @@ internal sealed class Generator : IDisposable
         double cpuAfter = server?.CpuSeconds() ?? double.NaN;
         double[] delay = _delay.Quantiles([0.5, 0.99, 0.999]);
         double[] processing = _processing.Quantiles([0.5, 0.9, 0.99, 0.999]);
+        double[] response = _response.Quantiles([0.5, 0.99]);
         return new StepResult
         {
             Target = label ?? target.ToString(),
@@ -425,6 +448,11 @@ internal sealed class Generator : IDisposable
             ProcessingP90Micros = processing[1] / 1000,
             ProcessingP99Micros = processing[2] / 1000,
             ProcessingP999Micros = processing[3] / 1000,
+            ResponseTimeP50Micros = response[0] / 1000,
+            ResponseTimeP99Micros = response[1] / 1000,
+            Fresh = _options.Pollers > 0 ? fresh : null,
+            Stale = _options.Pollers > 0 ? stale : null,
+            FreshRate = _options.Pollers > 0 ? fresh / seconds : null,
             ServerCpuMicrosPerResponse = server is null || answered == 0 ? null : (cpuAfter - cpuBefore) * 1e6 / answered,
             ServerPeakRssMiB = server is null ? null : server.PeakRssBytes() / (1 << 20),
             GeneratorLimited = sent < rate * seconds * 0.97,
@@ -458,8 +486,11 @@ internal sealed class Generator : IDisposable
             return "short";
         }
         var header = NtpHeader.Read(response);
-        seq = header.Origin.Value & RingMask;
-        if (_ringState[seq] == Closed || _ringTransmit[seq] != header.Origin.Value)
+        // A basic answer's origin is the request's transmit value; an interleaved one's (RFC 9769 §2)
+        // the request's receive value, the same with the lowest bit set.
+        ulong value = header.Origin.Value & ~1UL;
+        seq = (value >> 1) & RingMask;
+        if (_ringState[seq] == Closed || _ringTransmit[seq] != value || (value != header.Origin.Value && !_interleaved))
         {
             return "origin";
         }
@@ -490,12 +521,21 @@ internal sealed class Generator : IDisposable
         return null;
     }
 
-    /// <summary>Delay, offset and server processing time of a valid response (RFC 5905 §8).</summary>
+    /// <summary>
+    /// The response time (T4 − T1) of a valid response, and the delay, offset and server processing
+    /// time of a basic-mode one (RFC 5905 §8). An interleaved answer's transmit timestamp belongs to
+    /// an earlier exchange, so it gives none of the three.
+    /// </summary>
     private void Record(int slot, ulong seq)
     {
         var header = NtpHeader.Read(_receive.Payload(slot)[.._receive.Length(slot)]);
         long t1 = _ringT1[seq];
         long t4 = _receive.ReceiveTimestamp(slot) != 0 ? _receive.ReceiveTimestamp(slot) : SystemClock.RealtimeNanoseconds();
+        _response.Add(t4 - t1);
+        if ((header.Origin.Value & 1) != 0)
+        {
+            return;
+        }
         long t2 = header.Receive.ToUnixNanoseconds(t1);
         long t3 = header.Transmit.ToUnixNanoseconds(t1);
         long processing = t3 - t2;

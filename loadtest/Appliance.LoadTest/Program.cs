@@ -20,8 +20,8 @@ public static class Program
     private sealed record Common(
         IPEndPoint Target, IPEndPoint? Versus, int Clients, string? Source, int Ports, int Batch, int? Cpu,
         int? Pid, int? VersusPid, string? Json, string? Plot, string? Namespace, bool AllowRemote, double Loss, TimeSpan Warmup,
-        bool Nts, NtsKeTarget? Ke, NtsKeTarget? VersusKe, string? VersusProtocol,
-        int SpoofedSources, int Seed, IPAddress? Legit, int LegitClients, TimeSpan LegitInterval);
+        bool Nts, bool Interleaved, NtsKeTarget? Ke, NtsKeTarget? VersusKe, string? VersusProtocol,
+        int SpoofedSources, int Seed, IPAddress? Legit, int LegitClients, TimeSpan LegitInterval, int Pollers);
 
     /// <summary>Where a target's NTS-KE is, the name its certificate carries, and what to trust.</summary>
     private sealed record NtsKeTarget(IPEndPoint EndPoint, string Name, System.Security.Cryptography.X509Certificates.X509Certificate2Collection? Trust);
@@ -44,33 +44,35 @@ public static class Program
         var loss = new Option<double>("--loss") { DefaultValueFactory = _ => 1.0, Description = "loss threshold in percent for 'held'" };
         var warmup = new Option<string>("--warmup") { DefaultValueFactory = _ => "1s", Description = "traffic at each step's rate before measuring (0s: none)" };
         var nts = new Option<bool>("--nts") { Description = "send NTS-authenticated requests (each client does its own NTS-KE first)" };
+        var interleaved = new Option<bool>("--interleaved") { Description = "send plain requests as interleaved clients do (RFC 9769, chrony's xleave): each names an earlier response's receive timestamp, and the server answers with that response's transmit timestamp" };
         var ntske = new Option<string?>("--ntske") { Description = "TARGET's NTS-KE address:port (with --nts)" };
         var ntskeName = new Option<string>("--ntske-name") { DefaultValueFactory = _ => "localhost", Description = "the name TARGET's certificate must carry" };
         var ca = new Option<string?>("--ca") { Description = "PEM file of certificates to trust for TARGET's NTS-KE (default: the system's)" };
         var vsNtske = new Option<string?>("--vs-ntske") { Description = "the --vs server's NTS-KE address:port" };
         var vsNtskeName = new Option<string>("--vs-ntske-name") { DefaultValueFactory = _ => "localhost", Description = "the name the --vs server's certificate must carry" };
         var vsCa = new Option<string?>("--vs-ca") { Description = "PEM file to trust for the --vs server's NTS-KE" };
-        var vsProtocol = new Option<string?>("--vs-protocol") { Description = "ntp or nts for the --vs target (default: as TARGET); with --vs TARGET itself this compares NTS with plain NTP on one server" };
+        var vsProtocol = new Option<string?>("--vs-protocol") { Description = "ntp, interleaved or nts for the --vs target (default: as TARGET); with --vs TARGET itself this compares two protocols on one server" };
         var sourcesOption = new Option<string?>("--sources") { Description = "random:N: a flood from N distinct random addresses of 127.0.0.0/8 (plain NTP, loopback target), each datagram's source set with IP_PKTINFO on --ports wildcard sockets, instead of --clients × --ports sockets" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1, Description = "seeds the random source addresses of --sources" };
         var legit = new Option<string?>("--legit") { Description = "a legitimate client on this address (e.g. 127.99.0.1) polling TARGET beside the load; its share of answers is reported apart" };
         var legitInterval = new Option<string>("--legit-interval") { DefaultValueFactory = _ => "1s", Description = "each legitimate client's poll interval" };
+        var pollers = new Option<int>("--pollers") { Description = "count answers fresh or stale as for N clients polling in turn (each polls again N requests later, as ntpperf's do): stale answers came after their client's next request; 0: do not count" };
         var legitClients = new Option<int>("--legit-clients") { DefaultValueFactory = _ => 1, Description = "legitimate clients on consecutive addresses from --legit, taking turns" };
 
         Common Read(ParseResult p) => new(
             ParseEndPoint(p.GetValue(target)!), p.GetValue(versus) is { } v ? ParseEndPoint(v) : null,
             p.GetValue(clients), p.GetValue(source), p.GetValue(ports), p.GetValue(batch), p.GetValue(cpu), p.GetValue(pid),
             p.GetValue(versusPid), p.GetValue(json), p.GetValue(plot), p.GetValue(netns), p.GetValue(allowRemote), p.GetValue(loss),
-            ParseDuration(p.GetValue(warmup)!), p.GetValue(nts),
+            ParseDuration(p.GetValue(warmup)!), p.GetValue(nts), p.GetValue(interleaved),
             KeTarget(p.GetValue(ntske), p.GetValue(ntskeName)!, p.GetValue(ca)),
             KeTarget(p.GetValue(vsNtske), p.GetValue(vsNtskeName)!, p.GetValue(vsCa)), p.GetValue(vsProtocol),
             ParseSources(p.GetValue(sourcesOption)), p.GetValue(seed), p.GetValue(legit) is { } l ? IPAddress.Parse(l) : null, p.GetValue(legitClients),
-            ParseDuration(p.GetValue(legitInterval)!));
+            ParseDuration(p.GetValue(legitInterval)!), p.GetValue(pollers));
 
         void AddCommon(Command c)
         {
             c.Arguments.Add(target);
-            foreach (Option o in (Option[])[versus, clients, source, ports, batch, cpu, pid, versusPid, json, plot, netns, allowRemote, loss, warmup, nts, ntske, ntskeName, ca, vsNtske, vsNtskeName, vsCa, vsProtocol, sourcesOption, seed, legit, legitClients, legitInterval])
+            foreach (Option o in (Option[])[versus, clients, source, ports, batch, cpu, pid, versusPid, json, plot, netns, allowRemote, loss, warmup, nts, interleaved, ntske, ntskeName, ca, vsNtske, vsNtskeName, vsCa, vsProtocol, sourcesOption, seed, legit, legitClients, legitInterval, pollers])
             {
                 c.Options.Add(o);
             }
@@ -135,6 +137,17 @@ public static class Program
             Console.Error.WriteLine("appliance-loadtest: --sources random:N sends plain NTP to a 127.0.0.0/8 target");
             return ExitUsage;
         }
+        if (c.Interleaved && (c.Nts || c.SpoofedSources > 0))
+        {
+            // An interleaved client names its own earlier responses: one source address per client.
+            Console.Error.WriteLine("appliance-loadtest: --interleaved sends plain NTP from --clients × --ports sockets, without --nts or --sources");
+            return ExitUsage;
+        }
+        if (c.Pollers is < 0 or > 1 << 19)
+        {
+            Console.Error.WriteLine("appliance-loadtest: --pollers is 0 (off) to 524288");
+            return ExitUsage;
+        }
         if (c.LegitInterval <= TimeSpan.Zero || c.LegitClients is < 1 or > 4096)
         {
             Console.Error.WriteLine("appliance-loadtest: --legit-interval must be positive and --legit-clients from 1 to 4096");
@@ -154,20 +167,31 @@ public static class Program
             LegitClient = c.Legit,
             LegitClients = c.LegitClients,
             LegitInterval = c.LegitInterval,
+            Pollers = c.Pollers,
         });
         // Each target: where it is, how it is spoken to, what it is called in the report.
         var targets = new List<(IPEndPoint EndPoint, IRequestCodec Codec, ProcessProbe? Probe, string Label)>();
-        foreach ((IPEndPoint? endPoint, NtsKeTarget? ke, bool nts, int? pid) in (ValueTuple<IPEndPoint?, NtsKeTarget?, bool, int?>[])
-            [(c.Target, c.Ke, c.Nts, c.Pid), (c.Versus, c.VersusKe ?? c.Ke, c.VersusProtocol is null ? c.Nts : c.VersusProtocol == "nts", c.VersusPid ?? c.Pid)])
+        string protocol = c.Nts ? "nts" : c.Interleaved ? "interleaved" : "ntp";
+        foreach ((IPEndPoint? endPoint, NtsKeTarget? ke, string speaks, int? pid) in (ValueTuple<IPEndPoint?, NtsKeTarget?, string, int?>[])
+            [(c.Target, c.Ke, protocol, c.Pid), (c.Versus, c.VersusKe ?? c.Ke, c.VersusProtocol ?? protocol, c.VersusPid ?? c.Pid)])
         {
             if (endPoint is null)
             {
                 continue;
             }
             IRequestCodec codec;
-            if (!nts)
+            if (speaks == "ntp")
             {
                 codec = new NtpCodec();
+            }
+            else if (speaks == "interleaved")
+            {
+                codec = new InterleavedCodec(generator.Clients);
+            }
+            else if (speaks != "nts")
+            {
+                Console.Error.WriteLine($"appliance-loadtest: --vs-protocol is ntp, interleaved or nts, not '{speaks}'");
+                return ExitUsage;
             }
             else if (ke is null)
             {

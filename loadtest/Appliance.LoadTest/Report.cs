@@ -50,6 +50,14 @@ internal static class Report
             }
             sb.AppendLine();
         }
+        if (report.Steps.Any(s => s.Fresh is not null))
+        {
+            sb.AppendLine();
+            foreach (StepResult s in report.Steps.Where(s => s.Fresh is not null))
+            {
+                sb.AppendLine(Inv($"- {s.Target} at {s.TargetRate:0}/s: fresh {s.FreshRate:0}/s ({s.Fresh} fresh, {s.Stale} stale); response time p50 {s.ResponseTimeP50Micros:0} µs, p99 {s.ResponseTimeP99Micros:0} µs"));
+            }
+        }
         if (report.Steps.Any(s => s.Legit is not null))
         {
             sb.AppendLine();

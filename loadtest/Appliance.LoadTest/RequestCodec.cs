@@ -88,7 +88,10 @@ internal sealed class NtpCodec : IRequestCodec
 
     public int FixedRequestLength => NtpHeader.Length;
 
-    public int WriteRequest(Span<byte> destination, int client, ulong transmit)
+    public int WriteRequest(Span<byte> destination, int client, ulong transmit) => Write(destination, transmit);
+
+    /// <summary>A basic-mode request with <paramref name="transmit"/> as its transmit timestamp; returns its length.</summary>
+    public static int Write(Span<byte> destination, ulong transmit)
     {
         destination[..NtpHeader.Length].Clear();
         destination[0] = NtpHeader.FirstOctet(LeapIndicator.NoWarning, 4, NtpMode.Client);

@@ -50,6 +50,19 @@ internal sealed record StepResult
     /// <summary>Server CPU time per answered request (with --pid).</summary>
     public double? ServerCpuMicrosPerResponse { get; init; }
 
+    /// <summary>T4 − T1 of valid answers: the time a client waits, the server's queue included.</summary>
+    public double ResponseTimeP50Micros { get; init; }
+
+    public double ResponseTimeP99Micros { get; init; }
+
+    /// <summary>With pollers (<see cref="GeneratorOptions.Pollers"/>): valid answers that came before their client's next request.</summary>
+    public long? Fresh { get; init; }
+
+    /// <summary>With pollers: valid answers that came after their client's next request had left (of no use to it).</summary>
+    public long? Stale { get; init; }
+
+    public double? FreshRate { get; init; }
+
     /// <summary>Server peak resident memory, MiB (with --pid).</summary>
     public double? ServerPeakRssMiB { get; init; }
 

@@ -11,6 +11,8 @@
 # docs/benchmarks.md.
 # BENCH_ONLY=ntske-attack runs only the NTS-KE attack section (ntske-attack.sh) and puts it in place.
 # BENCH_ONLY=roughtime runs only the Roughtime over-the-wire section (roughtime.sh) and puts it in place.
+# BENCH_ONLY=interleaved runs only the interleaved-mode over-the-wire section (interleaved.sh) and puts it in place.
+# BENCH_ONLY=overload runs only the overload section (overload.sh: 1x, 1.5x, 3x capacity against chronyd) and puts it in place.
 # BENCH_ONLY=bdn runs only the BenchmarkDotNet suites (the request path in memory: AES-SIV beside
 # AES-128-GCM-SIV, the NTS batch path per AEAD) and puts their section in place.
 # The Soak section (make soak, an hour) is not measured here: it is carried over from the doc as it was.
@@ -19,7 +21,7 @@ cd "$(dirname "$0")/../.."
 root=$(pwd)
 CONFIG=${CONFIG:-Release}
 only=${BENCH_ONLY:-}
-case "$only" in ""|cpu|memory|floods|ntske-attack|roughtime|bdn) ;; *) echo "bench: BENCH_ONLY is empty, cpu, memory, floods, ntske-attack, roughtime or bdn, not '$only'"; exit 2;; esac
+case "$only" in ""|cpu|memory|floods|ntske-attack|roughtime|interleaved|overload|bdn) ;; *) echo "bench: BENCH_ONLY is empty, cpu, memory, floods, ntske-attack, roughtime, interleaved, overload or bdn, not '$only'"; exit 2;; esac
 bdn="dotnet tests/Appliance.Benchmarks/bin/$CONFIG/net10.0/Appliance.Benchmarks.dll --filter '*' --job short --memory --exporters github --artifacts out/bench/bdn"
 out=out/bench
 rm -rf "$out"; mkdir -p "$out"
@@ -29,6 +31,15 @@ if [ "$only" = ntske-attack ]; then
 fi
 if [ "$only" = roughtime ]; then
   tests/Appliance.Benchmarks/roughtime.sh "$out" docs/benchmarks.md
+  exit 0
+fi
+if [ "$only" = interleaved ]; then
+  tests/Appliance.Benchmarks/interleaved.sh "$out" docs/benchmarks.md
+  exit 0
+fi
+if [ "$only" = overload ]; then
+  tests/peers/install.sh >/dev/null
+  tests/Appliance.Benchmarks/overload.sh "$out" docs/benchmarks.md
   exit 0
 fi
 if [ "$only" = memory ]; then
@@ -120,20 +131,7 @@ $(ntske_yaml "$p_ke" "client-limit: { connections: 100000, interval: 1s }")
 YAML
 dotnet "server/Appliance.Server/bin/$CONFIG/net10.0/appliance.dll" serve --config "$W/appliance.yaml" > "$out/appliance.log" 2>&1 & pid_app=$!; pids+=("$pid_app")
 taskset -c "$server_cpu" "$W/ntpref" -p "$p_ref" -a 127.0.0.1 & pid_ref=$!; pids+=("$pid_ref")
-mkdir -p "$W/chrony" && chown _chrony:_chrony "$W/chrony" && chmod 750 "$W/chrony"
-cat > "$W/chrony.conf" <<CONF
-port $p_chrony
-bindaddress 127.0.0.1
-local stratum 1
-allow 127.0.0.0/8
-ntsport $p_chrony_ke
-ntsservercert $W/server.crt
-ntsserverkey $W/server.key
-ntsdumpdir $W/chrony
-cmdport 0
-bindcmdaddress $W/chrony/chronyd.sock
-pidfile $W/chrony/chronyd.pid
-CONF
+chrony_conf "$p_chrony" "$p_chrony_ke" > "$W/chrony.conf"
 taskset -c "$server_cpu" chronyd -x -d -f "$W/chrony.conf" > "$out/chronyd.log" 2>&1 & pid_chrony=$!; pids+=("$pid_chrony")
 for i in $(seq 1 100); do grep -q "serving NTP" "$out/appliance.log" && break; sleep 0.1; done
 grep -q "serving NTP" "$out/appliance.log" || { echo "bench: the appliance did not start:"; cat "$out/appliance.log"; exit 1; }
@@ -405,3 +403,5 @@ PY
 { echo; cat "$out/soak-kept.md"; } >> docs/benchmarks.md
 tests/Appliance.Benchmarks/ntske-attack.sh "$out" docs/benchmarks.md
 tests/Appliance.Benchmarks/roughtime.sh "$out" docs/benchmarks.md
+tests/Appliance.Benchmarks/interleaved.sh "$out" docs/benchmarks.md
+tests/Appliance.Benchmarks/overload.sh "$out" docs/benchmarks.md

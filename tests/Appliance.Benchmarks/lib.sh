@@ -39,3 +39,35 @@ ntske_yaml() {
     "$1" "$W" "$W" "$W"
   [ -z "${2:-}" ] || printf '  %s\n' "$2"
 }
+
+# put_section FILE DOC: FILE's "## Heading" section replaces DOC's section of that heading, or is added at its end.
+put_section() {
+  python3 - "$1" "$2" <<'PY'
+import re, sys
+section, path = open(sys.argv[1]).read().rstrip("\n") + "\n", sys.argv[2]
+heading = section.split("\n", 1)[0]
+doc = open(path).read()
+pattern = re.escape(heading) + r"\n.*?(?=\n## |\Z)"
+doc = re.sub(pattern, lambda _: section, doc, flags=re.S) if re.search(pattern, doc, flags=re.S) else doc.rstrip("\n") + "\n\n" + section
+open(path, "w").write(doc)
+PY
+}
+
+# chrony_conf NTP_PORT NTSKE_PORT: a chronyd serving NTP and NTS on 127.0.0.1 with the bench
+# certificate, its state under $W/chrony (made for _chrony); the configuration on standard output.
+chrony_conf() {
+  mkdir -p "$W/chrony" && chown _chrony:_chrony "$W/chrony" && chmod 750 "$W/chrony"
+  cat <<CONF
+port $1
+bindaddress 127.0.0.1
+local stratum 1
+allow 127.0.0.0/8
+ntsport $2
+ntsservercert $W/server.crt
+ntsserverkey $W/server.key
+ntsdumpdir $W/chrony
+cmdport 0
+bindcmdaddress $W/chrony/chronyd.sock
+pidfile $W/chrony/chronyd.pid
+CONF
+}

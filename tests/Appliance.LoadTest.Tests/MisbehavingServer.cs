@@ -9,6 +9,9 @@ public enum Misbehaviour
 {
     Correct,
     WrongOrigin,
+
+    /// <summary>The origin is the request's transmit value with its lowest bit set: an interleaved answer to a request that was not one.</summary>
+    OddOrigin,
     WrongMode,
     KissRate,
     Unsynchronised,
@@ -64,7 +67,7 @@ public sealed class MisbehavingServer : IDisposable
             buffer[0] = how == Misbehaviour.WrongMode ? (byte)0x23 : how is Misbehaviour.Unsynchronised or Misbehaviour.KissRate ? (byte)0xE4 : (byte)0x24;
             buffer[1] = how switch { Misbehaviour.KissRate => 0, Misbehaviour.Unsynchronised => 16, _ => 2 };
             BinaryPrimitives.WriteUInt32BigEndian(buffer.AsSpan(12), how == Misbehaviour.KissRate ? 0x52415445u : 0xC0000201u);
-            BinaryPrimitives.WriteUInt64BigEndian(buffer.AsSpan(24), how == Misbehaviour.WrongOrigin ? transmit ^ 0x10000 : transmit);
+            BinaryPrimitives.WriteUInt64BigEndian(buffer.AsSpan(24), how switch { Misbehaviour.WrongOrigin => transmit ^ 0x10000, Misbehaviour.OddOrigin => transmit | 1, _ => transmit });
             BinaryPrimitives.WriteUInt64BigEndian(buffer.AsSpan(32), now);
             BinaryPrimitives.WriteUInt64BigEndian(buffer.AsSpan(40), now);
             _socket.SendTo(buffer.AsSpan(0, 48), SocketFlags.None, peer);

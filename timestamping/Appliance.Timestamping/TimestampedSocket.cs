@@ -107,11 +107,7 @@ public sealed unsafe class TimestampedSocket : IDisposable
             int transmitFlags = options.TransmitTimestamps && timestamping
                 ? Libc.SofTimestampingTxSoftware | (options.HardwareTimestamps ? Libc.SofTimestampingTxHardware : 0)
                 : 0;
-            // SO_RCVBUFFORCE exceeds rmem_max when we are privileged; fall back to what the limit allows.
-            if (Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoRcvBufForce, options.ReceiveBufferBytes) != 0)
-            {
-                Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoRcvBuf, options.ReceiveBufferBytes);
-            }
+            SetReceiveBuffer(fd, options.ReceiveBufferBytes);
             var timeout = new Timeval
             {
                 Seconds = (long)options.ReceiveTimeout.TotalSeconds,
@@ -138,6 +134,22 @@ public sealed unsafe class TimestampedSocket : IDisposable
     }
 
     /// <summary>Kernel receive timestamps; <paramref name="timestamping"/> says SO_TIMESTAMPING (whose reporting flags transmit timestamps need) was taken.</summary>
+    /// <summary>
+    /// Sets the receive buffer: what the kernel queues for the socket before it drops datagrams on
+    /// arrival. Lowered while a worker sheds (issue #20): the excess is then dropped by the kernel as
+    /// it arrives, which costs the worker nothing, instead of queued for the worker to shed one by one.
+    /// </summary>
+    public void SetReceiveBuffer(int bytes) => SetReceiveBuffer(_fd.Value, bytes);
+
+    /// <summary>SO_RCVBUFFORCE exceeds rmem_max when we are privileged; fall back to what the limit allows.</summary>
+    private static void SetReceiveBuffer(int fd, int bytes)
+    {
+        if (Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoRcvBufForce, bytes) != 0)
+        {
+            Libc.SetSockOptInt(fd, Libc.SolSocket, Libc.SoRcvBuf, bytes);
+        }
+    }
+
     private static bool EnableTimestamps(int fd, bool hardware, out bool timestamping)
     {
         int flags = Libc.SofTimestampingRxSoftware | Libc.SofTimestampingSoftware;

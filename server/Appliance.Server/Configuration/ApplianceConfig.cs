@@ -108,6 +108,9 @@ public sealed record NtpConfig(
 
     /// <summary>Answer interleaved-mode requests in interleaved mode (RFC 9769).</summary>
     public bool Interleaved { get; init; } = true;
+
+    /// <summary>Shed requests that waited longer than this while a worker is overloaded; zero: never (<c>ntp.max-queue-delay</c>).</summary>
+    public TimeSpan MaxQueueDelay { get; init; } = TimeSpan.FromMilliseconds(2);
 }
 
 /// <summary>The leap-smear listener (docs/leap-smear.md).</summary>

@@ -168,6 +168,20 @@ public static class ConfigKeys
         Chrony = null,
     };
 
+    public static ConfigKey NtpMaxQueueDelay { get; } = new()
+    {
+        Path = "ntp.max-queue-delay",
+        Type = ConfigType.Duration,
+        Min = "100us",
+        Max = "1s",
+        Words = ["off"],
+        Default = "2ms",
+        Doc = "Past capacity, the longest a request may have waited in its socket's queue and still be answered: older ones are dropped unanswered (`appliance_ntp_drops_total{reason=\"stale\"}`), NTS ones before decryption, so what is answered is answered promptly. Only while a worker's queue stands (every receive full, the oldest request past the budget, for 100 ms: CoDel's test); `off` answers everything however late.",
+        Example = "5ms",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
     public static ConfigKey NtpRateLimit { get; } = new()
     {
         Path = "ntp.rate-limit",
@@ -1202,7 +1216,7 @@ public static class ConfigKeys
     public static IReadOnlyList<ConfigKey> All { get; } =
     [
         Ntp, NtpListen, NtpListenAddress, NtpListenRequireNts, NtpRequireNts, NtpWorkers, NtpBatch, NtpCpuAffinity,
-        NtpBackgroundNice, NtpHardwareTimestamps, NtpInterleaved, NtpBusyPoll, NtpRateLimit, NtpRateLimitInterval, NtpRateLimitBurst, NtpRateLimitLeak,
+        NtpBackgroundNice, NtpHardwareTimestamps, NtpInterleaved, NtpBusyPoll, NtpMaxQueueDelay, NtpRateLimit, NtpRateLimitInterval, NtpRateLimitBurst, NtpRateLimitLeak,
         NtpRateLimitKod, NtpRateLimitClients, NtpAccess, NtpAccessAllow, NtpAccessDeny, NtpAccessDenyAction,
         NtpSmear, NtpSmearListen, NtpSmearReferenceId,
         NtsKe, NtsKeListen, NtsKeCertificate, NtsKePrivateKey, NtsKeKeys, NtsKeKeysStorage, NtsKeKeysRotation,

@@ -38,6 +38,7 @@ internal static class NtpBinder
 
         YamlNode workers = ntp[K.NtpWorkers]!;
         YamlNode busyPoll = ntp[K.NtpBusyPoll]!;
+        YamlNode maxQueueDelay = ntp[K.NtpMaxQueueDelay]!;
         Section access = r.Section(ntp, K.NtpAccess);
         RateLimitSettings? rateLimit = RateLimit(r, ntp);
         AccessList accessList = Access(r, access);
@@ -65,6 +66,7 @@ internal static class NtpBinder
         {
             Smear = smear,
             Interleaved = r.Boolean(ntp, K.NtpInterleaved),
+            MaxQueueDelay = ConfigReader.Is(maxQueueDelay, "off") ? TimeSpan.Zero : r.Duration(ntp, K.NtpMaxQueueDelay),
         };
     }
 

@@ -35,7 +35,7 @@ public sealed record ControlContext(
 }
 
 /// <summary>Requests per second, by how they ended (see <see cref="RequestTotals"/>).</summary>
-public readonly record struct RequestRates(double Received, double Answered, double KissOfDeath, double Dropped);
+public readonly record struct RequestRates(double Received, double Answered, double KissOfDeath, double Dropped, double Shed = 0);
 
 /// <summary>
 /// The verbs of the control socket, each building its report from the live server (read-only verbs
@@ -160,7 +160,7 @@ public sealed class ControlVerbs(ControlContext context)
             }
             double seconds = (lastAt - firstAt) / 1e9;
             return new RequestRates((last.Received - first.Received) / seconds, (last.Answered - first.Answered) / seconds,
-                (last.KissOfDeath - first.KissOfDeath) / seconds, (last.Dropped - first.Dropped) / seconds);
+                (last.KissOfDeath - first.KissOfDeath) / seconds, (last.Dropped - first.Dropped) / seconds, (last.Shed - first.Shed) / seconds);
         }
     }
 

@@ -302,6 +302,7 @@ public sealed partial class ApplianceServer : IAsyncDisposable
             HardwareTimestamps = ntp.HardwareTimestamps,
             InterleavedEntries = ntp.Interleaved ? EngineOptions.DefaultInterleavedEntries : 0,
             BusyPoll = ntp.BusyPoll,
+            MaxQueueDelay = ntp.MaxQueueDelay,
             Access = ntp.Access,
             DenyAction = ntp.DenyAction,
             RateLimit = ntp.RateLimit,

@@ -99,6 +99,7 @@ public static class ConfigDiff
         [K.NtpHardwareTimestamps.Path] = c => Text(c.Ntp.HardwareTimestamps),
         [K.NtpInterleaved.Path] = c => Text(c.Ntp.Interleaved),
         [K.NtpBusyPoll.Path] = c => Text(c.Ntp.BusyPoll),
+        [K.NtpMaxQueueDelay.Path] = c => Text(c.Ntp.MaxQueueDelay),
         [K.NtpRateLimit.Path] = c => c.Ntp.RateLimit is null ? "off" : "on",
         [K.NtpRateLimitInterval.Path] = c => Rate(c, r => r.Interval),
         [K.NtpRateLimitBurst.Path] = c => Rate(c, r => r.Burst),

@@ -100,7 +100,7 @@ public sealed class ApplianceMetrics
         _kernelTransmit = factory.CreateCounter("appliance_ntp_kernel_transmit_timestamps_total",
             "Transmit timestamps of interleaved responses read back from the kernel (SO_TIMESTAMPING), by source, and whether they replaced the saved one (saved) or their response was no longer held (unmatched).", "source", "result");
         _kernelTransmitUnreadable = factory.CreateCounter("appliance_ntp_kernel_transmit_timestamps_unreadable_total",
-            "Looped transmit timestamps that could not be matched to a response: no timestamp, or no payload (net.core.tstamp_allow_data = 0).");
+            "Looped transmit timestamps that could not be matched to a response: no timestamp, or no UDP datagram found in what came back.");
         _rateTableEntries = factory.CreateGauge("appliance_ntp_rate_limit_clients", "Clients tracked in the rate-limit tables.");
         _rateTableCapacity = factory.CreateGauge("appliance_ntp_rate_limit_capacity", "Room in the rate-limit tables (their fixed bound).");
         _rateTableEvictions = factory.CreateCounter("appliance_ntp_rate_limit_evictions_total",

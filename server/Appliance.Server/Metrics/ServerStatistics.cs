@@ -56,7 +56,7 @@ public sealed class ServerStatistics
     /// </summary>
     public static RequestTotals Totals(NtpEngine engine)
     {
-        long received = 0, answered = 0, kod = 0, dropped = 0;
+        long received = 0, answered = 0, kod = 0, dropped = 0, shed = 0;
         foreach (NtpWorker worker in engine.Workers)
         {
             WorkerCounters counters = worker.Counters;
@@ -67,8 +67,9 @@ public sealed class ServerStatistics
                 kod += counters.Get(ResponseAction.KissOfDeath, (ResponseReason)r);
                 dropped += counters.Get(ResponseAction.Drop, (ResponseReason)r);
             }
+            shed += counters.Get(ResponseAction.Drop, ResponseReason.Stale);
         }
-        return new RequestTotals(received, answered, kod, dropped);
+        return new RequestTotals(received, answered, kod, dropped, shed);
     }
 
     /// <summary>Datagrams received by each worker, by worker index.</summary>
@@ -121,4 +122,5 @@ public sealed class ServerStatistics
 /// <param name="Answered">Time responses (plain and NTS, as <see cref="ServerStatistics.Total"/> of Respond).</param>
 /// <param name="KissOfDeath">Kiss-o'-Death responses and NTS NAKs.</param>
 /// <param name="Dropped">Requests given no response.</param>
-public readonly record struct RequestTotals(long Received, long Answered, long KissOfDeath, long Dropped);
+/// <param name="Shed">Of those dropped, the ones shed as stale (a worker behind, docs/overload.md).</param>
+public readonly record struct RequestTotals(long Received, long Answered, long KissOfDeath, long Dropped, long Shed = 0);

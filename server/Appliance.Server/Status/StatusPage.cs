@@ -158,6 +158,8 @@ public static class StatusPage
         RateRow(html, "answered", "Answered", rates.Answered, stats.Answered);
         RateRow(html, "kod", "Kiss-o'-Death", rates.KissOfDeath, stats.KodSent.Values.Sum()); // NTS NAKs are in it (kod/nts_cookie_*)
         RateRow(html, "dropped", "Dropped", rates.Dropped, stats.Dropped.Values.Sum());
+        // Of the dropped, those shed because a worker is behind (docs/overload.md): overload, not bad input.
+        RateRow(html, "shed", "Shed (overloaded)", rates.Shed, stats.Dropped.GetValueOrDefault("stale"));
         html.Append("</table>");
         Counts(html, "drop-reasons", "Dropped, by reason", stats.Dropped);
         Counts(html, "kod-reasons", "Kiss-o'-Death, by reason", stats.KodSent);

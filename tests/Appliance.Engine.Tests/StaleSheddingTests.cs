@@ -1,0 +1,153 @@
+using System.Net;
+using System.Net.Sockets;
+using Appliance.Engine;
+using Appliance.Protocol;
+using Appliance.Testing;
+using Appliance.Timestamping;
+
+namespace Appliance.Engine.Tests;
+
+/// <summary>
+/// Graceful overload (issue #20): a request that waited in its socket's queue past
+/// <c>ntp.max-queue-delay</c> while the worker is overloaded is shed unanswered and counted stale,
+/// before it is parsed; fresh ones are answered.
+/// </summary>
+public class StaleSheddingTests
+{
+    private const long Now = 1_795_435_203_000_000_000;
+    private static readonly IPEndPoint s_client = new(IPAddress.Parse("192.0.2.7"), 40000);
+
+    [Fact]
+    public void RequestsOlderThanTheBudget_AreShed_FreshOnesAnswered()
+    {
+        using var batch = new PacketBatch(6);
+        var counters = new WorkerCounters();
+        var scratch = new BatchScratch(6, null) { ShedBefore = Now - 2_000_000 };
+        batch.Load(0, NtpQuery.ClientRequest(1), s_client, Now - 500_000);            // 0.5 ms in the queue: answered
+        batch.Load(1, NtpQuery.ClientRequest(2), s_client, Now - 2_000_001);          // just over 2 ms: shed
+        batch.Load(2, NtpQuery.ClientRequest(3), s_client, Now - 40_000_000);         // 40 ms: shed
+        batch.Load(3, NtpQuery.ClientRequest(4), s_client, 0);                        // no kernel stamp: no age, answered
+        batch.Load(4, NtpQuery.ClientRequest(5), s_client, Now - 5_000_000_000);      // "5 s": a clock step, not a queue: answered
+        batch.Load(5, new byte[10], s_client, Now - 40_000_000);                      // stale and malformed: shed before it is read
+        var policy = default(AllowAllPolicy);
+
+        NtpWorker.ProcessBatch(batch, EngineFixture.SyncedCell().Current, ref policy, counters, scratch);
+
+        Assert.Equal([48, 0, 0, 48, 48, 0], Enumerable.Range(0, 6).Select(batch.ResponseLength));
+        Assert.Equal(3, counters.Get(ResponseAction.Drop, ResponseReason.Stale));
+        Assert.Equal(0, counters.Get(ResponseAction.Drop, ResponseReason.TooShort));
+        Assert.Equal(3, counters.Get(ResponseAction.Respond, ResponseReason.Served));
+        Assert.Equal(6, counters.Received);
+    }
+
+    [Fact]
+    public void AStaleNtsRequest_IsShedBeforeItsFieldsAreRead()
+    {
+        // An NTS-looking request whose fields do not parse: read, it would be nts_malformed (or
+        // malformed_extension_field); shed, it is stale and nothing of it is looked at.
+        byte[] request = [.. NtpQuery.ClientRequest(7), 0x01, 0x04, 0x00, 0x28, .. new byte[12]];
+        using var batch = new PacketBatch(2);
+        var counters = new WorkerCounters();
+        var scratch = new BatchScratch(2, null) { ShedBefore = Now - 2_000_000 };
+        batch.Load(0, request, s_client, Now - 10_000_000);
+        batch.Load(1, request, s_client, Now - 100_000);
+        var policy = default(AllowAllPolicy);
+
+        NtpWorker.ProcessBatch(batch, EngineFixture.SyncedCell().Current, ref policy, counters, scratch);
+
+        Assert.Equal(1, counters.Get(ResponseAction.Drop, ResponseReason.Stale));
+        Assert.Equal(0, batch.ResponseLength(0));
+        Assert.Equal(1, counters.Get(ResponseAction.Drop, ResponseReason.MalformedExtensionField) + counters.Get(ResponseAction.Drop, ResponseReason.NtsMalformed));
+    }
+
+    [Fact]
+    public void WithoutABudget_NothingIsShed()
+    {
+        using var batch = new PacketBatch(1);
+        var counters = new WorkerCounters();
+        var scratch = new BatchScratch(1, null); // ShedBefore 0: ntp.max-queue-delay off, or no backlog
+        batch.Load(0, NtpQuery.ClientRequest(1), s_client, Now - 500_000_000);
+        var policy = default(AllowAllPolicy);
+        NtpWorker.ProcessBatch(batch, EngineFixture.SyncedCell().Current, ref policy, counters, scratch);
+        Assert.Equal(48, batch.ResponseLength(0));
+        Assert.Equal(0, counters.Get(ResponseAction.Drop, ResponseReason.Stale));
+    }
+
+    /// <summary>
+    /// Through a real worker: a lone request that waited out a stall is answered, and so is the
+    /// queue that piled up behind a stall: the worker drains it by itself, so it is no overload.
+    /// </summary>
+    [Fact]
+    public async Task AStallAndTheQueueBehindIt_AreAnsweredWhole()
+    {
+        using NtpEngine engine = EngineFixture.Start(EngineFixture.Options());
+        NtpWorker worker = engine.Workers[0];
+        IPEndPoint server = engine.LocalEndPoints[0];
+        int stall = 0;
+        worker.BeforeBatch = _ =>
+        {
+            if (Interlocked.Exchange(ref stall, 0) == 1)
+            {
+                Thread.Sleep(30);
+            }
+        };
+
+        Volatile.Write(ref stall, 1);
+        Assert.NotNull(await NtpQuery.ExchangeAsync(server, NtpQuery.ClientRequest(1), TimeSpan.FromSeconds(5)));
+
+        // One request starts a stall; 600 more pile up behind it meanwhile, 25 ms old when it ends.
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        client.Connect(server);
+        Volatile.Write(ref stall, 1);
+        client.Send(NtpQuery.ClientRequest(2));
+        await Task.Delay(5);
+        for (int i = 0; i < 600; i++)
+        {
+            client.Send(NtpQuery.ClientRequest(100 + (ulong)i));
+        }
+        await WaitFor(() => worker.Counters.Get(ResponseAction.Respond, ResponseReason.Served) == 602);
+        Assert.Equal(0, worker.Counters.Get(ResponseAction.Drop, ResponseReason.Stale));
+    }
+
+    /// <summary>
+    /// A worker slowed to about 64 requests a millisecond, flooded for half a second: its queue
+    /// stands past the budget, so after CoDel's interval it sheds, and answers the rest.
+    /// </summary>
+    [Fact]
+    public async Task ASustainedOverload_IsShed_AndTheRestAnswered()
+    {
+        using NtpEngine engine = EngineFixture.Start(EngineFixture.Options());
+        NtpWorker worker = engine.Workers[0];
+        worker.BeforeBatch = _ => Thread.Sleep(1);
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        client.Connect(engine.LocalEndPoints[0]);
+        byte[] request = NtpQuery.ClientRequest(3);
+        var flood = System.Diagnostics.Stopwatch.StartNew();
+        long sent = 0;
+        while (flood.ElapsedMilliseconds < 500)
+        {
+            client.Send(request);
+            sent++;
+        }
+        // The kernel drops part of the flood at arrival once the worker lowers its buffer: wait for the queue to drain.
+        long received;
+        do
+        {
+            received = worker.Counters.Received;
+            await Task.Delay(100);
+        }
+        while (worker.Counters.Received != received);
+        long stale = worker.Counters.Get(ResponseAction.Drop, ResponseReason.Stale);
+        long served = worker.Counters.Get(ResponseAction.Respond, ResponseReason.Served);
+        Assert.True(stale > 0 && served > 0, $"sent {sent}, received {worker.Counters.Received}, served {served}, shed {stale}");
+    }
+
+    private static async Task WaitFor(Func<bool> condition)
+    {
+        for (int i = 0; i < 250 && !condition(); i++)
+        {
+            await Task.Delay(20);
+        }
+        Assert.True(condition());
+    }
+}
