@@ -542,6 +542,7 @@ public sealed class NtpWorker : IDisposable
         InterleavedTable? interleaved = scratch.Interleaved;
         scratch.TransmitRequests = 0;
         long shedBefore = scratch.ShedBefore;
+        long previousRx = 0;
         scratch.Shed = 0;
         for (int i = 0; i < count; i++)
         {
@@ -563,6 +564,13 @@ public sealed class NtpWorker : IDisposable
                 // interleaved state keys on them, RFC 9769 §2).
                 rx = (fallback != 0 ? fallback : fallback = SystemClock.RealtimeNanoseconds()) + i;
             }
+            else if (interleaved is not null && rx <= previousRx)
+            {
+                // Datagrams the kernel coalesced (GRO, or a client's UDP GSO send on loopback) share
+                // one receive stamp: a nanosecond apart, they keep their own keys in the interleaved state.
+                rx = previousRx + 1;
+            }
+            previousRx = rx;
             if (batch.Truncated(i))
             {
                 counters.Count(Outcome.Drop(ResponseReason.Oversized));

@@ -174,4 +174,31 @@ public class InterleavedModeTests
         Assert.Equal(NtpTimestamp.FromUnixNanoseconds(Start + 4), response.Transmit);
         Assert.Equal(1UL, response.Transmit.Value & 1); // 4 ns: fraction 17, odd as the clock gave it; nothing cleared it
     }
+
+    /// <summary>
+    /// Datagrams the kernel coalesced (GRO, or a client's UDP GSO send on loopback) arrive with one
+    /// receive stamp: each response still gets a receive timestamp of its own, so each can be named
+    /// by its client's next request (RFC 9769 §2: a timestamp two responses share answers neither).
+    /// </summary>
+    [Fact]
+    public void RequestsSharingOneKernelStamp_GetReceiveTimestampsOfTheirOwn()
+    {
+        var table = new InterleavedTable(64, 5);
+        using var batch = new PacketBatch(3);
+        var scratch = new BatchScratch(3, null, table);
+        for (int i = 0; i < 3; i++)
+        {
+            batch.Load(i, NtpQuery.ClientRequest(1 + (ulong)i), s_clientA, Start);
+        }
+        var policy = new ServerPolicy(null, DenyAction.Ignore, null);
+        ServerState state = EngineFixture.SyncedCell().Current;
+        NtpWorker.ProcessBatch(batch, state, ref policy, new WorkerCounters(), scratch);
+        NtpWorker.StampTransmit(batch, state, scratch, Start + 50);
+        NtpWorker.SaveInterleaved(batch, scratch);
+
+        NtpTimestamp[] receives = [.. Enumerable.Range(0, 3).Select(i => NtpHeader.Read(batch.Payload(i)).Receive)];
+        Assert.Equal(3, receives.Distinct().Count());
+        Assert.Equal(NtpResponder.MarkReceive(NtpTimestamp.FromUnixNanoseconds(Start)), receives[0]);
+        Assert.All(receives, r => Assert.True(table.TryTake(r, NetAddress.FromIPAddress(s_clientA.Address), out _), "each response can be named once"));
+    }
 }

@@ -14,6 +14,7 @@ namespace Appliance.Server.Control;
 /// <param name="CorrectionSeconds">Software mode: served time minus the untouched system clock (0 in kernel mode).</param>
 /// <param name="Leap">none, insert, delete or unsynchronised, as served.</param>
 /// <param name="RequestsPerSecond">NTP requests received per second over the last 10 s.</param>
+/// <param name="ShedPerSecond">Of those, shed unanswered per second because a worker was overloaded (docs/overload.md).</param>
 public sealed record StatusReport(
     string Version,
     string ClockMode,
@@ -32,7 +33,8 @@ public sealed record StatusReport(
     string Leap,
     double UptimeSeconds,
     double RequestsPerSecond,
-    long Requests);
+    long Requests,
+    double ShedPerSecond = 0);
 
 /// <summary><c>appliance sources</c>: like <c>chronyc sources -v</c> and <c>sourcestats</c>.</summary>
 public sealed record SourcesReport(IReadOnlyList<SourceReport> Sources);

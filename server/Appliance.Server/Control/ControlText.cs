@@ -26,6 +26,11 @@ public static class ControlText
         Line(text, "Root dispersion", $"{Seconds(s.RootDispersionSeconds)} s");
         Line(text, "Leap status", s.Leap);
         Line(text, "Requests", $"{s.Requests.ToString(s_invariant)} ({s.RequestsPerSecond.ToString("0.0", s_invariant)}/s over 10 s)");
+        if (s.ShedPerSecond > 0)
+        {
+            // Only while it happens: an overloaded worker drops what waited too long (docs/overload.md).
+            Line(text, "Shed (overloaded)", $"{s.ShedPerSecond.ToString("0.0", s_invariant)}/s over 10 s: add workers or servers");
+        }
         Line(text, "Uptime", Duration(s.UptimeSeconds));
         Line(text, "Version", s.Version);
         return text.ToString();

@@ -122,6 +122,7 @@ public sealed class ControlVerbs(ControlContext context)
         long now = SystemClock.RealtimeNanoseconds();
         bool synchronised = state.IsSynchronised;
         long received = ServerStatistics.Totals(context.Engine).Received;
+        RequestRates rates = Rates();
         return new StatusReport(
             Version: Program.Version,
             ClockMode: context.Clock.Mode == ClockMode.Software ? "software" : "kernel",
@@ -139,8 +140,9 @@ public sealed class ControlVerbs(ControlContext context)
             RootDispersionSeconds: state.RootDispersionAt(now),
             Leap: ClockMetrics.Name(synchronised ? state.Leap : LeapIndicator.Unsynchronised),
             UptimeSeconds: (SystemClock.MonotonicNanoseconds() - context.StartedAt) / 1e9,
-            RequestsPerSecond: Rates().Received,
-            Requests: received);
+            RequestsPerSecond: rates.Received,
+            Requests: received,
+            ShedPerSecond: rates.Shed);
     }
 
     /// <summary>Requests per second received, answered, answered with KoD and dropped, over the last <see cref="RateWindow"/> samples.</summary>
