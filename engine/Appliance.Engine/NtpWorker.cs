@@ -542,7 +542,7 @@ public sealed class NtpWorker : IDisposable
         InterleavedTable? interleaved = scratch.Interleaved;
         scratch.TransmitRequests = 0;
         long shedBefore = scratch.ShedBefore;
-        long previousRx = 0;
+        long previousRx = 0, previousStamp = 0;
         scratch.Shed = 0;
         for (int i = 0; i < count; i++)
         {
@@ -556,7 +556,8 @@ public sealed class NtpWorker : IDisposable
                 scratch.Shed++;
                 continue;
             }
-            long rx = batch.ReceiveTimestamp(i);
+            long stamp = batch.ReceiveTimestamp(i);
+            long rx = stamp;
             if (rx == 0)
             {
                 // No kernel timestamp: the clock now is the best (late) estimate of the arrival, a
@@ -564,12 +565,15 @@ public sealed class NtpWorker : IDisposable
                 // interleaved state keys on them, RFC 9769 §2).
                 rx = (fallback != 0 ? fallback : fallback = SystemClock.RealtimeNanoseconds()) + i;
             }
-            else if (interleaved is not null && rx <= previousRx)
+            else if (interleaved is not null && stamp == previousStamp)
             {
                 // Datagrams the kernel coalesced (GRO, or a client's UDP GSO send on loopback) share
-                // one receive stamp: a nanosecond apart, they keep their own keys in the interleaved state.
+                // one receive stamp: a nanosecond apart, they keep their own keys in the interleaved
+                // state. Only equal stamps: a queue need not be in stamp order (several NIC queues),
+                // and moving an earlier stamp forward would misstate its arrival.
                 rx = previousRx + 1;
             }
+            previousStamp = stamp;
             previousRx = rx;
             if (batch.Truncated(i))
             {

@@ -201,4 +201,27 @@ public class InterleavedModeTests
         Assert.Equal(NtpResponder.MarkReceive(NtpTimestamp.FromUnixNanoseconds(Start)), receives[0]);
         Assert.All(receives, r => Assert.True(table.TryTake(r, NetAddress.FromIPAddress(s_clientA.Address), out _), "each response can be named once"));
     }
+
+    /// <summary>
+    /// Only equal stamps are told apart: a queue need not be in stamp order (several NIC queues, a
+    /// step of the clock back at a leap second), and each slot keeps the kernel's stamp of its own.
+    /// </summary>
+    [Fact]
+    public void StampsOutOfOrder_AreKeptAsTheKernelGaveThem()
+    {
+        var table = new InterleavedTable(64, 5);
+        using var batch = new PacketBatch(3);
+        var scratch = new BatchScratch(3, null, table);
+        long[] stamps = [Start, Start - 20_000, Start - 1_000_000_000];
+        for (int i = 0; i < 3; i++)
+        {
+            batch.Load(i, NtpQuery.ClientRequest(1 + (ulong)i), s_clientA, stamps[i]);
+        }
+        var policy = new ServerPolicy(null, DenyAction.Ignore, null);
+        NtpWorker.ProcessBatch(batch, EngineFixture.SyncedCell().Current, ref policy, new WorkerCounters(), scratch);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(NtpResponder.MarkReceive(NtpTimestamp.FromUnixNanoseconds(stamps[i])), NtpHeader.Read(batch.Payload(i)).Receive);
+        }
+    }
 }
