@@ -133,7 +133,6 @@ public sealed unsafe class TimestampedSocket : IDisposable
         }
     }
 
-    /// <summary>Kernel receive timestamps; <paramref name="timestamping"/> says SO_TIMESTAMPING (whose reporting flags transmit timestamps need) was taken.</summary>
     /// <summary>
     /// Sets the receive buffer: what the kernel queues for the socket before it drops datagrams on
     /// arrival. Lowered while a worker sheds (issue #20): the excess is then dropped by the kernel as
@@ -150,6 +149,7 @@ public sealed unsafe class TimestampedSocket : IDisposable
         }
     }
 
+    /// <summary>Kernel receive timestamps; <paramref name="timestamping"/> says SO_TIMESTAMPING (whose reporting flags transmit timestamps need) was taken.</summary>
     private static bool EnableTimestamps(int fd, bool hardware, out bool timestamping)
     {
         int flags = Libc.SofTimestampingRxSoftware | Libc.SofTimestampingSoftware;
