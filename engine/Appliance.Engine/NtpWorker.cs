@@ -42,28 +42,8 @@ public sealed class NtpWorker : IDisposable
     /// <summary>Per socket: when (monotonic) a send last asked for transmit timestamps.</summary>
     private readonly long[] _askedAt;
 
-    /// <summary>
-    /// How long a queue must stand (every receive full, its oldest request past the budget) before
-    /// the worker sheds, and how long it goes on after its last shed request: CoDel's interval
-    /// (RFC 8289: a minimum sojourn time over the target for an interval), which tells a standing queue (overload) from a burst or a stall of the host
-    /// that the worker drains by itself.
-    /// </summary>
-    private const long ShedIntervalNanoseconds = 100_000_000;
-
-    /// <summary>Per socket: since when (monotonic) every receive has been full with its oldest request past the budget; 0: not so.</summary>
-    private readonly long[] _behindSince;
-
-    /// <summary>Per socket: when (monotonic) the worker last shed a request of it.</summary>
-    private readonly long[] _lastShed;
-
-    /// <summary>The receive buffer the sockets were opened with, and the least a shedding worker lowers one to.</summary>
-    private readonly int _receiveBuffer;
-    private const int MinReceiveBuffer = 64 << 10;
-
-    /// <summary>Per socket: its receive buffer now, and when (monotonic) it was last changed.</summary>
-    private readonly int[] _buffer;
-    private readonly long[] _bufferChangedAt;
-    private readonly long _maxQueueDelay;
+    /// <summary>Per socket: its overload rule (issue #20); null with ntp.max-queue-delay off.</summary>
+    private readonly QueueGovernor[]? _queues;
     private readonly BatchScratch _scratch;
     private readonly bool[] _requireNts;
     private readonly Poller? _poller;
@@ -96,12 +76,13 @@ public sealed class NtpWorker : IDisposable
         _looped = _scratch.Interleaved is not null && _sockets.Any(socket => socket.TransmitTimestamps) ? new PacketBatch(options.BatchSize) : null;
         _outstanding = new int[_sockets.Length];
         _askedAt = new long[_sockets.Length];
-        _behindSince = new long[_sockets.Length];
-        _lastShed = new long[_sockets.Length];
-        _receiveBuffer = options.ReceiveBufferBytes;
-        _buffer = [.. _sockets.Select(_ => _receiveBuffer)];
-        _bufferChangedAt = new long[_sockets.Length];
-        _maxQueueDelay = (long)(options.MaxQueueDelay.TotalMicroseconds * 1000);
+        long maxQueueDelay = (long)(options.MaxQueueDelay.TotalMicroseconds * 1000);
+        // Each grows its buffer back to what the socket opened with, which without CAP_NET_ADMIN is
+        // net.core.rmem_max, not ReceiveBufferBytes: halvings from the larger figure would do nothing.
+        _queues = maxQueueDelay > 0
+            ? [.. _sockets.Select(socket => new QueueGovernor(maxQueueDelay,
+                socket.ReceiveBuffer is > 0 and int opened ? opened : options.ReceiveBufferBytes, SystemClock.MonotonicNanoseconds()))]
+            : null;
         _cpu = options.CpuAffinity is { Count: > 0 } cpus ? cpus[index % cpus.Count] : null;
         _policy = _applied = new WorkerPolicy(options.Access, options.DenyAction, options.RateLimit);
         _governor = new BusyPollGovernor((long)(options.BusyPoll.TotalMicroseconds * 1000), options.AdaptiveBusyPoll);
@@ -370,7 +351,9 @@ public sealed class NtpWorker : IDisposable
             policy = Adopt(wanted);
         }
         ServerState state = _states[socketIndex].Current;
-        _scratch.ShedBefore = _maxQueueDelay > 0 ? ShedBefore(socketIndex, received) : 0;
+        QueueGovernor? queue = _queues?[socketIndex];
+        _scratch.ShedBefore = queue?.ShedBefore(received == _batch.Capacity, _batch.SoftwareTimestamp(0),
+            SystemClock.RealtimeNanoseconds(), SystemClock.MonotonicNanoseconds()) ?? 0;
         // Late stamps (the NIC's) first, so that a client's next request finds its previous response's.
         if (_outstanding[socketIndex] > 0 && ReadTransmitTimestamps(socketIndex) == 0
             && SystemClock.MonotonicNanoseconds() - _askedAt[socketIndex] > LateStampNanoseconds)
@@ -382,13 +365,17 @@ public sealed class NtpWorker : IDisposable
         Counters.CountSendErrors(_sockets[socketIndex].Send(_batch));
         // After the send: the table's writes must not sit between the transmit timestamp and the wire.
         SaveInterleaved(_batch, _scratch);
-        if (_scratch.Shed > 0)
+        if (queue is not null)
         {
-            _lastShed[socketIndex] = SystemClock.MonotonicNanoseconds();
-        }
-        if (_maxQueueDelay > 0)
-        {
-            AdjustReceiveBuffer(socketIndex);
+            long monotonic = SystemClock.MonotonicNanoseconds();
+            if (_scratch.Shed > 0)
+            {
+                queue.Shed(monotonic);
+            }
+            if (queue.AdjustBuffer(monotonic))
+            {
+                _sockets[socketIndex].SetReceiveBuffer(queue.Buffer);
+            }
         }
         if (_looped is not null && _scratch.TransmitRequests > 0 && _sockets[socketIndex].TransmitTimestamps)
         {
@@ -399,56 +386,6 @@ public sealed class NtpWorker : IDisposable
             ReadTransmitTimestamps(socketIndex);
         }
         Counters.SetAllocatedBytes(GC.GetAllocatedBytesForCurrentThread());
-    }
-
-    /// <summary>
-    /// The arrival before which this batch's requests are shed (issue #20), or 0 for none. The worker
-    /// sheds while its queue stands: each receive full, and the oldest request of each (the first:
-    /// the queue is FIFO) past the budget, for a whole <see cref="ShedIntervalNanoseconds"/>; and
-    /// goes on until it has shed nothing for as long. A burst, or a stall of the host the worker
-    /// catches up from, is answered whole, however late; a lone request always is.
-    /// </summary>
-    private long ShedBefore(int socketIndex, int received)
-    {
-        long now = SystemClock.RealtimeNanoseconds();
-        long monotonic = SystemClock.MonotonicNanoseconds();
-        long before = now - _maxQueueDelay;
-        bool standing = received == _batch.Capacity && IsStale(_batch.SoftwareTimestamp(0), before);
-        if (!standing)
-        {
-            _behindSince[socketIndex] = 0;
-        }
-        else if (_behindSince[socketIndex] == 0)
-        {
-            _behindSince[socketIndex] = monotonic;
-        }
-        bool overloaded = (standing && monotonic - _behindSince[socketIndex] >= ShedIntervalNanoseconds)
-            || (_lastShed[socketIndex] != 0 && monotonic - _lastShed[socketIndex] < ShedIntervalNanoseconds);
-        return overloaded ? before : 0;
-    }
-
-    /// <summary>
-    /// Past capacity, a request the worker sheds still cost it a dequeue: at 3× its capacity, most of
-    /// its time. So while it sheds, it halves the socket's receive buffer each interval (to at least
-    /// <see cref="MinReceiveBuffer"/>): the kernel then drops the excess as it arrives, and the queue
-    /// holds about what the worker answers within the budget (as chronyd's default-sized buffer does).
-    /// An interval without shedding doubles it back towards the size it was opened with.
-    /// </summary>
-    private void AdjustReceiveBuffer(int socketIndex)
-    {
-        long now = SystemClock.MonotonicNanoseconds();
-        if (now - _bufferChangedAt[socketIndex] < ShedIntervalNanoseconds)
-        {
-            return;
-        }
-        bool shedding = _lastShed[socketIndex] > _bufferChangedAt[socketIndex];
-        int wanted = shedding ? Math.Max(MinReceiveBuffer, _buffer[socketIndex] / 2) : Math.Min(_receiveBuffer, _buffer[socketIndex] * 2);
-        if (wanted != _buffer[socketIndex])
-        {
-            _sockets[socketIndex].SetReceiveBuffer(wanted);
-            _buffer[socketIndex] = wanted;
-        }
-        _bufferChangedAt[socketIndex] = now;
     }
 
     /// <summary>
@@ -549,7 +486,7 @@ public sealed class NtpWorker : IDisposable
             scratch.Kind[i] = SlotKind.None;
             TimestampSource source = batch.TimestampSource(i);
             counters.CountTimestamp(source);
-            if (shedBefore != 0 && IsStale(batch.SoftwareTimestamp(i), shedBefore))
+            if (shedBefore != 0 && QueueGovernor.IsStale(batch.SoftwareTimestamp(i), shedBefore))
             {
                 // Before any parsing: an NTS request is shed without its cookie opened (issue #20).
                 counters.Count(Outcome.Drop(ResponseReason.Stale));
@@ -625,15 +562,6 @@ public sealed class NtpWorker : IDisposable
             AnswerNts(batch, state, counters, scratch);
         }
     }
-
-    /// <summary>
-    /// True when a request the kernel stamped at <paramref name="arrival"/> (its software receive
-    /// timestamp; 0: none) arrived before <paramref name="shedBefore"/>. One that seems to have waited
-    /// over a second arrived before a step of the system clock, not in a queue (a receive buffer holds
-    /// milliseconds): it is answered.
-    /// </summary>
-    private static bool IsStale(long arrival, long shedBefore) =>
-        arrival != 0 && arrival < shedBefore && shedBefore - arrival < 1_000_000_000;
 
     /// <summary>The accepted NTS requests, <see cref="AesSivLanes.Width"/> at a time so their AES-SIV work runs side by side.</summary>
     private static void AnswerNts(PacketBatch batch, ServerState state, WorkerCounters counters, BatchScratch scratch)

@@ -5,6 +5,8 @@
 # polling in turn (`--pollers`, as ntpperf's do): an answer that comes after its client's next request
 # is stale, of no use. Reported per step: fresh answers per second and the response time (T4 − T1)
 # median and p99. Capacity is the highest rate the appliance held with loss <= 1 % in a short ramp.
+# Below capacity (0.5× and 0.75×) the appliance is measured beside itself with `ntp.max-queue-delay:
+# off`, to show that shedding changes nothing there.
 # Usage: overload.sh OUT [DOC]  (writes OUT/overload.md; with DOC, e.g. docs/benchmarks.md, puts the
 # section in place there: where it was, or at the end)
 set -euo pipefail
@@ -21,7 +23,7 @@ APP="dotnet server/Appliance.Server/bin/$CONFIG/net10.0/appliance.dll"
 pollers=${OVERLOAD_POLLERS:-16384}
 seconds=${OVERLOAD_SECONDS:-5}
 
-p_app=$(free_port); p_ke=$(free_tcp_port); p_chrony=$(free_port); p_chrony_ke=$(free_tcp_port); metrics="127.0.0.1:$(free_port)"
+p_app=$(free_port); p_off=$(free_port); p_ke=$(free_tcp_port); p_chrony=$(free_port); p_chrony_ke=$(free_tcp_port); metrics="127.0.0.1:$(free_port)"
 bench_certificate
 chown root:_chrony "$W/server.key" "$W/server.crt"; chmod 640 "$W/server.key"; chmod 644 "$W/server.crt"
 cat > "$W/overload.yaml" <<YAML
@@ -30,11 +32,19 @@ clock: { mode: software, local: { stratum: 1 } }
 metrics: { listen: "$metrics" }
 $(ntske_yaml "$p_ke" "client-limit: { connections: 100000, interval: 1s }")
 YAML
+cat > "$W/overload-off.yaml" <<YAML
+ntp: { listen: ["127.0.0.1:$p_off"], workers: 1, rate-limit: off, max-queue-delay: off }
+clock: { mode: software, local: { stratum: 1 } }
+metrics: { listen: off }
+YAML
 taskset -c "$server_cpu" $APP serve --config "$W/overload.yaml" > "$out/overload-appliance.log" 2>&1 & pid_app=$!; pids+=("$pid_app")
+taskset -c "$server_cpu" $APP serve --config "$W/overload-off.yaml" > "$out/overload-off.log" 2>&1 & pid_off=$!; pids+=("$pid_off")
 chrony_conf "$p_chrony" "$p_chrony_ke" > "$W/chrony.conf"
 taskset -c "$server_cpu" chronyd -x -d -f "$W/chrony.conf" > "$out/overload-chronyd.log" 2>&1 & pid_chrony=$!; pids+=("$pid_chrony")
-for _ in $(seq 1 100); do grep -q "serving NTP" "$out/overload-appliance.log" && break; sleep 0.1; done
-grep -q "serving NTP" "$out/overload-appliance.log" || { echo "overload.sh: the appliance did not start:"; cat "$out/overload-appliance.log"; exit 1; }
+for log in overload-appliance overload-off; do
+  for _ in $(seq 1 100); do grep -q "serving NTP" "$out/$log.log" && break; sleep 0.1; done
+  grep -q "serving NTP" "$out/$log.log" || { echo "overload.sh: the appliance did not start:"; cat "$out/$log.log"; exit 1; }
+done
 sleep 1
 gen="--cpu 0 --clients 16 --ports 1 --pollers $pollers"
 nts_app="--nts --ntske 127.0.0.1:$p_ke --ntske-name ntp.test --ca $W/server.crt"
@@ -66,13 +76,32 @@ for proto in ntp nts; do
   done
 done
 echo "$(stale)" > "$out/overload-stale-after"
+for m in 0.5 0.75; do
+  echo "$(stale)" > "$out/overload-stale-below-$m-before"
+  r=$(python3 -c "print(round($cap_ntp * $m))")
+  cmd="$LT run 127.0.0.1:$p_app --vs 127.0.0.1:$p_off --rate $r --duration ${seconds}s $gen --pid $pid_app --vs-pid $pid_off --json $out/overload-below-$m.json"
+  echo "== below capacity: plain at ${m}× ($r/s), the budget vs off"
+  echo "$cmd" > "$out/overload-below.cmd"
+  $cmd > "$out/overload-below-$m.md"
+  echo "$(stale)" > "$out/overload-stale-below-$m-after"
+done
 
 host="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) vCPUs ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), Linux $(uname -r)"
 python3 - "$out" "$host" "$p_app" "$pollers" <<'PY'
 import json, sys
 out, host, p_app, pollers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def number(name): return float(open(f"{out}/{name}").read())
 cap_ntp, cap_nts = (int(x) for x in open(f"{out}/overload-capacity").read().split())
-stale = float(open(f"{out}/overload-stale-after").read()) - float(open(f"{out}/overload-stale-before").read())
+stale = number("overload-stale-after") - number("overload-stale-before")
+below = []
+for m in ("0.5", "0.75"):
+    steps = json.load(open(f"{out}/overload-below-{m}.json"))["Steps"]
+    on = next(s for s in steps if s["Target"].endswith(f":{p_app}"))
+    off = next(s for s in steps if not s["Target"].endswith(f":{p_app}"))
+    def cells(s): return f"{s['LossPercent']:.3f} % | {s['ResponseTimeP50Micros'] / 1000:.2f} / {s['ResponseTimeP99Micros'] / 1000:.2f} ms"
+    shed = number(f"overload-stale-below-{m}-after") - number(f"overload-stale-below-{m}-before")
+    below.append(f"| {m}× ({on['TargetRate']:,.0f}/s) | {cells(on)} | {shed:,.0f} | {cells(off)} |")
+below_cmd = open(f"{out}/overload-below.cmd").read().strip()
 rows = []
 for proto, cap in (("ntp", cap_ntp), ("nts", cap_nts)):
     own = None
@@ -98,7 +127,11 @@ text = ("## Overload\n\n"
         "| protocol | offered | appliance: fresh answers/s | its response time p50 / p99 | chronyd: fresh answers/s | its response time p50 / p99 | fresh, appliance / chronyd |\n"
         "| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n\n"
         f"The appliance shed {stale:,.0f} requests as stale over these steps (`appliance_ntp_drops_total{{reason=\"stale\"}}`): each had waited over "
-        "2 ms in its socket's queue while the worker was overloaded (its queue standing for 100 ms). Response time is the client's T4 − T1 of the answers it got, the queue included.\n")
+        "2 ms in its socket's queue while the worker was overloaded (its queue standing for 100 ms). Response time is the client's T4 − T1 of the answers it got, the queue included.\n\n"
+        "Below capacity, plain NTP, the appliance with its default budget beside itself with `ntp.max-queue-delay: off` (a second process on the same CPU, "
+        f"alternated step by step: `{below_cmd}`):\n\n"
+        "| offered | with the 2 ms budget: loss | response time p50 / p99 | shed as stale | budget off: loss | response time p50 / p99 |\n"
+        "| --- | --- | --- | --- | --- | --- |\n" + "\n".join(below) + "\n")
 open(f"{out}/overload.md", "w").write(text)
 print(text)
 PY

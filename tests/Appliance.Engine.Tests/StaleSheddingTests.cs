@@ -73,6 +73,126 @@ public class StaleSheddingTests
         Assert.Equal(0, counters.Get(ResponseAction.Drop, ResponseReason.Stale));
     }
 
+    private const long Budget = 2_000_000;
+    private const long Interval = QueueGovernor.IntervalNanoseconds;
+    private const long Ms = 1_000_000;
+
+    /// <summary>A receive at <paramref name="atMs"/> on both clocks (monotonic from 0), its oldest request <paramref name="waitedMs"/> old.</summary>
+    private static long Receive(QueueGovernor queue, bool full, double atMs, double waitedMs) =>
+        queue.ShedBefore(full, Now + (long)((atMs - waitedMs) * Ms), Now + (long)(atMs * Ms), (long)(atMs * Ms));
+
+    [Fact]
+    public void AQueueThatStandsForAnInterval_IsShed_ABurstIsNot()
+    {
+        var queue = new QueueGovernor(Budget, 4 << 20, 0);
+        // Full receives whose oldest request is 5 ms old, for just under an interval: a burst the worker is draining.
+        for (double t = 0; t < 99; t += 1)
+        {
+            Assert.Equal(0, Receive(queue, full: true, t, 5));
+        }
+        // A fresh head in between starts the count again.
+        Assert.Equal(0, Receive(queue, full: true, 99, 1));
+        for (double t = 100; t < 199.5; t += 1)
+        {
+            Assert.Equal(0, Receive(queue, full: true, t, 5));
+        }
+        // Standing for a whole interval: shed what waited longer than the budget.
+        Assert.Equal(Now + 200 * Ms - Budget, Receive(queue, full: true, 200, 5));
+    }
+
+    [Fact]
+    public void Shedding_GoesOnForAnIntervalAfterTheLastShed()
+    {
+        var queue = new QueueGovernor(Budget, 4 << 20, 0);
+        for (double t = 0; t <= 100; t += 1)
+        {
+            Receive(queue, full: true, t, 5);
+        }
+        queue.Shed(100 * Ms);
+        // Heads fresh again (the shedding works), full receives: still shedding within the interval...
+        Assert.NotEqual(0, Receive(queue, full: true, 150, 1));
+        Assert.NotEqual(0, Receive(queue, full: true, 199, 1));
+        // ... and no longer an interval after the last shed.
+        Assert.Equal(0, Receive(queue, full: true, 201, 1));
+
+        // A receive less than full within the interval (the shedding emptied the queue for a moment) is shed too.
+        for (double t = 300; t <= 400; t += 1)
+        {
+            Receive(queue, full: true, t, 5);
+        }
+        queue.Shed(400 * Ms);
+        Assert.NotEqual(0, Receive(queue, full: false, 402, 5));
+        Assert.Equal(0, Receive(queue, full: false, 501, 5));
+        // The standing count started again: full receives with stale heads for under an interval are answered.
+        Assert.Equal(0, Receive(queue, full: true, 502, 5));
+        Assert.Equal(0, Receive(queue, full: true, 601, 5));
+        Assert.NotEqual(0, Receive(queue, full: true, 602, 5));
+    }
+
+    [Fact]
+    public void AClockStep_IsNoQueue()
+    {
+        var queue = new QueueGovernor(Budget, 4 << 20, 0);
+        for (double t = 0; t <= 300; t += 1)
+        {
+            Assert.Equal(0, Receive(queue, full: true, t, 1500)); // "1.5 s" in a queue: the clock stepped
+        }
+    }
+
+    [Fact]
+    public void TheBuffer_HalvesWhileShedding_StaysLowWhileTheQueueIsFull_AndGrowsBackWhenItEmpties()
+    {
+        var queue = new QueueGovernor(Budget, 1 << 20, 0);
+        Assert.Equal(1 << 20, queue.Buffer);
+        Assert.False(queue.AdjustBuffer(50 * Ms)); // within the first interval: unchanged
+
+        long t = 0;
+        int[] expected = [512 << 10, 256 << 10, 128 << 10, 64 << 10, 64 << 10];
+        foreach (int size in expected)
+        {
+            t += Interval;
+            Receive(queue, full: true, t / (double)Ms, 5);
+            queue.Shed(t);
+            queue.AdjustBuffer(t);
+            Assert.Equal(size, queue.Buffer);
+        }
+        // No shedding now (the kernel drops the excess at 64 KiB), but every receive is full: it stays low.
+        for (int i = 0; i < 5; i++)
+        {
+            t += Interval;
+            Receive(queue, full: true, t / (double)Ms, 1);
+            Assert.False(queue.AdjustBuffer(t));
+        }
+        Assert.Equal(64 << 10, queue.Buffer);
+        // Most receives less than full: the queue was mostly empty, so it doubles, an interval at a time.
+        t += Interval;
+        Receive(queue, full: true, t / (double)Ms, 1);
+        Receive(queue, full: false, t / (double)Ms, 0);
+        Assert.True(queue.AdjustBuffer(t));
+        Assert.Equal(128 << 10, queue.Buffer);
+        // Idle for a second: at its first receive it is back to the size it opened with, never more.
+        t += 10 * Interval;
+        Receive(queue, full: false, t / (double)Ms, 0);
+        Assert.True(queue.AdjustBuffer(t));
+        Assert.Equal(1 << 20, queue.Buffer);
+        t += Interval;
+        Receive(queue, full: false, t / (double)Ms, 0);
+        Assert.False(queue.AdjustBuffer(t));
+        Assert.Equal(1 << 20, queue.Buffer);
+    }
+
+    [Fact]
+    public void AShedFollowedByAnEmptyQueue_InOneInterval_StillHalvesTheBuffer()
+    {
+        var queue = new QueueGovernor(Budget, 1 << 20, 0);
+        Receive(queue, full: true, 100, 5);
+        queue.Shed(100 * Ms);
+        Receive(queue, full: false, 101, 0);
+        Receive(queue, full: false, 102, 0);
+        Assert.True(queue.AdjustBuffer(110 * Ms));
+        Assert.Equal(512 << 10, queue.Buffer);
+    }
+
     /// <summary>
     /// Through a real worker: a lone request that waited out a stall is answered, and so is the
     /// queue that piled up behind a stall: the worker drains it by itself, so it is no overload.

@@ -140,6 +140,13 @@ public sealed unsafe class TimestampedSocket : IDisposable
     /// </summary>
     public void SetReceiveBuffer(int bytes) => SetReceiveBuffer(_fd.Value, bytes);
 
+    /// <summary>
+    /// The receive buffer in force, as a <see cref="SetReceiveBuffer(int)"/> value: the kernel
+    /// doubles what it is given (socket(7)), and without CAP_NET_ADMIN caps it at net.core.rmem_max,
+    /// so this may be less than what was asked for. 0 when it cannot be read.
+    /// </summary>
+    public int ReceiveBuffer => Math.Max(0, Libc.GetSockOptInt(_fd.Value, Libc.SolSocket, Libc.SoRcvBuf) / 2);
+
     /// <summary>SO_RCVBUFFORCE exceeds rmem_max when we are privileged; fall back to what the limit allows.</summary>
     private static void SetReceiveBuffer(int fd, int bytes)
     {

@@ -46,6 +46,18 @@ internal static unsafe partial class Libc
 
     internal static int SetSockOptInt(int fd, int level, int name, int value) => SetSockOpt(fd, level, name, &value, sizeof(int));
 
+    /// <summary>getsockopt(2).</summary>
+    [LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
+    internal static partial int GetSockOpt(int fd, int level, int name, void* value, uint* length);
+
+    /// <summary>An int option's value, or -1 when it cannot be read.</summary>
+    internal static int GetSockOptInt(int fd, int level, int name)
+    {
+        int value;
+        uint length = sizeof(int);
+        return GetSockOpt(fd, level, name, &value, &length) == 0 ? value : -1;
+    }
+
     /// <summary>IFNAMSIZ (linux/if.h): an interface name and its terminating NUL.</summary>
     internal const int InterfaceNameSize = 16;
 }
