@@ -25,7 +25,7 @@ public class ConfigKeysTests
 
     /// <summary>Every mapping the file may hold: the top level, each section, each list entry.</summary>
     public static TheoryData<string> Mappings() =>
-        [.. new[] { "" }.Concat(ConfigKeys.All.Where(k => k.Type == ConfigType.Section).Select(k => k.Path)).Concat(["ntp.listen[]", "sources[]"])];
+        [.. new[] { "" }.Concat(ConfigKeys.All.Where(k => k.Type == ConfigType.Section).Select(k => k.Path)).Concat(["ntp.listen[]", "sources[]", "clock.roughtime[]"])];
 
     private static ConfigKey Key(string path) => ConfigKeys.Find(path) ?? throw new ArgumentException(path);
 
@@ -46,7 +46,7 @@ public class ConfigKeysTests
     {
         ConfigKey key = Key(path);
         string parent = key.Parent.EndsWith("[]", StringComparison.Ordinal) ? key.Parent[..^2] : key.Parent;
-        Assert.True(parent.Length == 0 || ConfigKeys.Find(parent) is { Type: ConfigType.Section or ConfigType.AddressList or ConfigType.SourceList },
+        Assert.True(parent.Length == 0 || ConfigKeys.Find(parent) is { Type: ConfigType.Section or ConfigType.AddressList or ConfigType.SourceList or ConfigType.MappingList },
             $"{path}: its parent {key.Parent} is not a section or list of the table");
         Assert.False(string.IsNullOrWhiteSpace(key.Doc));
         Assert.DoesNotContain('\n', key.Doc);
@@ -172,7 +172,12 @@ public class ConfigKeysTests
         YamlMappingNode tree = path.Length == 0
             ? ConfigFragment.Complete(new YamlMappingNode())
             : path.EndsWith("[]", StringComparison.Ordinal)
-                ? ConfigFragment.At(path[..^2], path == "sources[]" ? ConfigKeys.Sources.Example! : "[{ address: \"0.0.0.0:123\" }]")
+                ? ConfigFragment.At(path[..^2], path switch
+                {
+                    "sources[]" => ConfigKeys.Sources.Example!,
+                    "clock.roughtime[]" => ConfigKeys.ClockRoughtime.Example!,
+                    _ => "[{ address: \"0.0.0.0:123\" }]",
+                })
                 : ConfigFragment.With(Key(path), Key(path).ExampleValue!);
         YamlMappingNode target = FindMapping(tree, path);
         target.Children[new YamlScalarNode("bogus-key")] = new YamlScalarNode("1");

@@ -423,4 +423,19 @@ public class ConfigTests
             Assert.True(missing.Count == 0, $"{file}:\n{string.Join("\n", missing.Select(e => e.Format(file)))}");
         }
     }
+
+    [Fact]
+    public void ShippedConfig_ItsCommentedRoughtimeServers_BindWhenUncommented()
+    {
+        string text = File.ReadAllText(Testing.Repo.Path("appliance-image", "etc", "appliance.yaml"));
+        string uncommented = string.Join("\n", text.Split('\n').Select(l =>
+            l.StartsWith("  # roughtime:", StringComparison.Ordinal) || l.StartsWith("  #   - {", StringComparison.Ordinal) ? "  " + l[4..] : l));
+        Assert.NotEqual(text, uncommented);
+        ConfigResult bound = ConfigLoader.Bind(uncommented);
+        Assert.True(bound.IsValid, string.Join("\n", bound.Errors));
+        IReadOnlyList<RoughtimeServerConfig> servers = bound.Config!.Clock.Roughtime!.Items;
+        Assert.Equal(["roughtime.int08h.com:2002", "roughtime.se:2002", "roughtime.cloudflare.com:2003"], servers.Select(s => s.Name));
+        Assert.All(servers, s => Assert.Equal(32, s.PublicKey.Length));
+        Assert.Equal(2, bound.Config.Clock.RoughtimeQuorum);
+    }
 }

@@ -114,6 +114,11 @@ public class GpsdTests
             && server.Clock.Snapshot.SystemPeer == source.Name, TimeSpan.FromSeconds(30), Describe);
 
         Assert.Equal(ReferenceIds.Gps, server.State.Current.ReferenceId);
+        // The fix lifted the floor for "now" (issue #21) to the receiver's time, 2 s ahead of the host's, never beyond it.
+        Appliance.Discipline.TimeFloor floor = server.Clock.CurrentFloor;
+        Assert.StartsWith("a GPS fix", floor.Origin, StringComparison.Ordinal);
+        double floorAhead = (floor.UnixNanoseconds - Appliance.Timestamping.SystemClock.RealtimeNanoseconds()) / 1e9;
+        Assert.True(floorAhead is > -3 and < 2.1, $"the floor is {floorAhead:F3} s ahead of the host clock");
         double correction = server.State.Current.Transform.OffsetNanoseconds / 1e9;
         // +2 s, less the serial latency (NMEA arrives a little after its second), within serial jitter.
         Assert.True(correction is > 1.95 and < 2.05, $"correction {correction} s, transform {server.State.Current.Transform}; {Describe()}");

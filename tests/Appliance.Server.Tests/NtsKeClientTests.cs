@@ -17,9 +17,10 @@ namespace Appliance.Server.Tests;
 public class NtsKeClientTests
 {
     /// <summary>One TLS 1.3 (ALPN ntske/1) connection on loopback: reads the request, answers <paramref name="answer"/>, closes.</summary>
-    private static async Task<NtsKeResult> AgainstScriptedServer(byte[] answer)
+    private static async Task<NtsKeResult> AgainstScriptedServer(byte[] answer, TestCertificate? served = null, CertificateTime? time = null,
+        string name = "ntp.test", X509Certificate2Collection? trust = null)
     {
-        TestCertificate certificate = TestCertificate.Create("ntp.test", "127.0.0.1");
+        TestCertificate certificate = served ?? TestCertificate.Create("ntp.test", "127.0.0.1");
         using X509Certificate2 serverCertificate = X509Certificate2.CreateFromPemFile(certificate.CertificatePath, certificate.KeyPath);
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -40,10 +41,16 @@ public class NtsKeClientTests
             await tls.WriteAsync(answer, timeout.Token);
             await tls.ShutdownAsync();
         }, timeout.Token);
-        NtsKeResult result = await NtsKeClient.ExchangeAsync((IPEndPoint)listener.LocalEndPoint!, "ntp.test", certificate.Trust,
-            [AeadAlgorithm.AesSivCmac256], timeout.Token);
-        await server;
-        return result;
+        try
+        {
+            return await NtsKeClient.ExchangeAsync((IPEndPoint)listener.LocalEndPoint!, name, trust ?? certificate.Trust,
+                [AeadAlgorithm.AesSivCmac256], timeout.Token, time: time);
+        }
+        finally
+        {
+            // A client that refused the certificate leaves the server's handshake failed: that is not this test's failure.
+            await Task.WhenAny(server);
+        }
     }
 
     private static byte[] Answer(params (NtsKeRecordType Type, byte[] Body)[] records)
@@ -59,6 +66,43 @@ public class NtsKeClientTests
 
     private static readonly byte[] s_ntpV4 = [0, 0];
     private static readonly byte[] s_aead15 = [0, 15];
+
+    private static byte[] Accepting() => Answer((NtsKeRecordType.NextProtocol, s_ntpV4), (NtsKeRecordType.AeadAlgorithm, s_aead15),
+        (NtsKeRecordType.NewCookie, new byte[64]), (NtsKeRecordType.EndOfMessage, []));
+
+    /// <summary>A certificate that becomes valid tomorrow: what a clock two years behind sees in every real one (issue #21).</summary>
+    private static TestCertificate FromTomorrow() =>
+        TestCertificate.CreateValidBetween(DateTimeOffset.UtcNow.AddDays(1), DateTimeOffset.UtcNow.AddDays(31), "ntp.test", "127.0.0.1");
+
+    [Fact]
+    public async Task ACertificateNotYetValid_IsRefused_AgainstTheSystemClock()
+    {
+        await Assert.ThrowsAsync<AuthenticationException>(() => AgainstScriptedServer(Accepting(), FromTomorrow()));
+    }
+
+    [Fact]
+    public async Task TheVerificationTime_IsWhatTheDatesAreCheckedAgainst()
+    {
+        TestCertificate certificate = FromTomorrow();
+        NtsKeResult ok = await AgainstScriptedServer(Accepting(), certificate, new CertificateTime(DateTimeOffset.UtcNow.AddDays(2), false));
+        Assert.True(ok.Succeeded, ok.Reason.ToString());
+        // ... both ways: a time after its expiry refuses it.
+        await Assert.ThrowsAsync<AuthenticationException>(() =>
+            AgainstScriptedServer(Accepting(), certificate, new CertificateTime(DateTimeOffset.UtcNow.AddDays(40), false)));
+    }
+
+    [Fact]
+    public async Task SkippingTheDates_AcceptsOneOutOfItsPeriod_ButNeverAWrongNameOrAnUntrustedChain()
+    {
+        var skip = new CertificateTime(DateTimeOffset.UtcNow, IgnoreValidityPeriod: true);
+        Assert.True((await AgainstScriptedServer(Accepting(), FromTomorrow(), skip)).Succeeded);
+        TestCertificate expired = TestCertificate.CreateValidBetween(DateTimeOffset.UtcNow.AddDays(-30), DateTimeOffset.UtcNow.AddDays(-1), "ntp.test");
+        Assert.True((await AgainstScriptedServer(Accepting(), expired, skip)).Succeeded);
+
+        await Assert.ThrowsAsync<AuthenticationException>(() => AgainstScriptedServer(Accepting(), FromTomorrow(), skip, name: "other.test"));
+        TestCertificate stranger = TestCertificate.Create("ntp.test");
+        await Assert.ThrowsAsync<AuthenticationException>(() => AgainstScriptedServer(Accepting(), FromTomorrow(), skip, trust: stranger.Trust));
+    }
 
     [Fact]
     public async Task ServerErrorRecord_IsAFailedResult_WithItsCode_AndNoKeys()

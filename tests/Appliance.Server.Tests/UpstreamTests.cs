@@ -20,7 +20,7 @@ public partial class UpstreamTests
     {
         string yaml = $"""
             ntp: {"{"} listen: ["127.0.0.1:{Ports.FreeUdpPort()}"], workers: 1 {"}"}
-            clock: {"{"} mode: {mode} {"}"}
+            clock: {"{"} mode: {mode}, last-known-time: off {"}"}
             sources:
             {sources}
             metrics: {"{"} listen: "127.0.0.1:0" {"}"}

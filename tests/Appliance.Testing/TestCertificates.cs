@@ -11,7 +11,11 @@ public sealed record TestCertificate(string Directory, string CertificatePath, s
     public static TestCertificate Create(params string[] names) => CreateValidFor(TimeSpan.FromDays(30), names);
 
     /// <summary>A certificate valid from a day ago until <paramref name="validFor"/> from now.</summary>
-    public static TestCertificate CreateValidFor(TimeSpan validFor, params string[] names)
+    public static TestCertificate CreateValidFor(TimeSpan validFor, params string[] names) =>
+        CreateValidBetween(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow + validFor, names);
+
+    /// <summary>A certificate valid from <paramref name="notBefore"/> to <paramref name="notAfter"/> (one not yet valid, or expired).</summary>
+    public static TestCertificate CreateValidBetween(DateTimeOffset notBefore, DateTimeOffset notAfter, params string[] names)
     {
         string directory = System.IO.Directory.CreateTempSubdirectory("appliance-cert").FullName;
         File.SetUnixFileMode(directory, (UnixFileMode)0b111_101_101);
@@ -31,7 +35,7 @@ public sealed record TestCertificate(string Directory, string CertificatePath, s
         }
         request.CertificateExtensions.Add(san.Build());
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
-        X509Certificate2 certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow + validFor);
+        X509Certificate2 certificate = request.CreateSelfSigned(notBefore, notAfter);
         string certificatePath = Path.Combine(directory, "server.crt");
         string keyPath = Path.Combine(directory, "server.key");
         File.WriteAllText(certificatePath, certificate.ExportCertificatePem());

@@ -26,6 +26,14 @@ public sealed record NtsKeResult(
     public bool Succeeded => Reason == NtsKeClientReason.Ok && Error is null && Aead is not null && Cookies.Count > 0;
 }
 
+/// <summary>What an NTS-KE client checks the server certificate's validity period against (issue #21, docs/deploying.md).</summary>
+/// <param name="VerificationTime">The time the chain must be valid at: the appliance's clock, never below its floor while unsynchronised.</param>
+/// <param name="IgnoreValidityPeriod">
+/// Skip the validity-period check (clock.skip-certificate-dates, chrony's nocerttimecheck): the
+/// chain must still lead to a trusted root and carry the name, and revocation is checked as ever.
+/// </param>
+public readonly record struct CertificateTime(DateTimeOffset VerificationTime, bool IgnoreValidityPeriod);
+
 /// <summary>
 /// The client side of NTS-KE over TLS 1.3 with ALPN ntske/1: <see cref="NtsKeClientSession"/> writes
 /// the request and judges the response; this only moves octets and, when it succeeded, takes the
@@ -35,8 +43,9 @@ public static class NtsKeClient
 {
     /// <param name="host">The name the certificate must carry (also sent as SNI).</param>
     /// <param name="trusted">Trust anchors; null means the system's.</param>
+    /// <param name="time">What certificate dates are checked against; null: the system clock, as TLS does by default.</param>
     public static async Task<NtsKeResult> ExchangeAsync(IPEndPoint server, string host, X509Certificate2Collection? trusted,
-        IReadOnlyList<AeadAlgorithm> aeads, CancellationToken cancellationToken, bool offerAlpn = true)
+        IReadOnlyList<AeadAlgorithm> aeads, CancellationToken cancellationToken, bool offerAlpn = true, CertificateTime? time = null)
     {
         var session = new NtsKeClientSession([.. aeads]);
         using var socket = new Socket(server.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -48,14 +57,28 @@ public static class NtsKeClient
             EnabledSslProtocols = SslProtocols.Tls13,
             ApplicationProtocols = offerAlpn ? [new SslApplicationProtocol("ntske/1")] : null,
         };
-        if (trusted is not null)
+        if (trusted is not null || time is not null)
         {
             options.CertificateChainPolicy = new X509ChainPolicy
             {
-                TrustMode = X509ChainTrustMode.CustomRootTrust,
+                TrustMode = trusted is null ? X509ChainTrustMode.System : X509ChainTrustMode.CustomRootTrust,
+                // As SslStream's own default (CertificateRevocationCheckMode), which a policy replaces.
                 RevocationMode = X509RevocationMode.NoCheck,
             };
-            options.CertificateChainPolicy.CustomTrustStore.AddRange(trusted);
+            if (trusted is not null)
+            {
+                options.CertificateChainPolicy.CustomTrustStore.AddRange(trusted);
+            }
+            if (time is { } t)
+            {
+                options.CertificateChainPolicy.VerificationTime = t.VerificationTime.UtcDateTime;
+                options.CertificateChainPolicy.VerificationTimeIgnored = false;
+                if (t.IgnoreValidityPeriod)
+                {
+                    options.CertificateChainPolicy.VerificationFlags = X509VerificationFlags.IgnoreNotTimeValid
+                        | X509VerificationFlags.IgnoreCtlNotTimeValid | X509VerificationFlags.IgnoreNotTimeNested;
+                }
+            }
         }
         await stream.AuthenticateAsClientAsync(options, cancellationToken);
 

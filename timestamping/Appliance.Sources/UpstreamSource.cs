@@ -28,6 +28,12 @@ public sealed record UpstreamOptions
     /// <summary>NTS: trust anchors instead of the system's.</summary>
     public X509Certificate2Collection? Trust { get; init; }
 
+    /// <summary>
+    /// NTS: what the certificate's dates are checked against at each key exchange (the clock
+    /// service's rule, issue #21); null: the system clock.
+    /// </summary>
+    public Func<CertificateTime>? CertificateTime { get; init; }
+
     /// <summary>NTS: the AEADs offered in the key exchange, the preferred first (RFC 8915 §4.1.5).</summary>
     public IReadOnlyList<AeadAlgorithm> Aeads { get; init; } = [AeadAlgorithm.AesSivCmac256];
 
@@ -59,6 +65,9 @@ public sealed class UpstreamSource : ITimeSource
     private TimestampedSocket? _socket;
     private IPEndPoint? _ntpEndPoint;
     private SourceState _loggedState = SourceState.Starting;
+
+    /// <summary>What the last key exchange checked certificate dates against, for its failure's log line.</summary>
+    private CertificateTime? _certificateTime;
 
     /// <summary>A server that answers every poll with a KoD or a NAK would get a line per reply: summarised.</summary>
     private readonly LogSummary _refusals;
@@ -157,11 +166,19 @@ public sealed class UpstreamSource : ITimeSource
         }
     }
 
-    private static string Describe(Exception e) => e switch
+    private string Describe(Exception e) => e switch
     {
         OperationCanceledException or TimeoutException => "timed out",
-        AuthenticationException => $"TLS: {e.Message} (check the source's trust/name settings)",
+        AuthenticationException => $"TLS: {e.Message} (check the source's trust/name settings{CertificateTimeNote()})",
         _ => e.Message,
+    };
+
+    /// <summary>What the certificate's dates were checked against, for a TLS failure that may be the clock's.</summary>
+    private string CertificateTimeNote() => _certificateTime switch
+    {
+        { IgnoreValidityPeriod: true } => "; its dates were not checked (clock.skip-certificate-dates)",
+        { } t => FormattableString.Invariant($"; its dates were checked against {t.VerificationTime.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC"),
+        null => "",
     };
 
     private void LogStateChange()
@@ -182,7 +199,7 @@ public sealed class UpstreamSource : ITimeSource
         }
     }
 
-    private static async Task<IPEndPoint> ResolveAsync(string host, int port, CancellationToken cancellationToken)
+    internal static async Task<IPEndPoint> ResolveAsync(string host, int port, CancellationToken cancellationToken)
     {
         if (IPAddress.TryParse(host, out IPAddress? address))
         {
@@ -211,8 +228,9 @@ public sealed class UpstreamSource : ITimeSource
         IPEndPoint ke = await ResolveAsync(Options.Host, Options.Port, cancellationToken).ConfigureAwait(false);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(10));
+        _certificateTime = Options.CertificateTime?.Invoke();
         NtsKeResult result = await NtsKeClient.ExchangeAsync(ke, Options.TlsName ?? Options.Host, Options.Trust,
-            Options.Aeads, timeout.Token).ConfigureAwait(false);
+            Options.Aeads, timeout.Token, time: _certificateTime).ConfigureAwait(false);
         if (!result.Succeeded)
         {
             string why = result.Error is { } code ? $"the server sent Error {code}" : result.Reason.ToString();

@@ -3,7 +3,9 @@ using Appliance.Discipline;
 using Appliance.Engine;
 using Appliance.Protocol;
 using Appliance.Protocol.Client;
+using Appliance.Protocol.Roughtime;
 using Appliance.Server.Configuration;
+using Appliance.Server.Hosting;
 using Appliance.Server.Ntp;
 using Appliance.Sources;
 using Appliance.Timestamping;
@@ -57,17 +59,38 @@ public sealed class ClockService : BackgroundService
     private Peer? _loggedSystemPeer;
     private long _heartbeat;
     private long _leapChecked;
+
+    /// <summary>The earliest "now" can be (issue #21): the build, the last known time, a GPS fix. Under <see cref="_lock"/>.</summary>
+    private TimeFloor _floor;
+    private readonly string? _lastKnownTimePath;
+    private readonly int _skipCertificateDates;
+
+    /// <summary>Samples taken while synchronised: clock.skip-certificate-dates counts these.</summary>
+    private int _clockUpdates;
+
+    /// <summary>When (monotonic) the last known time was last written this run; 0: not yet.</summary>
+    private long _lastKnownWrittenAt;
+    private bool _lastKnownFailed;
+
+    /// <summary>clock.roughtime: asked while unsynchronised; and what those that agree bound "now" to (under <see cref="_lock"/>).</summary>
+    private readonly IReadOnlyList<RoughtimeTarget> _roughtime;
+    private readonly int _roughtimeQuorum;
+    private TimeBound? _bound;
+
+    /// <summary>Per source: when (monotonic) a sample outside the bound was last logged, so a refused source says so once a minute.</summary>
+    private readonly Dictionary<ITimeSource, long> _refusedLoggedAt = [];
     private volatile ClockSnapshot _snapshot = ClockSnapshot.Empty;
 
     /// <summary>How each kind of configured source becomes its driver.</summary>
     private static readonly Dictionary<Type, Func<SourceConfig, ClockService, ILoggerFactory, ITimeSource>> s_drivers = new()
     {
-        [typeof(NtpSourceConfig)] = Driver<NtpSourceConfig>((ntp, _, loggers) => new UpstreamSource(new UpstreamOptions
+        [typeof(NtpSourceConfig)] = Driver<NtpSourceConfig>((ntp, service, loggers) => new UpstreamSource(new UpstreamOptions
         {
             Host = ntp.Host,
             Port = ntp.Port,
             Nts = ntp.Nts,
             TlsName = ntp.TlsName,
+            CertificateTime = service.CertificateTimeNow,
             Trust = ntp.Trust is { } trust ? LoadTrust(trust) : null,
             Aeads = ntp.Aeads.Items,
             Iburst = ntp.Iburst,
@@ -114,10 +137,25 @@ public sealed class ClockService : BackgroundService
         LeapSeconds = clock.LeapSeconds is { } path ? LoadLeapSeconds(path) : null;
         _smear = new SmearSchedule(LeapSeconds);
         var defaults = new ClockCoreOptions();
+        _lastKnownTimePath = clock.LastKnownTime;
+        _roughtime = [.. (clock.Roughtime ?? RoughtimeServerList.Empty).Items.Select(r => new RoughtimeTarget(r.Name, r.Host, r.Port, r.PublicKey))];
+        _roughtimeQuorum = clock.RoughtimeQuorum;
+        _skipCertificateDates = clock.SkipCertificateDates;
+        _floor = Floor(BuildInfo.BuildUnixSeconds, clock.LastKnownTime, _logger);
+        long system = SystemClock.RealtimeNanoseconds();
+        ClockBehindFloor = _floor.IsAfter(system);
+        if (ClockBehindFloor)
+        {
+            // One line that says it all; the local reference would serve the wrong clock as if right.
+            _logger.LogWarning("clock: the system clock reads {System}, before {Floor} ({Origin}): it is wrong. Serving LI=3, stratum 16 until synchronised{Local}{Step}",
+                LastKnownTime.Show(system), LastKnownTime.Show(_floor.UnixNanoseconds), _floor.Origin,
+                clock.Local is null ? "" : "; clock.local is not served this run",
+                clock.Mode == ClockMode.Kernel && config.Sources.Count > 0 ? "; stepping it to that time first" : "");
+        }
         _core = new ClockCore(new ClockCoreOptions
         {
             Precision = precision,
-            LocalStratum = clock.Local?.Stratum,
+            LocalStratum = ClockBehindFloor ? null : clock.Local?.Stratum,
             LeapSeconds = LeapSeconds,
             MinSources = clock.MinSources,
             Holdover = clock.Holdover ?? defaults.Holdover,
@@ -323,6 +361,77 @@ public sealed class ClockService : BackgroundService
 
     public ClockSnapshot Snapshot => _snapshot;
 
+    /// <summary>The system clock was behind the floor at start (<see cref="Floor"/>): treated as wrong until synchronised.</summary>
+    public bool ClockBehindFloor { get; }
+
+    /// <summary>What the Roughtime servers that agree bound "now" to; null before they have (or when none are configured).</summary>
+    public TimeBound? Bound
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _bound;
+            }
+        }
+    }
+
+    /// <summary>The floor for "now" as it stands.</summary>
+    public TimeFloor CurrentFloor
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _floor;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The floor at start: the time of the commit built, raised by the last known time when its file
+    /// holds one. A file that cannot be read is logged and left out, never fatal: the build time still holds.
+    /// </summary>
+    public static TimeFloor Floor(long buildUnixSeconds, string? lastKnownTimePath, ILogger logger)
+    {
+        TimeFloor floor = buildUnixSeconds > 0 ? TimeFloor.None.Raise(buildUnixSeconds * 1_000_000_000, "the time of the commit this appliance was built from") : TimeFloor.None;
+        if (lastKnownTimePath is null)
+        {
+            return floor;
+        }
+        try
+        {
+            return LastKnownTime.Read(lastKnownTimePath) is { } known ? floor.Raise(known, $"the last known good time, from {lastKnownTimePath}") : floor;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            logger.LogWarning("clock: cannot read the last known time: {Error}", e.Message);
+            return floor;
+        }
+    }
+
+    /// <summary>
+    /// What an NTS source checks its server's certificate dates against at a key exchange (issue #21):
+    /// the clock once synchronised, never below the floor before; and nothing, while fewer than
+    /// clock.skip-certificate-dates clock updates have been made.
+    /// </summary>
+    public CertificateTime CertificateTimeNow()
+    {
+        lock (_lock)
+        {
+            bool synchronised = _core.Status is ClockCoreStatus.Synchronised or ClockCoreStatus.Holdover;
+            long now = Now();
+            if (!synchronised && _bound is { } bound)
+            {
+                // Signed time from servers that agree beats a clock that may be years off: the clock
+                // where it lies within their bound, else the bound's nearest edge; never below the floor.
+                now = bound.Clamp(now, SystemClock.MonotonicNanoseconds());
+            }
+            long at = _floor.VerificationTime(now, synchronised);
+            return new CertificateTime(DateTimeOffset.UnixEpoch.AddTicks(at / 100), _clockUpdates < _skipCertificateDates);
+        }
+    }
+
     /// <summary>Turns of the once-a-second tick loop (each one through the core's lock): the watchdog's proof that the clock service runs.</summary>
     public long Heartbeat => Volatile.Read(ref _heartbeat);
 
@@ -346,6 +455,14 @@ public sealed class ClockService : BackgroundService
         }
         lock (_lock)
         {
+            long behind = _floor.UnixNanoseconds - Now();
+            if (ClockBehindFloor && behind > 0 && _clock is not VirtualClock && !_steersNothing)
+            {
+                // Before anything else reads it (TLS, the log's timestamps, the first samples): the
+                // floor is nearer the truth than a clock that is behind it.
+                _clock.Step(behind / 1e9);
+                _logger.LogWarning("clock: stepped by {Seconds:F3} s to the floor, {Floor}", behind / 1e9, LastKnownTime.Show(_floor.UnixNanoseconds));
+            }
             Apply(_core.Tick(Now()));
         }
         _logger.LogInformation("clock: {Mode}, {Count} source(s){Local}{Leap}",
@@ -363,6 +480,14 @@ public sealed class ClockService : BackgroundService
         {
             _stoppingToken = stoppingToken;
         }
+        Task? bootstrap = null;
+        if (_roughtime.Count > 0)
+        {
+            // The first round before any NTS-KE starts, so that its certificate check has the bound
+            // (a few round trips; each server at most 3 tries of a second). Then on, until synchronised.
+            bootstrap = BootstrapAsync(stoppingToken);
+            await Task.WhenAny(bootstrap, Task.Delay(TimeSpan.FromSeconds(4), stoppingToken)).ConfigureAwait(false);
+        }
         foreach (ITimeSource source in Sources.ToList())
         {
             StartRunning(source);
@@ -372,16 +497,29 @@ public sealed class ClockService : BackgroundService
         {
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
+                long? known;
                 lock (_lock)
                 {
                     Apply(_core.Tick(Now()));
                     ScheduleLeapCheck();
+                    known = LastKnownTimeDue(force: false);
                 }
+                WriteLastKnownTime(known);
                 Volatile.Write(ref _heartbeat, _heartbeat + 1);
             }
         }
         catch (OperationCanceledException)
         {
+        }
+        long? atStop;
+        lock (_lock)
+        {
+            atStop = LastKnownTimeDue(force: true);
+        }
+        WriteLastKnownTime(atStop);
+        if (bootstrap is not null)
+        {
+            await bootstrap.ConfigureAwait(false);
         }
         List<(CancellationTokenSource Stop, Task Run)> running;
         List<ITimeSource> sources;
@@ -398,6 +536,138 @@ public sealed class ClockService : BackgroundService
         foreach (ITimeSource source in sources)
         {
             source.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The Roughtime bootstrap (issue #21, docs/deploying.md#cold-start): while unsynchronised, asks
+    /// every configured server, and once enough agree keeps the intersection as the bound for "now";
+    /// asks again every 10 s (then 60 s) while they do not. Stops at the first synchronisation.
+    /// </summary>
+    private async Task BootstrapAsync(CancellationToken stoppingToken)
+    {
+        TimeSpan wait = TimeSpan.FromSeconds(10);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            lock (_lock)
+            {
+                if (_core.Servo.Initialised)
+                {
+                    return;
+                }
+            }
+            IReadOnlyList<RoughtimeOutcome> outcomes;
+            try
+            {
+                outcomes = await RoughtimeBootstrap.AskAllAsync(_roughtime, TimeSpan.FromSeconds(1), 3, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            long monotonic = SystemClock.MonotonicNanoseconds();
+            RoughtimeSample[] samples = [.. outcomes.Where(o => o.Sample is not null).Select(o => o.Sample!.Value)];
+            TimeBound? bound = TimeBound.Agree(samples, _roughtimeQuorum, monotonic);
+            string each = string.Join("; ", outcomes.Select(o => o.Sample is { } sample
+                ? $"{o.Server.Name}: {LastKnownTime.Show(sample.EarliestUnixNanoseconds)} to {LastKnownTime.Show(sample.LatestUnixNanoseconds)}"
+                : $"{o.Server.Name}: {o.Problem}"));
+            if (bound is { } b)
+            {
+                long clock;
+                lock (_lock)
+                {
+                    _bound = b;
+                    clock = Now();
+                }
+                _logger.LogInformation("clock: Roughtime: {Agreeing} of {Count} servers agree that now is {Earliest} to {Latest}; the clock reads {Clock} ({Off:F1} s {Direction}) ({Each})",
+                    b.Agreeing, _roughtime.Count, LastKnownTime.Show(b.EarliestUnixNanoseconds), LastKnownTime.Show(b.LatestUnixNanoseconds),
+                    LastKnownTime.Show(clock), Math.Abs(clock - ((b.EarliestUnixNanoseconds / 2) + (b.LatestUnixNanoseconds / 2))) / 1e9,
+                    clock < b.EarliestUnixNanoseconds ? "behind" : clock > b.LatestUnixNanoseconds ? "ahead" : "off, within it", each);
+                return;
+            }
+            _logger.LogWarning("clock: Roughtime: fewer than {Quorum} of {Count} servers agree, so nothing bounds the time yet; asking again in {Wait:F0} s ({Each})",
+                _roughtimeQuorum, _roughtime.Count, wait.TotalSeconds, each);
+            try
+            {
+                await Task.Delay(wait, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            wait = TimeSpan.FromSeconds(60);
+        }
+    }
+
+    /// <summary>
+    /// Before the first synchronisation, a sample whose time lies outside the Roughtime bound is
+    /// refused (issue #21): the servers that agree signed what "now" is, and a source that says
+    /// otherwise is wrong, or someone on its path is. Logged loudly, once a minute per source.
+    /// </summary>
+    private bool OutsideTheBound(ITimeSource source, Sample sample)
+    {
+        if (_bound is not { } bound || _core.Servo.Initialised)
+        {
+            return false;
+        }
+        long monotonic = SystemClock.MonotonicNanoseconds();
+        long says = Now() + (long)(sample.Offset * 1e9);
+        // Half its round trip either way: the sample's own uncertainty (RFC 5905 §8).
+        long slack = (long)(sample.Delay * 0.5e9);
+        if (bound.Contains(says - slack, monotonic) || bound.Contains(says + slack, monotonic))
+        {
+            return false;
+        }
+        if (!_refusedLoggedAt.TryGetValue(source, out long logged) || monotonic - logged > 60_000_000_000)
+        {
+            _refusedLoggedAt[source] = monotonic;
+            (long earliest, long latest) = bound.At(monotonic);
+            _logger.LogError("clock: refused {Source}: it says the time is {Says}, outside {Earliest} to {Latest}, which {Agreeing} Roughtime server(s) signed; "
+                + "a first synchronisation must lie within it (check the source, and clock.roughtime)",
+                source.Name, LastKnownTime.Show(says), LastKnownTime.Show(earliest), LastKnownTime.Show(latest), bound.Agreeing);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// The time to write as the last known one now, or null: while synchronised, at the first tick
+    /// of this run that finds it so and every <see cref="LastKnownTime.Interval"/> after (and at
+    /// stop, <paramref name="force"/>). Under <see cref="_lock"/>; the write is outside it.
+    /// </summary>
+    private long? LastKnownTimeDue(bool force)
+    {
+        if (_lastKnownTimePath is null || _core.Status != ClockCoreStatus.Synchronised)
+        {
+            return null;
+        }
+        long monotonic = SystemClock.MonotonicNanoseconds();
+        if (!force && _lastKnownWrittenAt != 0 && monotonic - _lastKnownWrittenAt < (long)LastKnownTime.Interval.TotalNanoseconds)
+        {
+            return null;
+        }
+        _lastKnownWrittenAt = monotonic;
+        return Now();
+    }
+
+    private void WriteLastKnownTime(long? known)
+    {
+        if (known is not { } time || _lastKnownTimePath is null)
+        {
+            return;
+        }
+        try
+        {
+            LastKnownTime.Write(_lastKnownTimePath, time);
+            _lastKnownFailed = false;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            if (!_lastKnownFailed)
+            {
+                // Once per spell of failures: a read-only disk would otherwise say it every 10 minutes.
+                _logger.LogWarning("clock: cannot write the last known time to {Path}: {Error} (a cold start then has only the build time as its floor)", _lastKnownTimePath, e.Message);
+                _lastKnownFailed = true;
+            }
         }
     }
 
@@ -484,7 +754,20 @@ public sealed class ClockService : BackgroundService
             peer.ReferenceId = source.ReferenceId; // resolved names, and a GPS source that turns PPS
             // T1 and T4 were read from the system clock; the core measures the clock it steers.
             Sample sample = Sample.FromMeasurement(m, _clock.Transform, _precisionSeconds);
+            if (OutsideTheBound(source, sample))
+            {
+                return false;
+            }
             Apply(_core.OnSample(peer, sample, Now()));
+            if (_core.Status == ClockCoreStatus.Synchronised)
+            {
+                _clockUpdates = _clockUpdates == int.MaxValue ? int.MaxValue : _clockUpdates + 1;
+            }
+            if (source is GpsdSource && peer.Filter.Best is { } fix)
+            {
+                // A GPS fix is time from the sky: it lifts the floor before any TLS needs one (issue #21).
+                _floor = _floor.Raise(Now() + (long)(fix.Offset * 1e9), $"a GPS fix from {source.Name}");
+            }
             return _core.Agrees(peer, sample, _precisionSeconds);
         }
     }

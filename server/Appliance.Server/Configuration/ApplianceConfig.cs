@@ -142,8 +142,39 @@ public enum ClockMode
 /// <param name="StepThreshold">Offsets beyond this are stepped, smaller ones slewed.</param>
 /// <param name="PanicThreshold">Offsets beyond this are refused (after the first setting of the clock).</param>
 /// <param name="MinSources">Survivors needed before the clock is disciplined.</param>
+/// <param name="LastKnownTime">clock.last-known-time, <c>auto</c> resolved by the mode; null when off.</param>
+/// <param name="SkipCertificateDates">clock.skip-certificate-dates: clock updates before NTS-KE checks certificate dates.</param>
+/// <param name="Roughtime">clock.roughtime: the cold-start bootstrap's servers.</param>
+/// <param name="RoughtimeQuorum">clock.roughtime-quorum, <c>auto</c> resolved to a majority.</param>
 public sealed record ClockConfig(ClockMode Mode, LocalReferenceConfig? Local, string? LeapSeconds = null, TimeSpan? Holdover = null,
-    TimeSpan? StepThreshold = null, TimeSpan? PanicThreshold = null, int MinSources = 1);
+    TimeSpan? StepThreshold = null, TimeSpan? PanicThreshold = null, int MinSources = 1, string? LastKnownTime = null, int SkipCertificateDates = 0,
+    RoughtimeServerList? Roughtime = null, int RoughtimeQuorum = 1)
+{
+    /// <summary>Where <c>auto</c> keeps the last known time in kernel mode (systemd's StateDirectory=appliance).</summary>
+    public const string DefaultLastKnownTime = "/var/lib/appliance/last-known-time";
+}
+
+/// <summary>A Roughtime server the cold-start bootstrap asks (clock.roughtime[]).</summary>
+/// <param name="PublicKey">Its long-term Ed25519 public key, 32 bytes.</param>
+public sealed record RoughtimeServerConfig(string Host, int Port, byte[] PublicKey)
+{
+    public string Name => Host.Contains(':', StringComparison.Ordinal) ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
+
+    public bool Equals(RoughtimeServerConfig? other) =>
+        other is not null && Host == other.Host && Port == other.Port && PublicKey.AsSpan().SequenceEqual(other.PublicKey);
+
+    public override int GetHashCode() => HashCode.Combine(Host, Port);
+}
+
+/// <summary>clock.roughtime, compared by its entries.</summary>
+public sealed record RoughtimeServerList(IReadOnlyList<RoughtimeServerConfig> Items)
+{
+    public static RoughtimeServerList Empty { get; } = new([]);
+
+    public bool Equals(RoughtimeServerList? other) => other is not null && Items.SequenceEqual(other.Items);
+
+    public override int GetHashCode() => Items.Count;
+}
 
 /// <summary>Serve the host clock as a reference of this stratum (like chrony's <c>local stratum N</c>).</summary>
 public sealed record LocalReferenceConfig(byte Stratum);

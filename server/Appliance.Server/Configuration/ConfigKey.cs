@@ -53,6 +53,9 @@ public enum ConfigType
 
     /// <summary>The list of time sources, each entry naming its kind.</summary>
     SourceList,
+
+    /// <summary>A list of mappings, each with the keys below <c>path[]</c>.</summary>
+    MappingList,
 }
 
 /// <summary>What it takes for a changed value to apply.</summary>
@@ -175,6 +178,7 @@ public sealed class ConfigKey
             ConfigType.User => "write the name of an unprivileged user",
             ConfigType.Text => "write one value",
             ConfigType.SourceList => "list the sources, each naming its kind (ntp, gpsd, pps, phc or ptp)",
+            ConfigType.MappingList => $"list entries, each a mapping with the keys {string.Join(", ", ConfigKeys.ChildrenOf(Path + "[]").Select(k => k.Name))}",
             _ => throw new InvalidOperationException($"{Path}: type {Type} has no fix"),
         };
         string words = Words.Count == 0 ? "" : $", or {Or(Words)}";

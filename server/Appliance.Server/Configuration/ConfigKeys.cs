@@ -767,6 +767,82 @@ public static class ConfigKeys
         Chrony = "minsources",
     };
 
+    public static ConfigKey ClockLastKnownTime { get; } = new()
+    {
+        Path = "clock.last-known-time",
+        Type = ConfigType.Path,
+        Words = ["auto", "off"],
+        Default = "auto",
+        DefaultNote = "`auto`: `/var/lib/appliance/last-known-time` in kernel mode; `off` in software mode, which never sets the system clock (and two instances must not share one file)",
+        Doc = "File of the last time the clock was known good (written at each synchronisation, every 10 minutes while synchronised, and at stop; fsync'd): with the build's time, the floor below which the system clock is treated as wrong at start (docs/deploying.md#cold-start), or `off`.",
+        Example = "/persist/appliance/last-known-time",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey ClockSkipCertificateDates { get; } = new()
+    {
+        Path = "clock.skip-certificate-dates",
+        Type = ConfigType.WholeNumber,
+        Min = "0",
+        Max = "100",
+        Default = "0",
+        Doc = "NTS-KE does not check certificate validity periods until the clock has been updated this many times (a risk: an expired or stolen certificate is then accepted while the clock is unset; chain, name and revocation are always checked). 0: always checked.",
+        Example = "4",
+        Reload = Reload.Restart,
+        Chrony = "nocerttimecheck",
+    };
+
+    public static ConfigKey ClockRoughtime { get; } = new()
+    {
+        Path = "clock.roughtime",
+        Type = ConfigType.MappingList,
+        Default = "[]",
+        Doc = "Roughtime servers (RFC 10049) asked while the clock is unsynchronised: their signed answers, where enough agree, bound \"now\" for NTS-KE's certificate checks and for the first synchronisation, which is refused outside the bound (docs/deploying.md#cold-start).",
+        Example = "[{ address: \"roughtime.example.net:2002\", public-key: \"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\" }]",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey ClockRoughtimeAddress { get; } = new()
+    {
+        Path = "clock.roughtime[].address",
+        Type = ConfigType.HostPort,
+        Required = true,
+        DefaultPort = 2002,
+        DefaultNote = "port 2002",
+        Doc = "`host`, `host:port` or `[IPv6]:port` of the server (UDP); a name is resolved at each query.",
+        Example = "\"roughtime.example.net:2002\"",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey ClockRoughtimePublicKey { get; } = new()
+    {
+        Path = "clock.roughtime[].public-key",
+        Type = ConfigType.Text,
+        Required = true,
+        Doc = "The server's long-term Ed25519 public key, 32 bytes in base64 (or 64 hex digits), as its operator publishes it (`appliance keys` for an appliance's).",
+        Example = "\"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\"",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
+    public static ConfigKey ClockRoughtimeQuorum { get; } = new()
+    {
+        Path = "clock.roughtime-quorum",
+        Type = ConfigType.WholeNumber,
+        Min = "1",
+        Max = "16",
+        Words = ["auto"],
+        Default = "auto",
+        DefaultNote = "`auto`: a majority of `clock.roughtime` (1 of 1, 2 of 2 or 3, 3 of 4 or 5)",
+        Doc = "How many Roughtime servers' intervals must overlap for their intersection to bound \"now\".",
+        Example = "2",
+        Reload = Reload.Restart,
+        Chrony = null,
+    };
+
     // ---- sources ----
 
     public static ConfigKey Sources { get; } = new()
@@ -1225,7 +1301,8 @@ public static class ConfigKeys
         NtsKeClientLimitInterval, NtsKeClientLimitConcurrent,
         Roughtime, RoughtimeListen, RoughtimeTcp, RoughtimeKey, RoughtimeOnlineKeyLifetime,
         Clock, ClockMode, ClockLocal, ClockLocalStratum, ClockLeapSeconds, ClockHoldover, ClockStepThreshold,
-        ClockPanicThreshold, ClockMinSources,
+        ClockPanicThreshold, ClockMinSources, ClockLastKnownTime, ClockSkipCertificateDates, ClockRoughtime, ClockRoughtimeAddress,
+        ClockRoughtimePublicKey, ClockRoughtimeQuorum,
         Sources, NtpSource, NtpSourceAddress, NtpSourceNts, NtpSourceName, NtpSourceTrust, NtpSourceAeads, NtpSourceIburst,
         NtpSourceMinPoll, NtpSourceMaxPoll,
         GpsdSource, GpsdSourceAddress, GpsdSourcePps, GpsdSourceDelay, GpsdSourceOffset, GpsdSourceMinSatellites,

@@ -102,6 +102,7 @@ public static class ConfigReference
             ConfigType.User => "user name",
             ConfigType.Text => "text",
             ConfigType.SourceList => "list of sources",
+            ConfigType.MappingList => "list of mappings",
             _ => throw new InvalidOperationException($"{key.Path}: type {key.Type}"),
         };
         return key.Words.Count == 0 ? what : what + ", or " + string.Join(" or ", key.Words.Select(w => $"`{w}`"));

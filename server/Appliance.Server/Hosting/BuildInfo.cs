@@ -21,6 +21,17 @@ public static class BuildInfo
     /// <summary>The full commit id, or <see cref="Unknown"/> when the build had no git checkout.</summary>
     public static string Commit => s_parsed.Commit;
 
+    /// <summary>
+    /// The time of the commit built (SOURCE_DATE_EPOCH when the packager set one), Unix seconds; 0
+    /// for a build outside git. No clock running this binary can be earlier (issue #21): it is the
+    /// floor for "now" before a last-known time exists.
+    /// </summary>
+    public static long BuildUnixSeconds { get; } = ParseSeconds(typeof(BuildInfo).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .FirstOrDefault(a => a.Key == "BuildUnixSeconds")?.Value);
+
+    public static long ParseSeconds(string? value) =>
+        long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long seconds) ? seconds : 0;
+
     /// <summary>"0.1.0+SHA" → ("0.1.0", "SHA"); "0.1.0" → ("0.1.0", "unknown"); nothing → both unknown.</summary>
     public static (string Version, string Commit) Parse(string? informationalVersion)
     {

@@ -51,7 +51,7 @@ public static class ChronyDirectives
         new("keyfile", None, "symmetric keys (RFC 5905 MAC) are not supported; a source's key option is reported"),
         new("ntstrustedcerts", Mapped, "the `trust` file of every NTS source"),
         new("nosystemcert", Differs, "a source with `trust` trusts that file alone; without it, the system's anchors"),
-        new("nocerttimecheck", Not, "the appliance always checks certificate times: start with a clock set from another source"),
+        new("nocerttimecheck", Mapped, "`clock.skip-certificate-dates`"),
         new("ntsaeads", Mapped, "`nts-ke.aeads` and the `aeads` of every NTS source: ids 15, 17 and 30 by their names, in order"),
         new("ntsrefresh", None, "the appliance's NTS client repeats NTS-KE when its cookies run out"),
         new("ntsdumpdir", Differs, "with an NTS server: the key ring is kept in DIR/appliance-nts-keys (chrony's ntskeys file is not read: clients do NTS-KE once more); chrony's client cookies are not kept"),

@@ -221,6 +221,14 @@ public sealed partial class ChronyMapper
                     Note(line, MigrationOutcome.Mapped, $"clock.leap-seconds: {list}");
                 }
                 break;
+            case "nocerttimecheck":
+                // chrony.conf(5): the checks are off "for the specified number of clock updates"; so here.
+                if (Long(line, 0) is { } updates)
+                {
+                    _config.SkipCertificateDates = Clamp(K.ClockSkipCertificateDates, updates, out string? clamped);
+                    Note(line, clamped is null ? MigrationOutcome.Mapped : MigrationOutcome.MappedWithDifference, $"clock.skip-certificate-dates: {_config.SkipCertificateDates}{clamped}");
+                }
+                break;
             case "minsources":
                 if (Long(line, 0) is { } minSources)
                 {

@@ -130,6 +130,8 @@ public sealed class MigratedConfig
 
     public int? MinSources { get; set; }
 
+    public int? SkipCertificateDates { get; set; }
+
     /// <summary>In the order of the chrony file: <see cref="MigratedNtpSource"/>, <see cref="MigratedGpsdSource"/>, <see cref="MigratedPpsSource"/>, <see cref="MigratedPhcSource"/>.</summary>
     public List<object> Sources { get; } = [];
 
@@ -188,6 +190,7 @@ public sealed class MigratedConfig
         Add(clock, K.ClockStepThreshold, Duration(StepThreshold));
         Add(clock, K.ClockPanicThreshold, Duration(PanicThreshold));
         Add(clock, K.ClockMinSources, Number(MinSources));
+        Add(clock, K.ClockSkipCertificateDates, Number(SkipCertificateDates));
         Add(root, K.Clock, clock);
 
         if (Sources.Count > 0)
