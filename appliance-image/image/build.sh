@@ -47,6 +47,8 @@ rm -f "$stage/.complete"
 
 # The binary, its units, its user, its profile, its sysctl settings.
 install -m 0755 "$binary" "$stage/usr/bin/appliance"
+# libsodium, which make publish puts beside the binary (NSec's Ed25519: Roughtime signs and verifies with it).
+install -D -m 0644 "$(dirname "$binary")/libsodium.so" "$stage/usr/lib/appliance/libsodium.so"
 install -m 0644 "$src/systemd/appliance.service" "$src/systemd/appliance-firstboot.service" "$stage/usr/lib/systemd/system/"
 install -D -m 0755 "$src/firstboot/appliance-firstboot" "$stage/usr/lib/appliance/appliance-firstboot"
 install -D -m 0644 "$src/sysusers.d/appliance.conf" "$stage/usr/lib/sysusers.d/appliance.conf"

@@ -486,9 +486,12 @@ public sealed class NtpWorker : IDisposable
             scratch.Kind[i] = SlotKind.None;
             TimestampSource source = batch.TimestampSource(i);
             counters.CountTimestamp(source);
-            if (shedBefore != 0 && QueueGovernor.IsStale(batch.SoftwareTimestamp(i), shedBefore))
+            if (shedBefore != 0 && QueueGovernor.IsStale(batch.SoftwareTimestamp(i), shedBefore)
+                && !policy.WithinRate(batch.Source(i), monotonic))
             {
                 // Before any parsing: an NTS request is shed without its cookie opened (issue #20).
+                // Not a client the rate limiter knows to poll within its rate: the late answer is of
+                // use to it (a spoofed flood's sources are over their rate, the victims of it are not).
                 counters.Count(Outcome.Drop(ResponseReason.Stale));
                 scratch.Shed++;
                 continue;

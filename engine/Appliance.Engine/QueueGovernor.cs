@@ -23,7 +23,7 @@ internal sealed class QueueGovernor
     private readonly int _opened;
     private long _behindSince;
     private long _lastShed;
-    private long _changedAt;
+    private long _lookedAt;
     private bool _shedSinceChange;
     private int _receives;
     private int _fullReceives;
@@ -36,7 +36,7 @@ internal sealed class QueueGovernor
         _budget = budgetNanoseconds;
         _opened = Math.Max(MinBuffer, openedBuffer);
         Buffer = _opened;
-        _changedAt = monotonic;
+        _lookedAt = monotonic;
     }
 
     /// <summary>The receive buffer the socket should have now (a SO_RCVBUF value).</summary>
@@ -84,34 +84,36 @@ internal sealed class QueueGovernor
 
     /// <summary>
     /// Past capacity, a request the worker sheds still costs it a dequeue: at 3× its capacity,
-    /// most of its time. So each interval in which it shed halves the buffer (to at least
-    /// <see cref="MinBuffer"/>): the kernel then drops the excess as it arrives, at no cost to the
-    /// worker, and the queue holds about what the worker answers within the budget, as chronyd's
-    /// default-sized buffer does. The buffer grows back (a doubling per interval since the last
-    /// change, so an idle socket is back to full size at its first receive) only after an interval
-    /// without shedding in which most receives came back less than full: the queue was empty most
-    /// of the time. A queue that stays full at the lowered size is overload the kernel is shedding
+    /// most of its time. So an interval in which it shed and at whose end the queue still stands
+    /// (shedding did not catch up) halves the buffer (to at least <see cref="MinBuffer"/>): the
+    /// kernel then drops the excess as it arrives, at no cost to the worker, and the queue holds
+    /// about what the worker answers within the budget, as chronyd's default-sized buffer does. A
+    /// worker whose shedding caught up keeps its buffer: the kernel drops by arrival, blind to who
+    /// sent what, and a backlog left by a stall of the host is better drained than lost. The buffer grows back (a doubling per interval since it was last
+    /// looked at, so an idle socket is back to full size at its first receive) only after an
+    /// interval without shedding in which most receives came back less than full: the queue was
+    /// empty most of the time. A queue that stays full at the lowered size is overload the kernel is shedding
     /// for the worker; growing then would only let it stand again.
     /// </summary>
     /// <returns>True when <see cref="Buffer"/> changed, to be set on the socket.</returns>
     public bool AdjustBuffer(long monotonic)
     {
-        long elapsed = monotonic - _changedAt;
+        long elapsed = monotonic - _lookedAt;
         if (elapsed < IntervalNanoseconds)
         {
             return false;
         }
         int wanted = Buffer;
-        if (_shedSinceChange)
+        if (_shedSinceChange && _behindSince != 0)
         {
             wanted = Math.Max(MinBuffer, Buffer / 2);
         }
-        else if (_fullReceives * 2 <= _receives)
+        else if (_fullReceives * 2 < _receives)
         {
             int doublings = (int)Math.Min(31, elapsed / IntervalNanoseconds);
             wanted = (int)Math.Min(_opened, (long)Buffer << doublings);
         }
-        _changedAt = monotonic;
+        _lookedAt = monotonic;
         _receives = _fullReceives = 0;
         _shedSinceChange = false;
         bool changed = wanted != Buffer;

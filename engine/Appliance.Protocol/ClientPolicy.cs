@@ -45,12 +45,23 @@ public interface IClientPolicy
 {
     /// <param name="nts">The request carries NTS extension fields (the client table counts them).</param>
     PolicyVerdict Evaluate(in RequestContext context, bool nts);
+
+    /// <summary>
+    /// True when <paramref name="client"/> is known to poll within its rate: its rate-limit bucket
+    /// holds a token at <paramref name="limiterNanoseconds"/>, nothing charged. An overloaded worker
+    /// answers such a client's request even past the queue budget (issue #20): it polls no faster
+    /// than the rate-limit interval, so an answer late by milliseconds still comes long before its
+    /// next request (the definition of stale). Without a rate limiter nothing is known: false.
+    /// </summary>
+    bool WithinRate(NetAddress client, long limiterNanoseconds);
 }
 
 /// <summary>Answers everyone.</summary>
 public struct AllowAllPolicy : IClientPolicy
 {
     public readonly PolicyVerdict Evaluate(in RequestContext context, bool nts) => PolicyVerdict.Allow;
+
+    public readonly bool WithinRate(NetAddress client, long limiterNanoseconds) => false;
 }
 
 /// <summary>What to do with a denied client.</summary>
@@ -113,4 +124,6 @@ public readonly struct ServerPolicy : IClientPolicy
             _ => PolicyVerdict.RateDrop,
         };
     }
+
+    public bool WithinRate(NetAddress client, long limiterNanoseconds) => _limiter?.HasToken(client, limiterNanoseconds) ?? false;
 }

@@ -130,6 +130,28 @@ public sealed class RateLimiter
     }
 
     /// <summary>
+    /// True when the client's bucket would hold a token at <paramref name="nowNanoseconds"/> (a client
+    /// the table does not know starts full): a look that charges, refills and evicts nothing.
+    /// </summary>
+    public bool HasToken(NetAddress client, long nowNanoseconds)
+    {
+        ulong key = Key(client, out int set);
+        for (int w = set * Ways; w < (set + 1) * Ways; w++)
+        {
+            ref Entry entry = ref _entries[w];
+            if (entry.Key == key)
+            {
+                long elapsed = (nowNanoseconds / 1000) - entry.Time;
+                long refill = elapsed <= 0 ? 0
+                    : elapsed >= _intervalMicros * (_capacityTokens / TokenUnit) ? _capacityTokens
+                    : elapsed * TokenUnit / _intervalMicros;
+                return Math.Min(_capacityTokens, entry.Tokens + refill) >= TokenUnit;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>
     /// Charges one request to the client's bucket at <paramref name="nowNanoseconds"/>, a clock that
     /// should not step (the worker's monotonic clock). On a clock that steps back, a client loses the
     /// refill for the time between its last request and the step, not the length of the step.

@@ -13,7 +13,11 @@ public static class Program
     /// <summary>Exit code for a configuration or start-up error the operator can fix.</summary>
     public const int ExitConfigError = 2;
 
-    public static int Main(string[] args) => BuildCommand().Parse(args).Invoke();
+    public static int Main(string[] args)
+    {
+        NativeLibraries.Register();
+        return BuildCommand().Parse(args).Invoke();
+    }
 
     public static RootCommand BuildCommand()
     {

@@ -45,8 +45,13 @@ public class TimeBoundTests
     {
         RoughtimeSample[] samples = [Around("a", T, 1 * S), Around("b", T + (10 * S), 1 * S)];
         Assert.Null(TimeBound.Agree(samples, quorum: 2, monotonic: 0));
-        Assert.Equal(1, TimeBound.Agree(samples, quorum: 1, monotonic: 0)!.Value.Agreeing);
+        // Even with a quorum of one: one against one is a tie, and neither is believed.
+        Assert.Null(TimeBound.Agree(samples, quorum: 1, monotonic: 0));
+        Assert.Equal(2, TimeBound.Agree([.. samples, Around("c", T, 2 * S)], quorum: 1, monotonic: 0)!.Value.Agreeing);
         Assert.Null(TimeBound.Agree([], quorum: 1, monotonic: 0));
+        // Two pairs that each agree, on different times: neither can be believed.
+        Assert.Null(TimeBound.Agree([Around("a", T, 1 * S), Around("b", T, 1 * S), Around("c", T + (60 * S), 1 * S), Around("d", T + (60 * S), 1 * S)],
+            quorum: 2, monotonic: 0));
         // Intervals that only touch share that instant.
         Assert.NotNull(TimeBound.Agree([Around("a", T, 1 * S), Around("b", T + (2 * S), 1 * S)], quorum: 2, monotonic: 0));
     }

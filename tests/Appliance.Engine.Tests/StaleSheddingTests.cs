@@ -61,6 +61,30 @@ public class StaleSheddingTests
     }
 
     [Fact]
+    public void AClientWithinItsRate_IsAnsweredThoughStale_OneOverItsRateIsShed()
+    {
+        // Under a spoofed flood the flood's sources are over their rate; the clients polling beside it are not.
+        var limiter = new RateLimiter(new RateLimitSettings(TimeSpan.FromSeconds(1), 2, 0, false, 1024), 1024, 1, 2);
+        var flooder = new IPEndPoint(IPAddress.Parse("192.0.2.66"), 123);
+        long monotonic = SystemClock.MonotonicNanoseconds();
+        limiter.Check(NetAddress.FromIPAddress(flooder.Address), monotonic);
+        limiter.Check(NetAddress.FromIPAddress(flooder.Address), monotonic); // its burst spent
+        var policy = new ServerPolicy(null, DenyAction.Ignore, limiter);
+        using var batch = new PacketBatch(2);
+        var counters = new WorkerCounters();
+        var scratch = new BatchScratch(2, null) { ShedBefore = Now - 2_000_000 };
+        batch.Load(0, NtpQuery.ClientRequest(1), s_client, Now - 40_000_000);
+        batch.Load(1, NtpQuery.ClientRequest(2), flooder, Now - 40_000_000);
+
+        NtpWorker.ProcessBatch(batch, EngineFixture.SyncedCell().Current, ref policy, counters, scratch);
+
+        Assert.Equal(48, batch.ResponseLength(0));
+        Assert.Equal(0, batch.ResponseLength(1));
+        Assert.Equal(1, counters.Get(ResponseAction.Drop, ResponseReason.Stale));
+        Assert.Equal(1, counters.Get(ResponseAction.Respond, ResponseReason.Served));
+    }
+
+    [Fact]
     public void WithoutABudget_NothingIsShed()
     {
         using var batch = new PacketBatch(1);
@@ -168,6 +192,11 @@ public class StaleSheddingTests
         t += Interval;
         Receive(queue, full: true, t / (double)Ms, 1);
         Receive(queue, full: false, t / (double)Ms, 0);
+        Assert.False(queue.AdjustBuffer(t)); // half full: not most receives less than full
+        t += Interval;
+        Receive(queue, full: true, t / (double)Ms, 1);
+        Receive(queue, full: false, t / (double)Ms, 0);
+        Receive(queue, full: false, t / (double)Ms, 0);
         Assert.True(queue.AdjustBuffer(t));
         Assert.Equal(128 << 10, queue.Buffer);
         // Idle for a second: at its first receive it is back to the size it opened with, never more.
@@ -182,14 +211,25 @@ public class StaleSheddingTests
     }
 
     [Fact]
-    public void AShedFollowedByAnEmptyQueue_InOneInterval_StillHalvesTheBuffer()
+    public void ShedsThatCaughtUp_LeaveTheBufferAlone_OnlyAQueueStillStandingHalvesIt()
     {
         var queue = new QueueGovernor(Budget, 1 << 20, 0);
-        Receive(queue, full: true, 100, 5);
+        for (double t = 0; t <= 100; t += 1)
+        {
+            Receive(queue, full: true, t, 5);
+        }
         queue.Shed(100 * Ms);
-        Receive(queue, full: false, 101, 0);
-        Receive(queue, full: false, 102, 0);
-        Assert.True(queue.AdjustBuffer(110 * Ms));
+        // Shedding caught up (the heads are fresh again): the kernel need not drop anything.
+        Receive(queue, full: true, 101, 1);
+        Assert.False(queue.AdjustBuffer(110 * Ms));
+        Assert.Equal(1 << 20, queue.Buffer);
+        // Shedding that does not catch up (stale heads to the end of the interval): halved.
+        for (double t = 111; t <= 211; t += 1)
+        {
+            Receive(queue, full: true, t, 5);
+        }
+        queue.Shed(211 * Ms);
+        Assert.True(queue.AdjustBuffer(215 * Ms));
         Assert.Equal(512 << 10, queue.Buffer);
     }
 

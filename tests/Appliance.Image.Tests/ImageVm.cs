@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
+using System.Text.RegularExpressions;
 using Appliance.Testing;
 
 namespace Appliance.Image.Tests;
@@ -13,8 +14,10 @@ namespace Appliance.Image.Tests;
 /// chronyd on the host as its upstream, a local reference until it is selected, an NTS-KE
 /// certificate made here, the NTS-KE server advertising the host's forwarded NTP port), a static
 /// address with no gateway and no DNS, and the reporter unit, written with debugfs: the guest reaches
-/// nothing beyond QEMU's user subnet. (Not QEMU's restrict=on: it also drops the guest's UDP replies
-/// to the forwarded NTP port.) The VM is killed by its PID at the end.
+/// nothing beyond QEMU's user subnet, a documentation range (192.0.2.0/24, RFC 5737). (Not QEMU's
+/// restrict=on: it also drops the guest's UDP replies to the forwarded NTP port.) The VM is killed
+/// by its PID at the end. A cold start (<see cref="ColdStartRoughtime"/>) boots the guest's clock
+/// years behind instead, with an NTS server and a Roughtime server on the host as its only time.
 /// </summary>
 public class ImageVm : IAsyncLifetime
 {
@@ -41,10 +44,13 @@ public class ImageVm : IAsyncLifetime
     /// clock.mode software with appliance-image/systemd/software-clock.conf as a drop-in (and the local
     /// reference only), instead of kernel mode from a chronyd on the host.
     /// </param>
-    protected ImageVm(bool softwareClock)
+    /// <param name="coldStart">A cold start (issue #21): kernel mode, the guest's RTC years behind, and this Roughtime server on the host.</param>
+    protected ImageVm(bool softwareClock, ColdStartRoughtime? coldStart = null)
     {
         SoftwareClock = softwareClock;
-        Directory = Repo.Path("out", "image-test", softwareClock ? "software-clock" : "kernel-clock");
+        ColdStart = coldStart;
+        Directory = Repo.Path("out", "image-test", coldStart is { } c ? $"cold-start-{c.ToString().ToLowerInvariant()}"
+            : softwareClock ? "software-clock" : "kernel-clock");
         ChronyQuery = new(() => Run.CommandAsync("chronyd",
             ["-Q", "-t", "30", $"server 127.0.0.1 port {NtpPort} iburst", $"pidfile {Path.Combine(Directory, "chronyq.pid")}", "cmdport 0"],
             TimeSpan.FromSeconds(60)));
@@ -60,10 +66,10 @@ public class ImageVm : IAsyncLifetime
     {
         var deadline = Stopwatch.StartNew();
         string status = "";
-        while (deadline.Elapsed < TimeSpan.FromMinutes(3))
+        while (deadline.Elapsed < TimeSpan.FromMinutes(4))
         {
             status = (await RequestAsync("status"))["status"];
-            if (status.Contains("synchronised (kernel mode)", StringComparison.Ordinal))
+            if (IsKernelSynchronised(status))
             {
                 return status;
             }
@@ -72,7 +78,15 @@ public class ImageVm : IAsyncLifetime
         return status;
     }
 
+    /// <summary>`appliance status` says the kernel clock is synchronised (not "unsynchronised (kernel mode)", which holds the same words).</summary>
+    public static bool IsKernelSynchronised(string status) => Regex.IsMatch(status, @"(?m)^Clock\s*:\s*synchronised \(kernel mode\)");
+
     public bool SoftwareClock { get; }
+
+    public ColdStartRoughtime? ColdStart { get; }
+
+    /// <summary>Where the guest's RTC starts in a cold start (QEMU's -rtc base): years before any certificate in use.</summary>
+    public const string ColdStartRtc = "2019-06-01T00:00:00";
 
     public string Directory { get; }
 
@@ -92,13 +106,29 @@ public class ImageVm : IAsyncLifetime
     public int MetricsPort { get; } = Ports.FreeTcpPort();
 
     /// <summary>The guest's address on QEMU's user network (static in the test image: see <see cref="WriteTestFilesAsync"/>).</summary>
-    public const string GuestAddress = "10.0.2.15";
+    public const string GuestAddress = "192.0.2.15";
 
-    /// <summary>The host as the guest sees it on QEMU's user network: its loopback services.</summary>
-    public const string HostAlias = "10.0.2.2";
+    /// <summary>The host as the guest sees it on QEMU's user network (net=192.0.2.0/24, host=): its loopback services.</summary>
+    public const string HostAlias = "192.0.2.2";
 
     /// <summary>The guest appliance's upstream: a chronyd on the host's loopback (-x: it never touches the host's clock).</summary>
     private ChronyServer? _upstream;
+
+    /// <summary>A cold start's Roughtime server on the host: the appliance itself (out/bin/appliance), and the lying clock it may follow.</summary>
+    private PeerProcess? _roughtime;
+    private TestNtpServer? _lyingClock;
+
+    /// <summary>A cold start: the NTS upstream's certificate, valid from two hours ago only (the guest's clock is years behind that).</summary>
+    public TestCertificate UpstreamCertificate { get; } =
+        TestCertificate.CreateValidBetween(DateTimeOffset.UtcNow.AddHours(-2), DateTimeOffset.UtcNow.AddDays(30), "ntp.test");
+
+    /// <summary>A cold start: the Roughtime server's UDP port on the host, and its long-term public key (base64).</summary>
+    public int RoughtimePort { get; } = Ports.FreeUdpPort();
+
+    public string RoughtimePublicKey { get; private set; } = Convert.ToBase64String(new byte[32]);
+
+    /// <summary>The host's Roughtime server's output (a cold start with one running).</summary>
+    public string RoughtimeLog => _roughtime?.Output ?? "";
 
     public TestCertificate Certificate { get; } = TestCertificate.Create("ntp.test", "127.0.0.1");
 
@@ -133,7 +163,20 @@ public class ImageVm : IAsyncLifetime
 
         """;
 
-    private string ClockSection => SoftwareClock
+    private string ClockSection => ColdStart is not null
+        ? $"""
+          # A cold start (issue #21): kernel mode as shipped, no local reference, the guest's clock
+          # years behind; NTS from a chronyd on the host (its certificate valid from two hours ago),
+          # and a Roughtime server on the host to bound the time before NTS-KE.
+          clock:
+            mode: kernel
+            leap-seconds: /usr/share/zoneinfo/leap-seconds.list
+            roughtime:
+              - {"{"} address: "{HostAlias}:{RoughtimePort}", public-key: "{RoughtimePublicKey}" {"}"}
+          sources:
+            - ntp: {"{"} address: "{HostAlias}:{_upstream!.NtsKePort}", nts: true, name: ntp.test, trust: /etc/appliance/image-test/upstream.pem, iburst: true, minpoll: 4, maxpoll: 4 {"}"}
+          """
+        : SoftwareClock
         ? """
           # Software mode under the software-clock drop-in: the system clock is never touched, and the
           # host clock is served as a local reference.
@@ -172,7 +215,11 @@ public class ImageVm : IAsyncLifetime
             System.IO.Directory.Delete(Directory, recursive: true);
         }
         System.IO.Directory.CreateDirectory(Directory);
-        if (!SoftwareClock)
+        if (ColdStart is { } scenario)
+        {
+            await StartColdStartPeersAsync(scenario);
+        }
+        else if (!SoftwareClock)
         {
             _upstream = await ChronyServer.StartAsync();
         }
@@ -193,12 +240,18 @@ public class ImageVm : IAsyncLifetime
             "-accel", "tcg", "-m", "1024", "-smp", "1", "-display", "none", "-no-reboot",
             "-kernel", kernel, "-initrd", initrd, "-append", append,
             "-drive", $"file={copy},format=raw,if=virtio",
-            "-nic", $"user,hostfwd=udp:127.0.0.1:{NtpPort}-:123,hostfwd=tcp:127.0.0.1:{KePort}-:4460,hostfwd=tcp:127.0.0.1:{MetricsPort}-:9975",
+            "-nic", $"user,net=192.0.2.0/24,host={HostAlias},hostfwd=udp:127.0.0.1:{NtpPort}-:123,hostfwd=tcp:127.0.0.1:{KePort}-:4460,hostfwd=tcp:127.0.0.1:{MetricsPort}-:9975",
             "-serial", $"file:{ConsolePath}",
             "-serial", $"unix:{socket},server=on,wait=off",
         })
         {
             info.ArgumentList.Add(arg);
+        }
+        if (ColdStart is not null)
+        {
+            // The RTC the guest kernel sets its clock from at boot (no kvmclock under TCG): years back.
+            info.ArgumentList.Add("-rtc");
+            info.ArgumentList.Add($"base={ColdStartRtc}");
         }
         var started = Stopwatch.StartNew();
         _qemu = Process.Start(info) ?? throw new InvalidOperationException("cannot start qemu");
@@ -214,7 +267,12 @@ public class ImageVm : IAsyncLifetime
         Report = await RequestAsync("report");
     }
 
-    /// <summary>Asks the reporter for sections (<c>report</c>, <c>reload</c>) and waits for them.</summary>
+    /// <summary>
+    /// Asks the reporter for sections (<c>report</c>, <c>reload</c>) and waits for them. A request
+    /// the reporter has not begun to answer within 10 s is sent again: a line the guest's tty got
+    /// mangled (a cold start's first request once went unanswered for 2 minutes while the reporter
+    /// went on saying READY) is not read as the command, and nothing of it ran.
+    /// </summary>
     public async Task<IReadOnlyDictionary<string, string>> RequestAsync(string command)
     {
         int from;
@@ -222,7 +280,19 @@ public class ImageVm : IAsyncLifetime
         {
             from = _channel.Length;
         }
-        await _report!.SendAsync(Encoding.ASCII.GetBytes(command + "\n"));
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            await _report!.SendAsync(Encoding.ASCII.GetBytes("\n" + command + "\n"));
+            try
+            {
+                await WaitForAsync(t => t.IndexOf("==BEGIN ", from, StringComparison.Ordinal) >= 0, TimeSpan.FromSeconds(10), $"the start of the answer to '{command}'");
+                break;
+            }
+            catch (TimeoutException) when (deadline.Elapsed < s_reportTimeout)
+            {
+            }
+        }
         string text = await WaitForAsync(t => t.IndexOf("==DONE\n", from, StringComparison.Ordinal) >= 0, s_reportTimeout, $"the answer to '{command}'");
         return ParseSections(text[from..text.IndexOf("==DONE\n", from, StringComparison.Ordinal)]);
     }
@@ -299,7 +369,56 @@ public class ImageVm : IAsyncLifetime
         {
             await _upstream.DisposeAsync();
         }
+        if (_roughtime is not null)
+        {
+            await _roughtime.DisposeAsync();
+        }
+        if (_lyingClock is not null)
+        {
+            await _lyingClock.DisposeAsync();
+        }
         File.Delete(Path.Combine(Directory, "test.img"));
+    }
+
+    /// <summary>
+    /// A cold start's peers on the host: the chronyd NTS server (naming the host alias as its NTP
+    /// server, since its clients are the guest), and the Roughtime server, the appliance itself in
+    /// software mode on its local clock or following a clock an hour ahead; none for
+    /// <see cref="ColdStartRoughtime.Stopped"/>, whose configured port nothing answers.
+    /// </summary>
+    private async Task StartColdStartPeersAsync(ColdStartRoughtime scenario)
+    {
+        _upstream = await ChronyServer.StartAsync(UpstreamCertificate, HostAlias);
+        if (scenario == ColdStartRoughtime.Stopped)
+        {
+            return;
+        }
+        string time = "clock: { mode: software, local: { stratum: 10 } }";
+        if (scenario == ColdStartRoughtime.AnHourAhead)
+        {
+            _lyingClock = TestNtpServer.Shifted(3600);
+            time = $"clock: {{ mode: software }}\nsources: [ {{ ntp: {{ address: \"{_lyingClock.EndPoint}\", minpoll: 0, maxpoll: 1 }} }} ]";
+        }
+        string config = Path.Combine(Directory, "host-roughtime.yaml");
+        await File.WriteAllTextAsync(config, $$"""
+            # The host's Roughtime server for the cold-start image test.
+            ntp: { listen: ["127.0.0.1:{{Ports.FreeUdpPort()}}"], workers: 1 }
+            {{time}}
+            metrics: { listen: off }
+            control: { socket: off }
+            roughtime: { listen: ["127.0.0.1:{{RoughtimePort}}"], tcp: false, key: {{Path.Combine(Directory, "roughtime.key")}} }
+
+            """);
+        _roughtime = new PeerProcess(Repo.Path("out", "bin", "appliance"), ["serve", "--config", config]);
+        await _roughtime.WaitForOutputAsync("serving Roughtime", TimeSpan.FromSeconds(30));
+        Match key = Regex.Match(_roughtime.Output, "long-term public key ([A-Za-z0-9+/=]{44})");
+        Assert.True(key.Success, _roughtime.Output);
+        RoughtimePublicKey = key.Groups[1].Value;
+        if (scenario == ColdStartRoughtime.AnHourAhead)
+        {
+            // It signs nothing until synchronised: wait for the lie to be its time.
+            await _roughtime.WaitForOutputAsync("clock: synchronised", TimeSpan.FromSeconds(30));
+        }
     }
 
     private async Task<string> RunNtsClientAsync()
@@ -345,7 +464,7 @@ public class ImageVm : IAsyncLifetime
         string network = Path.Combine(Directory, "80-wired.network");
         await File.WriteAllTextAsync(network, $"""
             # The image test's network: QEMU's user network with no gateway and no DNS server, so the guest
-            # reaches nothing beyond its own subnet (QEMU's host alias 10.0.2.2 answers the forwarded ports).
+            # reaches nothing beyond its own subnet (QEMU's host alias {HostAlias} answers the forwarded ports).
             [Match]
             Name=en* eth*
 
@@ -367,6 +486,24 @@ public class ImageVm : IAsyncLifetime
         Put(Certificate.CertificatePath, "/etc/appliance/image-test/fullchain.pem", "644", gid);
         Put(Certificate.KeyPath, "/etc/appliance/image-test/key.pem", "640", gid);
         Put(config, "/etc/appliance/image-test.yaml", "640", gid);
+        if (ColdStart is { } scenario)
+        {
+            Put(UpstreamCertificate.CertificatePath, "/etc/appliance/image-test/upstream.pem", "644", gid);
+            if (scenario == ColdStartRoughtime.Stopped)
+            {
+                // The last time this board was known good, a minute ago (later than the commit built,
+                // so the floor is the file's): what a board restarted after a power cut holds. With
+                // Roughtime silent, the floor it gives must carry NTS-KE alone.
+                string passwd = (await Run.CheckedAsync("debugfs", "-R", "cat /etc/passwd", copy)).StdOut;
+                string uid = passwd.Split('\n').Select(l => l.Split(':')).First(f => f[0] == "appliance")[2];
+                string known = Path.Combine(Directory, "last-known-time");
+                await File.WriteAllTextAsync(known, DateTimeOffset.UtcNow.AddMinutes(-1).ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ", CultureInfo.InvariantCulture) + "\n");
+                script.Append("mkdir /var/lib/appliance\n");
+                script.Append(CultureInfo.InvariantCulture, $"set_inode_field /var/lib/appliance mode 040700\nset_inode_field /var/lib/appliance uid {uid}\nset_inode_field /var/lib/appliance gid {gid}\n");
+                Put(known, "/var/lib/appliance/last-known-time", "600", gid);
+                script.Append(CultureInfo.InvariantCulture, $"set_inode_field /var/lib/appliance/last-known-time uid {uid}\n");
+            }
+        }
         script.Append("mkdir /etc/systemd/system/appliance.service.d\n");
         Put(dropIn, "/etc/systemd/system/appliance.service.d/image-test.conf", "644", "0");
         if (SoftwareClock)
@@ -491,4 +628,17 @@ public class ImageVm : IAsyncLifetime
     }
 
     private static string Tail(string text) => text.Length > 6000 ? text[^6000..] : text;
+}
+
+/// <summary>The Roughtime server a cold-start guest is given (issue #21).</summary>
+public enum ColdStartRoughtime
+{
+    /// <summary>Honest: on the host's clock.</summary>
+    Honest,
+
+    /// <summary>Configured, but nothing answers: the floor (a last-known time a minute old) must suffice.</summary>
+    Stopped,
+
+    /// <summary>Signing a time an hour ahead: the first synchronisation to the truth is refused.</summary>
+    AnHourAhead,
 }

@@ -185,6 +185,8 @@ public class NtpResponderTests
     private struct FixedPolicy(PolicyVerdict verdict) : IClientPolicy
     {
         public readonly PolicyVerdict Evaluate(in RequestContext context, bool nts) => verdict;
+
+        public readonly bool WithinRate(NetAddress client, long limiterNanoseconds) => false;
     }
 
     [Theory]

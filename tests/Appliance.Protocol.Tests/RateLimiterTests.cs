@@ -33,6 +33,27 @@ public class RateLimiterTests
     }
 
     [Fact]
+    public void HasToken_Looks_WithoutChargingRefillingOrTracking()
+    {
+        RateLimiter limiter = Limiter(burst: 2);
+        long t = 1000 * Second;
+        Assert.True(limiter.HasToken(s_client, t)); // unknown: a new client starts full
+        Assert.False(limiter.Tracks(s_client));
+        for (int i = 0; i < 100; i++)
+        {
+            Assert.True(limiter.HasToken(s_client, t));
+        }
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t));
+        Assert.True(limiter.HasToken(s_client, t));
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t));
+        Assert.False(limiter.HasToken(s_client, t));                 // spent
+        Assert.False(limiter.HasToken(s_client, t + Second));        // half a token
+        Assert.True(limiter.HasToken(s_client, t + (2 * Second)));   // one token: ...
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t + (2 * Second))); // ... which the look left there
+        Assert.Equal(RateDecision.Drop, limiter.Check(s_client, t + (2 * Second)));
+    }
+
+    [Fact]
     public void UpdateSettings_KeepsEveryClientsBucket_AndRefillsAtTheNewInterval()
     {
         RateLimiter limiter = Limiter(burst: 4, interval: 2);

@@ -66,7 +66,8 @@ public class ColdStartTests
         var logs = new CapturedLogs();
         using var factory = LoggerFactory.Create(l => l.AddProvider(logs));
         TimeFloor floor = ClockService.Floor(1_796_000_000, path, factory.CreateLogger("test"));
-        Assert.Equal(1_796_000_000_000_000_000, floor.UnixNanoseconds);
+        Assert.Equal((1_796_000_000L - 86_400) * 1_000_000_000, floor.UnixNanoseconds); // a day before the commit
+        Assert.StartsWith("a day before the commit", floor.Origin, StringComparison.Ordinal);
         Assert.Contains(logs.Lines, l => l.Contains("cannot read the last known time", StringComparison.Ordinal));
     }
 
@@ -102,25 +103,30 @@ public class ColdStartTests
         await using TestNtpServer upstream = TestNtpServer.Shifted(0);
         var logs = new CapturedLogs();
         await using ApplianceServer server = await StartAsync($"{{ mode: kernel, last-known-time: \"{path}\" }}",
-            $"sources: [ {{ ntp: {{ address: \"{upstream.EndPoint}\", minpoll: 0, maxpoll: 1 }} }} ]", logs, kernel);
+            Upstreams(upstream), logs, kernel);
 
         Appliance.Timestamping.Interop.Timex step = kernel.Calls.First(c => (c.Modes & KernelClock.AdjSetOffset) != 0);
         double seconds = step.TimeSeconds + (step.TimeFraction / 1e9);
         Assert.InRange(seconds, 86_399, 86_400);
-        Assert.Contains(logs.Lines, l => l.Contains("stepped by", StringComparison.Ordinal) && l.Contains("to the floor", StringComparison.Ordinal));
+        // One line says it all, the step included (issue #21).
+        Assert.Single(logs.Lines, l => l.Contains("it is wrong", StringComparison.Ordinal) && l.Contains("stepping it to that time first", StringComparison.Ordinal));
     }
 
+    private static string Upstreams(params TestNtpServer[] upstreams) =>
+        "sources: [ " + string.Join(", ", upstreams.Select(u => $"{{ ntp: {{ address: \"{u.EndPoint}\", minpoll: 0, maxpoll: 1 }} }}")) + " ]";
+
     [Fact]
-    public async Task ASynchronisedClock_WritesTheLastKnownTime_AndChecksCertificatesAgainstItself()
+    public async Task ASynchronisedClock_WritesTheLastKnownTime_WhenTwoSourcesAgree_AndChecksCertificatesAgainstItself()
     {
         string path = TempFile();
-        await using TestNtpServer upstream = TestNtpServer.Shifted(0);
+        await using TestNtpServer a = TestNtpServer.Shifted(0);
+        await using TestNtpServer b = TestNtpServer.Shifted(0);
         var logs = new CapturedLogs();
         await using (ApplianceServer server = await StartAsync($"{{ mode: software, last-known-time: \"{path}\", skip-certificate-dates: 1 }}",
-            $"sources: [ {{ ntp: {{ address: \"{upstream.EndPoint}\", minpoll: 0, maxpoll: 1 }} }} ]", logs))
+            Upstreams(a, b), logs))
         {
             Assert.False(server.Clock.ClockBehindFloor);
-            await Eventually.TrueAsync(() => File.Exists(path), TimeSpan.FromSeconds(20), () => $"stratum {server.State.Current.Stratum}");
+            await Eventually.TrueAsync(() => File.Exists(path), TimeSpan.FromSeconds(30), () => $"stratum {server.State.Current.Stratum}");
             long written = LastKnownTime.Read(path)!.Value;
             Assert.InRange((written - SystemClock.RealtimeNanoseconds()) / 1e9, -5, 0.1);
             await Eventually.TrueAsync(() => !server.Clock.CertificateTimeNow().IgnoreValidityPeriod, TimeSpan.FromSeconds(10), () => "still skipping");
@@ -129,6 +135,22 @@ public class ColdStartTests
         // At stop, once more: the file is as late as the stop.
         long atStop = LastKnownTime.Read(path)!.Value;
         Assert.InRange((atStop - SystemClock.RealtimeNanoseconds()) / 1e9, -1, 0.1);
+    }
+
+    [Fact]
+    public async Task OneUnauthenticatedSource_NeverSetsTheLastKnownTime()
+    {
+        // Else one spoofed plain-NTP answer at a first synchronisation (which may step any amount)
+        // would plant a far-future floor that every later start steps the clock to.
+        string path = TempFile();
+        await using TestNtpServer ahead = TestNtpServer.Shifted(86_400 * 365);
+        var logs = new CapturedLogs();
+        await using (ApplianceServer server = await StartAsync($"{{ mode: software, last-known-time: \"{path}\" }}", Upstreams(ahead), logs))
+        {
+            await Eventually.TrueAsync(() => server.State.Current.Stratum == 2, TimeSpan.FromSeconds(20), () => $"stratum {server.State.Current.Stratum}");
+            await Task.Delay(TimeSpan.FromSeconds(2)); // two ticks synchronised: a trusted one would have written by now
+        }
+        Assert.False(File.Exists(path));
     }
 
     /// <summary>The appliance's own Roughtime server (software mode): on its local clock, or synchronised to <paramref name="upstream"/>.</summary>
@@ -153,7 +175,6 @@ public class ColdStartTests
     private static string RoughtimeEntry(ApplianceServer roughtime, byte[]? key = null) =>
         $"{{ address: \"{roughtime.Roughtime!.UdpEndPoints[0]}\", public-key: \"{Convert.ToBase64String(key ?? roughtime.Roughtime.Keys.PublicKey)}\" }}";
 
-    private static string Upstream(TestNtpServer upstream) => $"sources: [ {{ ntp: {{ address: \"{upstream.EndPoint}\", minpoll: 0, maxpoll: 1 }} }} ]";
 
     [Fact]
     public async Task Roughtime_BoundsNow_AndASourceWithinTheBound_Synchronises()
@@ -161,7 +182,7 @@ public class ColdStartTests
         await using ApplianceServer roughtime = await RoughtimeServerAsync();
         await using TestNtpServer upstream = TestNtpServer.Shifted(0);
         var logs = new CapturedLogs();
-        await using ApplianceServer server = await StartAsync($"{{ mode: software, roughtime: [ {RoughtimeEntry(roughtime)} ] }}", Upstream(upstream), logs);
+        await using ApplianceServer server = await StartAsync($"{{ mode: software, roughtime: [ {RoughtimeEntry(roughtime)} ] }}", Upstreams(upstream), logs);
 
         await Eventually.TrueAsync(() => server.State.Current.Stratum == 2, TimeSpan.FromSeconds(20), () => string.Join("\n", logs.Lines));
         TimeBound bound = Assert.NotNull(server.Clock.Bound);
@@ -178,7 +199,7 @@ public class ColdStartTests
         await using ApplianceServer roughtime = await RoughtimeServerAsync(lying);
         await using TestNtpServer upstream = TestNtpServer.Shifted(0);
         var logs = new CapturedLogs();
-        await using ApplianceServer server = await StartAsync($"{{ mode: software, roughtime: [ {RoughtimeEntry(roughtime)} ] }}", Upstream(upstream), logs);
+        await using ApplianceServer server = await StartAsync($"{{ mode: software, roughtime: [ {RoughtimeEntry(roughtime)} ] }}", Upstreams(upstream), logs);
 
         await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains($"refused {upstream.EndPoint}", StringComparison.Ordinal)),
             TimeSpan.FromSeconds(20), () => string.Join("\n", logs.Lines));
@@ -199,7 +220,7 @@ public class ColdStartTests
         var logs = new CapturedLogs();
         byte[] wrong = new byte[32];
         wrong[0] = 1;
-        await using ApplianceServer server = await StartAsync($"{{ mode: software, roughtime: [ {RoughtimeEntry(roughtime, wrong)} ] }}", Upstream(upstream), logs);
+        await using ApplianceServer server = await StartAsync($"{{ mode: software, roughtime: [ {RoughtimeEntry(roughtime, wrong)} ] }}", Upstreams(upstream), logs);
 
         await Eventually.TrueAsync(() => server.State.Current.Stratum == 2, TimeSpan.FromSeconds(20), () => string.Join("\n", logs.Lines));
         Assert.Null(server.Clock.Bound);

@@ -277,7 +277,7 @@ public class ReloadTests
         int port = Ports.FreeUdpPort();
         string yaml = $"""
             ntp: {"{"} listen: ["127.0.0.1:{port}"], workers: 1, rate-limit: off {"}"}
-            clock: {"{"} mode: kernel, local: {"{"} stratum: 10 {"}"} {"}"}
+            clock: {"{"} mode: kernel, local: {"{"} stratum: 10 {"}"}, last-known-time: off {"}"}
             metrics: {"{"} listen: off {"}"}
             """;
         await using FromFile f = await FromFile.StartAsync(yaml);

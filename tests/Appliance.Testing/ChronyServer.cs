@@ -30,7 +30,8 @@ public sealed class ChronyServer : IAsyncDisposable
     public string Log => _process.Output;
 
     /// <param name="nts">A certificate for NTS-KE (ntsservercert/ntsserverkey), or null for plain NTP.</param>
-    public static async Task<ChronyServer> StartAsync(TestCertificate? nts = null)
+    /// <param name="ntsNtpServer">The NTP server NTS-KE names (ntsntpserver): where its clients send NTP, e.g. a VM's host alias.</param>
+    public static async Task<ChronyServer> StartAsync(TestCertificate? nts = null, string ntsNtpServer = "127.0.0.1")
     {
         string dir = System.IO.Directory.CreateTempSubdirectory("chrony-server").FullName;
         await Run.CheckedAsync("chmod", "755", dir);
@@ -40,7 +41,7 @@ public sealed class ChronyServer : IAsyncDisposable
         await Run.CheckedAsync("chmod", "750", run);
         int port = Ports.FreeUdpPort();
         int? ntsPort = nts is null ? null : Ports.FreeTcpPort();
-        string ntsLines = nts is null ? "" : $"ntsport {ntsPort}\nntsservercert {nts.CertificatePath}\nntsserverkey {nts.KeyPath}\nntsdumpdir {run}\nntsntpserver 127.0.0.1\n";
+        string ntsLines = nts is null ? "" : $"ntsport {ntsPort}\nntsservercert {nts.CertificatePath}\nntsserverkey {nts.KeyPath}\nntsdumpdir {run}\nntsntpserver {ntsNtpServer}\n";
         string conf = Path.Combine(dir, "chrony.conf");
         await File.WriteAllTextAsync(conf,
             $"port {port}\nbindaddress 127.0.0.1\nlocal stratum 1\nallow 127.0.0.0/8\ncmdport 0\nbindcmdaddress {run}/chronyd.sock\npidfile {run}/chronyd.pid\n{ntsLines}");

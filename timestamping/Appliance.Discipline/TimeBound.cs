@@ -37,8 +37,9 @@ public readonly record struct TimeBound(long EarliestUnixNanoseconds, long Lates
 
     /// <summary>
     /// The bound the most servers agree on (Marzullo's intersection, as RFC 5905 §11.2.1 selects
-    /// truechimers), if at least <paramref name="quorum"/> of them share it; null otherwise: servers
-    /// that disagree prove nothing together. Each sample is first carried to <paramref name="monotonic"/>.
+    /// truechimers), if at least <paramref name="quorum"/> of them share it and no other group as
+    /// large agrees on another time; null otherwise: servers that disagree prove nothing together.
+    /// Each sample is first carried to <paramref name="monotonic"/>.
     /// </summary>
     public static TimeBound? Agree(IReadOnlyList<RoughtimeSample> samples, int quorum, long monotonic)
     {
@@ -53,16 +54,30 @@ public readonly record struct TimeBound(long EarliestUnixNanoseconds, long Lates
         edges.Sort((a, b) => a.At != b.At ? a.At.CompareTo(b.At) : b.Step.CompareTo(a.Step));
         int count = 0, best = 0;
         long low = 0, high = 0;
+        bool tied = false;
         for (int i = 0; i < edges.Count; i++)
         {
             count += edges[i].Step;
-            if (edges[i].Step > 0 && count > best)
+            if (edges[i].Step < 0)
+            {
+                continue;
+            }
+            if (count > best)
             {
                 best = count;
                 low = edges[i].At;
-                // The overlap lasts until the next interval ends (the next end edge after this start).
-                high = edges.Skip(i + 1).First(e => e.Step < 0).At;
+                // The overlap lasts until the next interval ends: the next edge, since count fell below best at any end.
+                high = edges[i + 1].At;
+                tied = false;
             }
+            else if (count == best && edges[i].At > high)
+            {
+                tied = true; // as many servers agree on another time, elsewhere: none of them can be believed
+            }
+        }
+        if (tied)
+        {
+            return null;
         }
         return best >= Math.Max(1, quorum) ? new TimeBound(low, high, monotonic, best, samples.Count) : null;
     }

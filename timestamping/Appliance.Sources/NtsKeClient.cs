@@ -30,7 +30,7 @@ public sealed record NtsKeResult(
 /// <param name="VerificationTime">The time the chain must be valid at: the appliance's clock, never below its floor while unsynchronised.</param>
 /// <param name="IgnoreValidityPeriod">
 /// Skip the validity-period check (clock.skip-certificate-dates, chrony's nocerttimecheck): the
-/// chain must still lead to a trusted root and carry the name, and revocation is checked as ever.
+/// chain must still lead to a trusted root and carry the name (revocation is never checked, as before).
 /// </param>
 public readonly record struct CertificateTime(DateTimeOffset VerificationTime, bool IgnoreValidityPeriod);
 
@@ -72,7 +72,6 @@ public static class NtsKeClient
             if (time is { } t)
             {
                 options.CertificateChainPolicy.VerificationTime = t.VerificationTime.UtcDateTime;
-                options.CertificateChainPolicy.VerificationTimeIgnored = false;
                 if (t.IgnoreValidityPeriod)
                 {
                     options.CertificateChainPolicy.VerificationFlags = X509VerificationFlags.IgnoreNotTimeValid

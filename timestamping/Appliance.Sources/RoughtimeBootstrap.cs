@@ -23,6 +23,11 @@ public static class RoughtimeBootstrap
 {
     private static readonly uint[] s_versions = [RoughtimeVersion.Rfc, RoughtimeVersion.Draft];
 
+    /// <summary>MIDP and RADI this appliance can represent (Unix nanoseconds in a long run to 2262): up to 2200, radius under a day.</summary>
+    private const ulong MaxMidpointSeconds = 7_258_118_400;
+
+    private static bool Plausible(RoughtimeReading reading) => reading.Midpoint <= MaxMidpointSeconds && reading.Radius <= 86_400;
+
     /// <summary>Asks every server at once; each gets <paramref name="attempts"/> tries of <paramref name="timeout"/> (UDP may lose one).</summary>
     public static async Task<IReadOnlyList<RoughtimeOutcome>> AskAllAsync(IReadOnlyList<RoughtimeTarget> servers, TimeSpan timeout, int attempts,
         CancellationToken cancellationToken)
@@ -50,25 +55,32 @@ public static class RoughtimeBootstrap
             using var client = new UdpClient(endPoint.AddressFamily);
             using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             wait.CancelAfter(timeout);
+            string? rejected = null;
             try
             {
                 client.Connect(endPoint);
                 long sent = SystemClock.MonotonicNanoseconds();
                 await client.SendAsync(request, wait.Token).ConfigureAwait(false);
-                UdpReceiveResult answer = await client.ReceiveAsync(wait.Token).ConfigureAwait(false);
-                long received = SystemClock.MonotonicNanoseconds();
-                RoughtimeRejection rejection = RoughtimeClient.Verify(request, answer.Buffer, server.PublicKey, out RoughtimeReading reading);
-                if (rejection == RoughtimeRejection.None)
+                while (true)
                 {
-                    return new RoughtimeOutcome(server, RoughtimeSample.FromReading(server.Name, reading.Midpoint, reading.Radius, sent, received), null);
+                    UdpReceiveResult answer = await client.ReceiveAsync(wait.Token).ConfigureAwait(false);
+                    long received = SystemClock.MonotonicNanoseconds();
+                    RoughtimeRejection rejection = RoughtimeClient.Verify(request, answer.Buffer, server.PublicKey, out RoughtimeReading reading);
+                    if (rejection == RoughtimeRejection.None && Plausible(reading))
+                    {
+                        return new RoughtimeOutcome(server, RoughtimeSample.FromReading(server.Name, reading.Midpoint, reading.Radius, sent, received), null);
+                    }
+                    // A datagram that fails a check may be anyone's (a spoofed one ahead of the real
+                    // answer): keep listening until the timeout, and say why if nothing better comes.
+                    rejected = rejection == RoughtimeRejection.None
+                        ? $"answer rejected: MIDP {reading.Midpoint} ± {reading.Radius} s is no time this appliance can be at"
+                        : $"answer rejected: {rejection} (RFC 10049 §5.4); check its public key";
                 }
-                // A forged or broken answer is the server's (or a path's) fault: say so; another try will not mend it.
-                return new RoughtimeOutcome(server, null, $"answer rejected: {rejection} (RFC 10049 §5.4); check its public key");
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
                 // RFC 10049 §5.2: a server ignores a request whose SRV names a key it does not hold.
-                problem = $"no answer within {timeout.TotalSeconds:0.#} s, {attempts} tries (a server does not answer for a key it does not hold: check the public key too)";
+                problem = rejected ?? $"no answer within {timeout.TotalSeconds:0.#} s, {attempts} tries (a server does not answer for a key it does not hold: check the public key too)";
             }
             catch (SocketException e)
             {

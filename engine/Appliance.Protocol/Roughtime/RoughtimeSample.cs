@@ -9,6 +9,7 @@ namespace Appliance.Protocol.Roughtime;
 /// <param name="AtMonotonic">When the answer arrived, on the monotonic clock.</param>
 public readonly record struct RoughtimeSample(string Server, long EarliestUnixNanoseconds, long LatestUnixNanoseconds, long AtMonotonic)
 {
+    /// <summary>The interval of a reading; MIDP in nanoseconds must fit a long (before 2262): a client checks that first.</summary>
     public static RoughtimeSample FromReading(string server, ulong midpointSeconds, uint radiusSeconds, long sentMonotonic, long receivedMonotonic)
     {
         long midpoint = checked((long)midpointSeconds * 1_000_000_000);

@@ -77,6 +77,8 @@ public sealed class ClockService : BackgroundService
     private readonly int _roughtimeQuorum;
     private TimeBound? _bound;
 
+    private bool _unboundSaid;
+
     /// <summary>Per source: when (monotonic) a sample outside the bound was last logged, so a refused source says so once a minute.</summary>
     private readonly Dictionary<ITimeSource, long> _refusedLoggedAt = [];
     private volatile ClockSnapshot _snapshot = ClockSnapshot.Empty;
@@ -150,7 +152,7 @@ public sealed class ClockService : BackgroundService
             _logger.LogWarning("clock: the system clock reads {System}, before {Floor} ({Origin}): it is wrong. Serving LI=3, stratum 16 until synchronised{Local}{Step}",
                 LastKnownTime.Show(system), LastKnownTime.Show(_floor.UnixNanoseconds), _floor.Origin,
                 clock.Local is null ? "" : "; clock.local is not served this run",
-                clock.Mode == ClockMode.Kernel && config.Sources.Count > 0 ? "; stepping it to that time first" : "");
+                clock.Mode == ClockMode.Kernel && config.Sources.Count > 0 ? "; stepping it to that time first (kernel mode)" : "");
         }
         _core = new ClockCore(new ClockCoreOptions
         {
@@ -394,7 +396,11 @@ public sealed class ClockService : BackgroundService
     /// </summary>
     public static TimeFloor Floor(long buildUnixSeconds, string? lastKnownTimePath, ILogger logger)
     {
-        TimeFloor floor = buildUnixSeconds > 0 ? TimeFloor.None.Raise(buildUnixSeconds * 1_000_000_000, "the time of the commit this appliance was built from") : TimeFloor.None;
+        // A day before the commit: a committer's or build machine's clock may run a little ahead, and
+        // the floor is there to catch clocks years off, not to argue about hours.
+        TimeFloor floor = buildUnixSeconds > 0
+            ? TimeFloor.None.Raise((buildUnixSeconds - 86_400) * 1_000_000_000, "a day before the commit this appliance was built from")
+            : TimeFloor.None;
         if (lastKnownTimePath is null)
         {
             return floor;
@@ -421,13 +427,12 @@ public sealed class ClockService : BackgroundService
         {
             bool synchronised = _core.Status is ClockCoreStatus.Synchronised or ClockCoreStatus.Holdover;
             long now = Now();
-            if (!synchronised && _bound is { } bound)
-            {
-                // Signed time from servers that agree beats a clock that may be years off: the clock
-                // where it lies within their bound, else the bound's nearest edge; never below the floor.
-                now = bound.Clamp(now, SystemClock.MonotonicNanoseconds());
-            }
-            long at = _floor.VerificationTime(now, synchronised);
+            // Signed time from servers that agree beats both a clock that may be years off and a
+            // floor that may be wrong (a last-known time planted too far ahead): the clock where it
+            // lies within their bound, else the bound's nearest edge. Without a bound, the floor.
+            long at = !synchronised && _bound is { } bound
+                ? bound.Clamp(now, SystemClock.MonotonicNanoseconds())
+                : _floor.VerificationTime(now, synchronised);
             return new CertificateTime(DateTimeOffset.UnixEpoch.AddTicks(at / 100), _clockUpdates < _skipCertificateDates);
         }
     }
@@ -460,8 +465,7 @@ public sealed class ClockService : BackgroundService
             {
                 // Before anything else reads it (TLS, the log's timestamps, the first samples): the
                 // floor is nearer the truth than a clock that is behind it.
-                _clock.Step(behind / 1e9);
-                _logger.LogWarning("clock: stepped by {Seconds:F3} s to the floor, {Floor}", behind / 1e9, LastKnownTime.Show(_floor.UnixNanoseconds));
+                _clock.Step(behind / 1e9); // said in the constructor's one line
             }
             Apply(_core.Tick(Now()));
         }
@@ -565,6 +569,13 @@ public sealed class ClockService : BackgroundService
             {
                 return;
             }
+#pragma warning disable CA1031 // the bootstrap is an aid: its failure of any kind must not end the clock service
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                _logger.LogError(e, "clock: Roughtime bootstrap failed: {Error}; the first synchronisation goes on without a bound", e.Message);
+                return;
+            }
             long monotonic = SystemClock.MonotonicNanoseconds();
             RoughtimeSample[] samples = [.. outcomes.Where(o => o.Sample is not null).Select(o => o.Sample!.Value)];
             TimeBound? bound = TimeBound.Agree(samples, _roughtimeQuorum, monotonic);
@@ -612,16 +623,16 @@ public sealed class ClockService : BackgroundService
         }
         long monotonic = SystemClock.MonotonicNanoseconds();
         long says = Now() + (long)(sample.Offset * 1e9);
-        // Half its round trip either way: the sample's own uncertainty (RFC 5905 §8).
-        long slack = (long)(sample.Delay * 0.5e9);
-        if (bound.Contains(says - slack, monotonic) || bound.Contains(says + slack, monotonic))
+        // The sample's own uncertainty: half its round trip and its root distance (RFC 5905 §8, §11.2.1).
+        long slack = (long)(((sample.Delay + sample.RootDelay) * 0.5e9) + ((sample.RootDispersion + sample.Dispersion) * 1e9));
+        (long earliest, long latest) = bound.At(monotonic);
+        if (says + slack >= earliest && says - slack <= latest)
         {
             return false;
         }
         if (!_refusedLoggedAt.TryGetValue(source, out long logged) || monotonic - logged > 60_000_000_000)
         {
             _refusedLoggedAt[source] = monotonic;
-            (long earliest, long latest) = bound.At(monotonic);
             _logger.LogError("clock: refused {Source}: it says the time is {Says}, outside {Earliest} to {Latest}, which {Agreeing} Roughtime server(s) signed; "
                 + "a first synchronisation must lie within it (check the source, and clock.roughtime)",
                 source.Name, LastKnownTime.Show(says), LastKnownTime.Show(earliest), LastKnownTime.Show(latest), bound.Agreeing);
@@ -636,7 +647,7 @@ public sealed class ClockService : BackgroundService
     /// </summary>
     private long? LastKnownTimeDue(bool force)
     {
-        if (_lastKnownTimePath is null || _core.Status != ClockCoreStatus.Synchronised)
+        if (_lastKnownTimePath is null || _core.Status != ClockCoreStatus.Synchronised || !Trusted(_core.Selection))
         {
             return null;
         }
@@ -647,6 +658,22 @@ public sealed class ClockService : BackgroundService
         }
         _lastKnownWrittenAt = monotonic;
         return Now();
+    }
+
+    /// <summary>
+    /// Whether a synchronisation may set the floor of later starts: when its system peer is
+    /// authenticated (NTS) or a reference clock, or at least two sources agree. One unauthenticated
+    /// source (or someone spoofing it) could otherwise plant a far-future time that every later
+    /// start would step the clock to and check certificates against.
+    /// </summary>
+    private bool Trusted(SelectionResult selection)
+    {
+        if (selection.Survivors.Count >= 2)
+        {
+            return true;
+        }
+        ITimeSource? system = selection.SystemPeer is { } peer ? _peers.FirstOrDefault(p => p.Value == peer).Key : null;
+        return system is not null && _configs[system] is not NtpSourceConfig { Nts: false };
     }
 
     private void WriteLastKnownTime(long? known)
@@ -759,13 +786,15 @@ public sealed class ClockService : BackgroundService
                 return false;
             }
             Apply(_core.OnSample(peer, sample, Now()));
-            if (_core.Status == ClockCoreStatus.Synchronised)
+            if (_core.Status == ClockCoreStatus.Synchronised && _core.Selection.SystemPeer == peer)
             {
+                // A clock update, as chrony's nocerttimecheck counts them: a sample of the source the clock follows.
                 _clockUpdates = _clockUpdates == int.MaxValue ? int.MaxValue : _clockUpdates + 1;
             }
-            if (source is GpsdSource && peer.Filter.Best is { } fix)
+            if (source is GpsdSource && peer.Status is not (PeerStatus.Falseticker or PeerStatus.Unfit) && peer.Filter.Best is { } fix)
             {
-                // A GPS fix is time from the sky: it lifts the floor before any TLS needs one (issue #21).
+                // A GPS fix is time from the sky: it lifts the floor before any TLS needs one (issue #21);
+                // not while selection outvotes the receiver (a spoofed or confused one).
                 _floor = _floor.Raise(Now() + (long)(fix.Offset * 1e9), $"a GPS fix from {source.Name}");
             }
             return _core.Agrees(peer, sample, _precisionSeconds);
@@ -859,6 +888,11 @@ public sealed class ClockService : BackgroundService
             case ClockCoreStatus.Synchronised:
                 _logger.LogInformation("clock: synchronised to {Source}, stratum {Stratum}, root dispersion {Dispersion:F6} s",
                     system?.Name ?? "(combined survivors)", s.Stratum, s.RootDispersion);
+                if (_roughtime.Count > 0 && _bound is null && !_unboundSaid)
+                {
+                    _unboundSaid = true;
+                    _logger.LogWarning("clock: synchronised with no Roughtime bound (fewer than {Quorum} of clock.roughtime agreed): nothing checked this first synchronisation", _roughtimeQuorum);
+                }
                 break;
             case ClockCoreStatus.Holdover:
                 _logger.LogWarning("clock: no usable source; holdover (dispersion grows with PHI plus the frequency uncertainty)");

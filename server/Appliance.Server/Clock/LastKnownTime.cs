@@ -26,9 +26,10 @@ public static class LastKnownTime
             return null;
         }
         string text = File.ReadAllText(path).Trim();
-        if (!DateTimeOffset.TryParseExact(text, Format, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out DateTimeOffset time))
+        if (!DateTimeOffset.TryParseExact(text, Format, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out DateTimeOffset time)
+            || time.Year is < 2000 or > 2200)
         {
-            throw new InvalidDataException($"{path} holds '{(text.Length > 40 ? text[..40] + "…" : text)}', not a time such as {DateTimeOffset.UnixEpoch.ToString(Format, CultureInfo.InvariantCulture)}; remove it, and the next synchronisation writes it again");
+            throw new InvalidDataException($"{path} holds '{(text.Length > 40 ? text[..40] + "…" : text)}', not a time between 2000 and 2200 such as 2026-12-04T01:23:45.0000000Z; remove it, and the next synchronisation writes it again");
         }
         return (time - DateTimeOffset.UnixEpoch).Ticks * 100;
     }

@@ -35,6 +35,8 @@ public static class NtpTarget
 internal struct ScriptedPolicy(PolicyVerdict verdict) : IClientPolicy
 {
     public readonly PolicyVerdict Evaluate(in RequestContext context, bool nts) => verdict;
+
+    public readonly bool WithinRate(NetAddress client, long limiterNanoseconds) => verdict == PolicyVerdict.Allow;
 }
 
 /// <summary>What every response of the server must be, plain or NTS.</summary>
