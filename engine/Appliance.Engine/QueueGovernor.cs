@@ -27,6 +27,7 @@ internal sealed class QueueGovernor
     private bool _shedSinceChange;
     private int _receives;
     private int _fullReceives;
+    private int _standingReceives;
 
     /// <param name="budgetNanoseconds">ntp.max-queue-delay.</param>
     /// <param name="openedBuffer">The receive buffer in force when the socket opened (after the kernel's rmem_max cap): the most it grows back to.</param>
@@ -70,6 +71,10 @@ internal sealed class QueueGovernor
         {
             _fullReceives++;
         }
+        if (_behindSince != 0)
+        {
+            _standingReceives++;
+        }
         bool overloaded = (_behindSince != 0 && monotonic - _behindSince >= IntervalNanoseconds)
             || (_lastShed != 0 && monotonic - _lastShed < IntervalNanoseconds);
         return overloaded ? before : 0;
@@ -84,12 +89,13 @@ internal sealed class QueueGovernor
 
     /// <summary>
     /// Past capacity, a request the worker sheds still costs it a dequeue: at 3× its capacity,
-    /// most of its time. So an interval in which it shed and at whose end the queue still stands
-    /// (shedding did not catch up) halves the buffer (to at least <see cref="MinBuffer"/>): the
-    /// kernel then drops the excess as it arrives, at no cost to the worker, and the queue holds
-    /// about what the worker answers within the budget, as chronyd's default-sized buffer does. A
-    /// worker whose shedding caught up keeps its buffer: the kernel drops by arrival, blind to who
-    /// sent what, and a backlog left by a stall of the host is better drained than lost. The buffer grows back (a doubling per interval since it was last
+    /// most of its time; and a stale request of a client within its rate is answered, not shed. So
+    /// an interval in which most receives found the queue standing (full, the oldest request past
+    /// the budget) halves the buffer (to at least <see cref="MinBuffer"/>): the kernel then drops
+    /// the excess as it arrives, at no cost to the worker, and the queue holds about what the
+    /// worker answers within the budget, as chronyd's default-sized buffer does. A queue that stood
+    /// for a moment only (a stall of the host, drained by shedding) keeps its buffer: the kernel
+    /// drops by arrival, blind to who sent what, and such a backlog is better drained than lost. The buffer grows back (a doubling per interval since it was last
     /// looked at, so an idle socket is back to full size at its first receive) only after an
     /// interval without shedding in which most receives came back less than full: the queue was
     /// empty most of the time. A queue that stays full at the lowered size is overload the kernel is shedding
@@ -104,17 +110,17 @@ internal sealed class QueueGovernor
             return false;
         }
         int wanted = Buffer;
-        if (_shedSinceChange && _behindSince != 0)
+        if (_standingReceives * 2 > _receives)
         {
             wanted = Math.Max(MinBuffer, Buffer / 2);
         }
-        else if (_fullReceives * 2 < _receives)
+        else if (!_shedSinceChange && _fullReceives * 2 < _receives)
         {
             int doublings = (int)Math.Min(31, elapsed / IntervalNanoseconds);
             wanted = (int)Math.Min(_opened, (long)Buffer << doublings);
         }
         _lookedAt = monotonic;
-        _receives = _fullReceives = 0;
+        _receives = _fullReceives = _standingReceives = 0;
         _shedSinceChange = false;
         bool changed = wanted != Buffer;
         Buffer = wanted;

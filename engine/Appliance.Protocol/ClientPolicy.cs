@@ -47,8 +47,8 @@ public interface IClientPolicy
     PolicyVerdict Evaluate(in RequestContext context, bool nts);
 
     /// <summary>
-    /// True when <paramref name="client"/> is known to poll within its rate: its rate-limit bucket
-    /// holds a token at <paramref name="limiterNanoseconds"/>, nothing charged. An overloaded worker
+    /// True when <paramref name="client"/> is known to poll within its rate: the rate limiter holds
+    /// it and its bucket holds a token at <paramref name="limiterNanoseconds"/>, nothing charged. An overloaded worker
     /// answers such a client's request even past the queue budget (issue #20): it polls no faster
     /// than the rate-limit interval, so an answer late by milliseconds still comes long before its
     /// next request (the definition of stale). Without a rate limiter nothing is known: false.

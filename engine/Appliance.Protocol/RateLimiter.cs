@@ -130,8 +130,10 @@ public sealed class RateLimiter
     }
 
     /// <summary>
-    /// True when the client's bucket would hold a token at <paramref name="nowNanoseconds"/> (a client
-    /// the table does not know starts full): a look that charges, refills and evicts nothing.
+    /// True when the table knows the client and its bucket would hold a token at
+    /// <paramref name="nowNanoseconds"/>: a look that charges, refills and evicts nothing. A client
+    /// the table does not hold is not known to poll within its rate (a flood from random sources
+    /// evicts as it goes): false.
     /// </summary>
     public bool HasToken(NetAddress client, long nowNanoseconds)
     {
@@ -148,7 +150,7 @@ public sealed class RateLimiter
                 return Math.Min(_capacityTokens, entry.Tokens + refill) >= TokenUnit;
             }
         }
-        return true;
+        return false;
     }
 
     /// <summary>

@@ -67,20 +67,24 @@ public class StaleSheddingTests
         var limiter = new RateLimiter(new RateLimitSettings(TimeSpan.FromSeconds(1), 2, 0, false, 1024), 1024, 1, 2);
         var flooder = new IPEndPoint(IPAddress.Parse("192.0.2.66"), 123);
         long monotonic = SystemClock.MonotonicNanoseconds();
+        limiter.Check(NetAddress.FromIPAddress(s_client.Address), monotonic); // seen once: known, a token left
         limiter.Check(NetAddress.FromIPAddress(flooder.Address), monotonic);
         limiter.Check(NetAddress.FromIPAddress(flooder.Address), monotonic); // its burst spent
         var policy = new ServerPolicy(null, DenyAction.Ignore, limiter);
-        using var batch = new PacketBatch(2);
+        var stranger = new IPEndPoint(IPAddress.Parse("192.0.2.99"), 123);
+        using var batch = new PacketBatch(3);
         var counters = new WorkerCounters();
-        var scratch = new BatchScratch(2, null) { ShedBefore = Now - 2_000_000 };
+        var scratch = new BatchScratch(3, null) { ShedBefore = Now - 2_000_000 };
         batch.Load(0, NtpQuery.ClientRequest(1), s_client, Now - 40_000_000);
         batch.Load(1, NtpQuery.ClientRequest(2), flooder, Now - 40_000_000);
+        batch.Load(2, NtpQuery.ClientRequest(3), stranger, Now - 40_000_000); // unknown (a random-source flood's): shed
 
         NtpWorker.ProcessBatch(batch, EngineFixture.SyncedCell().Current, ref policy, counters, scratch);
 
         Assert.Equal(48, batch.ResponseLength(0));
         Assert.Equal(0, batch.ResponseLength(1));
-        Assert.Equal(1, counters.Get(ResponseAction.Drop, ResponseReason.Stale));
+        Assert.Equal(0, batch.ResponseLength(2));
+        Assert.Equal(2, counters.Get(ResponseAction.Drop, ResponseReason.Stale));
         Assert.Equal(1, counters.Get(ResponseAction.Respond, ResponseReason.Served));
     }
 
@@ -211,24 +215,26 @@ public class StaleSheddingTests
     }
 
     [Fact]
-    public void ShedsThatCaughtUp_LeaveTheBufferAlone_OnlyAQueueStillStandingHalvesIt()
+    public void AQueueThatStoodForAMomentOnly_KeepsItsBuffer_OneStandingMostOfAnIntervalHalvesIt()
     {
         var queue = new QueueGovernor(Budget, 1 << 20, 0);
-        for (double t = 0; t <= 100; t += 1)
+        // A stall: 10 of the interval's receives find the queue standing, then 40 a drained one.
+        for (double t = 1; t <= 10; t += 1)
         {
             Receive(queue, full: true, t, 5);
         }
-        queue.Shed(100 * Ms);
-        // Shedding caught up (the heads are fresh again): the kernel need not drop anything.
-        Receive(queue, full: true, 101, 1);
+        queue.Shed(10 * Ms);
+        for (double t = 11; t <= 50; t += 1)
+        {
+            Receive(queue, full: true, t, 1);
+        }
         Assert.False(queue.AdjustBuffer(110 * Ms));
         Assert.Equal(1 << 20, queue.Buffer);
-        // Shedding that does not catch up (stale heads to the end of the interval): halved.
+        // Standing for most of the next interval, shed or not (clients within their rate are answered late): halved.
         for (double t = 111; t <= 211; t += 1)
         {
             Receive(queue, full: true, t, 5);
         }
-        queue.Shed(211 * Ms);
         Assert.True(queue.AdjustBuffer(215 * Ms));
         Assert.Equal(512 << 10, queue.Buffer);
     }

@@ -269,9 +269,11 @@ public class ImageVm : IAsyncLifetime
 
     /// <summary>
     /// Asks the reporter for sections (<c>report</c>, <c>reload</c>) and waits for them. A request
-    /// the reporter has not begun to answer within 10 s is sent again: a line the guest's tty got
+    /// the reporter has not begun to answer within 30 s is sent again: a line the guest's tty got
     /// mangled (a cold start's first request once went unanswered for 2 minutes while the reporter
-    /// went on saying READY) is not read as the command, and nothing of it ran.
+    /// went on saying READY; bash's read -t drops a line it timed out in) is not read as the
+    /// command, and nothing of it ran. (The first section starts at once: 30 s without it is no
+    /// slow answer.)
     /// </summary>
     public async Task<IReadOnlyDictionary<string, string>> RequestAsync(string command)
     {
@@ -286,7 +288,7 @@ public class ImageVm : IAsyncLifetime
             await _report!.SendAsync(Encoding.ASCII.GetBytes("\n" + command + "\n"));
             try
             {
-                await WaitForAsync(t => t.IndexOf("==BEGIN ", from, StringComparison.Ordinal) >= 0, TimeSpan.FromSeconds(10), $"the start of the answer to '{command}'");
+                await WaitForAsync(t => t.IndexOf("==BEGIN ", from, StringComparison.Ordinal) >= 0, TimeSpan.FromSeconds(30), $"the start of the answer to '{command}'");
                 break;
             }
             catch (TimeoutException) when (deadline.Elapsed < s_reportTimeout)

@@ -37,13 +37,13 @@ public class RateLimiterTests
     {
         RateLimiter limiter = Limiter(burst: 2);
         long t = 1000 * Second;
-        Assert.True(limiter.HasToken(s_client, t)); // unknown: a new client starts full
+        Assert.False(limiter.HasToken(s_client, t)); // unknown: not known to poll within its rate
         Assert.False(limiter.Tracks(s_client));
+        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t));
         for (int i = 0; i < 100; i++)
         {
-            Assert.True(limiter.HasToken(s_client, t));
+            Assert.True(limiter.HasToken(s_client, t)); // a look charges nothing
         }
-        Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t));
         Assert.True(limiter.HasToken(s_client, t));
         Assert.Equal(RateDecision.Allow, limiter.Check(s_client, t));
         Assert.False(limiter.HasToken(s_client, t));                 // spent
