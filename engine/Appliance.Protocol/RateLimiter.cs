@@ -144,9 +144,7 @@ public sealed class RateLimiter
             if (entry.Key == key)
             {
                 long elapsed = (nowNanoseconds / 1000) - entry.Time;
-                long refill = elapsed <= 0 ? 0
-                    : elapsed >= _intervalMicros * (_capacityTokens / TokenUnit) ? _capacityTokens
-                    : elapsed * TokenUnit / _intervalMicros;
+                long refill = elapsed <= 0 ? 0 : Refill(elapsed);
                 return Math.Min(_capacityTokens, entry.Tokens + refill) >= TokenUnit;
             }
         }
@@ -284,9 +282,7 @@ public sealed class RateLimiter
             long elapsed = now - entry.Time;
             if (elapsed > 0)
             {
-                long refill = elapsed >= _intervalMicros * (_capacityTokens / TokenUnit)
-                    ? _capacityTokens
-                    : elapsed * TokenUnit / _intervalMicros;
+                long refill = Refill(elapsed);
                 entry.Tokens = (int)Math.Min(_capacityTokens, entry.Tokens + refill);
                 entry.Kisses = (int)Math.Min(TokenUnit, entry.Kisses + refill);
             }
@@ -303,6 +299,10 @@ public sealed class RateLimiter
         }
         return ref entry;
     }
+
+    /// <summary>The tokens <paramref name="elapsedMicros"/> (&gt; 0) refill: one per interval, a full bucket at most (which also keeps the product from overflowing).</summary>
+    private long Refill(long elapsedMicros) =>
+        elapsedMicros >= _intervalMicros * (_capacityTokens / TokenUnit) ? _capacityTokens : elapsedMicros * TokenUnit / _intervalMicros;
 
     private ulong Key(NetAddress client, out int set)
     {

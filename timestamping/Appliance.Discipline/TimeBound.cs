@@ -14,11 +14,14 @@ public readonly record struct TimeBound(long EarliestUnixNanoseconds, long Lates
     private const double MaxDrift = 500e-6;
 
     /// <summary>The bound at <paramref name="monotonic"/>.</summary>
-    public (long Earliest, long Latest) At(long monotonic)
+    public (long Earliest, long Latest) At(long monotonic) => Carry(EarliestUnixNanoseconds, LatestUnixNanoseconds, AtMonotonic, monotonic);
+
+    /// <summary>An interval read at <paramref name="from"/> (monotonic), as it stands at <paramref name="to"/>.</summary>
+    private static (long Earliest, long Latest) Carry(long earliest, long latest, long from, long to)
     {
-        long elapsed = monotonic - AtMonotonic;
+        long elapsed = to - from;
         long drift = (long)(Math.Abs(elapsed) * MaxDrift);
-        return (EarliestUnixNanoseconds + elapsed - drift, LatestUnixNanoseconds + elapsed + drift);
+        return (earliest + elapsed - drift, latest + elapsed + drift);
     }
 
     /// <summary><paramref name="unixNanoseconds"/>, read at <paramref name="monotonic"/>, moved into the bound if it lies outside.</summary>
@@ -46,7 +49,7 @@ public readonly record struct TimeBound(long EarliestUnixNanoseconds, long Lates
         var edges = new List<(long At, int Step)>(samples.Count * 2);
         foreach (RoughtimeSample sample in samples)
         {
-            (long earliest, long latest) = new TimeBound(sample.EarliestUnixNanoseconds, sample.LatestUnixNanoseconds, sample.AtMonotonic, 1, 1).At(monotonic);
+            (long earliest, long latest) = Carry(sample.EarliestUnixNanoseconds, sample.LatestUnixNanoseconds, sample.AtMonotonic, monotonic);
             edges.Add((earliest, +1));
             edges.Add((latest, -1));
         }
